@@ -1,0 +1,17 @@
+//! netpulse's pure core: the records every source produces, the statistics computed from them,
+//! and the small parsers shared by the CLI and the config. No I/O, no threads, no clock reads:
+//! time is always passed in, so everything here is tested with exact, hand-computed vectors.
+
+pub mod clock;
+pub mod duration;
+pub mod record;
+pub mod stats;
+pub mod target;
+pub mod window;
+
+pub use clock::{Clock, FakeClock, SystemClock};
+pub use duration::{parse_duration, DurationParseError};
+pub use record::{Detail, IcmpError, Outcome, ProbeResult, TargetId};
+pub use stats::{Jitter, ProbeStats, RttStats, RttSummary};
+pub use target::{parse_port_list, parse_target, TargetKind, TargetParseError, TargetSpec};
+pub use window::{WindowReport, WindowStats};

@@ -1,0 +1,200 @@
+//! The records sources produce. A failed probe is data, never a crash.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+/// Index of a target in the run's target list.
+pub type TargetId = usize;
+
+/// An ICMP error that answered a probe instead of a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpError {
+    /// True for ICMPv6 type/code numbering.
+    pub v6: bool,
+    /// ICMP type (3 = unreachable, 11 = time exceeded for v4; 1 and 3 for v6).
+    pub icmp_type: u8,
+    /// ICMP code.
+    pub code: u8,
+    /// The router or host that sent the error.
+    pub from: Option<IpAddr>,
+}
+
+impl IcmpError {
+    /// True when this error means the destination port is closed (the host itself answered).
+    pub fn is_port_unreachable(&self) -> bool {
+        if self.v6 {
+            self.icmp_type == 1 && self.code == 4
+        } else {
+            self.icmp_type == 3 && self.code == 3
+        }
+    }
+
+    /// True for "time to live / hop limit exceeded".
+    pub fn is_ttl_exceeded(&self) -> bool {
+        if self.v6 {
+            self.icmp_type == 3
+        } else {
+            self.icmp_type == 11
+        }
+    }
+
+    /// The message ping prints for this error.
+    pub fn describe(&self) -> &'static str {
+        match (self.v6, self.icmp_type, self.code) {
+            (false, 3, 0) => "Destination Net Unreachable",
+            (false, 3, 1) => "Destination Host Unreachable",
+            (false, 3, 2) => "Destination Protocol Unreachable",
+            (false, 3, 3) => "Destination Port Unreachable",
+            (false, 3, 4) => "Frag needed",
+            (false, 3, 9 | 10 | 13) => "Communication administratively prohibited",
+            (false, 3, _) => "Destination Unreachable",
+            (false, 11, _) => "Time to live exceeded",
+            (false, 12, _) => "Parameter problem",
+            (true, 1, 0) => "No route",
+            (true, 1, 1) => "Administratively prohibited",
+            (true, 1, 3) => "Address unreachable",
+            (true, 1, 4) => "Port unreachable",
+            (true, 1, _) => "Destination unreachable",
+            (true, 2, _) => "Packet too big",
+            (true, 3, _) => "Time exceeded: Hop limit",
+            (true, 4, _) => "Parameter problem",
+            _ => "ICMP error",
+        }
+    }
+}
+
+impl fmt::Display for IcmpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.from {
+            Some(from) => write!(f, "From {from}: {}", self.describe()),
+            None => f.write_str(self.describe()),
+        }
+    }
+}
+
+/// How a probe ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A reply arrived (ICMP echo reply, TCP connected, UDP or DNS answer).
+    Ok,
+    /// No answer within the timeout.
+    Timeout,
+    /// The host answered but the port is closed (TCP RST, ICMP port unreachable): reachable.
+    Refused,
+    /// An ICMP error (unreachable, TTL exceeded) answered instead.
+    Unreachable(IcmpError),
+    /// The probe could not be sent or failed locally.
+    Error(String),
+}
+
+impl Outcome {
+    /// The JSON name of the outcome: `ok|timeout|refused|unreachable|error`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Timeout => "timeout",
+            Outcome::Refused => "refused",
+            Outcome::Unreachable(_) => "unreachable",
+            Outcome::Error(_) => "error",
+        }
+    }
+
+    /// True when the target answered (a refused port still proves the host is reachable).
+    pub fn is_reply(&self) -> bool {
+        matches!(self, Outcome::Ok | Outcome::Refused)
+    }
+}
+
+/// Protocol-specific facts about a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detail {
+    /// Nothing more to say.
+    #[default]
+    None,
+    /// ICMP echo reply: its size (ICMP header + payload) and the IP TTL / hop limit.
+    Icmp {
+        /// Bytes of ICMP message received.
+        bytes: u32,
+        /// TTL or hop limit of the reply, when the kernel reported it.
+        ttl: Option<u8>,
+    },
+    /// UDP reply size.
+    Udp {
+        /// Bytes of UDP payload received.
+        bytes: u32,
+    },
+    /// DNS answer: response code and number of answer records.
+    Dns {
+        /// RCODE (0 = NOERROR, 3 = NXDOMAIN, ...).
+        rcode: u16,
+        /// Records in the answer section.
+        answers: u16,
+    },
+}
+
+/// Name of a DNS RCODE as dig prints it.
+pub fn dns_rcode_name(rcode: u16) -> &'static str {
+    match rcode {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        6 => "YXDOMAIN",
+        7 => "YXRRSET",
+        8 => "NXRRSET",
+        9 => "NOTAUTH",
+        10 => "NOTZONE",
+        _ => "RCODE?",
+    }
+}
+
+/// The result of one probe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeResult {
+    /// Which target.
+    pub target: TargetId,
+    /// Probe sequence number for this target, from 0.
+    pub seq: u64,
+    /// Wall-clock time the probe was sent.
+    pub sent_at: SystemTime,
+    /// Round-trip time, when anything answered.
+    pub rtt: Option<Duration>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Protocol facts about the reply.
+    pub detail: Detail,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_and_names() {
+        assert!(Outcome::Ok.is_reply());
+        assert!(Outcome::Refused.is_reply());
+        assert!(!Outcome::Timeout.is_reply());
+        let e = IcmpError {
+            v6: false,
+            icmp_type: 3,
+            code: 1,
+            from: Some(IpAddr::from([10, 0, 0, 1])),
+        };
+        assert!(!Outcome::Unreachable(e).is_reply());
+        assert_eq!(Outcome::Unreachable(e).name(), "unreachable");
+        assert_eq!(e.to_string(), "From 10.0.0.1: Destination Host Unreachable");
+        assert!(IcmpError { code: 3, ..e }.is_port_unreachable());
+        assert!(IcmpError { icmp_type: 11, code: 0, ..e }.is_ttl_exceeded());
+        let v6 = IcmpError {
+            v6: true,
+            icmp_type: 1,
+            code: 4,
+            from: None,
+        };
+        assert!(v6.is_port_unreachable());
+        assert_eq!(dns_rcode_name(3), "NXDOMAIN");
+    }
+}

@@ -1,0 +1,351 @@
+//! Latency statistics that are exact where ping is exact and mergeable everywhere, so per-second
+//! figures roll up into minutes and hours without keeping samples.
+
+use crate::record::{Outcome, ProbeResult};
+use hdrhistogram::Histogram;
+use std::time::Duration;
+
+/// Largest RTT the histogram distinguishes (1 h); larger values are clamped to it.
+const HIST_MAX_NS: u64 = 3_600_000_000_000;
+/// Two significant digits: every percentile is within 1 % of the true sample value.
+const HIST_SIGFIG: u8 = 2;
+
+fn new_histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts, so this cannot fail at run time.
+    #[allow(clippy::expect_used)]
+    Histogram::new_with_bounds(1, HIST_MAX_NS, HIST_SIGFIG).expect("valid histogram bounds")
+}
+
+/// Round-trip-time statistics: exact count/min/avg/max/mdev, histogram percentiles (≤ 1 % error).
+#[derive(Debug, Clone)]
+pub struct RttStats {
+    count: u64,
+    sum_ns: u128,
+    sum_sq_ns: u128,
+    min: Duration,
+    max: Duration,
+    hist: Histogram<u64>,
+}
+
+impl Default for RttStats {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            sum_ns: 0,
+            sum_sq_ns: 0,
+            min: Duration::MAX,
+            max: Duration::ZERO,
+            hist: new_histogram(),
+        }
+    }
+}
+
+/// A snapshot of [`RttStats`], every figure as a duration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RttSummary {
+    /// Smallest RTT.
+    pub min: Duration,
+    /// Mean RTT.
+    pub avg: Duration,
+    /// Median (from the histogram).
+    pub median: Duration,
+    /// Largest RTT.
+    pub max: Duration,
+    /// Mean deviation as ping computes it: sqrt(mean(x²) − mean(x)²).
+    pub mdev: Duration,
+    /// 95th percentile.
+    pub p95: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+}
+
+impl RttStats {
+    /// Adds one sample.
+    pub fn record(&mut self, rtt: Duration) {
+        let ns = rtt.as_nanos();
+        self.count += 1;
+        self.sum_ns += ns;
+        self.sum_sq_ns += ns * ns;
+        self.min = self.min.min(rtt);
+        self.max = self.max.max(rtt);
+        let clamped = u64::try_from(ns).unwrap_or(HIST_MAX_NS).clamp(1, HIST_MAX_NS);
+        self.hist.saturating_record(clamped);
+    }
+
+    /// Number of samples.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Mean, if any sample was recorded.
+    pub fn mean(&self) -> Option<Duration> {
+        (self.count > 0).then(|| ns_to_duration(self.sum_ns as f64 / self.count as f64))
+    }
+
+    /// Adds everything `other` saw, as if its samples had been recorded here.
+    pub fn merge(&mut self, other: &RttStats) {
+        self.count += other.count;
+        self.sum_ns += other.sum_ns;
+        self.sum_sq_ns += other.sum_sq_ns;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.hist.add(&other.hist);
+    }
+
+    /// The value at quantile `q` (0..=1), within 1 %.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        (self.count > 0).then(|| {
+            let v = self.hist.value_at_quantile(q);
+            // Report the middle of the bucket, not its top: halves the worst-case error.
+            let mid = self.hist.median_equivalent(v);
+            Duration::from_nanos(mid).clamp(self.min, self.max)
+        })
+    }
+
+    /// All the figures at once, if any sample was recorded.
+    pub fn summary(&self) -> Option<RttSummary> {
+        if self.count == 0 {
+            return None;
+        }
+        let n = self.count as f64;
+        let mean = self.sum_ns as f64 / n;
+        let var = (self.sum_sq_ns as f64 / n - mean * mean).max(0.0);
+        Some(RttSummary {
+            min: self.min,
+            avg: ns_to_duration(mean),
+            median: self.quantile(0.5)?,
+            max: self.max,
+            mdev: ns_to_duration(var.sqrt()),
+            p95: self.quantile(0.95)?,
+            p99: self.quantile(0.99)?,
+        })
+    }
+}
+
+fn ns_to_duration(ns: f64) -> Duration {
+    Duration::from_nanos(ns.round().max(0.0) as u64)
+}
+
+/// Interarrival jitter as RFC 3550 §6.4.1 defines it, applied to round-trip times in arrival order:
+/// J += (|D| − J) / 16, where D is the change in RTT between consecutive replies. Also keeps the
+/// mean absolute change, which (unlike the running estimate) merges exactly.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Jitter {
+    last_rtt_ns: Option<f64>,
+    estimate_ns: f64,
+    sum_abs_delta_ns: f64,
+    deltas: u64,
+}
+
+impl Jitter {
+    /// Feeds the RTT of the next reply to arrive.
+    pub fn record(&mut self, rtt: Duration) {
+        let r = rtt.as_nanos() as f64;
+        if let Some(last) = self.last_rtt_ns {
+            let d = (r - last).abs();
+            self.estimate_ns += (d - self.estimate_ns) / 16.0;
+            self.sum_abs_delta_ns += d;
+            self.deltas += 1;
+        }
+        self.last_rtt_ns = Some(r);
+    }
+
+    /// The RFC 3550 running estimate; `None` before two replies.
+    pub fn rfc3550(&self) -> Option<Duration> {
+        (self.deltas > 0).then(|| ns_to_duration(self.estimate_ns))
+    }
+
+    /// Mean |ΔRTT| between consecutive replies; `None` before two replies.
+    pub fn mean_abs_delta(&self) -> Option<Duration> {
+        (self.deltas > 0).then(|| ns_to_duration(self.sum_abs_delta_ns / self.deltas as f64))
+    }
+
+    /// Merges a later period into this one: the running estimate continues from `later`'s,
+    /// the mean absolute change is exact over both.
+    pub fn merge(&mut self, later: &Jitter) {
+        if later.deltas > 0 {
+            self.estimate_ns = later.estimate_ns;
+        }
+        if later.last_rtt_ns.is_some() {
+            self.last_rtt_ns = later.last_rtt_ns;
+        }
+        self.sum_abs_delta_ns += later.sum_abs_delta_ns;
+        self.deltas += later.deltas;
+    }
+}
+
+/// Everything known about one target's probes: counts by outcome, RTT statistics and jitter.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeStats {
+    /// Probes resolved (answered, timed out or failed).
+    pub sent: u64,
+    /// Replies (including refused connections: the host answered).
+    pub received: u64,
+    /// Of `received`, how many were "port closed".
+    pub refused: u64,
+    /// Probes that timed out.
+    pub timeouts: u64,
+    /// Probes answered by an ICMP error (unreachable, TTL exceeded).
+    pub icmp_errors: u64,
+    /// Probes that failed locally (send error).
+    pub local_errors: u64,
+    /// RTT of replies.
+    pub rtt: RttStats,
+    /// Jitter of replies.
+    pub jitter: Jitter,
+}
+
+impl ProbeStats {
+    /// Counts one resolved probe.
+    pub fn record(&mut self, result: &ProbeResult) {
+        self.record_outcome(&result.outcome, result.rtt);
+    }
+
+    /// Counts one resolved probe from its parts.
+    pub fn record_outcome(&mut self, outcome: &Outcome, rtt: Option<Duration>) {
+        self.sent += 1;
+        match outcome {
+            Outcome::Ok | Outcome::Refused => {
+                self.received += 1;
+                if matches!(outcome, Outcome::Refused) {
+                    self.refused += 1;
+                }
+                if let Some(rtt) = rtt {
+                    self.rtt.record(rtt);
+                    self.jitter.record(rtt);
+                }
+            }
+            Outcome::Timeout => self.timeouts += 1,
+            Outcome::Unreachable(_) => self.icmp_errors += 1,
+            Outcome::Error(_) => self.local_errors += 1,
+        }
+    }
+
+    /// Fraction of probes without a reply (0..=1); 0 when nothing was sent.
+    pub fn loss(&self) -> f64 {
+        if self.sent == 0 {
+            0.0
+        } else {
+            1.0 - self.received as f64 / self.sent as f64
+        }
+    }
+
+    /// Adds a later period's counts.
+    pub fn merge(&mut self, later: &ProbeStats) {
+        self.sent += later.sent;
+        self.received += later.received;
+        self.refused += later.refused;
+        self.timeouts += later.timeouts;
+        self.icmp_errors += later.icmp_errors;
+        self.local_errors += later.local_errors;
+        self.rtt.merge(&later.rtt);
+        self.jitter.merge(&later.jitter);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ms(v: f64) -> Duration {
+        Duration::from_secs_f64(v / 1000.0)
+    }
+
+    fn close(a: Duration, b: Duration, rel: f64) -> bool {
+        let (a, b) = (a.as_secs_f64(), b.as_secs_f64());
+        (a - b).abs() <= rel * b.abs().max(1e-12)
+    }
+
+    #[test]
+    fn hand_computed_vector() {
+        // RTTs 10, 20, 30, 40 ms: avg 25, mdev = sqrt((100+400+900+1600)/4 - 625) = sqrt(125)
+        let mut s = RttStats::default();
+        for v in [10.0, 20.0, 30.0, 40.0] {
+            s.record(ms(v));
+        }
+        let sum = s.summary().expect("samples");
+        assert_eq!(sum.min, ms(10.0));
+        assert_eq!(sum.max, ms(40.0));
+        assert_eq!(sum.avg, ms(25.0));
+        assert!(close(sum.mdev, ms(125f64.sqrt()), 1e-9), "{:?}", sum.mdev);
+        assert!(close(sum.median, ms(20.0), 0.01), "{:?}", sum.median);
+        assert!(close(sum.p95, ms(40.0), 0.01), "{:?}", sum.p95);
+        assert!(close(sum.p99, ms(40.0), 0.01), "{:?}", sum.p99);
+    }
+
+    #[test]
+    fn percentiles_within_one_percent_on_1_to_1000() {
+        let mut s = RttStats::default();
+        for v in 1..=1000u64 {
+            s.record(Duration::from_micros(v * 37));
+        }
+        for (q, exact) in [(0.5, 500u64), (0.95, 950), (0.99, 990)] {
+            let got = s.quantile(q).expect("samples");
+            assert!(close(got, Duration::from_micros(exact * 37), 0.01), "q{q}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn rfc3550_jitter_by_hand() {
+        // RTTs 10, 12, 11, 15 ms: D = 2, 1, 4
+        // J1 = 2/16 = 0.125; J2 = 0.125 + (1-0.125)/16 = 0.1796875; J3 = J2 + (4-J2)/16 = 0.418457...
+        let mut j = Jitter::default();
+        assert_eq!(j.rfc3550(), None);
+        for v in [10.0, 12.0, 11.0, 15.0] {
+            j.record(ms(v));
+        }
+        let j2 = 0.125 + (1.0 - 0.125) / 16.0;
+        let j3 = j2 + (4.0 - j2) / 16.0;
+        assert!(close(j.rfc3550().expect("two replies"), ms(j3), 1e-6));
+        assert!(close(j.mean_abs_delta().expect("two replies"), ms(7.0 / 3.0), 1e-6));
+    }
+
+    #[test]
+    fn counts_and_loss() {
+        let mut p = ProbeStats::default();
+        p.record_outcome(&Outcome::Ok, Some(ms(1.0)));
+        p.record_outcome(&Outcome::Refused, Some(ms(2.0)));
+        p.record_outcome(&Outcome::Timeout, None);
+        p.record_outcome(&Outcome::Error("x".into()), None);
+        assert_eq!((p.sent, p.received, p.refused, p.timeouts, p.local_errors), (4, 2, 1, 1, 1));
+        assert!((p.loss() - 0.5).abs() < 1e-12);
+        assert_eq!(p.rtt.count(), 2);
+        assert_eq!(ProbeStats::default().loss(), 0.0);
+    }
+
+    proptest! {
+        #[test]
+        fn merge_equals_union(a in proptest::collection::vec(1u64..5_000_000_000, 0..200),
+                              b in proptest::collection::vec(1u64..5_000_000_000, 0..200)) {
+            let mut left = RttStats::default();
+            let mut right = RttStats::default();
+            let mut all = RttStats::default();
+            for v in &a { left.record(Duration::from_nanos(*v)); all.record(Duration::from_nanos(*v)); }
+            for v in &b { right.record(Duration::from_nanos(*v)); all.record(Duration::from_nanos(*v)); }
+            left.merge(&right);
+            prop_assert_eq!(left.summary(), all.summary());
+            let mut ja = Jitter::default();
+            let mut jb = Jitter::default();
+            for v in &a { ja.record(Duration::from_nanos(*v)); }
+            for v in &b { jb.record(Duration::from_nanos(*v)); }
+            let deltas = ja.deltas + jb.deltas;
+            ja.merge(&jb);
+            prop_assert_eq!(ja.deltas, deltas);
+        }
+
+        #[test]
+        fn quantiles_within_one_percent(mut v in proptest::collection::vec(1_000u64..10_000_000_000, 1..500),
+                                        q in 0.0f64..=1.0) {
+            let mut s = RttStats::default();
+            for x in &v { s.record(Duration::from_nanos(*x)); }
+            v.sort_unstable();
+            let got = s.quantile(q).expect("samples").as_nanos() as f64;
+            // hdrhistogram's quantile picks the sample at rank ceil(q·n) (at least 1)
+            let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+            let exact = v[rank - 1] as f64;
+            prop_assert!((got - exact).abs() <= 0.01 * exact, "got {} exact {}", got, exact);
+        }
+    }
+}
