@@ -1,1 +1,35 @@
-fn main(){}
+//! netpulse: how is my network doing, and why?
+
+mod cli;
+mod output;
+mod probe_cmd;
+
+use clap::Parser;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed pipe (`netpulse probe … | head`) is the reader's choice, not an error.
+            if err
+                .chain()
+                .filter_map(|e| e.downcast_ref::<io::Error>())
+                .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            let _ = io::stdout().flush();
+            eprintln!("netpulse: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        cli::Command::Probe(args) => probe_cmd::run(args),
+    }
+}

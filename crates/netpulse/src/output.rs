@@ -1,0 +1,402 @@
+//! How results look: ping-like lines, ping's summary words, JSON Lines, the periodic table.
+
+use netpulse_core::record::{dns_rcode_name, Detail, Outcome, ProbeResult};
+use netpulse_core::target::TargetKind;
+use netpulse_core::window::WindowReport;
+use netpulse_probe::{late_threshold, ProbePlan, TargetReport};
+use serde_json::{json, Value};
+use std::time::{Duration, SystemTime};
+
+/// Milliseconds as ping shows them: 3 decimals below 1 ms, 2 below 100 ms, then 1.
+pub fn fmt_ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1.0 {
+        format!("{ms:.3}")
+    } else if ms < 100.0 {
+        format!("{ms:.2}")
+    } else {
+        format!("{ms:.1}")
+    }
+}
+
+/// A percentage without trailing zeros: 0, 1, 9.75, 33.33.
+pub fn fmt_percent(fraction: f64) -> String {
+    let s = format!("{:.2}", fraction * 100.0);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+fn ms_value(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+fn endpoint(plan: &ProbePlan) -> String {
+    match plan.kind.port() {
+        Some(p) if plan.addr.is_ipv6() => format!("[{}]:{p}", plan.addr),
+        Some(p) => format!("{}:{p}", plan.addr),
+        None => plan.addr.to_string(),
+    }
+}
+
+/// The header printed before probing starts, as ping's `PING host (addr) 56(84) bytes of data.`
+pub fn header(plan: &ProbePlan, payload: usize, icmp_socket: Option<&str>) -> String {
+    match &plan.kind {
+        TargetKind::Icmp => {
+            let ip_hdr = if plan.addr.is_ipv6() { 48 } else { 28 };
+            format!(
+                "PING {} ({}) {payload}({}) bytes of data ({} socket).",
+                plan.label,
+                plan.addr,
+                payload + ip_hdr,
+                icmp_socket.unwrap_or("icmp")
+            )
+        }
+        TargetKind::Tcp { .. } => format!("TCP {} ({}): connect probes.", plan.label, endpoint(plan)),
+        TargetKind::Udp { .. } => format!(
+            "UDP {} ({}): {payload} bytes of data.",
+            plan.label,
+            endpoint(plan)
+        ),
+        TargetKind::Dns { name, qtype, .. } => format!(
+            "DNS {} ({}): {name} {qtype} queries.",
+            plan.label,
+            endpoint(plan)
+        ),
+    }
+}
+
+/// One live line for a resolved probe.
+pub fn probe_line(plan: &ProbePlan, r: &ProbeResult) -> String {
+    let time = r.rtt.map(|d| format!(" time={} ms", fmt_ms(d))).unwrap_or_default();
+    let seq = r.seq;
+    match (&plan.kind, &r.outcome) {
+        (TargetKind::Icmp, Outcome::Ok) => {
+            let (bytes, ttl) = match r.detail {
+                Detail::Icmp { bytes, ttl } => (bytes, ttl),
+                _ => (0, None),
+            };
+            let ttl = ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
+            format!("{bytes} bytes from {}: icmp_seq={seq}{ttl}{time}", plan.addr)
+        }
+        (TargetKind::Icmp, Outcome::Timeout) => {
+            format!("{}: icmp_seq={seq} timeout ({} ms)", plan.addr, fmt_ms(plan.timeout))
+        }
+        (TargetKind::Icmp, Outcome::Unreachable(e)) => {
+            let from = e.from.unwrap_or(plan.addr);
+            format!("From {from} icmp_seq={seq} {}", e.describe())
+        }
+        (TargetKind::Icmp, other) => format!("{}: icmp_seq={seq} {}", plan.addr, outcome_text(other)),
+        (kind, outcome) => {
+            let what = match (kind, outcome) {
+                (TargetKind::Tcp { .. }, Outcome::Ok) => "connected".to_string(),
+                (TargetKind::Tcp { .. }, Outcome::Refused) => "refused (port closed)".to_string(),
+                (TargetKind::Udp { .. }, Outcome::Ok) => match r.detail {
+                    Detail::Udp { bytes } => format!("reply {bytes} bytes"),
+                    _ => "reply".to_string(),
+                },
+                (TargetKind::Udp { .. }, Outcome::Refused) => {
+                    "port unreachable (port closed)".to_string()
+                }
+                (TargetKind::Dns { .. }, Outcome::Ok) => match r.detail {
+                    Detail::Dns { rcode, answers } => {
+                        format!("{} answers={answers}", dns_rcode_name(rcode))
+                    }
+                    _ => "answered".to_string(),
+                },
+                (_, o) => outcome_text(o),
+            };
+            let query = match kind {
+                TargetKind::Dns { name, qtype, .. } => format!(" {name} {qtype}"),
+                _ => String::new(),
+            };
+            format!("{} {}{query} seq={seq} {what}{time}", kind.name(), endpoint(plan))
+        }
+    }
+}
+
+fn outcome_text(o: &Outcome) -> String {
+    match o {
+        Outcome::Ok => "ok".into(),
+        Outcome::Timeout => "timeout".into(),
+        Outcome::Refused => "refused".into(),
+        Outcome::Unreachable(e) => e.to_string(),
+        Outcome::Error(m) => format!("error: {m}"),
+    }
+}
+
+/// The JSON detail of a probe: null for a plain reply, else a short text.
+fn detail_value(r: &ProbeResult) -> Value {
+    match (&r.outcome, r.detail) {
+        (Outcome::Ok, Detail::Dns { rcode, answers }) => {
+            json!(format!("{} answers={answers}", dns_rcode_name(rcode)))
+        }
+        (Outcome::Ok, _) | (Outcome::Timeout, _) => Value::Null,
+        (Outcome::Refused, _) => json!("port closed"),
+        (Outcome::Unreachable(e), _) => json!(e.to_string()),
+        (Outcome::Error(m), _) => json!(m),
+    }
+}
+
+/// RFC 3339 with microseconds, UTC.
+pub fn rfc3339_micros(t: SystemTime) -> String {
+    humantime::format_rfc3339_micros(t).to_string()
+}
+
+/// One JSON Lines object for a probe.
+pub fn probe_json(plan: &ProbePlan, r: &ProbeResult) -> Value {
+    let mut v = json!({
+        "type": "probe",
+        "target": plan.label,
+        "kind": plan.kind.name(),
+        "address": plan.addr.to_string(),
+        "seq": r.seq,
+        "sent_at": rfc3339_micros(r.sent_at),
+        "outcome": r.outcome.name(),
+        "rtt_ms": r.rtt.map(ms_value),
+        "detail": detail_value(r),
+    });
+    if let Detail::Icmp { ttl: Some(ttl), .. } = r.detail {
+        v["ttl"] = json!(ttl);
+    }
+    v
+}
+
+/// ping's closing block for one target.
+pub fn summary_text(plan: &ProbePlan, rep: &TargetReport) -> String {
+    let s = &rep.stats;
+    let mut out = format!("--- {} probe statistics ---\n", plan.label);
+    let mut line = format!("{} packets transmitted, {} received", s.sent, s.received);
+    if s.refused > 0 {
+        line += &format!(" ({} refused: port closed)", s.refused);
+    }
+    if s.icmp_errors + s.local_errors > 0 {
+        line += &format!(", +{} errors", s.icmp_errors + s.local_errors);
+    }
+    line += &format!(
+        ", {}% packet loss, time {}ms\n",
+        fmt_percent(s.loss()),
+        rep.elapsed.as_millis()
+    );
+    out += &line;
+    if let Some(r) = s.rtt.summary() {
+        let f = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
+        out += &format!(
+            "rtt min/avg/max/mdev = {}/{}/{}/{} ms\n",
+            f(r.min),
+            f(r.avg),
+            f(r.max),
+            f(r.mdev)
+        );
+        let jitter = s
+            .jitter
+            .rfc3550()
+            .map(|j| format!(", jitter {} ms", f(j)))
+            .unwrap_or_default();
+        out += &format!(
+            "rtt median/p95/p99 = {}/{}/{} ms{jitter}\n",
+            f(r.median),
+            f(r.p95),
+            f(r.p99)
+        );
+    }
+    if rep.late_sends > 0 {
+        out += &format!(
+            "late sends: {} of {} left more than {} ms after their time (max {} ms)\n",
+            rep.late_sends,
+            s.sent,
+            fmt_ms(late_threshold(plan.interval)),
+            fmt_ms(rep.max_lateness)
+        );
+    }
+    out
+}
+
+/// The JSON summary object for one target.
+pub fn summary_json(plan: &ProbePlan, rep: &TargetReport) -> Value {
+    let s = &rep.stats;
+    let rtt = s.rtt.summary().map(|r| {
+        json!({
+            "min": ms_value(r.min), "avg": ms_value(r.avg), "median": ms_value(r.median),
+            "max": ms_value(r.max), "mdev": ms_value(r.mdev), "p95": ms_value(r.p95),
+            "p99": ms_value(r.p99),
+        })
+    });
+    json!({
+        "type": "summary",
+        "target": plan.label,
+        "kind": plan.kind.name(),
+        "address": plan.addr.to_string(),
+        "sent": s.sent,
+        "received": s.received,
+        "refused": s.refused,
+        "errors": s.icmp_errors + s.local_errors,
+        "loss": (s.loss() * 1e6).round() / 1e6,
+        "rtt_ms": rtt,
+        "jitter_ms": s.jitter.rfc3550().map(ms_value),
+        "late_sends": rep.late_sends,
+        "max_lateness_ms": ms_value(rep.max_lateness),
+        "time_ms": rep.elapsed.as_millis() as u64,
+    })
+}
+
+/// The periodic table (`--report-every`).
+pub fn report_table(at: SystemTime, every: Duration, rows: &[(&ProbePlan, WindowReport)]) -> String {
+    let width = rows.iter().map(|(p, _)| p.label.len()).max().unwrap_or(6).max(6);
+    let mut out = format!(
+        "--- report {} (last {}) ---\n{:<width$}  {:>7} {:>7} {:>7} {:>10}  OUTAGE\n",
+        humantime::format_rfc3339_seconds(at),
+        humantime::format_duration(every),
+        "TARGET",
+        "SENT",
+        "RECV",
+        "LOSS%",
+        "AVG ms",
+    );
+    for (plan, w) in rows {
+        let avg = w.avg_rtt.map(fmt_ms).unwrap_or_else(|| "-".into());
+        out += &format!(
+            "{:<width$}  {:>7} {:>7} {:>7} {:>10}  {}\n",
+            plan.label,
+            w.sent,
+            w.received,
+            fmt_percent(w.loss),
+            avg,
+            if w.outage { "YES" } else { "no" }
+        );
+    }
+    out
+}
+
+/// The JSON object for one target's periodic report.
+pub fn report_json(at: SystemTime, plan: &ProbePlan, w: &WindowReport) -> Value {
+    json!({
+        "type": "report",
+        "at": rfc3339_micros(at),
+        "target": plan.label,
+        "kind": plan.kind.name(),
+        "sent": w.sent,
+        "received": w.received,
+        "loss": (w.loss * 1e6).round() / 1e6,
+        "avg_rtt_ms": w.avg_rtt.map(ms_value),
+        "outage": w.outage,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netpulse_core::record::IcmpError;
+    use std::net::IpAddr;
+    use std::time::UNIX_EPOCH;
+
+    fn plan(kind: TargetKind, label: &str) -> ProbePlan {
+        ProbePlan {
+            label: label.into(),
+            kind,
+            addr: IpAddr::from([10, 77, 0, 2]),
+            interval: Duration::from_millis(10),
+            timeout: Duration::from_secs(1),
+            count: Some(200),
+        }
+    }
+
+    fn result(outcome: Outcome, rtt_us: Option<u64>, detail: Detail) -> ProbeResult {
+        ProbeResult {
+            target: 0,
+            seq: 3,
+            sent_at: UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
+            rtt: rtt_us.map(Duration::from_micros),
+            outcome,
+            detail,
+        }
+    }
+
+    #[test]
+    fn ping_like_lines() {
+        let icmp = plan(TargetKind::Icmp, "10.77.0.2");
+        let ok = result(Outcome::Ok, Some(40_120), Detail::Icmp { bytes: 64, ttl: Some(64) });
+        assert_eq!(probe_line(&icmp, &ok), "64 bytes from 10.77.0.2: icmp_seq=3 ttl=64 time=40.12 ms");
+        let unreach = Outcome::Unreachable(IcmpError {
+            v6: false,
+            icmp_type: 3,
+            code: 1,
+            from: Some(IpAddr::from([10, 77, 0, 1])),
+        });
+        assert_eq!(
+            probe_line(&icmp, &result(unreach, None, Detail::None)),
+            "From 10.77.0.1 icmp_seq=3 Destination Host Unreachable"
+        );
+        assert_eq!(
+            probe_line(&icmp, &result(Outcome::Timeout, None, Detail::None)),
+            "10.77.0.2: icmp_seq=3 timeout (1000.0 ms)"
+        );
+        let tcp = plan(TargetKind::Tcp { port: 80 }, "tcp://10.77.0.2:80");
+        assert_eq!(
+            probe_line(&tcp, &result(Outcome::Ok, Some(210), Detail::None)),
+            "tcp 10.77.0.2:80 seq=3 connected time=0.210 ms"
+        );
+        assert_eq!(
+            probe_line(&tcp, &result(Outcome::Refused, Some(50), Detail::None)),
+            "tcp 10.77.0.2:80 seq=3 refused (port closed) time=0.050 ms"
+        );
+        let dns = plan(
+            TargetKind::Dns { port: 53, name: "x.org".into(), qtype: "A".into() },
+            "dns://10.77.0.2/x.org?type=A",
+        );
+        assert_eq!(
+            probe_line(&dns, &result(Outcome::Ok, Some(300), Detail::Dns { rcode: 3, answers: 0 })),
+            "dns 10.77.0.2:53 x.org A seq=3 NXDOMAIN answers=0 time=0.300 ms"
+        );
+    }
+
+    #[test]
+    fn json_probe_object() {
+        let icmp = plan(TargetKind::Icmp, "10.77.0.2");
+        let v = probe_json(&icmp, &result(Outcome::Ok, Some(40_120), Detail::Icmp { bytes: 64, ttl: Some(64) }));
+        assert_eq!(v["type"], "probe");
+        assert_eq!(v["kind"], "icmp");
+        assert_eq!(v["seq"], 3);
+        assert_eq!(v["outcome"], "ok");
+        assert_eq!(v["rtt_ms"], 40.12);
+        assert_eq!(v["detail"], Value::Null);
+        assert_eq!(v["sent_at"], "2023-11-14T22:13:20.123456Z");
+        let t = probe_json(&icmp, &result(Outcome::Timeout, None, Detail::None));
+        assert_eq!((t["outcome"].as_str(), t["rtt_ms"].is_null()), (Some("timeout"), true));
+    }
+
+    #[test]
+    fn summary_in_pings_words() {
+        let icmp = plan(TargetKind::Icmp, "10.77.0.2");
+        let mut rep = TargetReport::default();
+        for i in 0..200u64 {
+            if i % 100 == 99 {
+                rep.stats.record_outcome(&Outcome::Timeout, None);
+            } else {
+                rep.stats
+                    .record_outcome(&Outcome::Ok, Some(Duration::from_micros(40_000 + (i % 5) * 100)));
+            }
+        }
+        rep.elapsed = Duration::from_millis(2003);
+        let text = summary_text(&icmp, &rep);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "--- 10.77.0.2 probe statistics ---");
+        assert_eq!(lines[1], "200 packets transmitted, 198 received, 1% packet loss, time 2003ms");
+        assert!(lines[2].starts_with("rtt min/avg/max/mdev = 40.000/40.2"), "{}", lines[2]);
+        assert!(lines[3].starts_with("rtt median/p95/p99 = "), "{}", lines[3]);
+        assert!(lines[3].contains(", jitter "), "{}", lines[3]);
+        let j = summary_json(&icmp, &rep);
+        assert_eq!((j["sent"].as_u64(), j["received"].as_u64()), (Some(200), Some(198)));
+        assert_eq!(j["loss"], 0.01);
+        assert_eq!(j["rtt_ms"]["min"], 40.0);
+        assert_eq!(j["rtt_ms"]["max"], 40.4);
+    }
+
+    #[test]
+    fn percent_and_ms_formats() {
+        assert_eq!(fmt_percent(0.0), "0");
+        assert_eq!(fmt_percent(0.0975), "9.75");
+        assert_eq!(fmt_percent(1.0), "100");
+        assert_eq!(fmt_ms(Duration::from_micros(45)), "0.045");
+        assert_eq!(fmt_ms(Duration::from_micros(123_456)), "123.5");
+    }
+}

@@ -1,0 +1,314 @@
+//! `netpulse probe`: wires targets → engine (its own thread) → channel → output.
+
+use crate::cli::{IcmpSocketArg, ProbeArgs};
+use crate::output;
+use anyhow::{bail, Context};
+use netpulse_core::record::ProbeResult;
+use netpulse_core::target::{parse_port_list, parse_target, TargetKind, TargetSpec};
+use netpulse_core::window::{WindowStats, DEFAULT_OUTAGE_LOSS};
+use netpulse_core::parse_duration;
+use netpulse_probe::{resolve, Engine, EngineConfig, Family, IcmpMode, ProbePlan, StopHandle};
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Consecutive failed probes that make a report window an outage whatever its loss.
+const OUTAGE_CONSECUTIVE: u32 = 5;
+/// Records buffered between the engine and the output before lines are dropped (and counted).
+const OUTPUT_QUEUE: usize = 1 << 16;
+/// Largest ICMP/UDP payload that fits an IPv4 datagram.
+const MAX_PAYLOAD: usize = 65_507 - 8;
+
+fn duration_arg(name: &str, text: &str) -> anyhow::Result<Duration> {
+    parse_duration(text).with_context(|| format!("bad {name}"))
+}
+
+/// Expands `-p` ports and parses every target; any error here is a usage error (exit 2).
+fn parse_targets(args: &ProbeArgs) -> anyhow::Result<Vec<TargetSpec>> {
+    let ports = args
+        .ports
+        .as_deref()
+        .map(parse_port_list)
+        .transpose()
+        .context("bad -p port list")?;
+    let mut specs = Vec::new();
+    for text in &args.targets {
+        let spec = parse_target(text).with_context(|| format!("bad target \"{text}\""))?;
+        match (&ports, &spec.kind) {
+            (Some(ports), TargetKind::Icmp) => {
+                for &port in ports {
+                    specs.push(TargetSpec {
+                        kind: TargetKind::Tcp { port },
+                        host: spec.host.clone(),
+                    });
+                }
+            }
+            _ => specs.push(spec),
+        }
+    }
+    Ok(specs)
+}
+
+struct Output {
+    out: BufWriter<io::Stdout>,
+    json: bool,
+}
+
+impl Output {
+    fn line(&mut self, text: &str) -> io::Result<()> {
+        self.out.write_all(text.as_bytes())?;
+        if !text.ends_with('\n') {
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+    fn json(&mut self, v: &serde_json::Value) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, v)?;
+        self.out.write_all(b"\n")
+    }
+}
+
+pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let interval = duration_arg("interval (-i)", &args.interval)?;
+    if interval < Duration::from_millis(1) {
+        bail!("bad interval (-i) \"{}\": must be at least 1ms", args.interval);
+    }
+    let timeout = duration_arg("timeout (-W)", &args.timeout)?;
+    if timeout.is_zero() {
+        bail!("bad timeout (-W) \"{}\": must be more than 0", args.timeout);
+    }
+    let deadline = args
+        .deadline
+        .as_deref()
+        .map(|d| duration_arg("deadline (-w)", d))
+        .transpose()?;
+    let report_every = args
+        .report_every
+        .as_deref()
+        .map(|d| duration_arg("--report-every", d))
+        .transpose()?;
+    if report_every.is_some_and(|d| d < Duration::from_millis(100)) {
+        bail!("bad --report-every: must be at least 100ms");
+    }
+    if args.size > MAX_PAYLOAD {
+        bail!("bad size (-s) {}: at most {MAX_PAYLOAD} bytes", args.size);
+    }
+    let family = match (args.ipv4, args.ipv6) {
+        (true, _) => Family::V4,
+        (_, true) => Family::V6,
+        _ => Family::Any,
+    };
+    let specs = parse_targets(&args)?;
+
+    let mut out = Output {
+        out: BufWriter::new(io::stdout()),
+        json: args.json,
+    };
+    // Resolve once, at start; a name that does not resolve is reported and the rest go on.
+    let mut plans = Vec::new();
+    let mut unresolved = 0usize;
+    for spec in &specs {
+        match resolve(&spec.host, family) {
+            Ok(addr) => plans.push(ProbePlan {
+                label: spec.to_string(),
+                kind: spec.kind.clone(),
+                addr,
+                interval,
+                timeout,
+                count: args.count,
+            }),
+            Err(e) => {
+                unresolved += 1;
+                eprintln!("netpulse: {e}");
+                if out.json {
+                    out.json(&serde_json::json!({
+                        "type": "error", "target": spec.to_string(), "message": e.to_string(),
+                    }))?;
+                }
+            }
+        }
+    }
+    if plans.is_empty() {
+        out.out.flush()?;
+        bail!("no target could be resolved");
+    }
+    let config = EngineConfig {
+        icmp_mode: match args.icmp_socket {
+            IcmpSocketArg::Auto => IcmpMode::Auto,
+            IcmpSocketArg::Dgram => IcmpMode::Dgram,
+            IcmpSocketArg::Raw => IcmpMode::Raw,
+        },
+        payload_size: args.size,
+        deadline,
+    };
+    let engine = Engine::new(plans.clone(), config)?;
+    let icmp_socket = engine.icmp_socket_kind();
+    if !out.json {
+        for plan in &plans {
+            out.line(&output::header(plan, args.size, icmp_socket))?;
+        }
+        out.out.flush()?;
+    }
+    let stop = engine.stop_handle();
+    install_signal_handlers(stop.clone())?;
+
+    let live = !args.quiet || report_every.is_some();
+    let (tx, rx) = mpsc::sync_channel::<ProbeResult>(OUTPUT_QUEUE);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let dropped_in_engine = Arc::clone(&dropped);
+    let engine_thread = std::thread::Builder::new()
+        .name("probe-engine".into())
+        .spawn(move || {
+            let mut sink = |r: &ProbeResult| {
+                if !live {
+                    return;
+                }
+                // Never let a slow terminal delay a probe: drop the line, count it.
+                if let Err(TrySendError::Full(_)) = tx.try_send(r.clone()) {
+                    dropped_in_engine.fetch_add(1, Ordering::Relaxed);
+                }
+            };
+            engine.run(&mut sink)
+        })
+        .context("cannot start the probe engine thread")?;
+
+    let consumed = consume(&rx, &plans, &args, report_every, &mut out);
+    if let Err(e) = consumed {
+        stop.stop();
+        let _ = engine_thread.join();
+        return Err(e.into());
+    }
+    let report = engine_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the probe engine thread failed"))?;
+
+    for (plan, rep) in plans.iter().zip(&report.targets) {
+        if out.json {
+            out.json(&output::summary_json(plan, rep))?;
+        } else {
+            out.line("")?;
+            out.line(&output::summary_text(plan, rep))?;
+        }
+    }
+    out.out.flush()?;
+    let n = dropped.load(Ordering::Relaxed);
+    if n > 0 {
+        eprintln!(
+            "netpulse: output fell behind: {n} probe lines were not shown (the statistics count them)"
+        );
+    }
+    let all_answered =
+        unresolved == 0 && report.targets.iter().all(|t| t.stats.received > 0);
+    Ok(if all_answered {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Prints live lines and periodic reports until the engine finishes (its channel closes).
+fn consume(
+    rx: &mpsc::Receiver<ProbeResult>,
+    plans: &[ProbePlan],
+    args: &ProbeArgs,
+    report_every: Option<Duration>,
+    out: &mut Output,
+) -> io::Result<()> {
+    let mut windows = vec![WindowStats::default(); plans.len()];
+    let mut next_report = report_every.map(|d| Instant::now() + d);
+    loop {
+        let received = match next_report {
+            Some(at) => {
+                // Flush what is buffered before sleeping, so lines appear live.
+                match rx.try_recv() {
+                    Ok(r) => Ok(r),
+                    Err(mpsc::TryRecvError::Empty) => {
+                        out.out.flush()?;
+                        rx.recv_timeout(at.saturating_duration_since(Instant::now()))
+                    }
+                    Err(mpsc::TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+                }
+            }
+            None => match rx.try_recv() {
+                Ok(r) => Ok(r),
+                Err(mpsc::TryRecvError::Empty) => {
+                    out.out.flush()?;
+                    rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+                }
+                Err(mpsc::TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            },
+        };
+        match received {
+            Ok(r) => {
+                let Some(plan) = plans.get(r.target) else {
+                    continue;
+                };
+                if let Some(w) = windows.get_mut(r.target) {
+                    w.record(&r);
+                }
+                if !args.quiet {
+                    if out.json {
+                        out.json(&output::probe_json(plan, &r))?;
+                    } else {
+                        out.line(&output::probe_line(plan, &r))?;
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if let (Some(every), Some(at)) = (report_every, next_report.as_mut()) {
+                    *at += every;
+                    print_report(plans, &mut windows, every, out)?;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+}
+
+fn print_report(
+    plans: &[ProbePlan],
+    windows: &mut [WindowStats],
+    every: Duration,
+    out: &mut Output,
+) -> io::Result<()> {
+    let now = SystemTime::now();
+    let rows: Vec<_> = plans
+        .iter()
+        .zip(windows.iter_mut())
+        .map(|(p, w)| (p, w.take(DEFAULT_OUTAGE_LOSS, OUTAGE_CONSECUTIVE)))
+        .collect();
+    if out.json {
+        for (plan, w) in &rows {
+            out.json(&output::report_json(now, plan, w))?;
+        }
+    } else {
+        out.line(&output::report_table(now, every, &rows))?;
+    }
+    out.out.flush()
+}
+
+/// First Ctrl-C (or SIGTERM): stop probing, wait for answers in flight, print the summary.
+/// Second: exit at once.
+fn install_signal_handlers(stop: StopHandle) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for _ in signals.forever() {
+                seen += 1;
+                if seen == 1 {
+                    stop.stop();
+                } else {
+                    std::process::exit(130);
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
