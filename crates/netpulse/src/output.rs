@@ -381,7 +381,8 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "--- 10.77.0.2 probe statistics ---");
         assert_eq!(lines[1], "200 packets transmitted, 198 received, 1% packet loss, time 2003ms");
-        assert!(lines[2].starts_with("rtt min/avg/max/mdev = 40.000/40.2"), "{}", lines[2]);
+        // 198 replies: residues 0..4 (×100 µs) 40 times each, less the two lost 400s
+        assert_eq!(lines[2], "rtt min/avg/max/mdev = 40.000/40.198/40.400/0.141 ms");
         assert!(lines[3].starts_with("rtt median/p95/p99 = "), "{}", lines[3]);
         assert!(lines[3].contains(", jitter "), "{}", lines[3]);
         let j = summary_json(&icmp, &rep);

@@ -303,6 +303,9 @@ fn install_signal_handlers(stop: StopHandle) -> anyhow::Result<()> {
             for _ in signals.forever() {
                 seen += 1;
                 if seen == 1 {
+                    eprintln!(
+                        "netpulse: stopping: waiting for answers in flight (Ctrl-C again to quit now)"
+                    );
                     stop.stop();
                 } else {
                     std::process::exit(130);

@@ -1,0 +1,181 @@
+//! Test helpers: run the binary, parse its JSON Lines, and build network namespaces / the lab
+//! (each with a unique name, always removed, skipped with a reason only without privilege).
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The netpulse binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_netpulse")
+}
+
+/// `netpulse ARGS…`, run to completion.
+pub fn netpulse(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().expect("run netpulse")
+}
+
+/// `ip netns exec NS netpulse ARGS…`, run to completion.
+pub fn netpulse_in(ns: &str, args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns, bin()])
+        .args(args)
+        .output()
+        .expect("run netpulse in namespace")
+}
+
+/// Every stdout line parsed as JSON (panics on a line that is not).
+pub fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+/// The JSON objects of one type.
+pub fn of_type<'a>(lines: &'a [Value], ty: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|v| v["type"] == ty).collect()
+}
+
+/// The summary object of `target`.
+pub fn summary<'a>(lines: &'a [Value], target: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|v| v["type"] == "summary" && v["target"] == target)
+        .unwrap_or_else(|| panic!("no summary for {target} in {lines:?}"))
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// True (with a printed reason) when ICMP sockets cannot be opened here, so the test is skipped.
+pub fn icmp_unavailable(out: &Output) -> bool {
+    if out.status.code() == Some(2) && stderr(out).contains("cannot open an ICMP socket") {
+        eprintln!("SKIPPED: no ICMP socket permission here: {}", stderr(out));
+        return true;
+    }
+    false
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A short name unique to this process and call (namespace names, lab prefixes ≤ 6 chars).
+pub fn unique(prefix: char) -> String {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    format!("{prefix}{:03}{}", std::process::id() % 1000, n % 10)
+}
+
+/// A network namespace with loopback up, removed on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates the namespace, or returns `None` (after printing why) without the privilege.
+    pub fn new() -> Option<Netns> {
+        let name = format!("np{}", unique('n'));
+        let out = Command::new("ip").args(["netns", "add", &name]).output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                eprintln!(
+                    "SKIPPED: cannot create a network namespace (needs root/CAP_SYS_ADMIN): {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                return None;
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run `ip` (install iproute2): {e}");
+                return None;
+            }
+        }
+        let ns = Netns { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        Some(ns)
+    }
+
+    /// Runs a command inside the namespace and asserts it succeeded.
+    pub fn exec(&self, cmd: &[&str]) -> Output {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .output()
+            .expect("ip netns exec");
+        assert!(out.status.success(), "{cmd:?} failed: {}", stderr(&out));
+        out
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// The repository's shared lab scripts (`../shared/lab` beside the checkout).
+pub fn lab_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/lab")
+}
+
+/// A running `netlab.sh` lab (client `{prefix}A` 10.N.0.1, server `{prefix}B` 10.N.0.2), torn
+/// down on drop.
+pub struct Lab {
+    pub prefix: String,
+    pub net: u8,
+}
+
+static NEXT_NET: AtomicU32 = AtomicU32::new(0);
+
+impl Lab {
+    /// Brings a lab up with the given one-way delay, jitter and loss, or returns `None` (after
+    /// printing why) without the privilege.
+    pub fn up(delay_ms: f64, jitter_ms: f64, loss: f64) -> Option<Lab> {
+        // Probe privilege with a throwaway namespace first: a clear skip instead of a failure.
+        drop(Netns::new()?);
+        let script = lab_dir().join("netlab.sh");
+        assert!(script.exists(), "missing {}: the lab lives in ../shared/lab", script.display());
+        let prefix = unique('l');
+        // Distinct second octets per process and lab, so parallel labs never share addresses.
+        let net = 100 + ((std::process::id() * 7 + NEXT_NET.fetch_add(1, Ordering::SeqCst)) % 150) as u8;
+        let lab = Lab { prefix, net };
+        let out = Command::new("bash")
+            .arg(&script)
+            .args(["up", &delay_ms.to_string(), &jitter_ms.to_string(), &loss.to_string()])
+            .env("NETLAB_PREFIX", &lab.prefix)
+            .env("NETLAB_NET", lab.net.to_string())
+            .output()
+            .expect("run netlab.sh");
+        assert!(out.status.success(), "netlab.sh up failed: {}{}", stdout(&out), stderr(&out));
+        Some(lab)
+    }
+
+    pub fn client(&self) -> String {
+        format!("{}A", self.prefix)
+    }
+
+    pub fn server(&self) -> String {
+        format!("{}B", self.prefix)
+    }
+
+    /// Address `host` (1 = client, 2 = server, others unused) in the lab network.
+    pub fn addr(&self, host: u8) -> String {
+        format!("10.{}.0.{host}", self.net)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(lab_dir().join("netlab.sh"))
+            .arg("down")
+            .env("NETLAB_PREFIX", &self.prefix)
+            .status();
+    }
+}
