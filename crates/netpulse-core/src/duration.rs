@@ -84,12 +84,27 @@ mod tests {
 
     #[test]
     fn refuses_garbage() {
-        assert!(matches!(parse_duration("abc"), Err(DurationParseError::Invalid(_))));
-        assert!(matches!(parse_duration("5 parsecs"), Err(DurationParseError::Invalid(_))));
-        assert!(matches!(parse_duration("-1"), Err(DurationParseError::Invalid(_))));
-        assert!(matches!(parse_duration("ms"), Err(DurationParseError::Invalid(_))));
+        assert!(matches!(
+            parse_duration("abc"),
+            Err(DurationParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_duration("5 parsecs"),
+            Err(DurationParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_duration("-1"),
+            Err(DurationParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_duration("ms"),
+            Err(DurationParseError::Invalid(_))
+        ));
         assert_eq!(parse_duration(""), Err(DurationParseError::Empty));
-        assert!(matches!(parse_duration("1e400"), Err(DurationParseError::Invalid(_))));
+        assert!(matches!(
+            parse_duration("1e400"),
+            Err(DurationParseError::Invalid(_))
+        ));
         assert!(matches!(
             parse_duration("99999999999999999999999"),
             Err(DurationParseError::OutOfRange(_))

@@ -187,7 +187,12 @@ mod tests {
         assert_eq!(Outcome::Unreachable(e).name(), "unreachable");
         assert_eq!(e.to_string(), "From 10.0.0.1: Destination Host Unreachable");
         assert!(IcmpError { code: 3, ..e }.is_port_unreachable());
-        assert!(IcmpError { icmp_type: 11, code: 0, ..e }.is_ttl_exceeded());
+        assert!(IcmpError {
+            icmp_type: 11,
+            code: 0,
+            ..e
+        }
+        .is_ttl_exceeded());
         let v6 = IcmpError {
             v6: true,
             icmp_type: 1,

@@ -68,7 +68,9 @@ impl RttStats {
         self.sum_sq_ns += ns * ns;
         self.min = self.min.min(rtt);
         self.max = self.max.max(rtt);
-        let clamped = u64::try_from(ns).unwrap_or(HIST_MAX_NS).clamp(1, HIST_MAX_NS);
+        let clamped = u64::try_from(ns)
+            .unwrap_or(HIST_MAX_NS)
+            .clamp(1, HIST_MAX_NS);
         self.hist.saturating_record(clamped);
     }
 
@@ -283,7 +285,10 @@ mod tests {
         }
         for (q, exact) in [(0.5, 500u64), (0.95, 950), (0.99, 990)] {
             let got = s.quantile(q).expect("samples");
-            assert!(close(got, Duration::from_micros(exact * 37), 0.01), "q{q}: {got:?}");
+            assert!(
+                close(got, Duration::from_micros(exact * 37), 0.01),
+                "q{q}: {got:?}"
+            );
         }
     }
 
@@ -299,7 +304,11 @@ mod tests {
         let j2 = 0.125 + (1.0 - 0.125) / 16.0;
         let j3 = j2 + (4.0 - j2) / 16.0;
         assert!(close(j.rfc3550().expect("two replies"), ms(j3), 1e-6));
-        assert!(close(j.mean_abs_delta().expect("two replies"), ms(7.0 / 3.0), 1e-6));
+        assert!(close(
+            j.mean_abs_delta().expect("two replies"),
+            ms(7.0 / 3.0),
+            1e-6
+        ));
     }
 
     #[test]
@@ -309,7 +318,10 @@ mod tests {
         p.record_outcome(&Outcome::Refused, Some(ms(2.0)));
         p.record_outcome(&Outcome::Timeout, None);
         p.record_outcome(&Outcome::Error("x".into()), None);
-        assert_eq!((p.sent, p.received, p.refused, p.timeouts, p.local_errors), (4, 2, 1, 1, 1));
+        assert_eq!(
+            (p.sent, p.received, p.refused, p.timeouts, p.local_errors),
+            (4, 2, 1, 1, 1)
+        );
         assert!((p.loss() - 0.5).abs() < 1e-12);
         assert_eq!(p.rtt.count(), 2);
         assert_eq!(ProbeStats::default().loss(), 0.0);

@@ -365,20 +365,50 @@ mod tests {
 
     #[test]
     fn bad_targets_say_why() {
-        assert!(matches!(parse_target("h:0"), Err(TargetParseError::BadPort { .. })));
-        assert!(matches!(parse_target("h:99999"), Err(TargetParseError::BadPort { .. })));
-        assert!(matches!(parse_target("h:http"), Err(TargetParseError::BadPort { .. })));
-        assert!(matches!(parse_target("tcp://h"), Err(TargetParseError::MissingPort(_))));
-        assert!(matches!(parse_target("ftp://h"), Err(TargetParseError::UnknownScheme { .. })));
-        assert!(matches!(parse_target("dns://h"), Err(TargetParseError::MissingName(_))));
-        assert!(matches!(parse_target("dns://h/"), Err(TargetParseError::MissingName(_))));
+        assert!(matches!(
+            parse_target("h:0"),
+            Err(TargetParseError::BadPort { .. })
+        ));
+        assert!(matches!(
+            parse_target("h:99999"),
+            Err(TargetParseError::BadPort { .. })
+        ));
+        assert!(matches!(
+            parse_target("h:http"),
+            Err(TargetParseError::BadPort { .. })
+        ));
+        assert!(matches!(
+            parse_target("tcp://h"),
+            Err(TargetParseError::MissingPort(_))
+        ));
+        assert!(matches!(
+            parse_target("ftp://h"),
+            Err(TargetParseError::UnknownScheme { .. })
+        ));
+        assert!(matches!(
+            parse_target("dns://h"),
+            Err(TargetParseError::MissingName(_))
+        ));
+        assert!(matches!(
+            parse_target("dns://h/"),
+            Err(TargetParseError::MissingName(_))
+        ));
         assert!(matches!(
             parse_target("dns://h/x?type=BOGUS"),
             Err(TargetParseError::BadQueryType { .. })
         ));
-        assert!(matches!(parse_target("dns://h/x?foo=1"), Err(TargetParseError::BadOption { .. })));
-        assert!(matches!(parse_target("a b"), Err(TargetParseError::BadHost(_))));
-        assert!(matches!(parse_target(":80"), Err(TargetParseError::BadHost(_))));
+        assert!(matches!(
+            parse_target("dns://h/x?foo=1"),
+            Err(TargetParseError::BadOption { .. })
+        ));
+        assert!(matches!(
+            parse_target("a b"),
+            Err(TargetParseError::BadHost(_))
+        ));
+        assert!(matches!(
+            parse_target(":80"),
+            Err(TargetParseError::BadHost(_))
+        ));
         assert_eq!(parse_target("  "), Err(TargetParseError::Empty));
         let msg = parse_target("h:70000").expect_err("bad").to_string();
         assert!(msg.contains("70000") && msg.contains("h:70000"), "{msg}");
@@ -387,9 +417,30 @@ mod tests {
     #[test]
     fn port_lists() {
         assert_eq!(parse_port_list("22,80,443"), Ok(vec![22, 80, 443]));
-        assert_eq!(parse_port_list("8000-8002,9"), Ok(vec![8000, 8001, 8002, 9]));
+        assert_eq!(
+            parse_port_list("8000-8002,9"),
+            Ok(vec![8000, 8001, 8002, 9])
+        );
         assert!(parse_port_list("").is_err());
         assert!(parse_port_list("0").is_err());
         assert!(parse_port_list("5-3").is_err());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Whatever parses prints back to text that parses to the same target; nothing panics.
+        #[test]
+        fn parse_display_round_trip(text in "[a-z:/\\[\\]0-9.?=%&_-]{0,40}") {
+            if let Ok(spec) = parse_target(&text) {
+                prop_assert_eq!(parse_target(&spec.to_string()), Ok(spec));
+            }
+            let _ = parse_port_list(&text);
+            let _ = crate::parse_duration(&text);
+        }
     }
 }

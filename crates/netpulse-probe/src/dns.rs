@@ -13,7 +13,8 @@ pub fn encode_query(name: &str, qtype: &str) -> Result<Vec<u8>, String> {
     let mut msg = Message::new(0, MessageType::Query, OpCode::Query);
     msg.metadata.recursion_desired = true;
     msg.add_query(Query::query(name, rtype));
-    msg.to_vec().map_err(|e| format!("cannot encode DNS query: {e}"))
+    msg.to_vec()
+        .map_err(|e| format!("cannot encode DNS query: {e}"))
 }
 
 /// Sets the id of an encoded message.
@@ -67,7 +68,11 @@ mod tests {
         r[7] = 2;
         assert_eq!(
             parse_response(&r),
-            Some(ResponseHeader { id: 0xbeef, rcode: 3, answers: 2 })
+            Some(ResponseHeader {
+                id: 0xbeef,
+                rcode: 3,
+                answers: 2
+            })
         );
         assert_eq!(parse_response(&r[..11]), None);
         assert!(encode_query("a..b", "A").is_err());

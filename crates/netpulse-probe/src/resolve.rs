@@ -48,7 +48,10 @@ mod tests {
 
     #[test]
     fn literals_and_families() {
-        assert_eq!(resolve("127.0.0.1", Family::Any).ok(), Some(IpAddr::from([127, 0, 0, 1])));
+        assert_eq!(
+            resolve("127.0.0.1", Family::Any).ok(),
+            Some(IpAddr::from([127, 0, 0, 1]))
+        );
         assert!(matches!(
             resolve("127.0.0.1", Family::V6),
             Err(ResolveError::NoAddressOfFamily { .. })

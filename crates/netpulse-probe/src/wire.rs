@@ -47,9 +47,7 @@ impl ProbeTag {
         Some(ProbeTag {
             nonce: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
             target: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
-            seq: u64::from_be_bytes([
-                b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19],
-            ]),
+            seq: u64::from_be_bytes([b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19]]),
         })
     }
 }
@@ -230,14 +228,27 @@ mod tests {
         // a packet with its checksum filled in sums to zero
         let mut buf = Vec::new();
         build_echo_request(&mut buf, false, 0x1234, 0, 56);
-        patch_echo_request(&mut buf, false, 7, &ProbeTag { nonce: 1, target: 2, seq: 7 });
+        patch_echo_request(
+            &mut buf,
+            false,
+            7,
+            &ProbeTag {
+                nonce: 1,
+                target: 2,
+                seq: 7,
+            },
+        );
         assert_eq!(checksum(&buf), 0);
         assert_eq!(buf.len(), 64);
     }
 
     #[test]
     fn tag_round_trip_and_short_buffers() {
-        let tag = ProbeTag { nonce: 0xdead_beef, target: 42, seq: 1 << 40 };
+        let tag = ProbeTag {
+            nonce: 0xdead_beef,
+            target: 42,
+            seq: 1 << 40,
+        };
         let mut b = [0u8; 32];
         tag.write(&mut b);
         assert_eq!(ProbeTag::read(&b), Some(tag));
@@ -252,12 +263,21 @@ mod tests {
     fn parses_reply_and_quoted_error() {
         let mut req = Vec::new();
         build_echo_request(&mut req, false, 77, 0, 24);
-        let tag = ProbeTag { nonce: 9, target: 3, seq: 5 };
+        let tag = ProbeTag {
+            nonce: 9,
+            target: 3,
+            seq: 5,
+        };
         patch_echo_request(&mut req, false, 5, &tag);
         let mut reply = req.clone();
         reply[0] = ICMP4_ECHO_REPLY;
         match parse_icmp(&reply, false) {
-            IcmpMessage::EchoReply { ident, seq, payload, len } => {
+            IcmpMessage::EchoReply {
+                ident,
+                seq,
+                payload,
+                len,
+            } => {
                 assert_eq!((ident, seq, len), (77, 5, 32));
                 assert_eq!(ProbeTag::read(payload), Some(tag));
             }
@@ -265,11 +285,20 @@ mod tests {
         }
         // host unreachable quoting IPv4 header (20 bytes) + our request
         let mut err = vec![3, 1, 0, 0, 0, 0, 0, 0];
-        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 9];
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 9,
+        ];
         ip.extend_from_slice(&req);
         err.extend_from_slice(&ip);
         match parse_icmp(&err, false) {
-            IcmpMessage::Error { icmp_type, code, quoted_dst, ident, seq, payload } => {
+            IcmpMessage::Error {
+                icmp_type,
+                code,
+                quoted_dst,
+                ident,
+                seq,
+                payload,
+            } => {
                 assert_eq!((icmp_type, code, ident, seq), (3, 1, 77, 5));
                 assert_eq!(quoted_dst, IpAddr::from([10, 0, 0, 9]));
                 assert_eq!(ProbeTag::read(payload), Some(tag));
@@ -279,17 +308,64 @@ mod tests {
         // truncated quote: no panic, not ours
         assert_eq!(parse_icmp(&err[..20], false), IcmpMessage::Other);
         assert_eq!(parse_icmp(&[0, 0, 0], false), IcmpMessage::Other);
-        assert_eq!(parse_icmp(&req, false), IcmpMessage::Other, "own request is not a reply");
+        assert_eq!(
+            parse_icmp(&req, false),
+            IcmpMessage::Other,
+            "own request is not a reply"
+        );
     }
 
     #[test]
     fn strips_ipv4_header() {
-        let mut pkt = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 61, 1, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1];
+        let mut pkt = vec![
+            0x45, 0, 0, 28, 0, 0, 0, 0, 61, 1, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1,
+        ];
         pkt.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 1]);
         let (ttl, src, rest) = strip_ipv4(&pkt).expect("valid header");
         assert_eq!((ttl, src, rest.len()), (61, Ipv4Addr::new(10, 0, 0, 2), 8));
         assert_eq!(strip_ipv4(&pkt[..10]), None);
         assert_eq!(strip_ipv4(&[0x4f, 0, 0]), None);
         assert_eq!(strip_ipv4(&[]), None);
+    }
+}
+
+#[cfg(test)]
+mod fuzz_like {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // The libFuzzer targets in fuzz/ go deeper; this keeps the property in every CI run.
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+            for v6 in [false, true] {
+                if let IcmpMessage::EchoReply { payload, .. } | IcmpMessage::Error { payload, .. } =
+                    parse_icmp(&data, v6)
+                {
+                    let _ = ProbeTag::read(payload);
+                }
+            }
+            if let Some((_, _, rest)) = strip_ipv4(&data) {
+                let _ = parse_icmp(rest, false);
+            }
+            let _ = crate::dns::parse_response(&data);
+        }
+
+        #[test]
+        fn echo_request_round_trips(ident: u16, seq: u64, target: u32, nonce: u32, len in 20usize..1400) {
+            let mut buf = Vec::new();
+            build_echo_request(&mut buf, false, ident, seq as u16, len);
+            let tag = ProbeTag { nonce, target, seq };
+            patch_echo_request(&mut buf, false, seq as u16, &tag);
+            prop_assert_eq!(checksum(&buf), 0);
+            buf[0] = ICMP4_ECHO_REPLY;
+            match parse_icmp(&buf, false) {
+                IcmpMessage::EchoReply { ident: i, seq: s, payload, .. } => {
+                    prop_assert_eq!((i, s), (ident, seq as u16));
+                    prop_assert_eq!(ProbeTag::read(payload), Some(tag));
+                }
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
     }
 }

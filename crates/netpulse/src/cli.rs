@@ -13,14 +13,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Probe targets with ICMP echo, TCP connect, UDP or DNS (ping, fping and tcping in one).
-    #[command(
-        after_help = "TARGETS:\n  \
+    #[command(after_help = "TARGETS:\n  \
         HOST                      ICMP echo (ping)\n  \
         HOST:PORT, tcp://HOST:PORT TCP connect time (a refused port is a reply: host reachable, port closed)\n  \
         udp://HOST:PORT           UDP datagram; a reply or an ICMP port-unreachable both measure RTT\n  \
         dns://SERVER[:PORT]/NAME[?type=A]   DNS query time and response code\n\n\
-        EXIT STATUS:\n  0 every target answered, 1 some did not, 2 bad arguments or no target resolvable."
-    )]
+        EXIT STATUS:\n  0 every target answered, 1 some did not, 2 bad arguments or no target resolvable.")]
     Probe(ProbeArgs),
 }
 

@@ -51,7 +51,9 @@ pub fn header(plan: &ProbePlan, payload: usize, icmp_socket: Option<&str>) -> St
                 icmp_socket.unwrap_or("icmp")
             )
         }
-        TargetKind::Tcp { .. } => format!("TCP {} ({}): connect probes.", plan.label, endpoint(plan)),
+        TargetKind::Tcp { .. } => {
+            format!("TCP {} ({}): connect probes.", plan.label, endpoint(plan))
+        }
         TargetKind::Udp { .. } => format!(
             "UDP {} ({}): {payload} bytes of data.",
             plan.label,
@@ -67,7 +69,10 @@ pub fn header(plan: &ProbePlan, payload: usize, icmp_socket: Option<&str>) -> St
 
 /// One live line for a resolved probe.
 pub fn probe_line(plan: &ProbePlan, r: &ProbeResult) -> String {
-    let time = r.rtt.map(|d| format!(" time={} ms", fmt_ms(d))).unwrap_or_default();
+    let time = r
+        .rtt
+        .map(|d| format!(" time={} ms", fmt_ms(d)))
+        .unwrap_or_default();
     let seq = r.seq;
     match (&plan.kind, &r.outcome) {
         (TargetKind::Icmp, Outcome::Ok) => {
@@ -76,16 +81,25 @@ pub fn probe_line(plan: &ProbePlan, r: &ProbeResult) -> String {
                 _ => (0, None),
             };
             let ttl = ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
-            format!("{bytes} bytes from {}: icmp_seq={seq}{ttl}{time}", plan.addr)
+            format!(
+                "{bytes} bytes from {}: icmp_seq={seq}{ttl}{time}",
+                plan.addr
+            )
         }
         (TargetKind::Icmp, Outcome::Timeout) => {
-            format!("{}: icmp_seq={seq} timeout ({} ms)", plan.addr, fmt_ms(plan.timeout))
+            format!(
+                "{}: icmp_seq={seq} timeout ({} ms)",
+                plan.addr,
+                fmt_ms(plan.timeout)
+            )
         }
         (TargetKind::Icmp, Outcome::Unreachable(e)) => {
             let from = e.from.unwrap_or(plan.addr);
             format!("From {from} icmp_seq={seq} {}", e.describe())
         }
-        (TargetKind::Icmp, other) => format!("{}: icmp_seq={seq} {}", plan.addr, outcome_text(other)),
+        (TargetKind::Icmp, other) => {
+            format!("{}: icmp_seq={seq} {}", plan.addr, outcome_text(other))
+        }
         (kind, outcome) => {
             let what = match (kind, outcome) {
                 (TargetKind::Tcp { .. }, Outcome::Ok) => "connected".to_string(),
@@ -109,7 +123,11 @@ pub fn probe_line(plan: &ProbePlan, r: &ProbeResult) -> String {
                 TargetKind::Dns { name, qtype, .. } => format!(" {name} {qtype}"),
                 _ => String::new(),
             };
-            format!("{} {}{query} seq={seq} {what}{time}", kind.name(), endpoint(plan))
+            format!(
+                "{} {}{query} seq={seq} {what}{time}",
+                kind.name(),
+                endpoint(plan)
+            )
         }
     }
 }
@@ -240,8 +258,17 @@ pub fn summary_json(plan: &ProbePlan, rep: &TargetReport) -> Value {
 }
 
 /// The periodic table (`--report-every`).
-pub fn report_table(at: SystemTime, every: Duration, rows: &[(&ProbePlan, WindowReport)]) -> String {
-    let width = rows.iter().map(|(p, _)| p.label.len()).max().unwrap_or(6).max(6);
+pub fn report_table(
+    at: SystemTime,
+    every: Duration,
+    rows: &[(&ProbePlan, WindowReport)],
+) -> String {
+    let width = rows
+        .iter()
+        .map(|(p, _)| p.label.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     let mut out = format!(
         "--- report {} (last {}) ---\n{:<width$}  {:>7} {:>7} {:>7} {:>10}  OUTAGE\n",
         humantime::format_rfc3339_seconds(at),
@@ -314,8 +341,18 @@ mod tests {
     #[test]
     fn ping_like_lines() {
         let icmp = plan(TargetKind::Icmp, "10.77.0.2");
-        let ok = result(Outcome::Ok, Some(40_120), Detail::Icmp { bytes: 64, ttl: Some(64) });
-        assert_eq!(probe_line(&icmp, &ok), "64 bytes from 10.77.0.2: icmp_seq=3 ttl=64 time=40.12 ms");
+        let ok = result(
+            Outcome::Ok,
+            Some(40_120),
+            Detail::Icmp {
+                bytes: 64,
+                ttl: Some(64),
+            },
+        );
+        assert_eq!(
+            probe_line(&icmp, &ok),
+            "64 bytes from 10.77.0.2: icmp_seq=3 ttl=64 time=40.12 ms"
+        );
         let unreach = Outcome::Unreachable(IcmpError {
             v6: false,
             icmp_type: 3,
@@ -340,11 +377,25 @@ mod tests {
             "tcp 10.77.0.2:80 seq=3 refused (port closed) time=0.050 ms"
         );
         let dns = plan(
-            TargetKind::Dns { port: 53, name: "x.org".into(), qtype: "A".into() },
+            TargetKind::Dns {
+                port: 53,
+                name: "x.org".into(),
+                qtype: "A".into(),
+            },
             "dns://10.77.0.2/x.org?type=A",
         );
         assert_eq!(
-            probe_line(&dns, &result(Outcome::Ok, Some(300), Detail::Dns { rcode: 3, answers: 0 })),
+            probe_line(
+                &dns,
+                &result(
+                    Outcome::Ok,
+                    Some(300),
+                    Detail::Dns {
+                        rcode: 3,
+                        answers: 0
+                    }
+                )
+            ),
             "dns 10.77.0.2:53 x.org A seq=3 NXDOMAIN answers=0 time=0.300 ms"
         );
     }
@@ -352,7 +403,17 @@ mod tests {
     #[test]
     fn json_probe_object() {
         let icmp = plan(TargetKind::Icmp, "10.77.0.2");
-        let v = probe_json(&icmp, &result(Outcome::Ok, Some(40_120), Detail::Icmp { bytes: 64, ttl: Some(64) }));
+        let v = probe_json(
+            &icmp,
+            &result(
+                Outcome::Ok,
+                Some(40_120),
+                Detail::Icmp {
+                    bytes: 64,
+                    ttl: Some(64),
+                },
+            ),
+        );
         assert_eq!(v["type"], "probe");
         assert_eq!(v["kind"], "icmp");
         assert_eq!(v["seq"], 3);
@@ -361,7 +422,10 @@ mod tests {
         assert_eq!(v["detail"], Value::Null);
         assert_eq!(v["sent_at"], "2023-11-14T22:13:20.123456Z");
         let t = probe_json(&icmp, &result(Outcome::Timeout, None, Detail::None));
-        assert_eq!((t["outcome"].as_str(), t["rtt_ms"].is_null()), (Some("timeout"), true));
+        assert_eq!(
+            (t["outcome"].as_str(), t["rtt_ms"].is_null()),
+            (Some("timeout"), true)
+        );
     }
 
     #[test]
@@ -372,21 +436,36 @@ mod tests {
             if i % 100 == 99 {
                 rep.stats.record_outcome(&Outcome::Timeout, None);
             } else {
-                rep.stats
-                    .record_outcome(&Outcome::Ok, Some(Duration::from_micros(40_000 + (i % 5) * 100)));
+                rep.stats.record_outcome(
+                    &Outcome::Ok,
+                    Some(Duration::from_micros(40_000 + (i % 5) * 100)),
+                );
             }
         }
         rep.elapsed = Duration::from_millis(2003);
         let text = summary_text(&icmp, &rep);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "--- 10.77.0.2 probe statistics ---");
-        assert_eq!(lines[1], "200 packets transmitted, 198 received, 1% packet loss, time 2003ms");
+        assert_eq!(
+            lines[1],
+            "200 packets transmitted, 198 received, 1% packet loss, time 2003ms"
+        );
         // 198 replies: residues 0..4 (×100 µs) 40 times each, less the two lost 400s
-        assert_eq!(lines[2], "rtt min/avg/max/mdev = 40.000/40.198/40.400/0.141 ms");
-        assert!(lines[3].starts_with("rtt median/p95/p99 = "), "{}", lines[3]);
+        assert_eq!(
+            lines[2],
+            "rtt min/avg/max/mdev = 40.000/40.198/40.400/0.141 ms"
+        );
+        assert!(
+            lines[3].starts_with("rtt median/p95/p99 = "),
+            "{}",
+            lines[3]
+        );
         assert!(lines[3].contains(", jitter "), "{}", lines[3]);
         let j = summary_json(&icmp, &rep);
-        assert_eq!((j["sent"].as_u64(), j["received"].as_u64()), (Some(200), Some(198)));
+        assert_eq!(
+            (j["sent"].as_u64(), j["received"].as_u64()),
+            (Some(200), Some(198))
+        );
         assert_eq!(j["loss"], 0.01);
         assert_eq!(j["rtt_ms"]["min"], 40.0);
         assert_eq!(j["rtt_ms"]["max"], 40.4);

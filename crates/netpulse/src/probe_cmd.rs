@@ -3,10 +3,10 @@
 use crate::cli::{IcmpSocketArg, ProbeArgs};
 use crate::output;
 use anyhow::{bail, Context};
+use netpulse_core::parse_duration;
 use netpulse_core::record::ProbeResult;
 use netpulse_core::target::{parse_port_list, parse_target, TargetKind, TargetSpec};
 use netpulse_core::window::{WindowStats, DEFAULT_OUTAGE_LOSS};
-use netpulse_core::parse_duration;
 use netpulse_probe::{resolve, Engine, EngineConfig, Family, IcmpMode, ProbePlan, StopHandle};
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
@@ -74,7 +74,10 @@ impl Output {
 pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let interval = duration_arg("interval (-i)", &args.interval)?;
     if interval < Duration::from_millis(1) {
-        bail!("bad interval (-i) \"{}\": must be at least 1ms", args.interval);
+        bail!(
+            "bad interval (-i) \"{}\": must be at least 1ms",
+            args.interval
+        );
     }
     let timeout = duration_arg("timeout (-W)", &args.timeout)?;
     if timeout.is_zero() {
@@ -200,8 +203,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             "netpulse: output fell behind: {n} probe lines were not shown (the statistics count them)"
         );
     }
-    let all_answered =
-        unresolved == 0 && report.targets.iter().all(|t| t.stats.received > 0);
+    let all_answered = unresolved == 0 && report.targets.iter().all(|t| t.stats.received > 0);
     Ok(if all_answered {
         ExitCode::SUCCESS
     } else {
@@ -294,8 +296,8 @@ fn print_report(
 /// Second: exit at once.
 fn install_signal_handlers(stop: StopHandle) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("cannot install signal handlers")?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

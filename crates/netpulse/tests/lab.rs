@@ -12,13 +12,27 @@ static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn warm_up(lab: &Lab) {
     // The first packet pays ARP through the delay line; resolve the neighbour before measuring.
-    let _ = netpulse_in(&lab.client(), &["probe", "-q", "-c", "3", "-i", "100ms", &lab.addr(2)]);
+    let _ = netpulse_in(
+        &lab.client(),
+        &["probe", "-q", "-c", "3", "-i", "100ms", &lab.addr(2)],
+    );
 }
 
 fn mean_rtt(lab: &Lab, icmp_socket: &str) -> (f64, f64, u64) {
     let out = netpulse_in(
         &lab.client(),
-        &["probe", "-c", "100", "-i", "10ms", "-q", "--json", "--icmp-socket", icmp_socket, &lab.addr(2)],
+        &[
+            "probe",
+            "-c",
+            "100",
+            "-i",
+            "10ms",
+            "-q",
+            "--json",
+            "--icmp-socket",
+            icmp_socket,
+            &lab.addr(2),
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let lines = json_lines(&out);
@@ -33,16 +47,24 @@ fn mean_rtt(lab: &Lab, icmp_socket: &str) -> (f64, f64, u64) {
 #[test]
 fn rtt_matches_the_set_delay_with_both_icmp_sockets() {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(lab) = Lab::up(20.0, 0.0, 0.0) else { return };
+    let Some(lab) = Lab::up(20.0, 0.0, 0.0) else {
+        return;
+    };
     warm_up(&lab);
     // Raw socket (root), then the unprivileged ping socket once the namespace allows it.
     let (avg, min, received) = mean_rtt(&lab, "raw");
     assert_eq!(received, 100);
     // Ground truth: 2 × 20 ms plus the wire's own ~0.2-0.3 ms per round trip.
     assert!(min >= 40.0, "RTT below the set delay: min {min} ms");
-    assert!((40.0..40.6).contains(&avg), "raw: mean RTT {avg} ms, expected 40 ms + wire overhead");
+    assert!(
+        (40.0..40.6).contains(&avg),
+        "raw: mean RTT {avg} ms, expected 40 ms + wire overhead"
+    );
     let sysctl = ["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"];
-    let _ = std::process::Command::new("ip").args(["netns", "exec", &lab.client()]).args(sysctl).status();
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.client()])
+        .args(sysctl)
+        .status();
     let (avg, min, received) = mean_rtt(&lab, "dgram");
     assert_eq!(received, 100);
     assert!(min >= 40.0, "RTT below the set delay: min {min} ms");
@@ -52,12 +74,25 @@ fn rtt_matches_the_set_delay_with_both_icmp_sockets() {
 #[test]
 fn loss_over_2000_probes_is_within_3_sigma() {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(lab) = Lab::up(1.0, 0.0, 0.05) else { return };
+    let Some(lab) = Lab::up(1.0, 0.0, 0.05) else {
+        return;
+    };
     warm_up(&lab);
     let n = 2000u64;
     let out = netpulse_in(
         &lab.client(),
-        &["probe", "-c", &n.to_string(), "-i", "2ms", "-W", "500ms", "-q", "--json", &lab.addr(2)],
+        &[
+            "probe",
+            "-c",
+            &n.to_string(),
+            "-i",
+            "2ms",
+            "-W",
+            "500ms",
+            "-q",
+            "--json",
+            &lab.addr(2),
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let lines = json_lines(&out);
@@ -67,36 +102,55 @@ fn loss_over_2000_probes_is_within_3_sigma() {
     // 5 % each way: a round trip survives with 0.95², so loss = 9.75 %.
     let p = 1.0 - 0.95f64 * 0.95;
     let sigma = (p * (1.0 - p) / n as f64).sqrt();
-    assert!((loss - p).abs() <= 3.0 * sigma, "loss {loss} vs {p} ± {}", 3.0 * sigma);
+    assert!(
+        (loss - p).abs() <= 3.0 * sigma,
+        "loss {loss} vs {p} ± {}",
+        3.0 * sigma
+    );
 }
 
 #[test]
 fn silent_tcp_target_times_out_and_others_are_unaffected() {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(lab) = Lab::up(1.0, 0.0, 0.0) else { return };
+    let Some(lab) = Lab::up(1.0, 0.0, 0.0) else {
+        return;
+    };
     warm_up(&lab);
     let silent = format!("tcp://{}:80", lab.addr(3)); // nobody has this address: no answer at all
     let closed = format!("tcp://{}:9", lab.addr(2)); // the server answers RST
     let icmp = lab.addr(2);
     let out = netpulse_in(
         &lab.client(),
-        &["probe", "-c", "20", "-i", "20ms", "-W", "300ms", "--json", &silent, &closed, &icmp],
+        &[
+            "probe", "-c", "20", "-i", "20ms", "-W", "300ms", "--json", &silent, &closed, &icmp,
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "one target never answered");
     let lines = json_lines(&out);
     let s = summary(&lines, &silent);
-    assert_eq!((s["sent"].as_u64(), s["received"].as_u64()), (Some(20), Some(0)), "{s}");
+    assert_eq!(
+        (s["sent"].as_u64(), s["received"].as_u64()),
+        (Some(20), Some(0)),
+        "{s}"
+    );
     let timeouts = of_type(&lines, "probe")
         .into_iter()
         .filter(|p| p["target"] == silent.as_str() && p["outcome"] == "timeout")
         .count();
     assert_eq!(timeouts, 20);
     let s = summary(&lines, &closed);
-    assert_eq!((s["received"].as_u64(), s["refused"].as_u64()), (Some(20), Some(20)), "{s}");
+    assert_eq!(
+        (s["received"].as_u64(), s["refused"].as_u64()),
+        (Some(20), Some(20)),
+        "{s}"
+    );
     let s = summary(&lines, &icmp);
     assert_eq!(s["received"].as_u64(), Some(20), "{s}");
     let avg = s["rtt_ms"]["avg"].as_f64().expect("avg");
-    assert!((2.0..2.6).contains(&avg), "ICMP RTT unaffected by the silent target: {avg} ms");
+    assert!(
+        (2.0..2.6).contains(&avg),
+        "ICMP RTT unaffected by the silent target: {avg} ms"
+    );
     assert_eq!(s["late_sends"].as_u64(), Some(0), "{s}");
 }
 
@@ -106,7 +160,15 @@ fn no_icmp_permission_gives_a_hint_naming_both_fixes() {
     ns.exec(&["sysctl", "-qw", "net.ipv4.ping_group_range=1 0"]);
     // Without CAP_NET_RAW and outside ping_group_range, neither socket opens.
     let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, "setpriv", "--inh-caps=-all", "--bounding-set=-net_raw", bin()])
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "setpriv",
+            "--inh-caps=-all",
+            "--bounding-set=-net_raw",
+            bin(),
+        ])
         .args(["probe", "-c", "1", "127.0.0.1"])
         .output()
         .expect("run");
@@ -119,7 +181,15 @@ fn no_icmp_permission_gives_a_hint_naming_both_fixes() {
     // Allowing ping sockets in this namespace is enough: the unprivileged path works.
     ns.exec(&["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"]);
     let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, "setpriv", "--inh-caps=-all", "--bounding-set=-net_raw", bin()])
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "setpriv",
+            "--inh-caps=-all",
+            "--bounding-set=-net_raw",
+            bin(),
+        ])
         .args(["probe", "-c", "2", "-i", "10ms", "127.0.0.1"])
         .output()
         .expect("run");
@@ -128,7 +198,15 @@ fn no_icmp_permission_gives_a_hint_naming_both_fixes() {
     // TCP targets need no ICMP permission at all.
     ns.exec(&["sysctl", "-qw", "net.ipv4.ping_group_range=1 0"]);
     let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, "setpriv", "--inh-caps=-all", "--bounding-set=-net_raw", bin()])
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "setpriv",
+            "--inh-caps=-all",
+            "--bounding-set=-net_raw",
+            bin(),
+        ])
         .args(["probe", "-c", "1", "127.0.0.1:1"])
         .output()
         .expect("run");

@@ -33,7 +33,10 @@ fn icmp_loopback_v4_json() {
         assert!(sent_at.ends_with('Z'));
     }
     let s = summary(&lines, "127.0.0.1");
-    assert_eq!((s["sent"].as_u64(), s["received"].as_u64()), (Some(5), Some(5)));
+    assert_eq!(
+        (s["sent"].as_u64(), s["received"].as_u64()),
+        (Some(5), Some(5))
+    );
     assert_eq!(s["loss"], 0.0);
     for k in ["min", "avg", "median", "max", "mdev", "p95", "p99"] {
         assert!(s["rtt_ms"][k].is_number(), "rtt_ms.{k} in {s}");
@@ -50,12 +53,28 @@ fn icmp_loopback_text_is_ping_like() {
         return;
     }
     let text = stdout(&out);
-    assert!(text.starts_with("PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data"), "{text}");
-    let replies: Vec<&str> = text.lines().filter(|l| l.starts_with("64 bytes from 127.0.0.1: icmp_seq=")).collect();
+    assert!(
+        text.starts_with("PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data"),
+        "{text}"
+    );
+    let replies: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("64 bytes from 127.0.0.1: icmp_seq="))
+        .collect();
     assert_eq!(replies.len(), 3, "{text}");
-    assert!(replies[0].contains(" ttl=") && replies[0].ends_with(" ms"), "{}", replies[0]);
-    assert!(text.contains("--- 127.0.0.1 probe statistics ---"), "{text}");
-    assert!(text.contains("3 packets transmitted, 3 received, 0% packet loss, time "), "{text}");
+    assert!(
+        replies[0].contains(" ttl=") && replies[0].ends_with(" ms"),
+        "{}",
+        replies[0]
+    );
+    assert!(
+        text.contains("--- 127.0.0.1 probe statistics ---"),
+        "{text}"
+    );
+    assert!(
+        text.contains("3 packets transmitted, 3 received, 0% packet loss, time "),
+        "{text}"
+    );
     assert!(text.contains("rtt min/avg/max/mdev = "), "{text}");
     assert!(text.contains("rtt median/p95/p99 = "), "{text}");
 }
@@ -80,51 +99,111 @@ fn icmp_loopback_v6() {
 fn tcp_open_and_closed_ports() {
     let open = TcpListener::bind("127.0.0.1:0").expect("listen");
     // A bound socket that never listens: its port answers SYN with RST, and stays ours.
-    let closed = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    closed.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().expect("addr").into()).expect("bind");
-    let closed_port = closed.local_addr().expect("addr").as_socket().expect("inet").port();
+    let closed =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    closed
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
+                .into(),
+        )
+        .expect("bind");
+    let closed_port = closed
+        .local_addr()
+        .expect("addr")
+        .as_socket()
+        .expect("inet")
+        .port();
     let open_t = format!("127.0.0.1:{}", open.local_addr().expect("addr").port());
     let closed_t = format!("tcp://127.0.0.1:{closed_port}");
-    let out = netpulse(&["probe", "-c", "4", "-i", "10ms", "--json", &open_t, &closed_t]);
-    assert_eq!(out.status.code(), Some(0), "refused counts as answered: {}", stderr(&out));
+    let out = netpulse(&[
+        "probe", "-c", "4", "-i", "10ms", "--json", &open_t, &closed_t,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "refused counts as answered: {}",
+        stderr(&out)
+    );
     let lines = json_lines(&out);
     let open_label = format!("tcp://{open_t}");
     for p in of_type(&lines, "probe") {
-        let expect = if p["target"] == open_label.as_str() { "ok" } else { "refused" };
+        let expect = if p["target"] == open_label.as_str() {
+            "ok"
+        } else {
+            "refused"
+        };
         assert_eq!(p["outcome"], expect, "{p}");
         assert!(p["rtt_ms"].as_f64().is_some_and(|r| r > 0.0), "{p}");
     }
     let s = summary(&lines, &open_label);
-    assert_eq!((s["sent"].as_u64(), s["received"].as_u64(), s["refused"].as_u64()), (Some(4), Some(4), Some(0)));
+    assert_eq!(
+        (
+            s["sent"].as_u64(),
+            s["received"].as_u64(),
+            s["refused"].as_u64()
+        ),
+        (Some(4), Some(4), Some(0))
+    );
     let s = summary(&lines, &closed_t);
-    assert_eq!((s["received"].as_u64(), s["refused"].as_u64()), (Some(4), Some(4)));
+    assert_eq!(
+        (s["received"].as_u64(), s["refused"].as_u64()),
+        (Some(4), Some(4))
+    );
 
     let text = stdout(&netpulse(&["probe", "-c", "1", &closed_t]));
-    assert!(text.contains(&format!("tcp 127.0.0.1:{closed_port} seq=1 refused (port closed) time=")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "tcp 127.0.0.1:{closed_port} seq=1 refused (port closed) time="
+        )),
+        "{text}"
+    );
 }
 
 #[test]
 fn ports_flag_expands_hosts_into_tcp_targets() {
     let a = TcpListener::bind("127.0.0.1:0").expect("listen");
     let b = TcpListener::bind("127.0.0.1:0").expect("listen");
-    let ports = format!("{},{}", a.local_addr().expect("a").port(), b.local_addr().expect("b").port());
-    let out = netpulse(&["probe", "-c", "2", "-i", "10ms", "--json", "-p", &ports, "127.0.0.1"]);
+    let ports = format!(
+        "{},{}",
+        a.local_addr().expect("a").port(),
+        b.local_addr().expect("b").port()
+    );
+    let out = netpulse(&[
+        "probe",
+        "-c",
+        "2",
+        "-i",
+        "10ms",
+        "--json",
+        "-p",
+        &ports,
+        "127.0.0.1",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let lines = json_lines(&out);
     let sums = of_type(&lines, "summary");
     assert_eq!(sums.len(), 2);
-    assert!(sums.iter().all(|s| s["kind"] == "tcp" && s["received"] == 2), "{sums:?}");
+    assert!(
+        sums.iter()
+            .all(|s| s["kind"] == "tcp" && s["received"] == 2),
+        "{sums:?}"
+    );
 }
 
 /// A UDP echo service answering `n` datagrams, ending by itself after 5 s idle.
 fn udp_echo(n: usize) -> (u16, std::thread::JoinHandle<()>) {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let port = sock.local_addr().expect("addr").port();
     let h = std::thread::spawn(move || {
         let mut buf = [0u8; 2048];
         for _ in 0..n {
-            let Ok((len, from)) = sock.recv_from(&mut buf) else { return };
+            let Ok((len, from)) = sock.recv_from(&mut buf) else {
+                return;
+            };
             let _ = sock.send_to(&buf[..len], from);
         }
     });
@@ -136,16 +215,29 @@ fn udp_with_and_without_listener() {
     let (port, echo) = udp_echo(3);
     let with = format!("udp://127.0.0.1:{port}");
     // A port nobody listens on: bind, note it, close — the kernel answers port unreachable.
-    let free = UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let free = UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let without = format!("udp://127.0.0.1:{free}");
-    let out = netpulse(&["probe", "-c", "3", "-i", "10ms", "-s", "32", "--json", &with, &without]);
+    let out = netpulse(&[
+        "probe", "-c", "3", "-i", "10ms", "-s", "32", "--json", &with, &without,
+    ]);
     echo.join().expect("echo thread");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let lines = json_lines(&out);
     let s = summary(&lines, &with);
-    assert_eq!((s["received"].as_u64(), s["refused"].as_u64()), (Some(3), Some(0)));
+    assert_eq!(
+        (s["received"].as_u64(), s["refused"].as_u64()),
+        (Some(3), Some(0))
+    );
     let s = summary(&lines, &without);
-    assert_eq!((s["received"].as_u64(), s["refused"].as_u64()), (Some(3), Some(3)), "port unreachable measured");
+    assert_eq!(
+        (s["received"].as_u64(), s["refused"].as_u64()),
+        (Some(3), Some(3)),
+        "port unreachable measured"
+    );
     assert!(s["rtt_ms"]["avg"].as_f64().is_some_and(|r| r > 0.0));
 }
 
@@ -153,24 +245,33 @@ fn udp_with_and_without_listener() {
 fn udp_silent_listener_times_out_and_exit_is_1() {
     // Bound but never answering: no reply and no port-unreachable.
     let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let target = format!("udp://127.0.0.1:{}", silent.local_addr().expect("addr").port());
+    let target = format!(
+        "udp://127.0.0.1:{}",
+        silent.local_addr().expect("addr").port()
+    );
     let out = netpulse(&["probe", "-c", "3", "-i", "10ms", "-W", "100ms", &target]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let text = stdout(&out);
     assert_eq!(text.matches(" timeout").count(), 3, "{text}");
-    assert!(text.contains("3 packets transmitted, 0 received, 100% packet loss"), "{text}");
+    assert!(
+        text.contains("3 packets transmitted, 0 received, 100% packet loss"),
+        "{text}"
+    );
 }
 
 /// A tiny DNS responder: `ok.test` gets one A record, anything else NXDOMAIN. Ends after `n`
 /// queries or 5 s idle.
 fn dns_responder(n: usize) -> (u16, std::thread::JoinHandle<()>) {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let port = sock.local_addr().expect("addr").port();
     let h = std::thread::spawn(move || {
         let mut buf = [0u8; 512];
         for _ in 0..n {
-            let Ok((len, from)) = sock.recv_from(&mut buf) else { return };
+            let Ok((len, from)) = sock.recv_from(&mut buf) else {
+                return;
+            };
             let mut resp = buf[..len].to_vec();
             let is_ok = resp.windows(4).any(|w| w == b"\x02ok\x04");
             resp[2] |= 0x80; // QR
@@ -196,7 +297,11 @@ fn dns_rtt_and_rcode() {
     let lines = json_lines(&out);
     for p in of_type(&lines, "probe") {
         assert_eq!(p["outcome"], "ok");
-        let want = if p["target"] == ok.as_str() { "NOERROR answers=1" } else { "NXDOMAIN answers=0" };
+        let want = if p["target"] == ok.as_str() {
+            "NOERROR answers=1"
+        } else {
+            "NXDOMAIN answers=0"
+        };
         assert_eq!(p["detail"], want, "{p}");
     }
     assert_eq!(summary(&lines, &ok)["received"], 2);
@@ -207,36 +312,70 @@ fn dns_rtt_and_rcode() {
 fn report_every_prints_periodic_tables() {
     let l = TcpListener::bind("127.0.0.1:0").expect("listen");
     let t = format!("127.0.0.1:{}", l.local_addr().expect("addr").port());
-    let out = netpulse(&["probe", "-q", "-c", "40", "-i", "10ms", "--report-every", "100ms", &t]);
+    let out = netpulse(&[
+        "probe",
+        "-q",
+        "-c",
+        "40",
+        "-i",
+        "10ms",
+        "--report-every",
+        "100ms",
+        &t,
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     let tables = text.matches("--- report ").count();
-    assert!(tables >= 2, "40 probes at 10 ms span ≥ 2 windows of 100 ms: {text}");
+    assert!(
+        tables >= 2,
+        "40 probes at 10 ms span ≥ 2 windows of 100 ms: {text}"
+    );
     assert!(text.contains("SENT") && text.contains("OUTAGE"), "{text}");
-    assert!(!text.contains("connected time="), "-q hides probe lines: {text}");
-    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with(&format!("tcp://{t}"))).collect();
+    assert!(
+        !text.contains("connected time="),
+        "-q hides probe lines: {text}"
+    );
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("tcp://{t}")))
+        .collect();
     assert!(rows.iter().all(|r| r.ends_with("no")), "{rows:?}");
-    let sent: u64 = rows.iter().filter_map(|r| r.split_whitespace().nth(1)?.parse::<u64>().ok()).sum();
+    let sent: u64 = rows
+        .iter()
+        .filter_map(|r| r.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
     assert!(sent <= 40 && sent > 0, "{rows:?}");
 }
 
 #[test]
 fn bad_input_is_a_clear_error_not_a_panic() {
     for (args, expect) in [
-        (vec!["probe", "-i", "0", "127.0.0.1"], "bad interval (-i) \"0\""),
-        (vec!["probe", "-i", "abc", "127.0.0.1"], "invalid duration \"abc\""),
+        (
+            vec!["probe", "-i", "0", "127.0.0.1"],
+            "bad interval (-i) \"0\"",
+        ),
+        (
+            vec!["probe", "-i", "abc", "127.0.0.1"],
+            "invalid duration \"abc\"",
+        ),
         (vec!["probe", "127.0.0.1:99999"], "bad port \"99999\""),
         (vec!["probe", "tcp://127.0.0.1"], "missing port"),
         (vec!["probe", "ftp://x"], "unknown scheme"),
         (vec!["probe", "-W", "0", "127.0.0.1"], "bad timeout"),
         (vec!["probe", "-p", "0", "127.0.0.1"], "bad -p port list"),
-        (vec!["probe", "dns://127.0.0.1/x?type=NOPE"], "unknown DNS record type"),
+        (
+            vec!["probe", "dns://127.0.0.1/x?type=NOPE"],
+            "unknown DNS record type",
+        ),
         (vec!["probe", "-s", "70000", "127.0.0.1"], "bad size"),
     ] {
         let out = netpulse(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
-        assert!(err.starts_with("netpulse: ") && err.contains(expect), "{args:?}: {err}");
+        assert!(
+            err.starts_with("netpulse: ") && err.contains(expect),
+            "{args:?}: {err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
 }
@@ -247,7 +386,11 @@ fn unknown_host_is_reported_and_others_go_on() {
     let t = format!("127.0.0.1:{}", l.local_addr().expect("addr").port());
     let out = netpulse(&["probe", "-c", "1", "--json", "nosuch.invalid", &t]);
     assert_eq!(out.status.code(), Some(1), "one target did not answer");
-    assert!(stderr(&out).contains("netpulse: cannot resolve \"nosuch.invalid\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("netpulse: cannot resolve \"nosuch.invalid\""),
+        "{}",
+        stderr(&out)
+    );
     let lines = json_lines(&out);
     assert_eq!(of_type(&lines, "error").len(), 1);
     assert_eq!(summary(&lines, &format!("tcp://{t}"))["received"], 1);
@@ -271,7 +414,11 @@ fn first_ctrl_c_prints_summary_second_exits_at_once() {
         lines.next().expect("a probe line").expect("utf-8");
     }
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill").success());
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill")
+        .success());
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(0), "refused = answered");
@@ -279,11 +426,17 @@ fn first_ctrl_c_prints_summary_second_exits_at_once() {
     let v: serde_json::Value = serde_json::from_str(last).expect("json");
     assert_eq!(v["type"], "summary");
     assert!(v["sent"].as_u64().is_some_and(|s| s >= 5));
-    assert_eq!(v["sent"], v["received"], "every probe resolved, none lost to the stop");
+    assert_eq!(
+        v["sent"], v["received"],
+        "every probe resolved, none lost to the stop"
+    );
 
     // Immediate: with an answer awaited for 60 s, a second SIGINT ends the wait at once.
     let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let target = format!("udp://127.0.0.1:{}", silent.local_addr().expect("addr").port());
+    let target = format!(
+        "udp://127.0.0.1:{}",
+        silent.local_addr().expect("addr").port()
+    );
     let mut child = Command::new(bin())
         .args(["probe", "-W", "60s", &target])
         .stdout(Stdio::piped())
@@ -296,14 +449,25 @@ fn first_ctrl_c_prints_summary_second_exits_at_once() {
     assert!(header.starts_with("UDP "), "{header}");
     let pid = child.id().to_string();
     let mut err = BufReader::new(child.stderr.take().expect("stderr"));
-    assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill").success());
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill")
+        .success());
     let mut notice = String::new();
     err.read_line(&mut notice).expect("notice");
     assert!(notice.contains("Ctrl-C again to quit now"), "{notice}");
-    assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill").success());
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill")
+        .success());
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(130));
     let mut rest = String::new();
     out.read_to_string(&mut rest).expect("read");
-    assert!(!rest.contains("probe statistics"), "no summary after the second Ctrl-C: {rest}");
+    assert!(
+        !rest.contains("probe statistics"),
+        "no summary after the second Ctrl-C: {rest}"
+    );
 }

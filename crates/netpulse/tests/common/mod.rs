@@ -14,7 +14,10 @@ pub fn bin() -> &'static str {
 
 /// `netpulse ARGS…`, run to completion.
 pub fn netpulse(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().expect("run netpulse")
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run netpulse")
 }
 
 /// `ip netns exec NS netpulse ARGS…`, run to completion.
@@ -115,7 +118,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -140,19 +145,34 @@ impl Lab {
         // Probe privilege with a throwaway namespace first: a clear skip instead of a failure.
         drop(Netns::new()?);
         let script = lab_dir().join("netlab.sh");
-        assert!(script.exists(), "missing {}: the lab lives in ../shared/lab", script.display());
+        assert!(
+            script.exists(),
+            "missing {}: the lab lives in ../shared/lab",
+            script.display()
+        );
         let prefix = unique('l');
         // Distinct second octets per process and lab, so parallel labs never share addresses.
-        let net = 100 + ((std::process::id() * 7 + NEXT_NET.fetch_add(1, Ordering::SeqCst)) % 150) as u8;
+        let net =
+            100 + ((std::process::id() * 7 + NEXT_NET.fetch_add(1, Ordering::SeqCst)) % 150) as u8;
         let lab = Lab { prefix, net };
         let out = Command::new("bash")
             .arg(&script)
-            .args(["up", &delay_ms.to_string(), &jitter_ms.to_string(), &loss.to_string()])
+            .args([
+                "up",
+                &delay_ms.to_string(),
+                &jitter_ms.to_string(),
+                &loss.to_string(),
+            ])
             .env("NETLAB_PREFIX", &lab.prefix)
             .env("NETLAB_NET", lab.net.to_string())
             .output()
             .expect("run netlab.sh");
-        assert!(out.status.success(), "netlab.sh up failed: {}{}", stdout(&out), stderr(&out));
+        assert!(
+            out.status.success(),
+            "netlab.sh up failed: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
         Some(lab)
     }
 
