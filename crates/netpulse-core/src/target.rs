@@ -258,10 +258,20 @@ fn split_host_port(s: &str, text: &str) -> Result<(String, Option<u16>), TargetP
 
 fn host_only(host: &str, text: &str) -> Result<String, TargetParseError> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%'));
+    let ok = if host.contains(':') {
+        // Only an IPv6 literal (with an optional %scope) has colons in it.
+        let (addr, scope) = host.split_once('%').unwrap_or((host, "x"));
+        addr.parse::<std::net::Ipv6Addr>().is_ok()
+            && !scope.is_empty()
+            && scope
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    } else {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    };
     if ok {
         Ok(host.to_string())
     } else {

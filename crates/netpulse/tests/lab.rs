@@ -54,10 +54,11 @@ fn rtt_matches_the_set_delay_with_both_icmp_sockets() {
     // Raw socket (root), then the unprivileged ping socket once the namespace allows it.
     let (avg, min, received) = mean_rtt(&lab, "raw");
     assert_eq!(received, 100);
-    // Ground truth: 2 × 20 ms plus the wire's own ~0.2-0.3 ms per round trip.
+    // Ground truth: 2 × 20 ms plus the wire's own 0.2-0.6 ms per round trip (a Python process
+    // whose wake-ups vary with load); kernel receive stamps can never undercut the real delay.
     assert!(min >= 40.0, "RTT below the set delay: min {min} ms");
     assert!(
-        (40.0..40.6).contains(&avg),
+        (40.0..41.0).contains(&avg),
         "raw: mean RTT {avg} ms, expected 40 ms + wire overhead"
     );
     let sysctl = ["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"];
@@ -68,7 +69,7 @@ fn rtt_matches_the_set_delay_with_both_icmp_sockets() {
     let (avg, min, received) = mean_rtt(&lab, "dgram");
     assert_eq!(received, 100);
     assert!(min >= 40.0, "RTT below the set delay: min {min} ms");
-    assert!((40.0..40.6).contains(&avg), "dgram: mean RTT {avg} ms");
+    assert!((40.0..41.0).contains(&avg), "dgram: mean RTT {avg} ms");
 }
 
 #[test]
@@ -148,7 +149,7 @@ fn silent_tcp_target_times_out_and_others_are_unaffected() {
     assert_eq!(s["received"].as_u64(), Some(20), "{s}");
     let avg = s["rtt_ms"]["avg"].as_f64().expect("avg");
     assert!(
-        (2.0..2.6).contains(&avg),
+        (2.0..3.0).contains(&avg),
         "ICMP RTT unaffected by the silent target: {avg} ms"
     );
     assert_eq!(s["late_sends"].as_u64(), Some(0), "{s}");
