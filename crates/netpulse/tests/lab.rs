@@ -213,3 +213,61 @@ fn no_icmp_permission_gives_a_hint_naming_both_fixes() {
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn unreachable_host_gets_icmp_error_lines_with_both_sockets() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(lab) = Lab::up(1.0, 0.0, 0.0) else {
+        return;
+    };
+    let sysctl = ["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"];
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.client()])
+        .args(sysctl)
+        .status();
+    // Nobody owns .3 and .4: ARP fails (after ~3 s) and the client's kernel answers each probe
+    // with "host unreachable", which must reach us on the raw and on the ping socket alike.
+    let spawn = |socket: &str, host: u8| {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &lab.client(), bin()])
+            .args([
+                "probe",
+                "-c",
+                "2",
+                "-i",
+                "100ms",
+                "-W",
+                "6s",
+                "--json",
+                "--icmp-socket",
+                socket,
+            ])
+            .arg(lab.addr(host))
+            .output()
+    };
+    let (raw, dgram) = std::thread::scope(|s| {
+        let raw = s.spawn(|| spawn("raw", 3));
+        let dgram = spawn("dgram", 4);
+        (raw.join().expect("raw thread"), dgram)
+    });
+    for (out, host) in [(raw.expect("raw run"), 3), (dgram.expect("dgram run"), 4)] {
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let lines = json_lines(&out);
+        let probes = of_type(&lines, "probe");
+        assert_eq!(probes.len(), 2, "{lines:?}");
+        for p in probes {
+            assert_eq!(p["outcome"], "unreachable", "{p}");
+            let detail = p["detail"].as_str().expect("detail");
+            assert!(detail.contains("Destination Host Unreachable"), "{detail}");
+            assert!(
+                detail.contains(&lab.addr(1)),
+                "from the client's own stack: {detail}"
+            );
+        }
+        let s = summary(&lines, &lab.addr(host));
+        assert_eq!(
+            (s["received"].as_u64(), s["errors"].as_u64()),
+            (Some(0), Some(2))
+        );
+    }
+}
