@@ -4,7 +4,10 @@
 
 pub mod clock;
 pub mod duration;
+pub mod outage;
 pub mod record;
+pub mod rollup;
+pub mod sketch;
 pub mod stats;
 pub mod target;
 pub mod window;

@@ -2,19 +2,8 @@
 //! figures roll up into minutes and hours without keeping samples.
 
 use crate::record::{Outcome, ProbeResult};
-use hdrhistogram::Histogram;
+use crate::sketch::LatencySketch;
 use std::time::Duration;
-
-/// Largest RTT the histogram distinguishes (1 h); larger values are clamped to it.
-const HIST_MAX_NS: u64 = 3_600_000_000_000;
-/// Two significant digits: every percentile is within 1 % of the true sample value.
-const HIST_SIGFIG: u8 = 2;
-
-fn new_histogram() -> Histogram<u64> {
-    // The bounds are constants that hdrhistogram accepts, so this cannot fail at run time.
-    #[allow(clippy::expect_used)]
-    Histogram::new_with_bounds(1, HIST_MAX_NS, HIST_SIGFIG).expect("valid histogram bounds")
-}
 
 /// Round-trip-time statistics: exact count/min/avg/max/mdev, histogram percentiles (≤ 1 % error).
 #[derive(Debug, Clone)]
@@ -24,7 +13,7 @@ pub struct RttStats {
     sum_sq_ns: u128,
     min: Duration,
     max: Duration,
-    hist: Histogram<u64>,
+    hist: LatencySketch,
 }
 
 impl Default for RttStats {
@@ -35,7 +24,7 @@ impl Default for RttStats {
             sum_sq_ns: 0,
             min: Duration::MAX,
             max: Duration::ZERO,
-            hist: new_histogram(),
+            hist: LatencySketch::default(),
         }
     }
 }
@@ -59,7 +48,62 @@ pub struct RttSummary {
     pub p99: Duration,
 }
 
+/// The raw, mergeable parts of [`RttStats`], as they are stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RttParts {
+    /// Samples.
+    pub count: u64,
+    /// Sum of samples, ns.
+    pub sum_ns: u128,
+    /// Sum of squared samples, ns².
+    pub sum_sq_ns: u128,
+    /// Smallest sample (meaningless when count is 0).
+    pub min: Duration,
+    /// Largest sample.
+    pub max: Duration,
+    /// The histogram.
+    pub hist: LatencySketch,
+}
+
 impl RttStats {
+    /// The raw parts, for storage.
+    pub fn parts(&self) -> RttParts {
+        RttParts {
+            count: self.count,
+            sum_ns: self.sum_ns,
+            sum_sq_ns: self.sum_sq_ns,
+            min: if self.count == 0 {
+                Duration::ZERO
+            } else {
+                self.min
+            },
+            max: self.max,
+            hist: self.hist.clone(),
+        }
+    }
+
+    /// Rebuilds statistics from stored parts.
+    pub fn from_parts(p: RttParts) -> Self {
+        Self {
+            count: p.count,
+            sum_ns: p.sum_ns,
+            sum_sq_ns: p.sum_sq_ns,
+            min: if p.count == 0 { Duration::MAX } else { p.min },
+            max: p.max,
+            hist: p.hist,
+        }
+    }
+
+    /// Smallest sample.
+    pub fn min(&self) -> Option<Duration> {
+        (self.count > 0).then_some(self.min)
+    }
+
+    /// Largest sample.
+    pub fn max(&self) -> Option<Duration> {
+        (self.count > 0).then_some(self.max)
+    }
+
     /// Adds one sample.
     pub fn record(&mut self, rtt: Duration) {
         let ns = rtt.as_nanos();
@@ -68,10 +112,7 @@ impl RttStats {
         self.sum_sq_ns += ns * ns;
         self.min = self.min.min(rtt);
         self.max = self.max.max(rtt);
-        let clamped = u64::try_from(ns)
-            .unwrap_or(HIST_MAX_NS)
-            .clamp(1, HIST_MAX_NS);
-        self.hist.saturating_record(clamped);
+        self.hist.record(u64::try_from(ns).unwrap_or(u64::MAX));
     }
 
     /// Number of samples.
@@ -91,18 +132,13 @@ impl RttStats {
         self.sum_sq_ns += other.sum_sq_ns;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
-        // Both histograms have the same bounds, so adding cannot fail.
-        let _ = self.hist.add(&other.hist);
+        self.hist.merge(&other.hist);
     }
 
     /// The value at quantile `q` (0..=1), within 1 %.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
-        (self.count > 0).then(|| {
-            let v = self.hist.value_at_quantile(q);
-            // Report the middle of the bucket, not its top: halves the worst-case error.
-            let mid = self.hist.median_equivalent(v);
-            Duration::from_nanos(mid).clamp(self.min, self.max)
-        })
+        let v = self.hist.quantile(q)?;
+        Some(Duration::from_nanos(v).clamp(self.min, self.max))
     }
 
     /// All the figures at once, if any sample was recorded.
@@ -141,6 +177,21 @@ pub struct Jitter {
 }
 
 impl Jitter {
+    /// Stored form: (RFC 3550 estimate ns, sum of |ΔRTT| ns, number of deltas).
+    pub fn parts(&self) -> (f64, f64, u64) {
+        (self.estimate_ns, self.sum_abs_delta_ns, self.deltas)
+    }
+
+    /// Rebuilds from [`Jitter::parts`] (the last RTT is not stored: a merge continues from it).
+    pub fn from_parts(estimate_ns: f64, sum_abs_delta_ns: f64, deltas: u64) -> Self {
+        Self {
+            last_rtt_ns: None,
+            estimate_ns,
+            sum_abs_delta_ns,
+            deltas,
+        }
+    }
+
     /// Feeds the RTT of the next reply to arrive.
     pub fn record(&mut self, rtt: Duration) {
         let r = rtt.as_nanos() as f64;

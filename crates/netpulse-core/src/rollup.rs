@@ -1,0 +1,321 @@
+//! Rollups per series at 1 s, 1 min and 1 h, built by merging: seconds from probes, minutes from
+//! closed seconds, hours from closed minutes. Probes are bucketed by *send* time; a second stays
+//! open until every probe sent in it must have resolved (its timeout plus a margin), and is
+//! reported provisionally while open, so a crash loses at most what was not yet flushed.
+//! Memory per series is fixed: a handful of open seconds, one minute, one hour.
+
+use crate::record::ProbeResult;
+use crate::stats::ProbeStats;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A rollup resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resolution {
+    /// One second.
+    Second,
+    /// One minute.
+    Minute,
+    /// One hour.
+    Hour,
+}
+
+impl Resolution {
+    /// All resolutions, finest first.
+    pub const ALL: [Resolution; 3] = [Resolution::Second, Resolution::Minute, Resolution::Hour];
+
+    /// Length in seconds.
+    pub fn seconds(self) -> i64 {
+        match self {
+            Resolution::Second => 1,
+            Resolution::Minute => 60,
+            Resolution::Hour => 3600,
+        }
+    }
+
+    /// `1s`, `1m` or `1h`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resolution::Second => "1s",
+            Resolution::Minute => "1m",
+            Resolution::Hour => "1h",
+        }
+    }
+
+    /// Parses `1s`, `1m`, `1h` (also `second`, `minute`, `hour`).
+    pub fn parse(text: &str) -> Option<Resolution> {
+        match text {
+            "1s" | "s" | "second" | "seconds" => Some(Resolution::Second),
+            "1m" | "m" | "minute" | "minutes" => Some(Resolution::Minute),
+            "1h" | "h" | "hour" | "hours" => Some(Resolution::Hour),
+            _ => None,
+        }
+    }
+
+    /// Start of the bucket holding unix second `t`.
+    pub fn bucket(self, t: i64) -> i64 {
+        t.div_euclid(self.seconds()) * self.seconds()
+    }
+}
+
+/// One rollup row: a series' statistics over one bucket.
+#[derive(Debug, Clone)]
+pub struct RollupRow {
+    /// Which series (target index of the run).
+    pub series: usize,
+    /// Bucket length.
+    pub resolution: Resolution,
+    /// Bucket start, unix seconds.
+    pub start: i64,
+    /// What happened in the bucket.
+    pub stats: ProbeStats,
+    /// False while the bucket may still change (it will be reported again).
+    pub complete: bool,
+}
+
+/// Unix seconds (floored) of a time; times before 1970 count as 0.
+pub fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Default)]
+struct Bucket {
+    stats: ProbeStats,
+    dirty: bool,
+}
+
+/// The rollup state of one series.
+#[derive(Debug, Clone)]
+pub struct Rollups {
+    series: usize,
+    /// Seconds after a second ends until it is closed: the probe timeout plus a margin.
+    grace_secs: i64,
+    open: BTreeMap<i64, Bucket>,
+    minute: Option<(i64, Bucket)>,
+    hour: Option<(i64, Bucket)>,
+    /// The last second closed: results for it or earlier are late.
+    closed_through: Option<i64>,
+    /// Results that arrived for a second already closed (counted, not lost silently).
+    pub late_results: u64,
+}
+
+impl Rollups {
+    /// Rollups for `series` whose probes resolve at most `timeout` after they are sent.
+    pub fn new(series: usize, timeout: Duration) -> Self {
+        Self {
+            series,
+            grace_secs: timeout.as_secs() as i64 + 1,
+            open: BTreeMap::new(),
+            minute: None,
+            hour: None,
+            closed_through: None,
+            late_results: 0,
+        }
+    }
+
+    /// Counts one resolved probe in the second it was sent.
+    pub fn record(&mut self, r: &ProbeResult) {
+        let sec = unix_secs(r.sent_at);
+        if self.closed_through.is_some_and(|c| sec <= c) {
+            self.late_results += 1;
+            return;
+        }
+        let b = self.open.entry(sec).or_default();
+        b.stats.record(r);
+        b.dirty = true;
+    }
+
+    /// Closes seconds that can no longer change at wall time `now` (or all, when `finish`), and
+    /// appends every row that changed since the last call: closed rows with `complete`, open ones
+    /// provisionally.
+    pub fn flush(&mut self, now: SystemTime, finish: bool, out: &mut Vec<RollupRow>) {
+        let now = unix_secs(now);
+        while let Some((&sec, _)) = self.open.first_key_value() {
+            if !finish && sec + 1 + self.grace_secs > now {
+                break;
+            }
+            let Some((sec, bucket)) = self.open.pop_first() else {
+                break;
+            };
+            self.close_second(sec, bucket.stats, out);
+        }
+        for (&sec, b) in self.open.iter_mut().filter(|(_, b)| b.dirty) {
+            b.dirty = false;
+            out.push(RollupRow {
+                series: self.series,
+                resolution: Resolution::Second,
+                start: sec,
+                stats: b.stats.clone(),
+                complete: false,
+            });
+        }
+        if finish {
+            if let Some((m, b)) = self.minute.take() {
+                self.close_minute(m, b.stats, out);
+            }
+            if let Some((h, b)) = self.hour.take() {
+                out.push(self.row(Resolution::Hour, h, b.stats, true));
+            }
+            return;
+        }
+        let series = self.series;
+        for (res, slot) in [
+            (Resolution::Minute, &mut self.minute),
+            (Resolution::Hour, &mut self.hour),
+        ] {
+            if let Some((start, b)) = slot.as_mut().filter(|(_, b)| b.dirty) {
+                b.dirty = false;
+                out.push(RollupRow {
+                    series,
+                    resolution: res,
+                    start: *start,
+                    stats: b.stats.clone(),
+                    complete: false,
+                });
+            }
+        }
+    }
+
+    fn row(
+        &self,
+        resolution: Resolution,
+        start: i64,
+        stats: ProbeStats,
+        complete: bool,
+    ) -> RollupRow {
+        RollupRow {
+            series: self.series,
+            resolution,
+            start,
+            stats,
+            complete,
+        }
+    }
+
+    fn close_second(&mut self, sec: i64, stats: ProbeStats, out: &mut Vec<RollupRow>) {
+        self.closed_through = Some(sec);
+        let minute = Resolution::Minute.bucket(sec);
+        if self.minute.as_ref().is_some_and(|(m, _)| *m != minute) {
+            if let Some((m, b)) = self.minute.take() {
+                self.close_minute(m, b.stats, out);
+            }
+        }
+        let (_, b) = self
+            .minute
+            .get_or_insert_with(|| (minute, Bucket::default()));
+        b.stats.merge(&stats);
+        b.dirty = true;
+        out.push(self.row(Resolution::Second, sec, stats, true));
+    }
+
+    fn close_minute(&mut self, minute: i64, stats: ProbeStats, out: &mut Vec<RollupRow>) {
+        let hour = Resolution::Hour.bucket(minute);
+        if self.hour.as_ref().is_some_and(|(h, _)| *h != hour) {
+            if let Some((h, b)) = self.hour.take() {
+                out.push(self.row(Resolution::Hour, h, b.stats, true));
+            }
+        }
+        let (_, b) = self.hour.get_or_insert_with(|| (hour, Bucket::default()));
+        b.stats.merge(&stats);
+        b.dirty = true;
+        out.push(self.row(Resolution::Minute, minute, stats, true));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Detail, Outcome};
+
+    const T0: u64 = 1_700_000_000 - 1_700_000_000 % 3600; // an hour boundary
+
+    fn probe(at_ms: u64, ok: bool, rtt_ms: u64) -> ProbeResult {
+        ProbeResult {
+            target: 0,
+            seq: at_ms,
+            sent_at: UNIX_EPOCH + Duration::from_millis(T0 * 1000 + at_ms),
+            rtt: ok.then(|| Duration::from_millis(rtt_ms)),
+            outcome: if ok { Outcome::Ok } else { Outcome::Timeout },
+            detail: Detail::None,
+        }
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(T0 + secs)
+    }
+
+    fn complete(rows: &[RollupRow], res: Resolution) -> Vec<&RollupRow> {
+        rows.iter()
+            .filter(|r| r.resolution == res && r.complete)
+            .collect()
+    }
+
+    #[test]
+    fn seconds_close_after_grace_and_roll_into_minutes_and_hours() {
+        let mut r = Rollups::new(0, Duration::from_secs(1));
+        let mut rows = Vec::new();
+        // Two hours of one probe per second, every 10th lost.
+        for s in 0..7200u64 {
+            r.record(&probe(s * 1000, s % 10 != 0, 10 + s % 7));
+            r.flush(at(s + 1), false, &mut rows);
+        }
+        r.flush(at(7201), true, &mut rows);
+        let secs = complete(&rows, Resolution::Second);
+        assert_eq!(secs.len(), 7200);
+        assert!(secs.iter().all(|row| row.stats.sent == 1));
+        let mins = complete(&rows, Resolution::Minute);
+        assert_eq!(mins.len(), 120);
+        assert!(mins
+            .iter()
+            .all(|m| m.stats.sent == 60 && m.stats.received == 54));
+        let hours = complete(&rows, Resolution::Hour);
+        assert_eq!(hours.len(), 2);
+        assert_eq!(hours[0].start, T0 as i64);
+        assert_eq!((hours[0].stats.sent, hours[0].stats.received), (3600, 3240));
+        // the hour equals the merge of its seconds
+        let mut merged = ProbeStats::default();
+        for s in secs.iter().filter(|r| r.start < T0 as i64 + 3600) {
+            merged.merge(&s.stats);
+        }
+        assert_eq!(merged.rtt.summary(), hours[0].stats.rtt.summary());
+        assert_eq!(r.late_results, 0);
+    }
+
+    #[test]
+    fn open_seconds_are_reported_provisionally_and_late_results_fit_the_grace() {
+        let mut r = Rollups::new(0, Duration::from_secs(1));
+        let mut rows = Vec::new();
+        r.record(&probe(100, true, 5));
+        r.flush(at(1), false, &mut rows);
+        assert_eq!(rows.len(), 1);
+        assert!(
+            !rows[0].complete && rows[0].stats.sent == 1,
+            "provisional row for second 0"
+        );
+        rows.clear();
+        r.flush(at(1), false, &mut rows);
+        assert!(rows.is_empty(), "nothing changed, nothing reported");
+        // A timeout for a probe sent in second 0 resolves a second later: still in time.
+        r.record(&probe(900, false, 0));
+        r.flush(at(2), false, &mut rows);
+        r.flush(at(3), false, &mut rows);
+        let sec0: Vec<_> = rows
+            .iter()
+            .filter(|x| x.resolution == Resolution::Second && x.complete)
+            .collect();
+        assert_eq!(sec0.len(), 1);
+        assert_eq!((sec0[0].stats.sent, sec0[0].stats.received), (2, 1));
+        r.record(&probe(500, true, 5));
+        assert_eq!(r.late_results, 1, "second 0 is closed");
+    }
+
+    #[test]
+    fn resolutions() {
+        assert_eq!(Resolution::parse("1m"), Some(Resolution::Minute));
+        assert_eq!(Resolution::parse("5m"), None);
+        assert_eq!(Resolution::Hour.bucket(7199), 3600);
+        assert_eq!(Resolution::Minute.bucket(-1), -60);
+    }
+}

@@ -1,0 +1,260 @@
+//! A latency histogram with bounded *relative* error, sparse and exactly mergeable: every value is
+//! counted in the logarithmic bucket `ceil(log_γ v)` with γ = (1+ε)/(1−ε), ε = 1 %, and a bucket is
+//! reported as `2γ^i/(γ+1)`, within 1 % of every value in it (the DDSketch construction). Only
+//! buckets that hold values take memory, so a per-second rollup of a steady link is a few bytes,
+//! and the worst case (1 ns to 1 h, every bucket) is bounded at ~1 100 buckets.
+
+/// Relative accuracy of every quantile.
+pub const RELATIVE_ERROR: f64 = 0.01;
+
+fn gamma() -> f64 {
+    (1.0 + RELATIVE_ERROR) / (1.0 - RELATIVE_ERROR)
+}
+
+/// Sparse log-bucketed histogram of nanosecond values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LatencySketch {
+    /// (bucket index, count), sorted by index. Index 0 holds zeros.
+    buckets: Vec<(i16, u64)>,
+    count: u64,
+}
+
+/// Why a serialized sketch could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("corrupt latency histogram blob: {0}")]
+pub struct SketchDecodeError(&'static str);
+
+impl LatencySketch {
+    fn index(ns: u64) -> i16 {
+        if ns == 0 {
+            return 0;
+        }
+        // ns ≥ 1 → log ≥ 0 → index ≥ 1 after ceil (index 0 is reserved for exact zeros).
+        let i = ((ns as f64).ln() / gamma().ln()).ceil().max(1.0);
+        i.min(f64::from(i16::MAX)) as i16
+    }
+
+    fn value(index: i16) -> u64 {
+        if index <= 0 {
+            return 0;
+        }
+        let g = gamma();
+        (2.0 * g.powi(i32::from(index)) / (g + 1.0)).round() as u64
+    }
+
+    /// Counts one value (nanoseconds).
+    pub fn record(&mut self, ns: u64) {
+        self.add(Self::index(ns), 1);
+    }
+
+    fn add(&mut self, index: i16, n: u64) {
+        self.count += n;
+        match self.buckets.binary_search_by_key(&index, |&(i, _)| i) {
+            Ok(pos) => self.buckets[pos].1 += n,
+            Err(pos) => self.buckets.insert(pos, (index, n)),
+        }
+    }
+
+    /// Values counted.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Adds all of `other`'s values.
+    pub fn merge(&mut self, other: &LatencySketch) {
+        if other.buckets.is_empty() {
+            return;
+        }
+        let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
+        let (mut a, mut b) = (
+            self.buckets.iter().peekable(),
+            other.buckets.iter().peekable(),
+        );
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some(&&(ia, ca)), Some(&&(ib, cb))) => {
+                    if ia == ib {
+                        merged.push((ia, ca + cb));
+                        a.next();
+                        b.next();
+                    } else if ia < ib {
+                        merged.push((ia, ca));
+                        a.next();
+                    } else {
+                        merged.push((ib, cb));
+                        b.next();
+                    }
+                }
+                (Some(&&x), None) => {
+                    merged.push(x);
+                    a.next();
+                }
+                (None, Some(&&x)) => {
+                    merged.push(x);
+                    b.next();
+                }
+                (None, None) => break,
+            }
+        }
+        self.buckets = merged;
+        self.count += other.count;
+    }
+
+    /// The value at quantile `q` (0..=1) within 1 %: the sample of rank ⌈q·n⌉ (at least 1).
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for &(i, c) in &self.buckets {
+            seen += c;
+            if seen >= rank {
+                return Some(Self::value(i));
+            }
+        }
+        self.buckets.last().map(|&(i, _)| Self::value(i))
+    }
+
+    /// Compact bytes for storage: LEB128 varints of (index delta, count) pairs.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.buckets.len() * 3 + 1);
+        put_varint(&mut out, self.buckets.len() as u64);
+        let mut prev: i32 = 0;
+        for &(i, c) in &self.buckets {
+            put_varint(&mut out, (i32::from(i) - prev) as u64);
+            put_varint(&mut out, c);
+            prev = i32::from(i);
+        }
+        out
+    }
+
+    /// Reads [`LatencySketch::to_bytes`]' output; never panics on bad input.
+    pub fn from_bytes(mut b: &[u8]) -> Result<Self, SketchDecodeError> {
+        let n = get_varint(&mut b)?;
+        if n > 4096 {
+            return Err(SketchDecodeError("too many buckets"));
+        }
+        let mut s = LatencySketch::default();
+        let mut prev: i64 = 0;
+        for k in 0..n {
+            let delta = get_varint(&mut b)?;
+            if k > 0 && delta == 0 {
+                return Err(SketchDecodeError("buckets out of order"));
+            }
+            let index = prev + delta as i64;
+            let index = i16::try_from(index).map_err(|_| SketchDecodeError("bucket index"))?;
+            let c = get_varint(&mut b)?;
+            s.buckets.push((index, c));
+            s.count = s
+                .count
+                .checked_add(c)
+                .ok_or(SketchDecodeError("count overflow"))?;
+            prev = i64::from(index);
+        }
+        if !b.is_empty() {
+            return Err(SketchDecodeError("trailing bytes"));
+        }
+        Ok(s)
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(b: &mut &[u8]) -> Result<u64, SketchDecodeError> {
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = b.split_first().ok_or(SketchDecodeError("truncated"))?;
+        *b = rest;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(SketchDecodeError("varint too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn bucket_values_are_within_one_percent() {
+        for ns in [
+            1u64,
+            2,
+            7,
+            999,
+            1_000,
+            45_000,
+            40_000_000,
+            3_600_000_000_000,
+        ] {
+            let v = LatencySketch::value(LatencySketch::index(ns)) as f64;
+            assert!(
+                (v - ns as f64).abs() <= RELATIVE_ERROR * ns as f64 + 0.5,
+                "{ns} -> {v}"
+            );
+        }
+        let mut s = LatencySketch::default();
+        s.record(0);
+        assert_eq!(s.quantile(0.5), Some(0));
+    }
+
+    #[test]
+    fn sparse_and_small() {
+        let mut s = LatencySketch::default();
+        for _ in 0..3600 {
+            s.record(40_000_000);
+        }
+        assert_eq!(s.buckets.len(), 1);
+        assert!(s.to_bytes().len() <= 6);
+    }
+
+    #[test]
+    fn bad_blobs_are_errors() {
+        assert!(LatencySketch::from_bytes(&[]).is_err());
+        assert!(LatencySketch::from_bytes(&[1]).is_err());
+        assert!(
+            LatencySketch::from_bytes(&[2, 5, 1, 0, 1]).is_err(),
+            "out of order"
+        );
+        assert!(LatencySketch::from_bytes(&[0xff; 11]).is_err());
+        assert!(LatencySketch::from_bytes(&[0, 0]).is_err(), "trailing");
+        assert_eq!(
+            LatencySketch::from_bytes(&[0]),
+            Ok(LatencySketch::default())
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn bytes_round_trip(v in proptest::collection::vec(0u64..4_000_000_000_000, 0..300)) {
+            let mut s = LatencySketch::default();
+            for x in &v { s.record(*x); }
+            prop_assert_eq!(LatencySketch::from_bytes(&s.to_bytes()), Ok(s));
+        }
+
+        #[test]
+        fn merge_is_union(a in proptest::collection::vec(0u64..4_000_000_000, 0..200),
+                          b in proptest::collection::vec(0u64..4_000_000_000, 0..200)) {
+            let (mut x, mut y, mut all) = (LatencySketch::default(), LatencySketch::default(), LatencySketch::default());
+            for v in &a { x.record(*v); all.record(*v); }
+            for v in &b { y.record(*v); all.record(*v); }
+            x.merge(&y);
+            prop_assert_eq!(x, all);
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = LatencySketch::from_bytes(&bytes);
+        }
+    }
+}
