@@ -1,0 +1,741 @@
+//! The database: opening (with checks that never touch a file that is not ours), migrations,
+//! writes in one transaction per batch, retention, and the queries `report` needs.
+
+use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
+use netpulse_core::outage::Outage;
+use netpulse_core::rollup::Resolution;
+use netpulse_core::sketch::LatencySketch;
+use netpulse_core::stats::{Jitter, ProbeStats, RttParts, RttStats};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Everything that can go wrong with the history database; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file exists but is not an SQLite database.
+    #[error("{path} is not a netpulse database (not SQLite); it was left untouched")]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is SQLite but cannot be read.
+    #[error("{path} is damaged or not readable as a netpulse database ({source}); it was left untouched")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// Written by a newer netpulse.
+    #[error("{path} has schema version {found}, newer than this netpulse understands ({supported}); use a newer netpulse")]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+        /// Ours.
+        supported: u32,
+    },
+    /// Cannot be created or opened for writing.
+    #[error("cannot open {path} for recording: {reason}")]
+    Unwritable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file does not exist (for reading).
+    #[error("no database at {path} (record one with `netpulse probe --record`)")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A statement failed.
+    #[error("database {path}: {op}: {source}")]
+    Sql {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+}
+
+/// The default database: `$XDG_DATA_HOME/netpulse/netpulse.db`, else
+/// `~/.local/share/netpulse/netpulse.db`, else `./netpulse.db`.
+pub fn default_db_path() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/share"))
+        });
+    match base {
+        Some(b) => b.join("netpulse").join("netpulse.db"),
+        None => PathBuf::from("netpulse.db"),
+    }
+}
+
+/// What describes a recording session.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Start, wall clock.
+    pub started_at: SystemTime,
+    /// Host name of the machine.
+    pub host: String,
+    /// netpulse version.
+    pub version: String,
+    /// The command line.
+    pub command: String,
+    /// The effective configuration, as JSON.
+    pub config: String,
+}
+
+/// A session as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    /// Id.
+    pub id: i64,
+    /// Start, unix ms.
+    pub started_at_ms: i64,
+    /// End, unix ms (`None`: still running, or the process died).
+    pub ended_at_ms: Option<i64>,
+    /// Host name.
+    pub host: String,
+    /// netpulse version.
+    pub version: String,
+    /// Command line.
+    pub command: String,
+    /// Targets recorded.
+    pub targets: i64,
+}
+
+/// A target as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetRow {
+    /// Id.
+    pub id: i64,
+    /// Label (`10.77.0.2`, `tcp://host:443`, ...).
+    pub label: String,
+    /// Kind (`icmp`, `tcp`, ...).
+    pub kind: String,
+}
+
+/// One stored rollup.
+#[derive(Debug, Clone)]
+pub struct RollupRecord {
+    /// Session it belongs to.
+    pub session_id: i64,
+    /// Target label.
+    pub target: String,
+    /// Bucket start, unix seconds.
+    pub ts: i64,
+    /// Statistics.
+    pub stats: ProbeStats,
+}
+
+/// One stored outage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutageRecord {
+    /// Session it belongs to.
+    pub session_id: i64,
+    /// Target label.
+    pub target: String,
+    /// Start, unix ms.
+    pub start_ms: i64,
+    /// End, unix ms.
+    pub end_ms: i64,
+    /// Probes sent during it.
+    pub sent: i64,
+    /// Of those, answered.
+    pub received: i64,
+    /// True if the run stopped during it.
+    pub ongoing: bool,
+}
+
+impl OutageRecord {
+    /// Duration in ms.
+    pub fn duration_ms(&self) -> i64 {
+        self.end_ms - self.start_ms
+    }
+    /// Loss fraction.
+    pub fn loss(&self) -> f64 {
+        if self.sent == 0 {
+            0.0
+        } else {
+            1.0 - self.received as f64 / self.sent as f64
+        }
+    }
+}
+
+/// The history database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+pub(crate) fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn table(res: Resolution) -> &'static str {
+    match res {
+        Resolution::Second => "probe_1s",
+        Resolution::Minute => "probe_1m",
+        Resolution::Hour => "probe_1h",
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// True when the file at `path` starts like an SQLite database (or is empty/absent).
+fn looks_like_sqlite(path: &Path) -> std::io::Result<bool> {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    let mut head = [0u8; 16];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n == 0 || (n == 16 && &head == b"SQLite format 3\0"))
+}
+
+impl Store {
+    /// Opens (creating it and its directory if needed) the database for recording; upgrades an
+    /// older schema. A file that is not ours, damaged or newer is refused and left untouched.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let unwritable = |reason: String| StoreError::Unwritable {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| unwritable(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        Self::check_header(path)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| unwritable(e.to_string()))?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        let version = store.validate()?;
+        store.pragma("journal_mode", "WAL")?;
+        // NORMAL in WAL mode: a commit survives a process crash (kill -9); only a power loss
+        // can take back the last commits.
+        store.pragma("synchronous", "NORMAL")?;
+        store.migrate(version)?;
+        Ok(store)
+    }
+
+    /// Opens an existing database for reading (reports); never creates or upgrades a file.
+    pub fn open_read(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        Self::check_header(path)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        let version = store.validate()?;
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::Sql {
+                path: path.to_path_buf(),
+                op: "read an older schema (record to it once to upgrade it)",
+                source: rusqlite::Error::InvalidQuery,
+            });
+        }
+        Ok(store)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_header(path: &Path) -> Result<(), StoreError> {
+        match looks_like_sqlite(path) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StoreError::NotADatabase {
+                path: path.to_path_buf(),
+            }),
+            Err(e) => Err(StoreError::Unwritable {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Reads the schema version and the table list: both fail on a damaged file, before any write.
+    fn validate(&self) -> Result<u32, StoreError> {
+        let corrupt = |source| StoreError::Corrupt {
+            path: self.path.clone(),
+            source,
+        };
+        let version: u32 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        let _tables: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: self.path.clone(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version > 0 {
+            // Our own file: its tables must read back.
+            self.conn
+                .query_row("SELECT count(*) FROM sessions", [], |r| r.get::<_, i64>(0))
+                .map_err(corrupt)?;
+        }
+        Ok(version)
+    }
+
+    fn pragma(&self, name: &'static str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .pragma_update(None, name, value)
+            .map_err(|source| StoreError::Sql {
+                path: self.path.clone(),
+                op: name,
+                source,
+            })
+    }
+
+    fn sql_err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sql {
+            path: self.path.clone(),
+            op,
+            source,
+        }
+    }
+
+    fn migrate(&mut self, from: u32) -> Result<(), StoreError> {
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+            let path = self.path.clone();
+            let err = |source| StoreError::Sql {
+                path: path.clone(),
+                op: "upgrade the schema",
+                source,
+            };
+            let tx = self.conn.transaction().map_err(err)?;
+            tx.execute_batch(sql).map_err(err)?;
+            tx.pragma_update(None, "user_version", (i + 1) as u32)
+                .map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Records the start of a session; returns its id.
+    pub fn begin_session(&mut self, info: &SessionInfo) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO sessions (started_at_ms, host, version, command, config) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![unix_ms(info.started_at), info.host, info.version, info.command, info.config],
+            )
+            .map_err(self.sql_err("start a session"))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records the end of a session.
+    pub fn end_session(&mut self, id: i64, ended_at: SystemTime) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE sessions SET ended_at_ms = ?1 WHERE id = ?2",
+                params![unix_ms(ended_at), id],
+            )
+            .map_err(self.sql_err("end the session"))?;
+        Ok(())
+    }
+
+    /// The id of target `label` (created if new), linked to `session`.
+    pub fn add_target(
+        &mut self,
+        session: i64,
+        label: &str,
+        kind: &str,
+        address: &str,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Result<i64, StoreError> {
+        let err = self.sql_err("add a target");
+        self.conn
+            .execute(
+                "INSERT INTO targets (label, kind) VALUES (?1, ?2) ON CONFLICT(label) DO NOTHING",
+                params![label, kind],
+            )
+            .map_err(&err)?;
+        let id: i64 = self
+            .conn
+            .query_row("SELECT id FROM targets WHERE label = ?1", [label], |r| {
+                r.get(0)
+            })
+            .map_err(&err)?;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO session_targets (session_id, target_id, address, interval_ms, timeout_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![session, id, address, ms(interval), ms(timeout)],
+            )
+            .map_err(&err)?;
+        Ok(id)
+    }
+
+    /// Starts a write transaction.
+    pub(crate) fn transaction(&mut self) -> Result<Transaction<'_>, StoreError> {
+        let path = self.path.clone();
+        self.conn.transaction().map_err(|source| StoreError::Sql {
+            path,
+            op: "begin a write",
+            source,
+        })
+    }
+
+    /// Deletes up to `limit` rows of `res` older than `before` (unix s); returns how many.
+    pub fn prune(
+        &mut self,
+        res: Resolution,
+        before: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let t = table(res);
+        let sql = format!(
+            "DELETE FROM {t} WHERE (target_id, ts, session_id) IN \
+             (SELECT target_id, ts, session_id FROM {t} WHERE ts < ?1 LIMIT ?2)"
+        );
+        self.conn
+            .execute(&sql, params![before, limit as i64])
+            .map_err(self.sql_err("prune old rows"))
+    }
+
+    /// All sessions, oldest first.
+    pub fn sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
+        let err = self.sql_err("list sessions");
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT s.id, s.started_at_ms, s.ended_at_ms, s.host, s.version, s.command,
+                        (SELECT count(*) FROM session_targets t WHERE t.session_id = s.id)
+                 FROM sessions s ORDER BY s.id",
+            )
+            .map_err(&err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(SessionRow {
+                    id: r.get(0)?,
+                    started_at_ms: r.get(1)?,
+                    ended_at_ms: r.get(2)?,
+                    host: r.get(3)?,
+                    version: r.get(4)?,
+                    command: r.get(5)?,
+                    targets: r.get(6)?,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    /// The session with `id`.
+    pub fn session(&self, id: i64) -> Result<Option<SessionRow>, StoreError> {
+        Ok(self.sessions()?.into_iter().find(|s| s.id == id))
+    }
+
+    /// The last moment a session has data for (its end, or its last rollup if it never ended).
+    pub fn session_last_ms(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT max(ts) * 1000 + 1000 FROM probe_1s WHERE session_id = ?1",
+                [id],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(self.sql_err("find the session's last data"))
+    }
+
+    /// Targets recorded in the given sessions (all, if empty).
+    pub fn targets(&self, sessions: &[i64]) -> Result<Vec<TargetRow>, StoreError> {
+        let err = self.sql_err("list targets");
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT t.id, t.label, t.kind FROM targets t
+                 JOIN session_targets st ON st.target_id = t.id ORDER BY t.id",
+            )
+            .map_err(&err)?;
+        let mut out = Vec::new();
+        let ids: Vec<i64> = sessions.to_vec();
+        let rows = st
+            .query_map([], |r| {
+                Ok(TargetRow {
+                    id: r.get(0)?,
+                    label: r.get(1)?,
+                    kind: r.get(2)?,
+                })
+            })
+            .map_err(&err)?;
+        for row in rows {
+            let row = row.map_err(&err)?;
+            if ids.is_empty() || self.target_in_sessions(row.id, &ids)? {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    fn target_in_sessions(&self, target: i64, sessions: &[i64]) -> Result<bool, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM session_targets WHERE target_id = ?1 AND session_id = ?2",
+            )
+            .map_err(self.sql_err("list targets"))?;
+        for s in sessions {
+            if st
+                .exists(params![target, s])
+                .map_err(self.sql_err("list targets"))?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Rollups of `res` with `from ≤ ts < to` (unix s), optionally of one session and one target,
+    /// ordered by target and time.
+    pub fn rollups(
+        &self,
+        res: Resolution,
+        from: i64,
+        to: i64,
+        session: Option<i64>,
+        target: Option<&str>,
+    ) -> Result<Vec<RollupRecord>, StoreError> {
+        let err = self.sql_err("read rollups");
+        let sql = format!(
+            "SELECT p.session_id, t.label, p.ts, p.sent, p.received, p.refused, p.timeouts,
+                    p.icmp_errors, p.local_errors, p.rtt_count, p.rtt_sum_ns, p.rtt_sum_sq_ns2,
+                    p.rtt_min_ms, p.rtt_max_ms, p.jitter_ms, p.jitter_sum_abs_ns, p.jitter_deltas, p.hist
+             FROM {} p JOIN targets t ON t.id = p.target_id
+             WHERE p.ts >= ?1 AND p.ts < ?2 AND (?3 IS NULL OR p.session_id = ?3)
+                   AND (?4 IS NULL OR t.label = ?4)
+             ORDER BY t.id, p.ts, p.session_id",
+            table(res)
+        );
+        let mut st = self.conn.prepare(&sql).map_err(&err)?;
+        let rows = st
+            .query_map(params![from, to, session, target], |r| {
+                let hist: Vec<u8> = r.get(17)?;
+                let hist = LatencySketch::from_bytes(&hist).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        17,
+                        rusqlite::types::Type::Blob,
+                        Box::new(e),
+                    )
+                })?;
+                let ms_to =
+                    |v: Option<f64>| Duration::from_secs_f64(v.unwrap_or(0.0).max(0.0) / 1000.0);
+                let rtt = RttStats::from_parts(RttParts {
+                    count: r.get::<_, i64>(9)? as u64,
+                    sum_ns: r.get::<_, i64>(10)?.max(0) as u128,
+                    sum_sq_ns: r.get::<_, f64>(11)?.max(0.0) as u128,
+                    min: ms_to(r.get(12)?),
+                    max: ms_to(r.get(13)?),
+                    hist,
+                });
+                let jitter_ms: Option<f64> = r.get(14)?;
+                let stats = ProbeStats {
+                    sent: r.get::<_, i64>(3)? as u64,
+                    received: r.get::<_, i64>(4)? as u64,
+                    refused: r.get::<_, i64>(5)? as u64,
+                    timeouts: r.get::<_, i64>(6)? as u64,
+                    icmp_errors: r.get::<_, i64>(7)? as u64,
+                    local_errors: r.get::<_, i64>(8)? as u64,
+                    rtt,
+                    jitter: Jitter::from_parts(
+                        jitter_ms.unwrap_or(0.0) * 1e6,
+                        r.get(15)?,
+                        r.get::<_, i64>(16)? as u64,
+                    ),
+                };
+                Ok(RollupRecord {
+                    session_id: r.get(0)?,
+                    target: r.get(1)?,
+                    ts: r.get(2)?,
+                    stats,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    /// Outages starting in `[from_ms, to_ms)`, optionally of one session and one target.
+    pub fn outages(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        session: Option<i64>,
+        target: Option<&str>,
+    ) -> Result<Vec<OutageRecord>, StoreError> {
+        let err = self.sql_err("read outages");
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT o.session_id, t.label, o.start_ms, o.end_ms, o.sent, o.received, o.ongoing
+                 FROM outages o JOIN targets t ON t.id = o.target_id
+                 WHERE o.start_ms >= ?1 AND o.start_ms < ?2 AND (?3 IS NULL OR o.session_id = ?3)
+                       AND (?4 IS NULL OR t.label = ?4)
+                 ORDER BY o.start_ms",
+            )
+            .map_err(&err)?;
+        let rows = st
+            .query_map(params![from_ms, to_ms, session, target], |r| {
+                Ok(OutageRecord {
+                    session_id: r.get(0)?,
+                    target: r.get(1)?,
+                    start_ms: r.get(2)?,
+                    end_ms: r.get(3)?,
+                    sent: r.get(4)?,
+                    received: r.get(5)?,
+                    ongoing: r.get::<_, i64>(6)? != 0,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    /// Rows in a table (for tests and the benchmark).
+    pub fn count_rows(&self, res: Resolution) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(&format!("SELECT count(*) FROM {}", table(res)), [], |r| {
+                r.get(0)
+            })
+            .map_err(self.sql_err("count rows"))
+    }
+}
+
+/// Upserts one rollup row inside a write transaction.
+pub(crate) fn put_rollup(
+    tx: &Transaction<'_>,
+    res: Resolution,
+    session: i64,
+    target: i64,
+    ts: i64,
+    s: &ProbeStats,
+    complete: bool,
+) -> rusqlite::Result<()> {
+    let sql = format!(
+        "INSERT INTO {} (session_id, target_id, ts, sent, received, refused, timeouts, icmp_errors,
+            local_errors, loss, rtt_count, rtt_sum_ns, rtt_sum_sq_ns2, rtt_min_ms, rtt_avg_ms,
+            rtt_max_ms, rtt_mdev_ms, rtt_p50_ms, rtt_p95_ms, rtt_p99_ms, jitter_ms,
+            jitter_sum_abs_ns, jitter_deltas, hist, complete)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                 ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+         ON CONFLICT (target_id, ts, session_id) DO UPDATE SET
+            sent = excluded.sent, received = excluded.received, refused = excluded.refused,
+            timeouts = excluded.timeouts, icmp_errors = excluded.icmp_errors,
+            local_errors = excluded.local_errors, loss = excluded.loss,
+            rtt_count = excluded.rtt_count, rtt_sum_ns = excluded.rtt_sum_ns,
+            rtt_sum_sq_ns2 = excluded.rtt_sum_sq_ns2, rtt_min_ms = excluded.rtt_min_ms,
+            rtt_avg_ms = excluded.rtt_avg_ms, rtt_max_ms = excluded.rtt_max_ms,
+            rtt_mdev_ms = excluded.rtt_mdev_ms, rtt_p50_ms = excluded.rtt_p50_ms,
+            rtt_p95_ms = excluded.rtt_p95_ms, rtt_p99_ms = excluded.rtt_p99_ms,
+            jitter_ms = excluded.jitter_ms, jitter_sum_abs_ns = excluded.jitter_sum_abs_ns,
+            jitter_deltas = excluded.jitter_deltas, hist = excluded.hist,
+            complete = excluded.complete",
+        table(res)
+    );
+    let p = s.rtt.parts();
+    let sum = s.rtt.summary();
+    let (est, sum_abs, deltas) = s.jitter.parts();
+    let opt = |f: fn(&netpulse_core::stats::RttSummary) -> Duration| sum.as_ref().map(|x| ms(f(x)));
+    let mut st = tx.prepare_cached(&sql)?;
+    st.execute(params![
+        session,
+        target,
+        ts,
+        s.sent as i64,
+        s.received as i64,
+        s.refused as i64,
+        s.timeouts as i64,
+        s.icmp_errors as i64,
+        s.local_errors as i64,
+        s.loss(),
+        p.count as i64,
+        i64::try_from(p.sum_ns).unwrap_or(i64::MAX),
+        p.sum_sq_ns as f64,
+        opt(|x| x.min),
+        opt(|x| x.avg),
+        opt(|x| x.max),
+        opt(|x| x.mdev),
+        opt(|x| x.median),
+        opt(|x| x.p95),
+        opt(|x| x.p99),
+        (deltas > 0).then_some(est / 1e6),
+        sum_abs,
+        deltas as i64,
+        p.hist.to_bytes(),
+        complete,
+    ])?;
+    Ok(())
+}
+
+/// Inserts one outage inside a write transaction.
+pub(crate) fn put_outage(
+    tx: &Transaction<'_>,
+    session: i64,
+    target: i64,
+    o: &Outage,
+) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO outages (session_id, target_id, start_ms, end_ms, duration_ms, sent, received, loss, ongoing)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    st.execute(params![
+        session,
+        target,
+        unix_ms(o.start),
+        unix_ms(o.end),
+        o.duration().as_millis() as i64,
+        o.sent as i64,
+        o.received as i64,
+        o.loss(),
+        o.ongoing,
+    ])?;
+    Ok(())
+}

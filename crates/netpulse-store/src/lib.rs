@@ -1,0 +1,16 @@
+//! netpulse's history: an embedded SQLite database (no server), written by one recorder thread
+//! in batches once a second, kept like an RRD (seconds 48 h, minutes 30 days, hours forever by
+//! default), and read back by `netpulse report`. The schema is documented in `docs/schema.md`.
+
+mod db;
+mod recorder;
+mod schema;
+
+pub use db::{
+    default_db_path, OutageRecord, RollupRecord, SessionInfo, SessionRow, Store, StoreError,
+    TargetRow,
+};
+pub use recorder::{
+    RecordSink, RecordTarget, Recorder, RecorderConfig, RecorderReport, Recording, Retention,
+};
+pub use schema::SCHEMA_VERSION;

@@ -1,0 +1,378 @@
+//! The recorder: one thread that turns probe results into rollups and outages (core logic) and
+//! writes them in one transaction per second. It never blocks probing: results reach it through
+//! a bounded queue, and when the disk is too slow the queue fills and results are dropped with a
+//! counter the caller shows. Retention runs in the same thread in small chunks, so pruning never
+//! stalls a commit for long.
+
+use crate::db::{put_outage, put_rollup, SessionInfo, Store, StoreError};
+use netpulse_core::outage::{Outage, OutageConfig, OutageDetector};
+use netpulse_core::record::ProbeResult;
+use netpulse_core::rollup::{unix_secs, Resolution, RollupRow, Rollups};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long each resolution is kept (`None`: forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Per-second rows.
+    pub seconds: Option<Duration>,
+    /// Per-minute rows.
+    pub minutes: Option<Duration>,
+    /// Per-hour rows.
+    pub hours: Option<Duration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            seconds: Some(Duration::from_secs(48 * 3600)),
+            minutes: Some(Duration::from_secs(30 * 86400)),
+            hours: None,
+        }
+    }
+}
+
+impl Retention {
+    fn of(&self, res: Resolution) -> Option<Duration> {
+        match res {
+            Resolution::Second => self.seconds,
+            Resolution::Minute => self.minutes,
+            Resolution::Hour => self.hours,
+        }
+    }
+}
+
+/// How the recorder behaves.
+#[derive(Debug, Clone)]
+pub struct RecorderConfig {
+    /// How long rows are kept.
+    pub retention: Retention,
+    /// When a target counts as down.
+    pub outage: OutageConfig,
+    /// Results queued before new ones are dropped.
+    pub queue: usize,
+    /// Time between commits.
+    pub commit_every: Duration,
+    /// Time between retention passes.
+    pub prune_every: Duration,
+    /// Rows deleted per table per pass (keeps each pass short).
+    pub prune_chunk: usize,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        Self {
+            retention: Retention::default(),
+            outage: OutageConfig::default(),
+            queue: 1 << 16,
+            commit_every: Duration::from_secs(1),
+            prune_every: Duration::from_secs(60),
+            prune_chunk: 5000,
+        }
+    }
+}
+
+/// A target to record.
+#[derive(Debug, Clone)]
+pub struct RecordTarget {
+    /// Label.
+    pub label: String,
+    /// Kind.
+    pub kind: String,
+    /// Address probed.
+    pub address: String,
+    /// Probe interval.
+    pub interval: Duration,
+    /// Probe timeout.
+    pub timeout: Duration,
+}
+
+/// What a recording did.
+#[derive(Debug, Clone, Default)]
+pub struct RecorderReport {
+    /// The session.
+    pub session_id: i64,
+    /// Rollup rows written (including provisional rewrites).
+    pub rows_written: u64,
+    /// Outages found, with the index of their target.
+    pub outages: Vec<(usize, Outage)>,
+    /// Results dropped because the recorder fell behind.
+    pub dropped: u64,
+    /// Results that arrived after their second was closed.
+    pub late: u64,
+    /// Commits that failed (disk full, I/O error); the first error's text.
+    pub failed_commits: u64,
+    /// The first write error.
+    pub first_error: Option<String>,
+    /// Rows removed by retention.
+    pub pruned: u64,
+}
+
+enum Msg {
+    Result(ProbeResult),
+    Finish(SystemTime),
+}
+
+/// Hands results to the recorder without ever blocking; clonable.
+#[derive(Clone)]
+pub struct RecordSink {
+    tx: SyncSender<Msg>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl RecordSink {
+    /// Queues a result; drops it (and counts) if the recorder is behind.
+    pub fn offer(&self, r: &ProbeResult) {
+        match self.tx.try_send(Msg::Result(r.clone())) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Results dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// A running recorder.
+pub struct Recorder {
+    sink: RecordSink,
+    handle: JoinHandle<RecorderReport>,
+}
+
+impl Recorder {
+    /// Creates the session and its targets (so a bad database fails now, not later) and starts
+    /// the recorder thread.
+    pub fn start(
+        store: Store,
+        session: &SessionInfo,
+        targets: &[RecordTarget],
+        cfg: RecorderConfig,
+    ) -> Result<Recorder, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(cfg.queue);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut recording = Recording::new(store, session, targets, cfg)?;
+        recording.dropped = Arc::clone(&dropped);
+        let handle = std::thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || recording.run(rx))
+            .map_err(|e| StoreError::Unwritable {
+                path: std::path::PathBuf::from("(recorder thread)"),
+                reason: e.to_string(),
+            })?;
+        Ok(Recorder {
+            sink: RecordSink { tx, dropped },
+            handle,
+        })
+    }
+
+    /// A handle to feed results from the probe engine.
+    pub fn sink(&self) -> RecordSink {
+        self.sink.clone()
+    }
+
+    /// Flushes everything (trailing outages end at `at`), ends the session, and reports.
+    pub fn finish(self, at: SystemTime) -> RecorderReport {
+        // A full queue must not lose the finish: this one send may wait for the thread.
+        let _ = self.sink.tx.send(Msg::Finish(at));
+        drop(self.sink);
+        self.handle.join().unwrap_or_else(|_| RecorderReport {
+            first_error: Some("the recorder thread failed".into()),
+            ..Default::default()
+        })
+    }
+}
+
+/// A recording driven by hand: the recorder thread's body, usable on a fake clock.
+pub struct Recording {
+    store: Store,
+    session_id: i64,
+    target_ids: Vec<i64>,
+    rollups: Vec<Rollups>,
+    detectors: Vec<OutageDetector>,
+    cfg: RecorderConfig,
+    report: RecorderReport,
+    pending_outages: Vec<(usize, Outage)>,
+    rows: Vec<RollupRow>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Recording {
+    /// Creates the session and its targets in `store`.
+    pub fn new(
+        mut store: Store,
+        session: &SessionInfo,
+        targets: &[RecordTarget],
+        cfg: RecorderConfig,
+    ) -> Result<Recording, StoreError> {
+        let session_id = store.begin_session(session)?;
+        let mut target_ids = Vec::with_capacity(targets.len());
+        for t in targets {
+            target_ids.push(store.add_target(
+                session_id, &t.label, &t.kind, &t.address, t.interval, t.timeout,
+            )?);
+        }
+        Ok(Recording {
+            store,
+            session_id,
+            target_ids,
+            rollups: targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Rollups::new(i, t.timeout))
+                .collect(),
+            detectors: targets
+                .iter()
+                .map(|_| OutageDetector::new(cfg.outage, 1))
+                .collect(),
+            cfg,
+            report: RecorderReport {
+                session_id,
+                ..Default::default()
+            },
+            pending_outages: Vec::new(),
+            rows: Vec::new(),
+            dropped: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The session id.
+    pub fn session_id(&self) -> i64 {
+        self.session_id
+    }
+
+    /// The store (for queries in tests and benchmarks).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn run(&mut self, rx: mpsc::Receiver<Msg>) -> RecorderReport {
+        let mut next_commit = Instant::now() + self.cfg.commit_every;
+        let mut next_prune = Instant::now();
+        let finished_at = loop {
+            match rx.recv_timeout(next_commit.saturating_duration_since(Instant::now())) {
+                Ok(Msg::Result(r)) => self.record(&r),
+                Ok(Msg::Finish(at)) => break at,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break SystemTime::now(),
+            }
+            if Instant::now() >= next_commit {
+                self.commit(SystemTime::now(), false);
+                next_commit += self.cfg.commit_every;
+                if next_commit < Instant::now() {
+                    next_commit = Instant::now() + self.cfg.commit_every;
+                }
+                if Instant::now() >= next_prune {
+                    self.prune(SystemTime::now());
+                    next_prune = Instant::now() + self.cfg.prune_every;
+                }
+            }
+        };
+        // Whatever is still queued belongs to this run.
+        while let Ok(Msg::Result(r)) = rx.try_recv() {
+            self.record(&r);
+        }
+        self.finish(finished_at)
+    }
+
+    /// Flushes everything (outages still going on end at `finished_at`), ends the session.
+    pub fn finish(&mut self, finished_at: SystemTime) -> RecorderReport {
+        for (i, d) in self.detectors.iter_mut().enumerate() {
+            for o in d.finish(finished_at) {
+                self.pending_outages.push((i, o));
+            }
+        }
+        self.commit(finished_at, true);
+        if let Err(e) = self.store.end_session(self.session_id, finished_at) {
+            self.note_error(&e.to_string());
+        }
+        self.report.dropped = self.dropped.load(Ordering::Relaxed);
+        self.report.late = self.rollups.iter().map(|r| r.late_results).sum();
+        std::mem::take(&mut self.report)
+    }
+
+    /// Counts one resolved probe.
+    pub fn record(&mut self, r: &ProbeResult) {
+        let Some(rollup) = self.rollups.get_mut(r.target) else {
+            return;
+        };
+        rollup.record(r);
+        if let Some(d) = self.detectors.get_mut(r.target) {
+            for o in d.record(r.seq, r.sent_at, r.outcome.is_reply()) {
+                self.pending_outages.push((r.target, o));
+            }
+        }
+    }
+
+    /// Writes every row that changed and the outages found, in one transaction.
+    pub fn commit(&mut self, now: SystemTime, finish: bool) {
+        self.rows.clear();
+        for r in &mut self.rollups {
+            r.flush(now, finish, &mut self.rows);
+        }
+        if self.rows.is_empty() && self.pending_outages.is_empty() {
+            return;
+        }
+        let result = (|| -> Result<(), String> {
+            let tx = self.store.transaction().map_err(|e| e.to_string())?;
+            for row in &self.rows {
+                let target = self.target_ids[row.series];
+                put_rollup(
+                    &tx,
+                    row.resolution,
+                    self.session_id,
+                    target,
+                    row.start,
+                    &row.stats,
+                    row.complete,
+                )
+                .map_err(|e| e.to_string())?;
+            }
+            for (i, o) in &self.pending_outages {
+                put_outage(&tx, self.session_id, self.target_ids[*i], o)
+                    .map_err(|e| e.to_string())?;
+            }
+            tx.commit().map_err(|e| e.to_string())
+        })();
+        match result {
+            Ok(()) => {
+                self.report.rows_written += self.rows.len() as u64;
+                self.report.outages.extend(self.pending_outages.drain(..));
+            }
+            Err(e) => {
+                // Disk full or I/O error: keep monitoring; the outages stay queued for the next try.
+                self.note_error(&e);
+                self.report.failed_commits += 1;
+            }
+        }
+    }
+
+    /// Deletes a chunk of rows past their retention.
+    pub fn prune(&mut self, now: SystemTime) {
+        let now = unix_secs(now);
+        for res in Resolution::ALL {
+            if let Some(keep) = self.cfg.retention.of(res) {
+                match self
+                    .store
+                    .prune(res, now - keep.as_secs() as i64, self.cfg.prune_chunk)
+                {
+                    Ok(n) => self.report.pruned += n as u64,
+                    Err(e) => self.note_error(&e.to_string()),
+                }
+            }
+        }
+    }
+
+    fn note_error(&mut self, e: &str) {
+        if self.report.first_error.is_none() {
+            eprintln!("netpulse: recording: {e} (monitoring goes on)");
+            self.report.first_error = Some(e.to_string());
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The store on real files: recording on a fake clock, reading back, upgrades, refusals.
+
+use netpulse_core::record::{Detail, Outcome, ProbeResult};
+use netpulse_core::rollup::Resolution;
+use netpulse_store::{
+    RecordTarget, RecorderConfig, Recording, SessionInfo, Store, StoreError, SCHEMA_VERSION,
+};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const T0: u64 = 1_700_000_000 - 1_700_000_000 % 3600;
+
+fn at_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(T0 * 1000 + ms)
+}
+
+fn session() -> SessionInfo {
+    SessionInfo {
+        started_at: at_ms(0),
+        host: "testhost".into(),
+        version: "0.0.0".into(),
+        command: "netpulse probe test".into(),
+        config: "{}".into(),
+    }
+}
+
+fn target(label: &str) -> RecordTarget {
+    RecordTarget {
+        label: label.into(),
+        kind: "icmp".into(),
+        address: label.into(),
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_secs(1),
+    }
+}
+
+fn result(target: usize, seq: u64, sent_ms: u64, ok: bool) -> ProbeResult {
+    ProbeResult {
+        target,
+        seq,
+        sent_at: at_ms(sent_ms),
+        rtt: ok.then(|| Duration::from_micros(20_000 + (seq % 10) * 100)),
+        outcome: if ok { Outcome::Ok } else { Outcome::Timeout },
+        detail: Detail::None,
+    }
+}
+
+/// 130 s of 10 probes/s on two targets; target 0 is down from 60.0 s to 62.0 s.
+fn record_run(path: &Path) -> netpulse_store::RecorderReport {
+    let store = Store::open(path).expect("open");
+    let mut rec = Recording::new(
+        store,
+        &session(),
+        &[target("10.0.0.1"), target("10.0.0.2")],
+        RecorderConfig::default(),
+    )
+    .expect("recording");
+    for step in 0..1300u64 {
+        let t = step * 100;
+        let down = (60_000..62_000).contains(&t);
+        rec.record(&result(0, step + 1, t, !down));
+        rec.record(&result(1, step + 1, t, true));
+        if t % 1000 == 900 {
+            rec.commit(at_ms(t + 100), false);
+        }
+    }
+    rec.finish(at_ms(130_000))
+}
+
+#[test]
+fn recording_reads_back_at_every_resolution() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("h.db");
+    let report = record_run(&path);
+    assert_eq!(
+        report.dropped + report.late + report.failed_commits,
+        0,
+        "{report:?}"
+    );
+    assert_eq!(report.outages.len(), 1);
+    let (ti, o) = &report.outages[0];
+    assert_eq!(*ti, 0);
+    assert_eq!(o.duration(), Duration::from_secs(2));
+
+    let store = Store::open_read(&path).expect("read");
+    let secs = store
+        .rollups(Resolution::Second, 0, i64::MAX, None, Some("10.0.0.1"))
+        .expect("rows");
+    assert_eq!(secs.len(), 130);
+    assert!(secs.iter().all(|r| r.stats.sent == 10));
+    let lost: u64 = secs.iter().map(|r| r.stats.sent - r.stats.received).sum();
+    assert_eq!(lost, 20);
+    let mins = store
+        .rollups(Resolution::Minute, 0, i64::MAX, None, Some("10.0.0.1"))
+        .expect("rows");
+    assert_eq!(
+        mins.iter().map(|r| r.stats.sent).collect::<Vec<_>>(),
+        vec![600, 600, 100]
+    );
+    let hours = store
+        .rollups(Resolution::Hour, 0, i64::MAX, None, None)
+        .expect("rows");
+    assert_eq!(hours.len(), 2, "one hour row per target");
+    assert!(hours.iter().all(|h| h.stats.sent == 1300));
+    // Stored statistics merge back exactly: the hour's percentiles equal the merged seconds'.
+    let mut merged = netpulse_core::stats::ProbeStats::default();
+    for s in &secs {
+        merged.merge(&s.stats);
+    }
+    let h = hours
+        .iter()
+        .find(|h| h.target == "10.0.0.1")
+        .expect("hour row");
+    assert_eq!(merged.rtt.quantile(0.95), h.stats.rtt.quantile(0.95));
+    assert_eq!(merged.rtt.count(), h.stats.rtt.count());
+    let outages = store.outages(0, i64::MAX, None, None).expect("outages");
+    assert_eq!(outages.len(), 1);
+    assert_eq!(
+        (
+            outages[0].duration_ms(),
+            outages[0].sent,
+            outages[0].received
+        ),
+        (2000, 20, 0)
+    );
+    let sessions = store.sessions().expect("sessions");
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].ended_at_ms, Some((T0 * 1000 + 130_000) as i64));
+    assert_eq!(sessions[0].targets, 2);
+}
+
+#[test]
+fn a_second_session_appends_and_the_schema_is_current() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("h.db");
+    record_run(&path);
+    record_run(&path);
+    let store = Store::open_read(&path).expect("read");
+    assert_eq!(store.sessions().expect("sessions").len(), 2);
+    assert_eq!(
+        store.targets(&[]).expect("targets").len(),
+        2,
+        "targets are shared by label"
+    );
+    let conn = rusqlite_version(&path);
+    assert_eq!(conn, SCHEMA_VERSION);
+}
+
+fn rusqlite_version(path: &Path) -> u32 {
+    let c = rusqlite::Connection::open(path).expect("open");
+    c.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version")
+}
+
+#[test]
+fn an_empty_sqlite_file_is_upgraded() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("old.db");
+    {
+        let c = rusqlite::Connection::open(&path).expect("create");
+        c.execute_batch("CREATE TABLE unrelated (x); PRAGMA user_version = 0;")
+            .expect("init");
+    }
+    Store::open(&path).expect("upgrade");
+    assert_eq!(rusqlite_version(&path), SCHEMA_VERSION);
+}
+
+fn digest(path: &Path) -> Vec<u8> {
+    std::fs::read(path).expect("read")
+}
+
+#[test]
+fn foreign_damaged_and_newer_files_are_refused_untouched() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not a database\n").expect("write");
+    let before = digest(&text);
+    let e = Store::open(&text).err().expect("refused");
+    assert!(matches!(e, StoreError::NotADatabase { .. }), "{e}");
+    assert!(
+        e.to_string().contains("notes.txt") && e.to_string().contains("untouched"),
+        "{e}"
+    );
+    assert!(matches!(
+        Store::open_read(&text),
+        Err(StoreError::NotADatabase { .. })
+    ));
+    assert_eq!(digest(&text), before);
+
+    let damaged = dir.path().join("damaged.db");
+    let mut bytes = b"SQLite format 3\0".to_vec();
+    bytes.extend((0..8192u32).map(|i| (i * 7919 % 251) as u8));
+    std::fs::write(&damaged, &bytes).expect("write");
+    let e = Store::open(&damaged).err().expect("refused");
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+    assert_eq!(digest(&damaged), bytes);
+
+    let newer = dir.path().join("newer.db");
+    {
+        let c = rusqlite::Connection::open(&newer).expect("create");
+        c.execute_batch("PRAGMA user_version = 99;").expect("init");
+    }
+    let before = digest(&newer);
+    let e = Store::open(&newer).err().expect("refused");
+    assert!(
+        matches!(e, StoreError::NewerSchema { found: 99, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("newer"), "{e}");
+    assert_eq!(digest(&newer), before);
+}
+
+#[test]
+fn unwritable_and_missing_paths_are_clear_errors() {
+    let e = Store::open(Path::new("/proc/netpulse-test/h.db"))
+        .err()
+        .expect("refused");
+    assert!(matches!(e, StoreError::Unwritable { .. }), "{e}");
+    assert!(e.to_string().contains("/proc/netpulse-test"), "{e}");
+    let e = Store::open_read(Path::new("/nonexistent/h.db"))
+        .err()
+        .expect("refused");
+    assert!(matches!(e, StoreError::Missing { .. }), "{e}");
+}
+
+#[test]
+fn retention_prunes_in_chunks() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("h.db");
+    record_run(&path);
+    let mut store = Store::open(&path).expect("open");
+    let cut = (T0 + 100) as i64; // everything before second 100 of the run
+    let mut removed = 0;
+    loop {
+        let n = store.prune(Resolution::Second, cut, 64).expect("prune");
+        assert!(n <= 64);
+        if n == 0 {
+            break;
+        }
+        removed += n;
+    }
+    assert_eq!(removed, 200, "100 seconds × 2 targets");
+    assert_eq!(store.count_rows(Resolution::Second).expect("count"), 60);
+    assert_eq!(
+        store.count_rows(Resolution::Hour).expect("count"),
+        2,
+        "other resolutions untouched"
+    );
+}
