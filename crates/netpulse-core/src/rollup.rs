@@ -5,7 +5,7 @@
 //! Memory per series is fixed: a handful of open seconds, one minute, one hour.
 
 use crate::record::ProbeResult;
-use crate::stats::ProbeStats;
+use crate::stats::{Jitter, ProbeStats};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -95,6 +95,8 @@ pub struct Rollups {
     open: BTreeMap<i64, Bucket>,
     minute: Option<(i64, Bucket)>,
     hour: Option<(i64, Bucket)>,
+    /// The jitter stream so far, continued by each new bucket.
+    running_jitter: Jitter,
     /// The last second closed: results for it or earlier are late.
     closed_through: Option<i64>,
     /// Results that arrived for a second already closed (counted, not lost silently).
@@ -111,6 +113,7 @@ impl Rollups {
             minute: None,
             hour: None,
             closed_through: None,
+            running_jitter: Jitter::default(),
             late_results: 0,
         }
     }
@@ -122,9 +125,18 @@ impl Rollups {
             self.late_results += 1;
             return;
         }
-        let b = self.open.entry(sec).or_default();
+        let running = &self.running_jitter;
+        let b = self.open.entry(sec).or_insert_with(|| Bucket {
+            stats: ProbeStats {
+                jitter: running.continuing(),
+                ..ProbeStats::default()
+            },
+            dirty: false,
+        });
         b.stats.record(r);
         b.dirty = true;
+        // The next bucket continues the RFC 3550 estimate from here (arrival order).
+        self.running_jitter = b.stats.jitter.continuing();
     }
 
     /// Closes seconds that can no longer change at wall time `now` (or all, when `finish`), and
@@ -281,6 +293,18 @@ mod tests {
         }
         assert_eq!(merged.rtt.summary(), hours[0].stats.rtt.summary());
         assert_eq!(r.late_results, 0);
+        // jitter continues across buckets: the hour's estimate equals one stream over all probes
+        let mut stream = Jitter::default();
+        for s in 0..3600u64 {
+            if s % 10 != 0 {
+                stream.record(Duration::from_millis(10 + s % 7));
+            }
+        }
+        assert_eq!(hours[0].stats.jitter.rfc3550(), stream.rfc3550());
+        assert_eq!(
+            hours[0].stats.jitter.mean_abs_delta(),
+            stream.mean_abs_delta()
+        );
     }
 
     #[test]

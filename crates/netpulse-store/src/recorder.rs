@@ -343,7 +343,7 @@ impl Recording {
         match result {
             Ok(()) => {
                 self.report.rows_written += self.rows.len() as u64;
-                self.report.outages.extend(self.pending_outages.drain(..));
+                self.report.outages.append(&mut self.pending_outages);
             }
             Err(e) => {
                 // Disk full or I/O error: keep monitoring; the outages stay queued for the next try.

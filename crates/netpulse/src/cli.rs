@@ -20,6 +20,66 @@ pub enum Command {
         dns://SERVER[:PORT]/NAME[?type=A]   DNS query time and response code\n\n\
         EXIT STATUS:\n  0 every target answered, 1 some did not, 2 bad arguments or no target resolvable.")]
     Probe(ProbeArgs),
+    /// Report what a recording saw: summary, outages, per-target tables, time series.
+    #[command(
+        after_help = "TIMES are UTC: 2026-11-23T10:00:00Z, \"2026-11-23 10:00\", or unix seconds.\n\
+        Without --session/--since/--from the latest session is reported."
+    )]
+    Report(ReportArgs),
+    /// List recorded sessions.
+    Sessions(SessionsArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Tables for people.
+    Text,
+    /// One JSON object.
+    Json,
+    /// The time series as CSV.
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The database (default: $XDG_DATA_HOME/netpulse/netpulse.db).
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<std::path::PathBuf>,
+    /// Report one session (see `netpulse sessions`).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["since", "from", "to"])]
+    pub session: Option<i64>,
+    /// Report the last DURATION (e.g. 2h, 30m, 7d), across sessions.
+    #[arg(long, value_name = "DURATION", conflicts_with_all = ["from", "to"])]
+    pub since: Option<String>,
+    /// Start of the range (UTC).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// End of the range (UTC; default now).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Only this target (as labelled, e.g. 10.77.0.2 or tcp://host:443).
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Resolution of the time series: 1s, 1m or 1h (text shows a series only when given).
+    #[arg(long, value_name = "RES")]
+    pub resolution: Option<String>,
+    /// Write a session folder: summary.txt, per_second.csv, per_minute.csv, per_hour.csv,
+    /// outages.txt and their JSON twins.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// The database (default: $XDG_DATA_HOME/netpulse/netpulse.db).
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<std::path::PathBuf>,
+    /// JSON Lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,4 +133,20 @@ pub struct ProbeArgs {
     /// Which ICMP socket to use.
     #[arg(long, value_enum, default_value_t = IcmpSocketArg::Auto)]
     pub icmp_socket: IcmpSocketArg,
+    /// Record the run to a database (default: $XDG_DATA_HOME/netpulse/netpulse.db); write
+    /// `--record=FILE` for another file.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub record: Option<std::path::PathBuf>,
+    /// How long recorded rows are kept, per resolution: 1s=48h,1m=30d,1h=forever.
+    #[arg(long, value_name = "SPEC", default_value = "1s=48h,1m=30d,1h=forever")]
+    pub retention: String,
+    /// Loss over the outage window above which a target counts as down (0-1).
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.30)]
+    pub outage_loss: f64,
+    /// Sliding window of the outage detector.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub outage_window: String,
+    /// Failed probes in a row that start an outage (0: only the window counts).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub outage_after: u32,
 }

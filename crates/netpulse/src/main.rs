@@ -3,6 +3,8 @@
 mod cli;
 mod output;
 mod probe_cmd;
+mod record;
+mod report_cmd;
 
 use clap::Parser;
 use std::io::{self, Write};
@@ -31,5 +33,7 @@ fn main() -> ExitCode {
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Probe(args) => probe_cmd::run(args),
+        cli::Command::Report(args) => report_cmd::run(args),
+        cli::Command::Sessions(args) => report_cmd::sessions(args),
     }
 }

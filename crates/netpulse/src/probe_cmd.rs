@@ -147,7 +147,18 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         payload_size: args.size,
         deadline,
     };
+    // Validate recording options before anything starts.
+    if args.record.is_some() {
+        crate::record::parse_retention(&args.retention)?;
+        crate::record::outage_config(&args)?;
+    }
     let engine = Engine::new(plans.clone(), config)?;
+    let record_path = args.record.as_deref().map(crate::record::db_path);
+    let recorder = match &record_path {
+        Some(path) => Some(crate::record::start(&args, path, &plans)?),
+        None => None,
+    };
+    let record_sink = recorder.as_ref().map(|r| r.sink());
     let icmp_socket = engine.icmp_socket_kind();
     if !out.json {
         for plan in &plans {
@@ -166,6 +177,9 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         .name("probe-engine".into())
         .spawn(move || {
             let mut sink = |r: &ProbeResult| {
+                if let Some(rec) = &record_sink {
+                    rec.offer(r);
+                }
                 if !live {
                     return;
                 }
@@ -187,6 +201,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let report = engine_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the probe engine thread failed"))?;
+    let recorded = recorder.map(|r| r.finish(SystemTime::now()));
 
     for (plan, rep) in plans.iter().zip(&report.targets) {
         if out.json {
@@ -197,6 +212,31 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     out.out.flush()?;
+    if let (Some(rec), Some(path)) = (&recorded, &record_path) {
+        eprintln!(
+            "netpulse: recorded session {} to {} ({} outage{}); see `netpulse report --db {} --session {}`",
+            rec.session_id,
+            path.display(),
+            rec.outages.len(),
+            if rec.outages.len() == 1 { "" } else { "s" },
+            path.display(),
+            rec.session_id
+        );
+        if rec.dropped > 0 {
+            eprintln!(
+                "netpulse: the recorder fell behind (slow disk?): {} probe results were not recorded",
+                rec.dropped
+            );
+        }
+        if rec.failed_commits > 0 {
+            eprintln!(
+                "netpulse: {} writes to {} failed; first error: {}",
+                rec.failed_commits,
+                path.display(),
+                rec.first_error.as_deref().unwrap_or("?")
+            );
+        }
+    }
     let n = dropped.load(Ordering::Relaxed);
     if n > 0 {
         eprintln!(

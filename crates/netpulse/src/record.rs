@@ -1,0 +1,130 @@
+//! `--record`: opens the history database and starts the recorder for a probe run.
+
+use crate::cli::ProbeArgs;
+use anyhow::{bail, Context};
+use netpulse_core::outage::OutageConfig;
+use netpulse_core::parse_duration;
+use netpulse_probe::ProbePlan;
+use netpulse_store::{
+    default_db_path, RecordTarget, Recorder, RecorderConfig, Retention, SessionInfo, Store,
+};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// Parses `1s=48h,1m=30d,1h=forever`; resolutions not named keep their default.
+pub fn parse_retention(spec: &str) -> anyhow::Result<Retention> {
+    let mut r = Retention::default();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (res, keep) = part.split_once('=').with_context(|| {
+            format!("bad --retention \"{spec}\": expected RES=DURATION, e.g. 1s=48h")
+        })?;
+        let keep = match keep.trim() {
+            "forever" | "inf" | "never" => None,
+            d => Some(parse_duration(d).with_context(|| format!("bad --retention \"{spec}\""))?),
+        };
+        match res.trim() {
+            "1s" => r.seconds = keep,
+            "1m" => r.minutes = keep,
+            "1h" => r.hours = keep,
+            other => {
+                bail!("bad --retention \"{spec}\": unknown resolution \"{other}\" (1s, 1m or 1h)")
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// The outage detector's settings from the command line.
+pub fn outage_config(args: &ProbeArgs) -> anyhow::Result<OutageConfig> {
+    if !(0.0..1.0).contains(&args.outage_loss) {
+        bail!(
+            "bad --outage-loss {}: a fraction from 0 to below 1",
+            args.outage_loss
+        );
+    }
+    let window = parse_duration(&args.outage_window).context("bad --outage-window")?;
+    if window.is_zero() {
+        bail!("bad --outage-window: must be more than 0");
+    }
+    Ok(OutageConfig {
+        window,
+        loss_threshold: args.outage_loss,
+        consecutive: args.outage_after,
+    })
+}
+
+/// The file `--record` names, or the default.
+pub fn db_path(arg: &std::path::Path) -> PathBuf {
+    if arg.as_os_str().is_empty() {
+        default_db_path()
+    } else {
+        arg.to_path_buf()
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Opens the database (failing now, with a clear message, if it cannot be written) and starts
+/// recording `plans`.
+pub fn start(
+    args: &ProbeArgs,
+    path: &std::path::Path,
+    plans: &[ProbePlan],
+) -> anyhow::Result<Recorder> {
+    let retention = parse_retention(&args.retention)?;
+    let outage = outage_config(args)?;
+    let store = Store::open(path)?;
+    let config = serde_json::json!({
+        "interval_ms": plans.first().map(|p| p.interval.as_secs_f64() * 1000.0),
+        "timeout_ms": plans.first().map(|p| p.timeout.as_secs_f64() * 1000.0),
+        "count": args.count,
+        "payload_size": args.size,
+        "targets": plans.iter().map(|p| p.label.clone()).collect::<Vec<_>>(),
+        "retention": args.retention,
+        "outage": {"window": args.outage_window, "loss": args.outage_loss, "after": args.outage_after},
+    });
+    let session = SessionInfo {
+        started_at: SystemTime::now(),
+        host: host_name(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        config: config.to_string(),
+    };
+    let targets: Vec<RecordTarget> = plans
+        .iter()
+        .map(|p| RecordTarget {
+            label: p.label.clone(),
+            kind: p.kind.name().to_string(),
+            address: p.addr.to_string(),
+            interval: p.interval,
+            timeout: p.timeout,
+        })
+        .collect();
+    let cfg = RecorderConfig {
+        retention,
+        outage,
+        ..RecorderConfig::default()
+    };
+    Ok(Recorder::start(store, &session, &targets, cfg)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn retention_specs() {
+        let r = parse_retention("1s=1h,1h=forever").expect("valid");
+        assert_eq!(r.seconds, Some(Duration::from_secs(3600)));
+        assert_eq!(r.minutes, Retention::default().minutes);
+        assert_eq!(r.hours, None);
+        assert!(parse_retention("5s=1h").is_err());
+        assert!(parse_retention("1s").is_err());
+        assert!(parse_retention("1s=soon").is_err());
+    }
+}

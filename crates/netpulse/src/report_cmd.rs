@@ -1,0 +1,605 @@
+//! `netpulse report` and `netpulse sessions`: what a recording saw.
+
+use crate::cli::{ReportArgs, ReportFormat, SessionsArgs};
+use crate::output::fmt_percent;
+use anyhow::{bail, Context};
+use netpulse_core::parse_duration;
+use netpulse_core::rollup::Resolution;
+use netpulse_core::stats::ProbeStats;
+use netpulse_store::{default_db_path, OutageRecord, RollupRecord, SessionRow, Store};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn time_ms(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn time_s(s: i64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(s.max(0) as u64)).to_string()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Parses a UTC time: RFC 3339 (`2026-11-23T10:00:00Z`), `2026-11-23 10:00[:00]`, or unix seconds.
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<i64>() {
+        return Ok(secs * 1000);
+    }
+    let normalized = if t.len() == 16 {
+        format!("{t}:00")
+    } else {
+        t.to_string()
+    };
+    let parsed = humantime::parse_rfc3339_weak(&normalized)
+        .or_else(|_| humantime::parse_rfc3339(&normalized))
+        .with_context(|| {
+            format!("bad time \"{text}\" (expected e.g. 2026-11-23T10:00:00Z, \"2026-11-23 10:00\" or unix seconds)")
+        })?;
+    Ok(parsed
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0))
+}
+
+/// What to report: a range of time, maybe one session, maybe one target.
+struct Scope {
+    from_ms: i64,
+    to_ms: i64,
+    session: Option<SessionRow>,
+    target: Option<String>,
+}
+
+fn open(db: &Option<std::path::PathBuf>) -> anyhow::Result<Store> {
+    let path = db.clone().unwrap_or_else(default_db_path);
+    Ok(Store::open_read(&path)?)
+}
+
+fn scope(args: &ReportArgs, store: &Store) -> anyhow::Result<Scope> {
+    let sessions = store.sessions()?;
+    let session = match args.session {
+        Some(id) => Some(
+            sessions
+                .iter()
+                .find(|s| s.id == id)
+                .cloned()
+                .with_context(|| {
+                    format!(
+                        "no session {id} in {} (`netpulse sessions` lists {})",
+                        store.path().display(),
+                        match (sessions.first(), sessions.last()) {
+                            (Some(a), Some(b)) => format!("sessions {} to {}", a.id, b.id),
+                            _ => "none: nothing was recorded yet".into(),
+                        }
+                    )
+                })?,
+        ),
+        None if args.since.is_none() && args.from.is_none() && args.to.is_none() => {
+            Some(sessions.last().cloned().with_context(|| {
+                format!(
+                    "{} holds no session yet (record one with `netpulse probe --record`)",
+                    store.path().display()
+                )
+            })?)
+        }
+        None => None,
+    };
+    let (from_ms, to_ms) = if let Some(s) = &session {
+        let end = match s.ended_at_ms {
+            Some(e) => e,
+            None => store.session_last_ms(s.id)?.unwrap_or_else(now_ms),
+        };
+        (s.started_at_ms, end.max(s.started_at_ms))
+    } else if let Some(since) = &args.since {
+        let d = parse_duration(since).context("bad --since")?;
+        let now = now_ms();
+        (now - d.as_millis() as i64, now)
+    } else {
+        let to = args
+            .to
+            .as_deref()
+            .map(parse_time)
+            .transpose()?
+            .unwrap_or_else(now_ms);
+        let from = match args.from.as_deref() {
+            Some(f) => parse_time(f)?,
+            None => bail!("--to needs --from"),
+        };
+        (from, to)
+    };
+    if from_ms >= to_ms && session.is_none() {
+        bail!(
+            "bad time range: {} is not before {}",
+            time_ms(from_ms),
+            time_ms(to_ms)
+        );
+    }
+    Ok(Scope {
+        from_ms,
+        to_ms,
+        session,
+        target: args.target.clone(),
+    })
+}
+
+/// Rows of `res` in scope, rows of the same target and bucket (from overlapping sessions) merged.
+fn series(store: &Store, sc: &Scope, res: Resolution) -> anyhow::Result<Vec<RollupRecord>> {
+    let from = res.bucket(sc.from_ms.div_euclid(1000));
+    let to = sc.to_ms.div_euclid(1000) + 1;
+    let rows = store.rollups(
+        res,
+        from,
+        to,
+        sc.session.as_ref().map(|s| s.id),
+        sc.target.as_deref(),
+    )?;
+    let mut merged: Vec<RollupRecord> = Vec::with_capacity(rows.len());
+    for r in rows {
+        match merged.last_mut() {
+            Some(last) if last.target == r.target && last.ts == r.ts => last.stats.merge(&r.stats),
+            _ => merged.push(r),
+        }
+    }
+    Ok(merged)
+}
+
+/// Per-target totals from the finest resolution that still has all the data (coarser rows
+/// outlive pruned seconds; finer rows include the last seconds a crash kept from the minute).
+fn totals(store: &Store, sc: &Scope) -> anyhow::Result<(Resolution, BTreeMap<String, ProbeStats>)> {
+    let mut best: Option<(u64, Resolution, BTreeMap<String, ProbeStats>)> = None;
+    for res in Resolution::ALL {
+        let mut per: BTreeMap<String, ProbeStats> = BTreeMap::new();
+        for r in series(store, sc, res)? {
+            per.entry(r.target.clone()).or_default().merge(&r.stats);
+        }
+        let sent: u64 = per.values().map(|s| s.sent).sum();
+        if best.as_ref().is_none_or(|(b, _, _)| sent > *b) {
+            best = Some((sent, res, per));
+        }
+    }
+    let (_, res, per) = best.unwrap_or((0, Resolution::Second, BTreeMap::new()));
+    Ok((res, per))
+}
+
+fn ms3(d: Option<Duration>) -> Value {
+    d.map(|d| json!((d.as_secs_f64() * 1e6).round() / 1000.0))
+        .unwrap_or(Value::Null)
+}
+
+fn stats_json(s: &ProbeStats) -> Value {
+    let r = s.rtt.summary();
+    json!({
+        "sent": s.sent, "received": s.received, "lost": s.sent - s.received.min(s.sent),
+        "loss": (s.loss() * 1e6).round() / 1e6, "refused": s.refused,
+        "rtt_ms": r.map(|r| json!({
+            "min": ms3(Some(r.min)), "avg": ms3(Some(r.avg)), "median": ms3(Some(r.median)),
+            "max": ms3(Some(r.max)), "mdev": ms3(Some(r.mdev)), "p95": ms3(Some(r.p95)), "p99": ms3(Some(r.p99)),
+        })),
+        "jitter_ms": ms3(s.jitter.rfc3550()),
+    })
+}
+
+fn outage_json(o: &OutageRecord) -> Value {
+    json!({
+        "target": o.target, "from": time_ms(o.start_ms), "to": time_ms(o.end_ms),
+        "duration_ms": o.duration_ms(), "sent": o.sent, "received": o.received,
+        "loss": (o.loss() * 1e6).round() / 1e6, "ongoing_at_end": o.ongoing, "session": o.session_id,
+    })
+}
+
+fn opt_ms(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.3}", d.as_secs_f64() * 1000.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn human_duration(ms: i64) -> String {
+    let d = Duration::from_millis(ms.max(0) as u64);
+    if d < Duration::from_secs(1) {
+        return format!("{ms} ms");
+    }
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// Everything a report says, gathered once and rendered in any format.
+struct Report {
+    scope_text: String,
+    scope_json: Value,
+    total: ProbeStats,
+    per_target: BTreeMap<String, ProbeStats>,
+    totals_resolution: Resolution,
+    outages: Vec<OutageRecord>,
+}
+
+fn gather(store: &Store, sc: &Scope) -> anyhow::Result<Report> {
+    let (totals_resolution, per_target) = totals(store, sc)?;
+    let mut total = ProbeStats::default();
+    for s in per_target.values() {
+        total.merge(s);
+    }
+    let outages = store.outages(
+        sc.from_ms - 1,
+        sc.to_ms + 1,
+        sc.session.as_ref().map(|s| s.id),
+        sc.target.as_deref(),
+    )?;
+    let duration = sc.to_ms - sc.from_ms;
+    let (scope_text, scope_json) = match &sc.session {
+        Some(s) => (
+            format!(
+                "session {} on {} (netpulse {}), {} → {}{}, {}",
+                s.id,
+                s.host,
+                s.version,
+                time_ms(sc.from_ms),
+                time_ms(sc.to_ms),
+                if s.ended_at_ms.is_none() {
+                    " (did not end cleanly)"
+                } else {
+                    ""
+                },
+                human_duration(duration)
+            ),
+            json!({"session": s.id, "host": s.host, "version": s.version, "command": s.command,
+                   "from": time_ms(sc.from_ms), "to": time_ms(sc.to_ms), "duration_ms": duration,
+                   "ended_cleanly": s.ended_at_ms.is_some()}),
+        ),
+        None => (
+            format!(
+                "{} → {}, {}",
+                time_ms(sc.from_ms),
+                time_ms(sc.to_ms),
+                human_duration(duration)
+            ),
+            json!({"session": null, "from": time_ms(sc.from_ms), "to": time_ms(sc.to_ms), "duration_ms": duration}),
+        ),
+    };
+    Ok(Report {
+        scope_text,
+        scope_json,
+        total,
+        per_target,
+        totals_resolution,
+        outages,
+    })
+}
+
+fn summary_text(r: &Report) -> String {
+    let t = &r.total;
+    let lost = t.sent - t.received.min(t.sent);
+    let mut out = format!("netpulse report: {}\n", r.scope_text);
+    out += &format!(
+        "sent {}, received {}, lost {} ({}%), avg RTT {} ms, outages {}\n",
+        t.sent,
+        t.received,
+        lost,
+        fmt_percent(t.loss()),
+        opt_ms(t.rtt.mean()),
+        r.outages.len()
+    );
+    out += &format!("(totals from {} rollups)\n", r.totals_resolution.name());
+    out += "\nOutages:\n";
+    out += &outages_text(&r.outages);
+    out += "\nPer target:\n";
+    let w = r
+        .per_target
+        .keys()
+        .map(String::len)
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    out += &format!(
+        "  {:<w$}  {:>8} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7}\n",
+        "TARGET",
+        "SENT",
+        "RECV",
+        "LOSS%",
+        "MIN ms",
+        "AVG ms",
+        "P50 ms",
+        "P95 ms",
+        "P99 ms",
+        "MAX ms",
+        "JITTER",
+        "OUTAGES"
+    );
+    for (target, s) in &r.per_target {
+        let sum = s.rtt.summary();
+        let outages = r.outages.iter().filter(|o| &o.target == target).count();
+        out += &format!(
+            "  {:<w$}  {:>8} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7}\n",
+            target,
+            s.sent,
+            s.received,
+            fmt_percent(s.loss()),
+            opt_ms(sum.map(|x| x.min)),
+            opt_ms(sum.map(|x| x.avg)),
+            opt_ms(sum.map(|x| x.median)),
+            opt_ms(sum.map(|x| x.p95)),
+            opt_ms(sum.map(|x| x.p99)),
+            opt_ms(sum.map(|x| x.max)),
+            opt_ms(s.jitter.rfc3550()),
+            outages
+        );
+    }
+    out
+}
+
+fn outages_text(outages: &[OutageRecord]) -> String {
+    if outages.is_empty() {
+        return "  none\n".into();
+    }
+    let w = outages
+        .iter()
+        .map(|o| o.target.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let mut out = format!(
+        "  {:<24} {:<24} {:>12}  {:<w$} {:>7} {:>7} {:>6}\n",
+        "FROM", "TO", "DURATION", "TARGET", "SENT", "RECV", "LOSS%"
+    );
+    for o in outages {
+        out += &format!(
+            "  {:<24} {:<24} {:>12}  {:<w$} {:>7} {:>7} {:>6}{}\n",
+            time_ms(o.start_ms),
+            time_ms(o.end_ms),
+            format!("{:.3} s", o.duration_ms() as f64 / 1000.0),
+            o.target,
+            o.sent,
+            o.received,
+            fmt_percent(o.loss()),
+            if o.ongoing {
+                "  (still down when the run ended)"
+            } else {
+                ""
+            }
+        );
+    }
+    out
+}
+
+const CSV_HEADER: [&str; 14] = [
+    "time",
+    "target",
+    "sent",
+    "received",
+    "loss",
+    "rtt_min_ms",
+    "rtt_avg_ms",
+    "rtt_max_ms",
+    "rtt_mdev_ms",
+    "rtt_p50_ms",
+    "rtt_p95_ms",
+    "rtt_p99_ms",
+    "jitter_ms",
+    "refused",
+];
+
+fn csv_field(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.3}", d.as_secs_f64() * 1000.0))
+        .unwrap_or_default()
+}
+
+fn write_csv(w: impl Write, rows: &[RollupRecord]) -> anyhow::Result<()> {
+    let mut c = csv::Writer::from_writer(w);
+    c.write_record(CSV_HEADER)?;
+    for r in rows {
+        let s = &r.stats;
+        let sum = s.rtt.summary();
+        c.write_record([
+            time_s(r.ts),
+            r.target.clone(),
+            s.sent.to_string(),
+            s.received.to_string(),
+            format!("{:.6}", s.loss()),
+            csv_field(sum.map(|x| x.min)),
+            csv_field(sum.map(|x| x.avg)),
+            csv_field(sum.map(|x| x.max)),
+            csv_field(sum.map(|x| x.mdev)),
+            csv_field(sum.map(|x| x.median)),
+            csv_field(sum.map(|x| x.p95)),
+            csv_field(sum.map(|x| x.p99)),
+            csv_field(s.jitter.rfc3550()),
+            s.refused.to_string(),
+        ])?;
+    }
+    c.flush()?;
+    Ok(())
+}
+
+fn series_json(rows: &[RollupRecord]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                let mut v = stats_json(&r.stats);
+                v["time"] = json!(time_s(r.ts));
+                v["target"] = json!(r.target);
+                v
+            })
+            .collect(),
+    )
+}
+
+fn report_json(r: &Report, series: Option<(Resolution, &[RollupRecord])>) -> Value {
+    let mut v = json!({
+        "type": "report",
+        "scope": r.scope_json,
+        "summary": stats_json(&r.total),
+        "outage_count": r.outages.len(),
+        "outages": r.outages.iter().map(outage_json).collect::<Vec<_>>(),
+        "targets": r.per_target.iter().map(|(t, s)| {
+            let mut v = stats_json(s);
+            v["target"] = json!(t);
+            v["outages"] = json!(r.outages.iter().filter(|o| &o.target == t).count());
+            v
+        }).collect::<Vec<_>>(),
+        "totals_resolution": r.totals_resolution.name(),
+    });
+    if let Some((res, rows)) = series {
+        v["series"] = json!({"resolution": res.name(), "rows": series_json(rows)});
+    }
+    v
+}
+
+fn resolution_arg(text: Option<&str>) -> anyhow::Result<Option<Resolution>> {
+    text.map(|t| {
+        Resolution::parse(t).with_context(|| format!("bad --resolution \"{t}\" (1s, 1m or 1h)"))
+    })
+    .transpose()
+}
+
+pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let resolution = resolution_arg(args.resolution.as_deref())?;
+    let store = open(&args.db)?;
+    let sc = scope(&args, &store)?;
+    let report = gather(&store, &sc)?;
+    if let Some(dir) = &args.out {
+        write_folder(dir, &store, &sc, &report)?;
+        eprintln!("netpulse: wrote the report to {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = io::BufWriter::new(io::stdout());
+    match args.format {
+        ReportFormat::Text => {
+            out.write_all(summary_text(&report).as_bytes())?;
+            if let Some(res) = resolution {
+                let rows = series(&store, &sc, res)?;
+                writeln!(out, "\nTime series ({}):", res.name())?;
+                writeln!(
+                    out,
+                    "  {:<22} {:<20} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9}",
+                    "TIME", "TARGET", "SENT", "RECV", "LOSS%", "AVG ms", "P95 ms", "MAX ms"
+                )?;
+                for r in &rows {
+                    let sum = r.stats.rtt.summary();
+                    writeln!(
+                        out,
+                        "  {:<22} {:<20} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9}",
+                        time_s(r.ts),
+                        r.target,
+                        r.stats.sent,
+                        r.stats.received,
+                        fmt_percent(r.stats.loss()),
+                        opt_ms(sum.map(|x| x.avg)),
+                        opt_ms(sum.map(|x| x.p95)),
+                        opt_ms(sum.map(|x| x.max))
+                    )?;
+                }
+            }
+        }
+        ReportFormat::Json => {
+            let res = resolution.unwrap_or(Resolution::Minute);
+            let rows = series(&store, &sc, res)?;
+            serde_json::to_writer(&mut out, &report_json(&report, Some((res, &rows))))?;
+            out.write_all(b"\n")?;
+        }
+        ReportFormat::Csv => {
+            let rows = series(&store, &sc, resolution.unwrap_or(Resolution::Minute))?;
+            write_csv(&mut out, &rows)?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_folder(dir: &Path, store: &Store, sc: &Scope, report: &Report) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = |name: &str| {
+        let p = dir.join(name);
+        std::fs::File::create(&p).with_context(|| format!("cannot write {}", p.display()))
+    };
+    file("summary.txt")?.write_all(summary_text(report).as_bytes())?;
+    let summary = report_json(report, None);
+    serde_json::to_writer_pretty(file("summary.json")?, &summary)?;
+    file("outages.txt")?.write_all(outages_text(&report.outages).as_bytes())?;
+    serde_json::to_writer_pretty(
+        file("outages.json")?,
+        &report.outages.iter().map(outage_json).collect::<Vec<_>>(),
+    )?;
+    for (res, stem) in [
+        (Resolution::Second, "per_second"),
+        (Resolution::Minute, "per_minute"),
+        (Resolution::Hour, "per_hour"),
+    ] {
+        let rows = series(store, sc, res)?;
+        write_csv(io::BufWriter::new(file(&format!("{stem}.csv"))?), &rows)?;
+        serde_json::to_writer(
+            io::BufWriter::new(file(&format!("{stem}.json"))?),
+            &series_json(&rows),
+        )?;
+    }
+    Ok(())
+}
+
+pub fn sessions(args: SessionsArgs) -> anyhow::Result<ExitCode> {
+    let store = open(&args.db)?;
+    let list = store.sessions()?;
+    let mut out = io::BufWriter::new(io::stdout());
+    if args.json {
+        for s in &list {
+            serde_json::to_writer(
+                &mut out,
+                &json!({"type": "session", "id": s.id, "started_at": time_ms(s.started_at_ms),
+                        "ended_at": s.ended_at_ms.map(time_ms), "host": s.host, "version": s.version,
+                        "targets": s.targets, "command": s.command}),
+            )?;
+            out.write_all(b"\n")?;
+        }
+    } else if list.is_empty() {
+        writeln!(out, "no sessions in {}", store.path().display())?;
+    } else {
+        writeln!(
+            out,
+            "{:>4}  {:<24} {:>12}  {:<16} {:>7}  COMMAND",
+            "ID", "STARTED", "DURATION", "HOST", "TARGETS"
+        )?;
+        for s in &list {
+            let duration = match s.ended_at_ms {
+                Some(e) => human_duration(e - s.started_at_ms),
+                None => "(no end)".into(),
+            };
+            writeln!(
+                out,
+                "{:>4}  {:<24} {:>12}  {:<16} {:>7}  {}",
+                s.id,
+                time_ms(s.started_at_ms),
+                duration,
+                s.host,
+                s.targets,
+                s.command
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("1700000000").ok(), Some(1_700_000_000_000));
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20Z").ok(),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            parse_time("2023-11-14 22:13:20").ok(),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(parse_time("2023-11-14 22:13").ok(), Some(1_699_999_980_000));
+        assert!(parse_time("yesterday").is_err());
+    }
+}

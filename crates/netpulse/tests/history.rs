@@ -1,0 +1,408 @@
+//! Recording and reporting end to end: `probe --record`, `sessions`, `report` in every format,
+//! a `kill -9` in the middle of a recording, files that are not ours, bad ranges, and an outage
+//! of known length made by the lab.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn listener() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let t = format!("127.0.0.1:{}", l.local_addr().expect("addr").port());
+    (l, t)
+}
+
+#[test]
+fn record_then_sessions_and_report_in_every_format() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("h.db");
+    let db_arg = format!("--record={}", db.display());
+    let (_l, open) = listener();
+    let out = netpulse(&[
+        "probe",
+        "-q",
+        "-c",
+        "20",
+        "-i",
+        "50ms",
+        &db_arg,
+        &open,
+        "127.0.0.1:1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("recorded session 1 to"),
+        "{}",
+        stderr(&out)
+    );
+    let dbs = db.to_str().expect("utf-8 path");
+
+    let out = netpulse(&["sessions", "--db", dbs, "--json"]);
+    let sessions = json_lines(&out);
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["targets"], 2);
+    assert!(sessions[0]["ended_at"].is_string());
+
+    let out = netpulse(&[
+        "report",
+        "--db",
+        dbs,
+        "--format",
+        "json",
+        "--resolution",
+        "1s",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["summary"]["sent"], 40);
+    assert_eq!(v["summary"]["received"], 40);
+    assert_eq!(v["outage_count"], 0);
+    let targets = v["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 2);
+    let closed = targets
+        .iter()
+        .find(|t| t["target"] == "tcp://127.0.0.1:1")
+        .expect("closed port");
+    assert_eq!(closed["refused"], 20);
+    assert!(v["targets"][0]["rtt_ms"]["p95"].is_number());
+    let rows = v["series"]["rows"].as_array().expect("series");
+    let sent: u64 = rows.iter().map(|r| r["sent"].as_u64().expect("sent")).sum();
+    assert_eq!(sent, 40, "per-second rows add up");
+
+    let out = netpulse(&["report", "--db", dbs]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("sent 40, received 40, lost 0 (0%), avg RTT "),
+        "{text}"
+    );
+    assert!(text.contains("outages 0"), "{text}");
+    assert!(text.contains(&format!("tcp://{open}")), "{text}");
+
+    let out = netpulse(&[
+        "report",
+        "--db",
+        dbs,
+        "--format",
+        "csv",
+        "--resolution",
+        "1m",
+    ]);
+    let csv = stdout(&out);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("time,target,sent,received,loss,rtt_min_ms,rtt_avg_ms,rtt_max_ms,rtt_mdev_ms,rtt_p50_ms,rtt_p95_ms,rtt_p99_ms,jitter_ms,refused")
+    );
+    assert!(lines.count() >= 2, "{csv}");
+
+    let folder = dir.path().join("session1");
+    let out = netpulse(&[
+        "report",
+        "--db",
+        dbs,
+        "--session",
+        "1",
+        "--out",
+        folder.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for f in [
+        "summary.txt",
+        "summary.json",
+        "per_second.csv",
+        "per_minute.csv",
+        "per_hour.csv",
+        "outages.txt",
+        "per_second.json",
+        "per_minute.json",
+        "per_hour.json",
+        "outages.json",
+    ] {
+        let p = folder.join(f);
+        assert!(
+            p.metadata().is_ok_and(|m| m.len() > 0),
+            "{f} missing or empty"
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).expect("read"))
+            .expect("json");
+    assert_eq!(summary["summary"]["sent"], 40);
+}
+
+#[test]
+fn kill_9_loses_at_most_the_last_second() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("crash.db");
+    let (_l, open) = listener();
+    let mut child = Command::new(bin())
+        .args([
+            "probe",
+            "-i",
+            "10ms",
+            &format!("--record={}", db.display()),
+            &open,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    // (when, how many answered probe lines had been printed by then)
+    let mut seen: Vec<(Instant, u64)> = Vec::new();
+    let mut n = 0u64;
+    while n < 300 {
+        let line = lines.next().expect("a line").expect("utf-8");
+        if line.contains(" seq=") {
+            n += 1;
+            seen.push((Instant::now(), n));
+        }
+    }
+    let killed_at = Instant::now();
+    let killed_wall = SystemTime::now();
+    assert!(Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    let _ = child.wait();
+    // Every probe answered more than a second before the kill must be in the database.
+    let must_have = seen
+        .iter()
+        .take_while(|(t, _)| killed_at.duration_since(*t) > Duration::from_millis(1100))
+        .last()
+        .map_or(0, |&(_, n)| n);
+    assert!(must_have > 100, "the run lasted long enough to judge");
+    let conn = rusqlite::Connection::open(&db).expect("reopen after kill -9");
+    let (sent, last_ts): (i64, i64) = conn
+        .query_row("SELECT sum(sent), max(ts) FROM probe_1s", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("rows");
+    assert!(
+        sent as u64 >= must_have,
+        "recorded {sent}, but {must_have} were answered > 1 s before the kill"
+    );
+    let kill_secs = killed_wall
+        .duration_since(UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64;
+    assert!(
+        last_ts >= kill_secs - 2,
+        "last row at {last_ts}, kill at {kill_secs}"
+    );
+    let ended: Option<i64> = conn
+        .query_row("SELECT ended_at_ms FROM sessions", [], |r| r.get(0))
+        .expect("session");
+    assert_eq!(ended, None, "a killed session has no end");
+    drop(conn);
+    // and the report still reads it, saying so
+    let out = netpulse(&["report", "--db", db.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("did not end cleanly"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn files_that_are_not_ours_are_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "my notes\n").expect("write");
+    let (_l, open) = listener();
+    let out = netpulse(&[
+        "probe",
+        "-c",
+        "1",
+        &format!("--record={}", notes.display()),
+        &open,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("notes.txt is not a netpulse database") && err.contains("untouched"),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).is_empty(),
+        "refused before probing: {}",
+        stdout(&out)
+    );
+    let out = netpulse(&["report", "--db", notes.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&notes).expect("read"), "my notes\n");
+
+    let out = netpulse(&["probe", "-c", "1", "--record=/proc/netpulse/x.db", &open]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot open /proc/netpulse/x.db for recording"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn unknown_sessions_and_bad_ranges_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("h.db");
+    let (_l, open) = listener();
+    let out = netpulse(&[
+        "probe",
+        "-q",
+        "-c",
+        "2",
+        "-i",
+        "10ms",
+        &format!("--record={}", db.display()),
+        &open,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let dbs = db.to_str().expect("utf-8");
+    for (args, expect) in [
+        (
+            vec!["report", "--db", dbs, "--session", "99"],
+            "no session 99",
+        ),
+        (
+            vec![
+                "report",
+                "--db",
+                dbs,
+                "--from",
+                "2026-01-02",
+                "--to",
+                "2026-01-01",
+            ],
+            "bad time",
+        ),
+        (
+            vec![
+                "report",
+                "--db",
+                dbs,
+                "--from",
+                "2026-01-02T00:00:00Z",
+                "--to",
+                "2026-01-01T00:00:00Z",
+            ],
+            "bad time range",
+        ),
+        (
+            vec!["report", "--db", dbs, "--from", "yesterday"],
+            "bad time \"yesterday\"",
+        ),
+        (
+            vec!["report", "--db", dbs, "--since", "forever"],
+            "bad --since",
+        ),
+        (
+            vec!["report", "--db", dbs, "--resolution", "5m"],
+            "bad --resolution",
+        ),
+        (
+            vec!["report", "--db", "/nonexistent/h.db"],
+            "no database at /nonexistent/h.db",
+        ),
+        (
+            vec![
+                "probe",
+                "--record=/tmp/x.db",
+                "--retention",
+                "1s=soon",
+                &open,
+            ],
+            "bad --retention",
+        ),
+    ] {
+        let out = netpulse(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(expect), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"));
+    }
+    // a range with no data is a report of nothing, not an error
+    let out = netpulse(&[
+        "report",
+        "--db",
+        dbs,
+        "--from",
+        "2001-01-01T00:00:00Z",
+        "--to",
+        "2001-01-02T00:00:00Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json_lines(&out)[0]["summary"]["sent"], 0);
+}
+
+#[test]
+fn a_200ms_blackout_at_1ms_is_one_outage_of_200ms() {
+    let Some(lab) = Lab::up(1.0, 0.0, 0.0) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("lab.db");
+    // warm up ARP through the delay line
+    let _ = netpulse_in(
+        &lab.client(),
+        &["probe", "-q", "-c", "3", "-i", "100ms", &lab.addr(2)],
+    );
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &lab.client(), bin()])
+        .args([
+            "probe",
+            "-c",
+            "2500",
+            "-i",
+            "1ms",
+            "--json",
+            &format!("--record={}", db.display()),
+            &lab.addr(2),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    for _ in 0..800 {
+        lines.next().expect("line").expect("utf-8");
+    }
+    let out = Command::new("bash")
+        .arg(lab_dir().join("netlab.sh"))
+        .args(["blackout", "200"])
+        .env("NETLAB_PREFIX", &lab.prefix)
+        .output()
+        .expect("blackout");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for line in lines.by_ref() {
+        line.expect("utf-8");
+    }
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+    let out = netpulse(&[
+        "report",
+        "--db",
+        db.to_str().expect("utf-8"),
+        "--format",
+        "json",
+    ]);
+    let v = &json_lines(&out)[0];
+    let outages = v["outages"].as_array().expect("outages");
+    assert_eq!(outages.len(), 1, "{outages:?}");
+    let d = outages[0]["duration_ms"].as_i64().expect("duration");
+    assert!(
+        (190..=210).contains(&d),
+        "outage of {d} ms, expected 200 ± 10"
+    );
+    let lost =
+        outages[0]["sent"].as_i64().expect("sent") - outages[0]["received"].as_i64().expect("recv");
+    assert!(
+        (180..=220).contains(&lost),
+        "{lost} probes lost in the outage"
+    );
+}
