@@ -1,11 +1,12 @@
 //! Sustained recording benchmark, run by hand:
 //!
-//!     cargo run --release -p netpulse-store --example store_bench [TARGETS] [SECONDS]
+//!     cargo run --release -p netpulse-store --example store_bench [TARGETS] [SECONDS] [KEEP_1S]
 //!
 //! Feeds TARGETS × 1 probe/s for SECONDS of *fake* time (default 1000 × 600) through the real
 //! recorder into a real SQLite file, committing once per fake second as the recorder thread does,
 //! and prints rows/s, CPU, RSS over the run (it must stay flat) and the database size per target
-//! per day.
+//! per day. KEEP_1S (seconds) shortens the retention of per-second rows, so a long run reaches
+//! the steady state where pruning keeps the file from growing.
 
 use netpulse_core::record::{Detail, Outcome, ProbeResult};
 use netpulse_core::rollup::Resolution;
@@ -39,6 +40,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let targets: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(600);
+    let keep_seconds: Option<u64> = args.next().and_then(|a| a.parse().ok());
     let dir = std::env::temp_dir().join(format!("netpulse-store-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join("bench.db");
@@ -60,8 +62,11 @@ fn main() {
             timeout: Duration::from_secs(1),
         })
         .collect();
-    let mut rec =
-        Recording::new(store, &session, &list, RecorderConfig::default()).expect("recording");
+    let mut cfg = RecorderConfig::default();
+    if let Some(k) = keep_seconds {
+        cfg.retention.seconds = Some(Duration::from_secs(k));
+    }
+    let mut rec = Recording::new(store, &session, &list, cfg).expect("recording");
     let rss_start = rss_kib();
     let cpu_start = cpu_secs();
     let wall = Instant::now();
@@ -87,6 +92,8 @@ fn main() {
         }
         rec.commit(UNIX_EPOCH + Duration::from_secs(t0 + s + 1), false);
         if s % 60 == 59 {
+            // as the recorder thread does once a minute
+            rec.prune(UNIX_EPOCH + Duration::from_secs(t0 + s + 1));
             rss_samples.push((s + 1, rss_kib()));
         }
     }
