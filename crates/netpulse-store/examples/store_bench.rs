@@ -77,7 +77,7 @@ fn main() {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            let lost = rng % 100 == 0;
+            let lost = rng.is_multiple_of(100);
             let r = ProbeResult {
                 target: t,
                 seq: s + 1,
