@@ -155,12 +155,9 @@ fn silent_tcp_target_times_out_and_others_are_unaffected() {
     assert_eq!(s["late_sends"].as_u64(), Some(0), "{s}");
 }
 
-#[test]
-fn no_icmp_permission_gives_a_hint_naming_both_fixes() {
-    let Some(ns) = Netns::new() else { return };
-    ns.exec(&["sysctl", "-qw", "net.ipv4.ping_group_range=1 0"]);
-    // Without CAP_NET_RAW and outside ping_group_range, neither socket opens.
-    let out = std::process::Command::new("ip")
+/// Runs netpulse in `ns` without CAP_NET_RAW (as an unprivileged user would).
+fn without_cap_net_raw(ns: &Netns, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("ip")
         .args([
             "netns",
             "exec",
@@ -170,9 +167,17 @@ fn no_icmp_permission_gives_a_hint_naming_both_fixes() {
             "--bounding-set=-net_raw",
             bin(),
         ])
-        .args(["probe", "-c", "1", "127.0.0.1"])
+        .args(args)
         .output()
-        .expect("run");
+        .expect("run netpulse without CAP_NET_RAW")
+}
+
+#[test]
+fn no_icmp_permission_gives_a_hint_naming_both_fixes() {
+    let Some(ns) = Netns::new() else { return };
+    ns.exec(&["sysctl", "-qw", "net.ipv4.ping_group_range=1 0"]);
+    // Without CAP_NET_RAW and outside ping_group_range, neither socket opens.
+    let out = without_cap_net_raw(&ns, &["probe", "-c", "1", "127.0.0.1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("cannot open an ICMP socket"), "{err}");
@@ -181,36 +186,12 @@ fn no_icmp_permission_gives_a_hint_naming_both_fixes() {
     assert!(!err.contains("panicked"));
     // Allowing ping sockets in this namespace is enough: the unprivileged path works.
     ns.exec(&["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"]);
-    let out = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "setpriv",
-            "--inh-caps=-all",
-            "--bounding-set=-net_raw",
-            bin(),
-        ])
-        .args(["probe", "-c", "2", "-i", "10ms", "127.0.0.1"])
-        .output()
-        .expect("run");
+    let out = without_cap_net_raw(&ns, &["probe", "-c", "2", "-i", "10ms", "127.0.0.1"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("(dgram socket)"), "{}", stdout(&out));
     // TCP targets need no ICMP permission at all.
     ns.exec(&["sysctl", "-qw", "net.ipv4.ping_group_range=1 0"]);
-    let out = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "setpriv",
-            "--inh-caps=-all",
-            "--bounding-set=-net_raw",
-            bin(),
-        ])
-        .args(["probe", "-c", "1", "127.0.0.1:1"])
-        .output()
-        .expect("run");
+    let out = without_cap_net_raw(&ns, &["probe", "-c", "1", "127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
