@@ -235,7 +235,8 @@ struct Received {
     kernel_time: Option<Duration>,
     ttl: Option<u8>,
     from: Option<IpAddr>,
-    err: Option<(u8, u8, u8, Option<IpAddr>)>,
+    /// An error-queue entry that an ICMP(v6) message caused.
+    icmp_error: Option<IcmpError>,
 }
 
 /// The probe engine. Build it with [`Engine::new`], take a [`StopHandle`], then [`Engine::run`].
@@ -897,23 +898,13 @@ impl Engine {
         if revents.contains(PollFlags::POLLERR) {
             while let Some(rx) = receive(fd, bufs, true) {
                 // Ping sockets queue ICMP errors with the request we sent (header + payload).
-                let Some((origin, icmp_type, code, from)) = rx.err else {
+                let Some(err) = rx.icmp_error else {
                     continue;
                 };
-                if origin != libc::SO_EE_ORIGIN_ICMP && origin != libc::SO_EE_ORIGIN_ICMP6 {
-                    continue;
-                }
                 let data = &bufs.data[..rx.len];
                 let tag = data.get(8..).and_then(ProbeTag::read);
                 let seq16 = data.get(6..8).map(|b| u16::from_be_bytes([b[0], b[1]]));
-                let dst = None;
-                if let Some((ti, seq)) = self.match_icmp(tag, dst, seq16) {
-                    let err = IcmpError {
-                        v6,
-                        icmp_type,
-                        code,
-                        from,
-                    };
+                if let Some((ti, seq)) = self.match_icmp(tag, None, seq16) {
                     self.resolve_answer(
                         ti,
                         seq,
@@ -1040,6 +1031,15 @@ impl Engine {
         self.resolve(ti, seq, outcome, rtt, detail, woke, sink);
     }
 
+    /// The UDP probe a datagram (reply, or our payload quoted by an error) answers: the one its
+    /// tag names (an echoing service returns it), else the oldest still in flight.
+    fn udp_probe_seq(&self, ti: usize, data: &[u8]) -> Option<u64> {
+        ProbeTag::read(data)
+            .filter(|t| t.nonce == self.nonce)
+            .map(|t| t.seq)
+            .or_else(|| self.targets[ti].oldest_in_flight())
+    }
+
     /// Reads the connected socket of a UDP or DNS target.
     fn read_conn(
         &mut self,
@@ -1053,11 +1053,10 @@ impl Engine {
             return;
         };
         let is_dns = matches!(self.targets[ti].plan.kind, TargetKind::Dns { .. });
-        let v6 = self.targets[ti].plan.addr.is_ipv6();
         let nonce16 = self.nonce as u16;
         if revents.contains(PollFlags::POLLERR) {
             while let Some(rx) = receive(fd, bufs, true) {
-                let Some((origin, icmp_type, code, from)) = rx.err else {
+                let Some(err) = rx.icmp_error else {
                     continue;
                 };
                 let data = &bufs.data[..rx.len];
@@ -1066,28 +1065,14 @@ impl Engine {
                         .map(|b| u16::from_be_bytes([b[0], b[1]]).wrapping_sub(nonce16))
                         .and_then(|s16| self.targets[ti].slot_of_seq16(s16))
                 } else {
-                    ProbeTag::read(data)
-                        .filter(|t| t.nonce == self.nonce)
-                        .map(|t| t.seq)
-                        .or_else(|| self.targets[ti].oldest_in_flight())
+                    self.udp_probe_seq(ti, data)
                 };
                 let Some(seq) = seq else { continue };
-                let outcome =
-                    if origin == libc::SO_EE_ORIGIN_ICMP || origin == libc::SO_EE_ORIGIN_ICMP6 {
-                        let err = IcmpError {
-                            v6,
-                            icmp_type,
-                            code,
-                            from,
-                        };
-                        if err.is_port_unreachable() {
-                            Outcome::Refused
-                        } else {
-                            Outcome::Unreachable(err)
-                        }
-                    } else {
-                        continue;
-                    };
+                let outcome = if err.is_port_unreachable() {
+                    Outcome::Refused
+                } else {
+                    Outcome::Unreachable(err)
+                };
                 self.resolve_answer(
                     ti as u32,
                     seq,
@@ -1124,10 +1109,7 @@ impl Engine {
                 );
             } else {
                 // An echoing service returns our tag; any other reply answers the oldest probe.
-                let seq = ProbeTag::read(data)
-                    .filter(|t| t.nonce == self.nonce)
-                    .map(|t| t.seq)
-                    .or_else(|| self.targets[ti].oldest_in_flight());
+                let seq = self.udp_probe_seq(ti, data);
                 let Some(seq) = seq else {
                     self.targets[ti].report.late_or_duplicate_replies += 1;
                     continue;
@@ -1178,7 +1160,7 @@ fn receive(fd: i32, bufs: &mut RxBufs, errqueue: bool) -> Option<Received> {
             kernel_time: None,
             ttl: None,
             from: msg.address.as_ref().and_then(sockaddr_ip),
-            err: None,
+            icmp_error: None,
         };
         if let Ok(cmsgs) = msg.cmsgs() {
             for c in cmsgs {
@@ -1188,16 +1170,30 @@ fn receive(fd: i32, bufs: &mut RxBufs, errqueue: bool) -> Option<Received> {
                     }
                     ControlMessageOwned::Ipv4Ttl(ttl) => rx.ttl = u8::try_from(ttl).ok(),
                     ControlMessageOwned::Ipv6HopLimit(h) => rx.ttl = u8::try_from(h).ok(),
-                    ControlMessageOwned::Ipv4RecvErr(e, addr) => {
-                        let from = addr.map(|a| {
-                            IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))
+                    ControlMessageOwned::Ipv4RecvErr(e, addr)
+                        if e.ee_origin == libc::SO_EE_ORIGIN_ICMP =>
+                    {
+                        rx.icmp_error = Some(IcmpError {
+                            v6: false,
+                            icmp_type: e.ee_type,
+                            code: e.ee_code,
+                            from: addr.map(|a| {
+                                IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(
+                                    a.sin_addr.s_addr,
+                                )))
+                            }),
                         });
-                        rx.err = Some((e.ee_origin, e.ee_type, e.ee_code, from));
                     }
-                    ControlMessageOwned::Ipv6RecvErr(e, addr) => {
-                        let from =
-                            addr.map(|a| IpAddr::V6(std::net::Ipv6Addr::from(a.sin6_addr.s6_addr)));
-                        rx.err = Some((e.ee_origin, e.ee_type, e.ee_code, from));
+                    ControlMessageOwned::Ipv6RecvErr(e, addr)
+                        if e.ee_origin == libc::SO_EE_ORIGIN_ICMP6 =>
+                    {
+                        rx.icmp_error = Some(IcmpError {
+                            v6: true,
+                            icmp_type: e.ee_type,
+                            code: e.ee_code,
+                            from: addr
+                                .map(|a| IpAddr::V6(std::net::Ipv6Addr::from(a.sin6_addr.s6_addr))),
+                        });
                     }
                     _ => {}
                 }
