@@ -4,12 +4,14 @@
 
 pub mod clock;
 pub mod duration;
+pub mod iface;
 pub mod outage;
 pub mod record;
 pub mod rollup;
 pub mod sketch;
 pub mod stats;
 pub mod target;
+pub mod traffic;
 pub mod window;
 
 pub use clock::{Clock, FakeClock, SystemClock};
