@@ -243,22 +243,23 @@ impl IfaceSource {
         }
         let mut unknown = false;
         let links = &self.links;
-        self.chan.dump(wire::RTM_GETSTATS, "read interface counters", |m| {
-            if m.kind != wire::RTM_NEWSTATS {
-                return Ok(());
-            }
-            let (index, counters) = wire::parse_stats(m.payload)?;
-            match (links.get(&index), counters) {
-                (Some(l), Some(counters)) => out.push(IfaceSample {
-                    index,
-                    name: Arc::clone(&l.name),
-                    counters,
-                }),
-                (None, Some(_)) => unknown = true,
-                _ => {}
-            }
-            Ok(())
-        })?;
+        self.chan
+            .dump(wire::RTM_GETSTATS, "read interface counters", |m| {
+                if m.kind != wire::RTM_NEWSTATS {
+                    return Ok(());
+                }
+                let (index, counters) = wire::parse_stats(m.payload)?;
+                match (links.get(&index), counters) {
+                    (Some(l), Some(counters)) => out.push(IfaceSample {
+                        index,
+                        name: Arc::clone(&l.name),
+                        counters,
+                    }),
+                    (None, Some(_)) => unknown = true,
+                    _ => {}
+                }
+                Ok(())
+            })?;
         if unknown && !changed {
             // An interface appeared between our last link read and this dump (its event may still
             // be queued): read the links and the counters once more.

@@ -316,7 +316,20 @@ pub fn parse_addr(payload: &[u8]) -> Result<Option<(u32, IpAddr, u8)>, WireError
 pub fn dump_request(kind: u16, seq: u32, out: &mut Vec<u8>) {
     let body: &[u8] = match kind {
         // if_stats_msg: family AF_UNSPEC, ifindex 0 (all), filter_mask: IFLA_STATS_LINK_64 only.
-        RTM_GETSTATS => &[0, 0, 0, 0, 0, 0, 0, 0, 1 << (IFLA_STATS_LINK_64 - 1), 0, 0, 0],
+        RTM_GETSTATS => &[
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            1 << (IFLA_STATS_LINK_64 - 1),
+            0,
+            0,
+            0,
+        ],
         RTM_GETADDR => &[0; 8],
         _ => &[0; 16],
     };
@@ -382,7 +395,10 @@ mod tests {
         let s = link.stats.expect("stats");
         assert_eq!((s.rx_packets, s.tx_packets), (1000, 2000));
         assert_eq!((s.rx_bytes, s.tx_bytes), (3000, 4000));
-        assert_eq!((s.rx_dropped, s.tx_dropped, s.multicast), (7000, 8000, 9000));
+        assert_eq!(
+            (s.rx_dropped, s.tx_dropped, s.multicast),
+            (7000, 8000, 9000)
+        );
     }
 
     #[test]

@@ -175,7 +175,7 @@ impl OutageRecord {
 
 /// The history database.
 pub struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
     path: PathBuf,
 }
 
@@ -337,7 +337,7 @@ impl Store {
             })
     }
 
-    fn sql_err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    pub(crate) fn sql_err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         move |source| StoreError::Sql {
             path: self.path.clone(),
             op,
@@ -426,21 +426,29 @@ impl Store {
         })
     }
 
-    /// Deletes up to `limit` rows of `res` older than `before` (unix s); returns how many.
+    /// Deletes up to `limit` rows of `res` older than `before` (unix s) from the probe and the
+    /// traffic tables each; returns how many.
     pub fn prune(
         &mut self,
         res: Resolution,
         before: i64,
         limit: usize,
     ) -> Result<usize, StoreError> {
-        let t = table(res);
-        let sql = format!(
-            "DELETE FROM {t} WHERE (target_id, ts, session_id) IN \
-             (SELECT target_id, ts, session_id FROM {t} WHERE ts < ?1 LIMIT ?2)"
-        );
-        self.conn
-            .execute(&sql, params![before, limit as i64])
-            .map_err(self.sql_err("prune old rows"))
+        let mut removed = 0;
+        for (t, key) in [
+            (table(res), "target_id"),
+            (crate::traffic::traffic_table(res), "iface_id"),
+        ] {
+            let sql = format!(
+                "DELETE FROM {t} WHERE ({key}, ts, session_id) IN \
+                 (SELECT {key}, ts, session_id FROM {t} WHERE ts < ?1 LIMIT ?2)"
+            );
+            removed += self
+                .conn
+                .execute(&sql, params![before, limit as i64])
+                .map_err(self.sql_err("prune old rows"))?;
+        }
+        Ok(removed)
     }
 
     /// All sessions, oldest first.
@@ -479,7 +487,8 @@ impl Store {
     pub fn session_last_ms(&self, id: i64) -> Result<Option<i64>, StoreError> {
         self.conn
             .query_row(
-                "SELECT max(ts) * 1000 + 1000 FROM probe_1s WHERE session_id = ?1",
+                "SELECT max(t) * 1000 + 1000 FROM (SELECT max(ts) AS t FROM probe_1s WHERE session_id = ?1
+                 UNION ALL SELECT max(ts) FROM iface_1s WHERE session_id = ?1)",
                 [id],
                 |r| r.get::<_, Option<i64>>(0),
             )

@@ -5,6 +5,7 @@
 mod db;
 mod recorder;
 mod schema;
+mod traffic;
 
 pub use db::{
     default_db_path, OutageRecord, RollupRecord, SessionInfo, SessionRow, Store, StoreError,
@@ -13,4 +14,7 @@ pub use db::{
 pub use recorder::{
     RecordSink, RecordTarget, Recorder, RecorderConfig, RecorderReport, Recording, Retention,
 };
+#[doc(hidden)]
+pub use schema::MIGRATIONS;
 pub use schema::SCHEMA_VERSION;
+pub use traffic::TrafficRecord;

@@ -5,9 +5,13 @@
 //! stalls a commit for long.
 
 use crate::db::{put_outage, put_rollup, SessionInfo, Store, StoreError};
+use crate::traffic::{iface_id, put_traffic};
+use netpulse_core::iface::IfaceRate;
 use netpulse_core::outage::{Outage, OutageConfig, OutageDetector};
 use netpulse_core::record::ProbeResult;
 use netpulse_core::rollup::{unix_secs, Resolution, RollupRow, Rollups};
+use netpulse_core::traffic::{TrafficRollups, TrafficRow};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -113,6 +117,7 @@ pub struct RecorderReport {
 
 enum Msg {
     Result(ProbeResult),
+    Traffic(SystemTime, Vec<IfaceRate>),
     Finish(SystemTime),
 }
 
@@ -127,6 +132,17 @@ impl RecordSink {
     /// Queues a result; drops it (and counts) if the recorder is behind.
     pub fn offer(&self, r: &ProbeResult) {
         match self.tx.try_send(Msg::Result(r.clone())) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Queues one tick of interface rates read at `at`; drops it (and counts) if the recorder
+    /// is behind.
+    pub fn offer_traffic(&self, at: SystemTime, rates: &[IfaceRate]) {
+        match self.tx.try_send(Msg::Traffic(at, rates.to_vec())) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -200,6 +216,9 @@ pub struct Recording {
     report: RecorderReport,
     pending_outages: Vec<(usize, Outage)>,
     rows: Vec<RollupRow>,
+    traffic: TrafficRollups,
+    traffic_rows: Vec<TrafficRow>,
+    iface_ids: HashMap<Arc<str>, i64>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -238,6 +257,9 @@ impl Recording {
             },
             pending_outages: Vec::new(),
             rows: Vec::new(),
+            traffic: TrafficRollups::new(),
+            traffic_rows: Vec::new(),
+            iface_ids: HashMap::new(),
             dropped: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -258,6 +280,7 @@ impl Recording {
         let finished_at = loop {
             match rx.recv_timeout(next_commit.saturating_duration_since(Instant::now())) {
                 Ok(Msg::Result(r)) => self.record(&r),
+                Ok(Msg::Traffic(at, rates)) => self.record_traffic(at, &rates),
                 Ok(Msg::Finish(at)) => break at,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break SystemTime::now(),
@@ -275,8 +298,12 @@ impl Recording {
             }
         };
         // Whatever is still queued belongs to this run.
-        while let Ok(Msg::Result(r)) = rx.try_recv() {
-            self.record(&r);
+        loop {
+            match rx.try_recv() {
+                Ok(Msg::Result(r)) => self.record(&r),
+                Ok(Msg::Traffic(at, rates)) => self.record_traffic(at, &rates),
+                Ok(Msg::Finish(_)) | Err(_) => break,
+            }
         }
         self.finish(finished_at)
     }
@@ -310,15 +337,23 @@ impl Recording {
         }
     }
 
+    /// Counts one tick of interface rates read at wall time `at`.
+    pub fn record_traffic(&mut self, at: SystemTime, rates: &[IfaceRate]) {
+        self.traffic.record(at, rates);
+    }
+
     /// Writes every row that changed and the outages found, in one transaction.
     pub fn commit(&mut self, now: SystemTime, finish: bool) {
         self.rows.clear();
         for r in &mut self.rollups {
             r.flush(now, finish, &mut self.rows);
         }
-        if self.rows.is_empty() && self.pending_outages.is_empty() {
+        self.traffic_rows.clear();
+        self.traffic.flush(now, finish, &mut self.traffic_rows);
+        if self.rows.is_empty() && self.pending_outages.is_empty() && self.traffic_rows.is_empty() {
             return;
         }
+        let (session_id, iface_ids) = (self.session_id, &mut self.iface_ids);
         let result = (|| -> Result<(), String> {
             let tx = self.store.transaction().map_err(|e| e.to_string())?;
             for row in &self.rows {
@@ -338,17 +373,39 @@ impl Recording {
                 put_outage(&tx, self.session_id, self.target_ids[*i], o)
                     .map_err(|e| e.to_string())?;
             }
+            for row in &self.traffic_rows {
+                let id = match iface_ids.get(&row.iface) {
+                    Some(id) => *id,
+                    None => {
+                        let id = iface_id(&tx, &row.iface).map_err(|e| e.to_string())?;
+                        iface_ids.insert(row.iface.clone(), id);
+                        id
+                    }
+                };
+                put_traffic(
+                    &tx,
+                    row.resolution,
+                    session_id,
+                    id,
+                    row.start,
+                    &row.stats,
+                    row.complete,
+                )
+                .map_err(|e| e.to_string())?;
+            }
             tx.commit().map_err(|e| e.to_string())
         })();
         match result {
             Ok(()) => {
-                self.report.rows_written += self.rows.len() as u64;
+                self.report.rows_written += (self.rows.len() + self.traffic_rows.len()) as u64;
                 self.report.outages.append(&mut self.pending_outages);
             }
             Err(e) => {
                 // Disk full or I/O error: keep monitoring; the outages stay queued for the next try.
                 self.note_error(&e);
                 self.report.failed_commits += 1;
+                // Interface ids made in the rolled-back transaction are gone with it.
+                self.iface_ids.clear();
             }
         }
     }

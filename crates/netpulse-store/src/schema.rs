@@ -2,7 +2,7 @@
 //! upgrades it in one transaction, a newer one is refused. Append new migrations, never edit one.
 
 /// Migrations in order; migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -92,4 +92,55 @@ CREATE TABLE session_targets (
 );
 CREATE INDEX outages_start ON outages (start_ms);
 "
+);
+
+/// The columns every interface traffic table has (see docs/schema.md).
+macro_rules! traffic_table {
+    ($name:literal) => {
+        concat!(
+            "CREATE TABLE ",
+            $name,
+            " (
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    iface_id INTEGER NOT NULL REFERENCES ifaces(id),
+    ts INTEGER NOT NULL,
+    covered_ms INTEGER NOT NULL,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    rx_bytes INTEGER NOT NULL,
+    tx_bytes INTEGER NOT NULL,
+    rx_packets INTEGER NOT NULL,
+    tx_packets INTEGER NOT NULL,
+    rx_errors INTEGER NOT NULL,
+    tx_errors INTEGER NOT NULL,
+    rx_dropped INTEGER NOT NULL,
+    tx_dropped INTEGER NOT NULL,
+    multicast INTEGER NOT NULL,
+    rx_rate_avg REAL,
+    tx_rate_avg REAL,
+    rx_rate_max REAL NOT NULL,
+    tx_rate_max REAL NOT NULL,
+    complete INTEGER NOT NULL,
+    PRIMARY KEY (iface_id, ts, session_id)
+) WITHOUT ROWID;
+CREATE INDEX ",
+            $name,
+            "_ts ON ",
+            $name,
+            " (ts);
+"
+        )
+    };
+}
+
+/// Version 2: interface traffic rollups.
+const V2: &str = concat!(
+    "CREATE TABLE ifaces (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+",
+    traffic_table!("iface_1s"),
+    traffic_table!("iface_1m"),
+    traffic_table!("iface_1h"),
 );

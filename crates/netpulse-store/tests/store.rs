@@ -247,3 +247,113 @@ fn retention_prunes_in_chunks() {
         "other resolutions untouched"
     );
 }
+
+fn rates(rx: u64, tx: u64) -> Vec<netpulse_core::iface::IfaceRate> {
+    use netpulse_core::iface::{Continuity, IfaceCounters, IfaceRate};
+    ["eth0", "wlan0"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| IfaceRate {
+            index: i as u32 + 2,
+            name: (*name).into(),
+            totals: IfaceCounters::default(),
+            delta: Some(IfaceCounters {
+                rx_bytes: rx * (i as u64 + 1),
+                tx_bytes: tx,
+                rx_packets: 10,
+                tx_packets: 5,
+                rx_errors: u64::from(i == 1),
+                ..Default::default()
+            }),
+            elapsed: Duration::from_secs(1),
+            continuity: Continuity::Continuing,
+        })
+        .collect()
+}
+
+#[test]
+fn interface_traffic_is_recorded_at_every_resolution_and_pruned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.db");
+    let store = Store::open(&path).expect("open");
+    let mut rec = Recording::new(store, &session(), &[], RecorderConfig::default()).expect("rec");
+    // Two hours at 1 Hz: eth0 1 000 B/s down, 200 B/s up; wlan0 twice the download.
+    for s in 1..=7200u64 {
+        rec.record_traffic(at_ms(s * 1000 + 250), &rates(1000, 200));
+        if s % 10 == 0 {
+            rec.commit(at_ms(s * 1000 + 500), false);
+        }
+    }
+    let report = rec.finish(at_ms(7_201_000));
+    assert_eq!(report.failed_commits, 0);
+    let read = Store::open_read(&path).expect("read");
+    assert_eq!(read.ifaces().expect("ifaces"), ["eth0", "wlan0"]);
+    let hours = read
+        .traffic(Resolution::Hour, 0, i64::MAX, None, None)
+        .expect("hours");
+    assert_eq!(
+        hours.len(),
+        6,
+        "three hours (the last tick is at 7200.25 s) of two interfaces"
+    );
+    let eth0: Vec<_> = hours.iter().filter(|h| h.iface == "eth0").collect();
+    // The first hour holds ticks 1..=3599 (tick 3600 is at 3600.25 s: the next hour).
+    assert_eq!(eth0[0].stats.counts.rx_bytes, 3599 * 1000);
+    assert_eq!(eth0[1].stats.counts.rx_bytes, 3600 * 1000);
+    assert_eq!(eth0[2].stats.counts.rx_bytes, 1000);
+    assert_eq!(eth0[0].stats.rx_rate_avg(), Some(1000.0));
+    assert_eq!(eth0[1].stats.tx_rate_max, 200.0);
+    let wlan0 = hours.iter().find(|h| h.iface == "wlan0").expect("wlan0");
+    assert_eq!(wlan0.stats.counts.rx_bytes, 3599 * 2000);
+    assert_eq!(wlan0.stats.counts.rx_errors, 3599);
+    let minutes = read
+        .traffic(Resolution::Minute, 0, i64::MAX, None, Some("eth0"))
+        .expect("minutes");
+    assert_eq!(minutes.len(), 121);
+    let total: u64 = minutes.iter().map(|m| m.stats.counts.rx_bytes).sum();
+    assert_eq!(total, 7200 * 1000, "no tick lost or counted twice");
+    assert_eq!(
+        read.count_traffic_rows(Resolution::Second).ok(),
+        Some(14_400)
+    );
+    drop(read);
+
+    // Retention: everything older than the second hour goes, in chunks.
+    let mut store = Store::open(&path).expect("open");
+    let cut = (T0 + 3600) as i64;
+    let mut removed = 0;
+    loop {
+        let n = store.prune(Resolution::Second, cut, 1000).expect("prune");
+        if n == 0 {
+            break;
+        }
+        removed += n;
+    }
+    assert_eq!(removed, 2 * 3599);
+    assert_eq!(
+        store.count_traffic_rows(Resolution::Second).ok(),
+        Some(2 * 3601)
+    );
+}
+
+#[test]
+fn a_version_1_database_is_upgraded_with_its_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v1.db");
+    {
+        let c = rusqlite::Connection::open(&path).expect("create");
+        c.execute_batch(netpulse_store::MIGRATIONS[0])
+            .expect("v1 schema");
+        c.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO sessions (started_at_ms, host, version, command, config)
+             VALUES (1, 'old', '0.0.1', 'netpulse probe x', '{}');",
+        )
+        .expect("v1 data");
+    }
+    let store = Store::open(&path).expect("upgrade");
+    assert_eq!(store.sessions().expect("sessions").len(), 1);
+    assert!(store.ifaces().expect("new table").is_empty());
+    drop(store);
+    assert_eq!(rusqlite_version(&path), SCHEMA_VERSION);
+}
