@@ -28,6 +28,67 @@ pub enum Command {
     Report(ReportArgs),
     /// List recorded sessions.
     Sessions(SessionsArgs),
+    /// Interface traffic: totals and live down/up speeds per interface (nload, bmon, vnStat).
+    #[command(
+        after_help = "Without --watch: one table, speeds measured over --interval.\n\
+        Totals are the kernel's counters since the interface came up; speeds are counter deltas\n\
+        over the real elapsed time. --record stores per-second/minute/hour traffic for\n\
+        `netpulse report --ifaces`."
+    )]
+    Ifaces(IfacesArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IfaceSort {
+    /// Most downloaded first.
+    Rx,
+    /// Most uploaded first.
+    Tx,
+    /// By name.
+    Name,
+    /// Busiest now (down + up speed) first.
+    Rate,
+}
+
+#[derive(Debug, Args)]
+pub struct IfacesArgs {
+    /// Only these interfaces (repeat the option for several); shown whatever their state.
+    #[arg(long = "iface", value_name = "NAME")]
+    pub ifaces: Vec<String>,
+    /// Include interfaces that are down and loopback.
+    #[arg(long)]
+    pub all: bool,
+    /// Sort order.
+    #[arg(long, value_enum, default_value_t = IfaceSort::Rx)]
+    pub sort: IfaceSort,
+    /// Decimal units (kB, MB) instead of binary (KiB, MiB).
+    #[arg(long)]
+    pub si: bool,
+    /// Speeds in bit/s (kbit/s, Mbit/s).
+    #[arg(long)]
+    pub bits: bool,
+    /// Refresh every interval until Ctrl-C: a live table on a terminal, lines otherwise.
+    #[arg(long)]
+    pub watch: bool,
+    /// Time between readings (speeds are measured over it). At least 10ms.
+    #[arg(long, default_value = "1s", value_name = "INTERVAL")]
+    pub interval: String,
+    /// Stop after COUNT refreshes (implies --watch).
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+    /// JSON Lines: one object per interface per refresh.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV: a header, then one row per interface per refresh.
+    #[arg(long)]
+    pub csv: bool,
+    /// Record traffic to a database (default: $XDG_DATA_HOME/netpulse/netpulse.db); write
+    /// `--record=FILE` for another file.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub record: Option<std::path::PathBuf>,
+    /// How long recorded rows are kept, per resolution: 1s=48h,1m=30d,1h=forever.
+    #[arg(long, value_name = "SPEC", default_value = "1s=48h,1m=30d,1h=forever")]
+    pub retention: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,10 +1,12 @@
 //! netpulse: how is my network doing, and why?
 
 mod cli;
+mod ifaces_cmd;
 mod output;
 mod probe_cmd;
 mod record;
 mod report_cmd;
+mod units;
 
 use clap::Parser;
 use std::io::{self, Write};
@@ -35,5 +37,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Probe(args) => probe_cmd::run(args),
         cli::Command::Report(args) => report_cmd::run(args),
         cli::Command::Sessions(args) => report_cmd::sessions(args),
+        cli::Command::Ifaces(args) => ifaces_cmd::run(args),
     }
 }

@@ -87,13 +87,7 @@ pub fn start(
         "retention": args.retention,
         "outage": {"window": args.outage_window, "loss": args.outage_loss, "after": args.outage_after},
     });
-    let session = SessionInfo {
-        started_at: SystemTime::now(),
-        host: host_name(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        config: config.to_string(),
-    };
+    let session = session_info(&config);
     let targets: Vec<RecordTarget> = plans
         .iter()
         .map(|p| RecordTarget {
@@ -110,6 +104,32 @@ pub fn start(
         ..RecorderConfig::default()
     };
     Ok(Recorder::start(store, &session, &targets, cfg)?)
+}
+
+fn session_info(config: &serde_json::Value) -> SessionInfo {
+    SessionInfo {
+        started_at: SystemTime::now(),
+        host: host_name(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        config: config.to_string(),
+    }
+}
+
+/// Opens the database (failing now if it cannot be written) and starts a recording with no
+/// probe targets, for interface traffic.
+pub fn start_traffic(
+    path: &std::path::Path,
+    retention_spec: &str,
+    config: serde_json::Value,
+) -> anyhow::Result<Recorder> {
+    let retention = parse_retention(retention_spec)?;
+    let store = Store::open(path)?;
+    let cfg = RecorderConfig {
+        retention,
+        ..RecorderConfig::default()
+    };
+    Ok(Recorder::start(store, &session_info(&config), &[], cfg)?)
 }
 
 #[cfg(test)]

@@ -1,0 +1,501 @@
+//! `netpulse ifaces`: per-interface totals and live speeds, as a table, a live table, JSON Lines
+//! or CSV, optionally recorded. Source (netlink) → core (rates) → this view.
+
+use crate::cli::{IfaceSort, IfacesArgs};
+use crate::output::rfc3339_micros;
+use crate::units::{packet_rate, Units};
+use anyhow::{bail, Context};
+use netpulse_core::iface::{Continuity, IfaceCounters, IfaceRate, RateTracker};
+use netpulse_core::parse_duration;
+use netpulse_iface::{IfaceInfo, IfaceSource};
+use serde_json::{json, Value};
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Which interfaces are shown: the named ones, or (by default) those up and not loopback.
+struct Selection {
+    names: Vec<String>,
+    all: bool,
+}
+
+impl Selection {
+    fn wants(&self, info: &IfaceInfo) -> bool {
+        if !self.names.is_empty() {
+            return self.names.iter().any(|n| **n == *info.name);
+        }
+        self.all || (info.is_up() && !info.is_loopback())
+    }
+}
+
+/// One shown row: the rate with the link details at the same tick.
+struct Row<'a> {
+    rate: &'a IfaceRate,
+    info: Option<&'a IfaceInfo>,
+}
+
+impl Row<'_> {
+    fn state(&self) -> &'static str {
+        self.info.map_or("gone", IfaceInfo::state)
+    }
+}
+
+enum Format {
+    /// `framed`: a title with totals and no time column (one snapshot, or a live table);
+    /// `redraw`: each frame replaces the previous one on the terminal.
+    Table {
+        framed: bool,
+        redraw: bool,
+    },
+    Json,
+    Csv,
+}
+
+pub fn run(args: IfacesArgs) -> anyhow::Result<ExitCode> {
+    let interval = parse_duration(&args.interval).context("bad --interval")?;
+    if interval < Duration::from_millis(10) {
+        bail!("bad --interval {}: at least 10ms", args.interval);
+    }
+    if args.count == Some(0) {
+        bail!("bad --count 0: at least 1");
+    }
+    let mut source = IfaceSource::open().context("cannot read network interfaces")?;
+    for name in &args.ifaces {
+        if !source.links().values().any(|l| *l.name == **name) {
+            let mut names: Vec<&str> = source.links().values().map(|l| &*l.name).collect();
+            names.sort_unstable();
+            bail!(
+                "no interface named \"{name}\" here; interfaces: {} (see `ip link`)",
+                names.join(", ")
+            );
+        }
+    }
+    let selection = Selection {
+        names: args.ifaces.clone(),
+        all: args.all,
+    };
+    let units = Units {
+        si: args.si,
+        bits: args.bits,
+    };
+    let watch = args.watch || args.count.is_some();
+    let ticks = if watch { args.count } else { Some(1) };
+    let stdout = io::stdout();
+    let tty = stdout.is_terminal();
+    let format = if args.json {
+        Format::Json
+    } else if args.csv {
+        Format::Csv
+    } else {
+        Format::Table {
+            framed: !watch || tty,
+            redraw: watch && tty,
+        }
+    };
+    let recorder = match &args.record {
+        Some(arg) => {
+            let path = crate::record::db_path(arg);
+            let config = json!({
+                "interval_ms": interval.as_secs_f64() * 1000.0,
+                "ifaces": args.ifaces,
+                "all": args.all,
+                "retention": args.retention,
+            });
+            Some(
+                crate::record::start_traffic(&path, &args.retention, config)
+                    .with_context(|| format!("cannot record to {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let sink = recorder.as_ref().map(|r| r.sink());
+    let stop = install_signal_handlers()?;
+
+    let mut out = BufWriter::new(stdout.lock());
+    let mut view = View {
+        units,
+        sort: args.sort,
+        format,
+        frame_lines: 0,
+        header_done: false,
+    };
+    let mut tracker = RateTracker::new();
+    let (mut samples, mut rates, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+    let started = Instant::now();
+    // The baseline reading: speeds need two.
+    source.poll(&mut samples)?;
+    tracker.update(started.elapsed(), &samples, &mut rates, &mut gone);
+    let mut shown = 0u64;
+    let mut next = started;
+    let result = loop {
+        next += interval;
+        // Ticks on a fixed timeline; after a stall (suspend) skip what was missed.
+        let now = Instant::now();
+        if next < now {
+            next = now + interval;
+        }
+        match stop.recv_timeout(next.saturating_duration_since(Instant::now())) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => break Ok(()),
+        }
+        if let Err(e) = source.poll(&mut samples) {
+            break Err(anyhow::Error::new(e).context("cannot read interface counters"));
+        }
+        let at = SystemTime::now();
+        rates.clear();
+        gone.clear();
+        tracker.update(started.elapsed(), &samples, &mut rates, &mut gone);
+        let rows = select(&source, &selection, &rates);
+        if let Some(sink) = &sink {
+            let picked: Vec<IfaceRate> = rows.iter().map(|r| r.rate.clone()).collect();
+            sink.offer_traffic(at, &picked);
+        }
+        let gone_shown: Vec<&(u32, Arc<str>)> = gone
+            .iter()
+            .filter(|(_, name)| {
+                selection.names.is_empty() || selection.names.iter().any(|n| **n == **name)
+            })
+            .collect();
+        if let Err(e) = view.tick(&mut out, at, rows, &gone_shown) {
+            break Err(e.into());
+        }
+        shown += 1;
+        if ticks.is_some_and(|n| shown >= n) {
+            break Ok(());
+        }
+    };
+    if let Some(rec) = recorder {
+        let report = rec.finish(SystemTime::now());
+        if let Some(e) = &report.first_error {
+            eprintln!("netpulse: recording: {e}");
+        }
+        if report.dropped > 0 {
+            eprintln!(
+                "netpulse: recording fell behind: {} interface readings dropped",
+                report.dropped
+            );
+        }
+    }
+    result?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn select<'a>(source: &'a IfaceSource, sel: &Selection, rates: &'a [IfaceRate]) -> Vec<Row<'a>> {
+    rates
+        .iter()
+        .filter_map(|rate| {
+            let info = source.info(rate.index);
+            match info {
+                Some(i) if sel.wants(i) => Some(Row {
+                    rate,
+                    info: Some(i),
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+struct View {
+    units: Units,
+    sort: IfaceSort,
+    format: Format,
+    /// Lines of the previous live frame (to redraw over them).
+    frame_lines: usize,
+    header_done: bool,
+}
+
+fn rate_sum(rows: &[Row<'_>], pick: fn(&IfaceRate) -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = rows.iter().filter_map(|r| pick(r.rate)).collect();
+    (!v.is_empty()).then(|| v.iter().sum())
+}
+
+impl View {
+    fn sort(&self, rows: &mut [Row<'_>]) {
+        let total_rate = |r: &Row<'_>| {
+            r.rate.rx_bytes_per_sec().unwrap_or(0.0) + r.rate.tx_bytes_per_sec().unwrap_or(0.0)
+        };
+        match self.sort {
+            IfaceSort::Rx => rows.sort_by_key(|r| std::cmp::Reverse(r.rate.totals.rx_bytes)),
+            IfaceSort::Tx => rows.sort_by_key(|r| std::cmp::Reverse(r.rate.totals.tx_bytes)),
+            IfaceSort::Name => rows.sort_by(|a, b| a.rate.name.cmp(&b.rate.name)),
+            IfaceSort::Rate => rows.sort_by(|a, b| total_rate(b).total_cmp(&total_rate(a))),
+        }
+    }
+
+    fn tick(
+        &mut self,
+        out: &mut impl Write,
+        at: SystemTime,
+        mut rows: Vec<Row<'_>>,
+        gone: &[&(u32, Arc<str>)],
+    ) -> io::Result<()> {
+        self.sort(&mut rows);
+        let time = rfc3339_micros(at);
+        match self.format {
+            Format::Json => {
+                for row in &rows {
+                    write_json(out, &json_row(&time, row))?;
+                }
+                for (index, name) in gone {
+                    write_json(
+                        out,
+                        &json!({"type": "iface_removed", "time": time, "interface": &**name, "index": index}),
+                    )?;
+                }
+            }
+            Format::Csv => {
+                if !self.header_done {
+                    writeln!(out, "{}", CSV_HEADER.join(","))?;
+                    self.header_done = true;
+                }
+                for row in &rows {
+                    writeln!(out, "{}", csv_row(&time, row))?;
+                }
+            }
+            Format::Table { framed: true, .. } => {
+                let frame = self.table(&time, &rows, gone, true);
+                if self.frame_lines > 0 {
+                    // Back to the top of the previous frame, clear it, draw the new one.
+                    write!(out, "\x1b[{}F\x1b[J", self.frame_lines)?;
+                }
+                if matches!(self.format, Format::Table { redraw: true, .. }) {
+                    self.frame_lines = frame.lines().count();
+                }
+                out.write_all(frame.as_bytes())?;
+            }
+            Format::Table { framed: false, .. } => {
+                let frame = self.table(&time, &rows, gone, !self.header_done);
+                self.header_done = true;
+                out.write_all(frame.as_bytes())?;
+            }
+        }
+        out.flush()
+    }
+
+    /// The table; `with_header` adds the title and column names.
+    fn table(
+        &self,
+        time: &str,
+        rows: &[Row<'_>],
+        gone: &[&(u32, Arc<str>)],
+        with_header: bool,
+    ) -> String {
+        let u = &self.units;
+        let live = matches!(self.format, Format::Table { framed: true, .. });
+        let mut cells: Vec<[String; 10]> = Vec::new();
+        for r in rows {
+            let t = &r.rate.totals;
+            cells.push([
+                r.rate.name.to_string(),
+                r.state().to_string(),
+                u.bytes(t.rx_bytes),
+                u.bytes(t.tx_bytes),
+                u.rate(r.rate.rx_bytes_per_sec()),
+                u.rate(r.rate.tx_bytes_per_sec()),
+                packet_rate(r.rate.rx_packets_per_sec()),
+                packet_rate(r.rate.tx_packets_per_sec()),
+                (t.rx_errors + t.tx_errors).to_string(),
+                (t.rx_dropped + t.tx_dropped).to_string(),
+            ]);
+        }
+        let titles = [
+            "Interface",
+            "State",
+            "Download",
+            "Upload",
+            "Down speed",
+            "Up speed",
+            "Pkt/s in",
+            "Pkt/s out",
+            "Errors",
+            "Drops",
+        ];
+        let mut widths: [usize; 10] = titles.map(str::len);
+        for c in &cells {
+            for (w, v) in widths.iter_mut().zip(c.iter()) {
+                *w = (*w).max(v.chars().count());
+            }
+        }
+        let line = |c: &[String; 10]| {
+            let mut s = String::new();
+            for (i, (v, w)) in c.iter().zip(widths.iter()).enumerate() {
+                if i < 2 {
+                    s.push_str(&format!("{v:<w$}  "));
+                } else {
+                    s.push_str(&format!("{v:>w$}  "));
+                }
+            }
+            let mut s = s.trim_end().to_string();
+            if !live {
+                s = format!("{time}  {s}");
+            }
+            s.push('\n');
+            s
+        };
+        let mut text = String::new();
+        if live {
+            let totals = rows
+                .iter()
+                .fold(IfaceCounters::default(), |acc, r| acc.add(&r.rate.totals));
+            text.push_str(&format!(
+                "netpulse ifaces  {}  {} interface{}  down {}  up {}  (total {} / {})\n",
+                &time[..time.len().min(19)].replace('T', " "),
+                rows.len(),
+                if rows.len() == 1 { "" } else { "s" },
+                u.rate(rate_sum(rows, IfaceRate::rx_bytes_per_sec)),
+                u.rate(rate_sum(rows, IfaceRate::tx_bytes_per_sec)),
+                u.bytes(totals.rx_bytes),
+                u.bytes(totals.tx_bytes),
+            ));
+        }
+        if with_header {
+            let mut h = line(&titles.map(String::from));
+            if !live {
+                // The time column's title, padded like the timestamps.
+                h = format!("{:<w$}{}", "# time", &h[time.len()..], w = time.len());
+            }
+            text.push_str(&h);
+        }
+        for c in &cells {
+            text.push_str(&line(c));
+        }
+        if live {
+            for (_, name) in gone {
+                text.push_str(&format!("{name}: gone\n"));
+            }
+        }
+        text
+    }
+}
+
+fn write_json(out: &mut impl Write, v: &Value) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, v)?;
+    out.write_all(b"\n")
+}
+
+fn counters_json(c: &IfaceCounters) -> Value {
+    json!({
+        "rx_bytes": c.rx_bytes, "tx_bytes": c.tx_bytes,
+        "rx_packets": c.rx_packets, "tx_packets": c.tx_packets,
+        "rx_errors": c.rx_errors, "tx_errors": c.tx_errors,
+        "rx_dropped": c.rx_dropped, "tx_dropped": c.tx_dropped,
+        "multicast": c.multicast,
+    })
+}
+
+fn json_row(time: &str, row: &Row<'_>) -> Value {
+    let r = row.rate;
+    let mut v = counters_json(&r.totals);
+    let rate = |x: Option<f64>| x.map(|x| (x * 1000.0).round() / 1000.0);
+    if let Value::Object(m) = &mut v {
+        m.insert("type".into(), json!("iface"));
+        m.insert("time".into(), json!(time));
+        m.insert("interface".into(), json!(&*r.name));
+        m.insert("index".into(), json!(r.index));
+        m.insert("state".into(), json!(row.state()));
+        m.insert("mtu".into(), json!(row.info.and_then(|i| i.mtu)));
+        m.insert(
+            "speed_mbps".into(),
+            json!(row.info.and_then(|i| i.speed_mbps)),
+        );
+        m.insert("interval_s".into(), json!(r.elapsed.as_secs_f64()));
+        m.insert(
+            "delta".into(),
+            r.delta.as_ref().map_or(Value::Null, counters_json),
+        );
+        m.insert("rx_bytes_per_s".into(), json!(rate(r.rx_bytes_per_sec())));
+        m.insert("tx_bytes_per_s".into(), json!(rate(r.tx_bytes_per_sec())));
+        m.insert(
+            "rx_packets_per_s".into(),
+            json!(rate(r.rx_packets_per_sec())),
+        );
+        m.insert(
+            "tx_packets_per_s".into(),
+            json!(rate(r.tx_packets_per_sec())),
+        );
+        m.insert("event".into(), json!(r.continuity.event()));
+        if let Continuity::Renamed { from } = &r.continuity {
+            m.insert("renamed_from".into(), json!(&**from));
+        }
+    }
+    v
+}
+
+const CSV_HEADER: [&str; 18] = [
+    "time",
+    "interface",
+    "index",
+    "state",
+    "rx_bytes",
+    "tx_bytes",
+    "rx_packets",
+    "tx_packets",
+    "rx_errors",
+    "tx_errors",
+    "rx_dropped",
+    "tx_dropped",
+    "interval_s",
+    "rx_bytes_per_s",
+    "tx_bytes_per_s",
+    "rx_packets_per_s",
+    "tx_packets_per_s",
+    "event",
+];
+
+fn csv_row(time: &str, row: &Row<'_>) -> String {
+    let r = row.rate;
+    let t = &r.totals;
+    let opt = |x: Option<f64>| x.map(|x| format!("{x:.3}")).unwrap_or_default();
+    // Interface names may hold commas or quotes: quote them as RFC 4180 says.
+    let name = if r.name.contains([',', '"', '\n']) {
+        format!("\"{}\"", r.name.replace('"', "\"\""))
+    } else {
+        r.name.to_string()
+    };
+    format!(
+        "{time},{name},{},{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{}",
+        r.index,
+        row.state(),
+        t.rx_bytes,
+        t.tx_bytes,
+        t.rx_packets,
+        t.tx_packets,
+        t.rx_errors,
+        t.tx_errors,
+        t.rx_dropped,
+        t.tx_dropped,
+        r.elapsed.as_secs_f64(),
+        opt(r.rx_bytes_per_sec()),
+        opt(r.tx_bytes_per_sec()),
+        opt(r.rx_packets_per_sec()),
+        opt(r.tx_packets_per_sec()),
+        r.continuity.event().unwrap_or(""),
+    )
+}
+
+/// A channel that yields on the first Ctrl-C (or SIGTERM); a second one exits at once.
+fn install_signal_handlers() -> anyhow::Result<mpsc::Receiver<()>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("cannot install signal handlers")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for _ in signals.forever() {
+                seen += 1;
+                if seen == 1 {
+                    let _ = tx.send(());
+                } else {
+                    std::process::exit(130);
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(rx)
+}
