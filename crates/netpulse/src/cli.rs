@@ -129,8 +129,34 @@ pub struct ReportArgs {
     pub resolution: Option<String>,
     /// Write a session folder: summary.txt, per_second.csv, per_minute.csv, per_hour.csv,
     /// outages.txt and their JSON twins.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "ifaces")]
     pub out: Option<std::path::PathBuf>,
+    /// Interface traffic per hour, day or month (like `vnstat -h/-d/-m`) instead of probes;
+    /// without a range, everything recorded.
+    #[arg(long)]
+    pub ifaces: bool,
+    /// With --ifaces: one row per hour, day or month (UTC).
+    #[arg(long, value_enum, default_value_t = Period::Day, requires = "ifaces")]
+    pub per: Period,
+    /// With --ifaces: only this interface.
+    #[arg(long, value_name = "NAME", requires = "ifaces")]
+    pub iface: Option<String>,
+    /// With --ifaces: decimal units (kB, MB).
+    #[arg(long, requires = "ifaces")]
+    pub si: bool,
+    /// With --ifaces: rates in bit/s.
+    #[arg(long, requires = "ifaces")]
+    pub bits: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Period {
+    /// Per hour.
+    Hour,
+    /// Per day.
+    Day,
+    /// Per month.
+    Month,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod output;
 mod probe_cmd;
 mod record;
 mod report_cmd;
+mod report_ifaces;
 mod units;
 
 use clap::Parser;

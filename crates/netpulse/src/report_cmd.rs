@@ -19,7 +19,7 @@ fn time_ms(ms: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-fn time_s(s: i64) -> String {
+pub(crate) fn time_s(s: i64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(s.max(0) as u64)).to_string()
 }
 
@@ -461,6 +461,19 @@ fn resolution_arg(text: Option<&str>) -> anyhow::Result<Option<Resolution>> {
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let resolution = resolution_arg(args.resolution.as_deref())?;
     let store = open(&args.db)?;
+    if args.ifaces {
+        let whole_history = args.session.is_none() && args.since.is_none() && args.from.is_none();
+        let (from_ms, to_ms) = if whole_history {
+            if args.to.is_some() {
+                bail!("--to needs --from");
+            }
+            (0, now_ms())
+        } else {
+            let sc = scope(&args, &store)?;
+            (sc.from_ms, sc.to_ms)
+        };
+        return crate::report_ifaces::run(&args, &store, from_ms, to_ms);
+    }
     let sc = scope(&args, &store)?;
     let report = gather(&store, &sc)?;
     if let Some(dir) = &args.out {
@@ -472,6 +485,25 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         ReportFormat::Text => {
             out.write_all(summary_text(&report).as_bytes())?;
+            if report.per_target.is_empty() {
+                let traffic = store.traffic(
+                    Resolution::Hour,
+                    Resolution::Hour.bucket(sc.from_ms.div_euclid(1000)),
+                    sc.to_ms.div_euclid(1000) + 1,
+                    sc.session.as_ref().map(|s| s.id),
+                    None,
+                )?;
+                if !traffic.is_empty() {
+                    writeln!(
+                        out,
+                        "\nNo probes here, but interface traffic: see `netpulse report --ifaces{}`.",
+                        sc.session
+                            .as_ref()
+                            .map(|s| format!(" --session {}", s.id))
+                            .unwrap_or_default()
+                    )?;
+                }
+            }
             if let Some(res) = resolution {
                 let rows = series(&store, &sc, res)?;
                 writeln!(out, "\nTime series ({}):", res.name())?;

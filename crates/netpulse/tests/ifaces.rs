@@ -350,3 +350,87 @@ fn an_unknown_interface_is_a_clear_error_listing_the_real_ones() {
         "{err}"
     );
 }
+
+#[test]
+fn recorded_traffic_is_reported_per_day_exactly() {
+    let Some(pair) = Pair::new() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("traffic.db");
+    let record = format!("--record={}", db.display());
+    let mut watch = Command::new("ip")
+        .args(["netns", "exec", &pair.a.name, common::bin()])
+        .args([
+            "ifaces",
+            "--watch",
+            "--iface",
+            &pair.dev_a,
+            "--json",
+            "--interval",
+            "100ms",
+        ])
+        .arg(&record)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start netpulse");
+    let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    let mut seen = Vec::new();
+    until(&mut lines, &mut seen, |v| v["type"] == "iface");
+    let start_tx = counter(&seen[0], "tx_bytes");
+    const N: u64 = 3000;
+    const PAYLOAD: u64 = 500;
+    let frame = PAYLOAD + 42;
+    assert!(pair
+        .sender(N, PAYLOAD as usize, 0)
+        .wait_with_output()
+        .expect("sender")
+        .status
+        .success());
+    // Wait until a tick has seen all of it, then stop the recording.
+    until(&mut lines, &mut seen, |v| {
+        v["tx_bytes"]
+            .as_u64()
+            .is_some_and(|t| t >= start_tx + N * frame)
+    });
+    kill_int(&watch);
+    assert!(watch.wait().expect("wait").success());
+
+    let out = common::netpulse(&[
+        "report",
+        "--db",
+        &db.to_string_lossy(),
+        "--ifaces",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = &json_lines(&out)[0];
+    let rows = report["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "one interface, one day: {report}");
+    assert_eq!(rows[0]["interface"], pair.dev_a.as_str());
+    assert_eq!(rows[0]["tx_bytes"], N * frame, "{report}");
+    assert_eq!(rows[0]["tx_packets"], N);
+    assert_eq!(rows[0]["rx_bytes"], 0);
+
+    let text = common::netpulse(&[
+        "report",
+        "--db",
+        &db.to_string_lossy(),
+        "--ifaces",
+        "--per",
+        "hour",
+    ]);
+    let text = common::stdout(&text);
+    assert!(
+        text.contains(&pair.dev_a) && text.contains("hour (UTC)"),
+        "{text}"
+    );
+    let probes = common::stdout(&common::netpulse(&[
+        "report",
+        "--db",
+        &db.to_string_lossy(),
+    ]));
+    assert!(
+        probes.contains("see `netpulse report --ifaces --session 1`"),
+        "{probes}"
+    );
+}
