@@ -160,14 +160,15 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     };
     let record_sink = recorder.as_ref().map(|r| r.sink());
     let icmp_socket = engine.icmp_socket_kind();
+    // Handlers first: a Ctrl-C right after the header must already get the graceful stop.
+    let stop = engine.stop_handle();
+    install_signal_handlers(stop.clone())?;
     if !out.json {
         for plan in &plans {
             out.line(&output::header(plan, args.size, icmp_socket))?;
         }
         out.out.flush()?;
     }
-    let stop = engine.stop_handle();
-    install_signal_handlers(stop.clone())?;
 
     let live = !args.quiet || report_every.is_some();
     let (tx, rx) = mpsc::sync_channel::<ProbeResult>(OUTPUT_QUEUE);

@@ -447,6 +447,12 @@ fn first_ctrl_c_prints_summary_second_exits_at_once() {
     let mut header = String::new();
     out.read_line(&mut header).expect("header");
     assert!(header.starts_with("UDP "), "{header}");
+    // The probe is in flight once the silent socket has it.
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 2048];
+    silent.recv_from(&mut buf).expect("the probe arrives");
     let pid = child.id().to_string();
     let mut err = BufReader::new(child.stderr.take().expect("stderr"));
     assert!(Command::new("kill")
