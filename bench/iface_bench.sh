@@ -23,18 +23,30 @@ cargo build --release -q -p netpulse-iface --example iface_bench
 cargo build --release -q -p netpulse
 ip netns exec "$ns" target/release/examples/iface_bench "$polls"
 
+# CPU of the real binary at 1 Hz, from /proc/PID/schedstat (ns on CPU, all threads).
+measure() {
+  local label=$1; shift
+  ip netns exec "$ns" target/release/netpulse ifaces --watch --all --interval 1s "$@" >/dev/null &
+  local pid=$!
+  sleep 2 # let it start; what is measured is the CPU-time difference over a fixed span
+  local c0 c1
+  c0=$(cpu_ns "$pid")
+  sleep "$watch_secs"
+  c1=$(cpu_ns "$pid")
+  local rss
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  kill -INT "$pid"; wait "$pid" || true
+  awk -v ns=$((c1 - c0)) -v t="$watch_secs" -v rss="$rss" -v label="$label" 'BEGIN {
+    printf "  %-28s CPU %.1f ms over %d s = %.4f %% of one core, %.0f µs per tick, RSS %.1f MiB\n",
+      label, ns / 1e6, t, ns / 1e9 / t * 100, ns / 1e3 / t, rss / 1024 }'
+}
+# Sum of every thread's on-CPU nanoseconds.
+cpu_ns() {
+  cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {print s}'
+}
 echo
-echo "netpulse ifaces --watch --all --json at 1 Hz for ${watch_secs}s (output to /dev/null):"
-ip netns exec "$ns" target/release/netpulse ifaces --watch --all --json --interval 1s >/dev/null &
-pid=$!
-sleep 2 # let it start; the measurement below is a CPU-time difference over a fixed span
-read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-sleep "$watch_secs"
-read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
-kill -INT "$pid"; wait "$pid" || true
-hz=$(getconf CLK_TCK)
-awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" -v t="$watch_secs" -v rss="$rss" 'BEGIN {
-  cpu = (u + s) / hz
-  printf "  CPU %.2f s over %d s = %.3f %% of one core (user %.2f s, sys %.2f s), RSS %.1f MiB\n",
-    cpu, t, cpu / t * 100, u / hz, s / hz, rss / 1024 }'
+echo "netpulse ifaces --watch --all at 1 Hz for ${watch_secs}s each, output to /dev/null:"
+measure "--json" --json
+measure "table (plain lines)"
+measure "--json --record" --json "--record=/tmp/$ns.db"
+rm -f "/tmp/$ns.db" "/tmp/$ns.db-wal" "/tmp/$ns.db-shm"

@@ -104,7 +104,14 @@ struct Open {
 struct Series {
     /// Second, minute, hour.
     open: [Option<Open>; 3],
+    /// Unix second from which open minute/hour rows may be reported again.
+    next_provisional: i64,
 }
+
+/// Seconds between provisional reports of an open minute or hour: their seconds are written as
+/// they close, so a crash loses nothing, and hundreds of idle interfaces cost a few rows a
+/// second instead of two each.
+const PROVISIONAL_EVERY: i64 = 10;
 
 /// Traffic rollups of every interface seen.
 #[derive(Debug, Default)]
@@ -151,10 +158,25 @@ impl TrafficRollups {
         for (name, series) in self.series.iter_mut() {
             close_until(name, series, now, &mut self.closed);
         }
-        out.append(&mut self.closed);
+        // Seconds without traffic are not written: the minute and hour they fold into keep the
+        // time they cover.
+        out.extend(self.closed.drain(..).filter(|r| {
+            r.resolution != Resolution::Second || r.stats.counts != IfaceCounters::default()
+        }));
         for (name, series) in self.series.iter_mut() {
+            let coarse_due = now >= series.next_provisional;
+            if coarse_due {
+                series.next_provisional = now.saturating_add(PROVISIONAL_EVERY);
+            }
             for (res, slot) in Resolution::ALL.iter().zip(series.open.iter_mut()) {
-                if let Some(open) = slot.as_mut().filter(|o| o.dirty) {
+                let due = match res {
+                    Resolution::Second => true,
+                    _ => coarse_due,
+                };
+                if let Some(open) = slot.as_mut().filter(|o| o.dirty && due) {
+                    if *res == Resolution::Second && open.stats.counts == IfaceCounters::default() {
+                        continue;
+                    }
                     open.dirty = false;
                     out.push(TrafficRow {
                         iface: Arc::clone(name),
@@ -319,9 +341,16 @@ mod tests {
         assert!(rows.is_empty(), "nothing changed");
         r.flush(at_ms(1000), false, &mut rows);
         let kinds: Vec<_> = rows.iter().map(|x| (x.resolution, x.complete)).collect();
+        assert_eq!(kinds, [(Resolution::Second, true)]);
+        rows.clear();
+        // Open minutes and hours are reported at most every 10 s.
+        r.flush(at_ms(9_000), false, &mut rows);
+        assert!(rows.is_empty());
+        r.flush(at_ms(10_000), false, &mut rows);
+        let kinds: Vec<_> = rows.iter().map(|x| (x.resolution, x.complete)).collect();
         assert_eq!(
             kinds,
-            [(Resolution::Second, true), (Resolution::Minute, false)],
+            [(Resolution::Minute, false)],
             "the hour fills as minutes close"
         );
         rows.clear();
@@ -334,6 +363,26 @@ mod tests {
         );
         assert_eq!(rows[1].stats.counts.rx_bytes, 10);
         assert!(r.series.is_empty());
+    }
+
+    #[test]
+    fn idle_seconds_are_not_written_but_their_time_counts() {
+        let mut r = TrafficRollups::new();
+        let mut rows = Vec::new();
+        for s in 0..60u64 {
+            let mut tick = rate("idle0", 500, 0, 1000);
+            if s != 30 {
+                tick.delta = Some(IfaceCounters::default());
+            }
+            r.record(at_ms(s * 1000 + 100), &[tick]);
+            r.flush(at_ms(s * 1000 + 200), false, &mut rows);
+        }
+        r.flush(at_ms(60_000), true, &mut rows);
+        let secs = complete(&rows, Resolution::Second);
+        assert_eq!(secs.len(), 1, "only the second with traffic");
+        let mins = complete(&rows, Resolution::Minute);
+        assert_eq!(mins[0].stats.covered_ms, 60_000);
+        assert_eq!(mins[0].stats.counts.rx_bytes, 500);
     }
 
     #[test]
