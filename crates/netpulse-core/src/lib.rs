@@ -2,6 +2,7 @@
 //! and the small parsers shared by the CLI and the config. No I/O, no threads, no clock reads:
 //! time is always passed in, so everything here is tested with exact, hand-computed vectors.
 
+pub mod alert;
 pub mod clock;
 pub mod duration;
 pub mod iface;
