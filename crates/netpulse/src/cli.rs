@@ -36,6 +36,20 @@ pub enum Command {
         `netpulse report --ifaces`."
     )]
     Ifaces(IfacesArgs),
+    /// Work with monitor config files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file and print the effective config (every default filled in).
+    Check {
+        /// The TOML file.
+        file: std::path::PathBuf,
+    },
+    /// Print the built-in default config (what `monitor` runs without --config).
+    Default,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

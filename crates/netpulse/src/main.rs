@@ -1,6 +1,7 @@
 //! netpulse: how is my network doing, and why?
 
 mod cli;
+mod config;
 mod ifaces_cmd;
 mod output;
 mod probe_cmd;
@@ -39,5 +40,15 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Report(args) => report_cmd::run(args),
         cli::Command::Sessions(args) => report_cmd::sessions(args),
         cli::Command::Ifaces(args) => ifaces_cmd::run(args),
+        cli::Command::Config(cli::ConfigCommand::Check { file }) => {
+            let config = config::Config::load(&file)?;
+            print!("{}", config.to_toml());
+            eprintln!("netpulse: {} is valid", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        cli::Command::Config(cli::ConfigCommand::Default) => {
+            print!("{}", config::Config::builtin().to_toml());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

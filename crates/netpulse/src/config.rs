@@ -1,0 +1,959 @@
+//! The monitor's TOML config: every key has a default (see `netpulse.example.toml`), unknown keys
+//! are errors, and every error names the file, line, column and key.
+
+use netpulse_core::alert::{Comparator, Metric, Rule, Severity};
+use netpulse_core::parse_duration;
+use netpulse_core::target::{parse_target, TargetSpec};
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+use toml::Spanned;
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Console behaviour.
+    pub monitor: MonitorSection,
+    /// Probe targets.
+    #[serde(rename = "target")]
+    pub targets: Vec<TargetSection>,
+    /// Interface watching.
+    pub ifaces: IfacesSection,
+    /// History database.
+    pub record: RecordSection,
+    /// Alert rules.
+    #[serde(rename = "rule")]
+    pub rules: Vec<RuleSection>,
+    /// Where alerts go.
+    #[serde(rename = "notifier")]
+    pub notifiers: Vec<NotifierSection>,
+    /// Listen addresses of the views (web dashboard, /metrics).
+    pub listen: ListenSection,
+}
+
+/// `[monitor]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorSection {
+    /// Status line interval (`0s`: none).
+    pub status_every: Spanned<String>,
+    /// How ICMP is sent: auto, dgram, raw.
+    pub icmp_socket: Spanned<String>,
+}
+
+impl Default for MonitorSection {
+    fn default() -> Self {
+        Self {
+            status_every: unspanned("10s"),
+            icmp_socket: unspanned("auto"),
+        }
+    }
+}
+
+/// `[[target]]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    /// What to probe, as on the command line: HOST, HOST:PORT, tcp://, udp://, dns://.
+    pub target: Spanned<String>,
+    /// Name in alerts and reports (default: the target).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Time between probes.
+    #[serde(default = "default_interval")]
+    pub interval: Spanned<String>,
+    /// How long to wait for an answer.
+    #[serde(default = "default_interval")]
+    pub timeout: Spanned<String>,
+    /// ICMP/UDP payload bytes.
+    #[serde(default = "default_size")]
+    pub size: usize,
+}
+
+fn default_interval() -> Spanned<String> {
+    unspanned("1s")
+}
+
+fn default_size() -> usize {
+    56
+}
+
+/// `[ifaces]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IfacesSection {
+    /// Watch interfaces at all.
+    pub enabled: bool,
+    /// These interfaces (empty: every interface that is up, without loopback).
+    pub names: Vec<String>,
+}
+
+impl Default for IfacesSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            names: Vec::new(),
+        }
+    }
+}
+
+/// `[record]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordSection {
+    /// Record at all.
+    pub enabled: bool,
+    /// Database file (empty: the default, $XDG_DATA_HOME/netpulse/netpulse.db).
+    pub db: String,
+    /// How long each resolution is kept.
+    pub retention: Spanned<String>,
+}
+
+impl Default for RecordSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            db: String::new(),
+            retention: unspanned("1s=48h,1m=30d,1h=forever"),
+        }
+    }
+}
+
+/// `[[rule]]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSection {
+    /// Unique name.
+    pub name: Spanned<String>,
+    /// latency_avg, latency_p95, loss, jitter, outage, rx_rate, tx_rate, errors_rate.
+    pub metric: Spanned<String>,
+    /// `>`, `>=`, `<`, `<=`.
+    #[serde(default = "default_op")]
+    pub op: Spanned<String>,
+    /// Threshold: ms for latency and jitter, a fraction for loss, bytes/s for rates.
+    pub threshold: f64,
+    /// How long the condition must hold.
+    #[serde(rename = "for", default = "default_for")]
+    pub hold: Spanned<String>,
+    /// Window the value is computed over.
+    #[serde(default = "default_window")]
+    pub window: Spanned<String>,
+    /// Fraction of the threshold the value must clear it by to resolve.
+    #[serde(default = "default_hysteresis")]
+    pub hysteresis: f64,
+    /// Reminder interval while firing (absent: none).
+    #[serde(default)]
+    pub repeat: Option<Spanned<String>>,
+    /// Targets (labels) or interfaces the rule applies to (empty: all).
+    #[serde(default)]
+    pub subjects: Vec<String>,
+    /// info, warning, critical.
+    #[serde(default = "default_severity")]
+    pub severity: Spanned<String>,
+    /// Notifier names (empty: every notifier).
+    #[serde(default)]
+    pub notify: Vec<Spanned<String>>,
+}
+
+fn default_op() -> Spanned<String> {
+    unspanned(">")
+}
+fn default_for() -> Spanned<String> {
+    unspanned("0s")
+}
+fn default_window() -> Spanned<String> {
+    unspanned("10s")
+}
+fn default_hysteresis() -> f64 {
+    0.1
+}
+fn default_severity() -> Spanned<String> {
+    unspanned("warning")
+}
+
+/// `[[notifier]]`: one notifier; `name` (default: the type) is what rules refer to.
+pub type NotifierSection = NotifierKind;
+
+/// The notifier types and their settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum NotifierKind {
+    /// Lines on the console (coloured on a terminal).
+    Console {
+        /// Name rules refer to.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// A JSON POST.
+    Webhook {
+        /// Name rules refer to.
+        #[serde(default)]
+        name: Option<String>,
+        /// http:// or https:// URL.
+        url: String,
+        /// Per attempt.
+        #[serde(default = "default_notify_timeout")]
+        timeout: String,
+        /// Attempts after the first, with backoff 1 s, 2 s, 4 s …
+        #[serde(default = "default_retries")]
+        retries: u32,
+        /// Extra headers, e.g. `{ Authorization = "Bearer …" }`.
+        #[serde(default)]
+        headers: std::collections::BTreeMap<String, String>,
+    },
+    /// Email over SMTP.
+    Email {
+        /// Name rules refer to.
+        #[serde(default)]
+        name: Option<String>,
+        /// SMTP server host.
+        server: String,
+        /// Port (default: 25 plain, 587 starttls, 465 tls).
+        #[serde(default)]
+        port: Option<u16>,
+        /// none, starttls, tls.
+        #[serde(default = "default_security")]
+        security: String,
+        /// Login.
+        #[serde(default)]
+        username: Option<String>,
+        /// Password (or `password_env`).
+        #[serde(default)]
+        password: Option<String>,
+        /// Environment variable holding the password.
+        #[serde(default)]
+        password_env: Option<String>,
+        /// Sender address.
+        from: String,
+        /// Recipients.
+        to: Vec<String>,
+        /// Per attempt.
+        #[serde(default = "default_notify_timeout")]
+        timeout: String,
+        /// Attempts after the first.
+        #[serde(default = "default_retries")]
+        retries: u32,
+    },
+    /// A program run with the alert in environment variables (never through a shell).
+    Exec {
+        /// Name rules refer to.
+        #[serde(default)]
+        name: Option<String>,
+        /// Program path (or name on $PATH).
+        program: String,
+        /// Arguments.
+        #[serde(default)]
+        args: Vec<String>,
+        /// Killed after this long.
+        #[serde(default = "default_notify_timeout")]
+        timeout: String,
+        /// Attempts after the first.
+        #[serde(default)]
+        retries: u32,
+    },
+}
+
+fn default_notify_timeout() -> String {
+    "10s".into()
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_security() -> String {
+    "starttls".into()
+}
+
+impl NotifierKind {
+    /// The name rules use.
+    pub fn name(&self) -> String {
+        let (name, kind) = match self {
+            NotifierKind::Console { name } => (name, "console"),
+            NotifierKind::Webhook { name, .. } => (name, "webhook"),
+            NotifierKind::Email { name, .. } => (name, "email"),
+            NotifierKind::Exec { name, .. } => (name, "exec"),
+        };
+        name.clone().unwrap_or_else(|| kind.to_string())
+    }
+}
+
+/// `[listen]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenSection {
+    /// Web dashboard address (empty: off).
+    pub web: String,
+    /// Prometheus /metrics address (empty: off).
+    pub metrics: String,
+}
+
+fn unspanned(s: &str) -> Spanned<String> {
+    Spanned::new(0..0, s.to_string())
+}
+
+/// A config error, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (as given).
+    pub file: String,
+    /// 1-based line and column (0 when not known).
+    pub line: usize,
+    /// Column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line > 0 {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        } else {
+            write!(f, "{}: {}", self.file, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Line and column (1-based) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// The `[table]` or `[[array]]` header in force at `offset`.
+fn section_at(text: &str, offset: usize) -> Option<String> {
+    let line_end = text[offset.min(text.len())..]
+        .find('\n')
+        .map_or(text.len(), |i| offset + i);
+    text[..line_end]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.split('#').next().unwrap_or(l).trim().to_string())
+}
+
+/// The key being assigned on the line holding `offset`.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty() && !key.starts_with('[')).then(|| key.to_string())
+}
+
+/// Where `key = "value"` (or a list holding `"value"` under `key`) is written, or 0..0.
+fn locate(text: &str, key: &str, value: &str) -> Range<usize> {
+    let quoted = format!("\"{value}\"");
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let code = line.split('#').next().unwrap_or("");
+        if let Some((k, v)) = code.split_once('=') {
+            if k.trim() == key {
+                if let Some(pos) = v.find(&quoted) {
+                    let start = offset + k.len() + 1 + pos;
+                    return start..start + quoted.len();
+                }
+            }
+        }
+        offset += line.len();
+    }
+    0..0
+}
+
+/// Turns serde's "unknown field `x`, expected one of `a`, `b`" into our wording with a
+/// suggestion.
+fn unknown_field_message(msg: &str, where_: &str) -> Option<String> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let candidates: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let best = candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(field, c), *c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out = format!("unknown key \"{field}\"{where_}");
+    match best {
+        Some((_, c)) => out.push_str(&format!(" (did you mean \"{c}\"?)")),
+        None if !candidates.is_empty() => {
+            out.push_str(&format!(" (known keys: {})", candidates.join(", ")))
+        }
+        None => {}
+    }
+    Some(out)
+}
+
+impl Config {
+    /// Parses `text` (from `file`, for messages) and checks every value.
+    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let (line, column) = if e.span().is_some() {
+                line_col(text, span.start)
+            } else {
+                (0, 0)
+            };
+            let where_ = section_at(text, span.start)
+                .map(|s| format!(" in {s}"))
+                .unwrap_or_default();
+            let raw = e.message().trim().to_string();
+            let message = unknown_field_message(&raw, &where_).unwrap_or_else(|| {
+                match key_at(text, span.start) {
+                    Some(key) if e.span().is_some() => format!("key \"{key}\"{where_}: {raw}"),
+                    _ => format!("{raw}{where_}"),
+                }
+            });
+            ConfigError {
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            }
+        })?;
+        config.validate(file, text)?;
+        Ok(config)
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the config: {e}"),
+        })?;
+        Config::parse(&file, &text)
+    }
+
+    fn validate(&self, file: &str, text: &str) -> Result<(), ConfigError> {
+        let err = |span: Range<usize>, message: String| {
+            let (line, column) = if span.is_empty() && span.start == 0 {
+                (0, 0)
+            } else {
+                line_col(text, span.start)
+            };
+            ConfigError {
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            }
+        };
+        let duration = |s: &Spanned<String>, key: &str, section: &str| {
+            parse_duration(s.get_ref()).map_err(|e| {
+                err(
+                    s.span(),
+                    format!(
+                        "key \"{key}\" in {section}: bad duration \"{}\": {e}",
+                        s.get_ref()
+                    ),
+                )
+            })
+        };
+        duration(&self.monitor.status_every, "status_every", "[monitor]")?;
+        if !["auto", "dgram", "raw"].contains(&self.monitor.icmp_socket.get_ref().as_str()) {
+            return Err(err(
+                self.monitor.icmp_socket.span(),
+                format!(
+                    "key \"icmp_socket\" in [monitor]: \"{}\" is not one of auto, dgram, raw",
+                    self.monitor.icmp_socket.get_ref()
+                ),
+            ));
+        }
+        let mut labels = Vec::new();
+        for t in &self.targets {
+            parse_target(t.target.get_ref()).map_err(|e| {
+                err(
+                    t.target.span(),
+                    format!(
+                        "key \"target\" in [[target]]: bad target \"{}\": {e}",
+                        t.target.get_ref()
+                    ),
+                )
+            })?;
+            let interval = duration(&t.interval, "interval", "[[target]]")?;
+            if interval < Duration::from_millis(1) {
+                return Err(err(
+                    t.interval.span(),
+                    "key \"interval\" in [[target]]: at least 1ms".into(),
+                ));
+            }
+            let timeout = duration(&t.timeout, "timeout", "[[target]]")?;
+            if timeout.is_zero() {
+                return Err(err(
+                    t.timeout.span(),
+                    "key \"timeout\" in [[target]]: must be more than 0".into(),
+                ));
+            }
+            let label = self.label_of(t);
+            if labels.contains(&label) {
+                return Err(err(
+                    t.target.span(),
+                    format!("[[target]] \"{label}\" is listed twice (give one a different label)"),
+                ));
+            }
+            labels.push(label);
+        }
+        crate::record::parse_retention(self.record.retention.get_ref()).map_err(|e| {
+            err(
+                self.record.retention.span(),
+                format!("key \"retention\" in [record]: {e:#}"),
+            )
+        })?;
+        let notifier_names: Vec<String> = self.notifiers.iter().map(|n| n.name()).collect();
+        for (i, name) in notifier_names.iter().enumerate() {
+            if notifier_names[..i].contains(name) {
+                return Err(err(
+                    0..0,
+                    format!(
+                        "two [[notifier]] sections are named \"{name}\": give each a unique name"
+                    ),
+                ));
+            }
+        }
+        let mut rule_names: Vec<&str> = Vec::new();
+        for r in &self.rules {
+            if rule_names.contains(&r.name.get_ref().as_str()) {
+                return Err(err(
+                    r.name.span(),
+                    format!("two [[rule]] sections are named \"{}\"", r.name.get_ref()),
+                ));
+            }
+            rule_names.push(r.name.get_ref());
+            self.rule(r).map_err(|(span, m)| err(span, m))?;
+            for n in &r.notify {
+                if !notifier_names.contains(n.get_ref()) {
+                    return Err(err(
+                        n.span(),
+                        format!(
+                            "key \"notify\" in [[rule]]: no [[notifier]] named \"{}\" (there are: {})",
+                            n.get_ref(),
+                            if notifier_names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                notifier_names.join(", ")
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
+        // Notifier values are buffered by serde (tagged enum), so they carry no span: find them.
+        let at = |key: &str, value: &str| locate(text, key, value);
+        let notifier_duration = |key: &str, v: &str| {
+            parse_duration(v).map(|_| ()).map_err(|e| {
+                err(
+                    at(key, v),
+                    format!("key \"{key}\" in [[notifier]]: bad duration \"{v}\": {e}"),
+                )
+            })
+        };
+        for n in &self.notifiers {
+            match n {
+                NotifierKind::Console { .. } => {}
+                NotifierKind::Webhook { url, timeout, .. } => {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(err(
+                            at("url", url),
+                            format!("key \"url\" in [[notifier]]: \"{url}\" is not an http:// or https:// URL"),
+                        ));
+                    }
+                    notifier_duration("timeout", timeout)?;
+                }
+                NotifierKind::Email {
+                    security,
+                    timeout,
+                    from,
+                    to,
+                    ..
+                } => {
+                    if !["none", "starttls", "tls"].contains(&security.as_str()) {
+                        return Err(err(
+                            at("security", security),
+                            format!(
+                                "key \"security\" in [[notifier]]: \"{security}\" is not one of none, starttls, tls"
+                            ),
+                        ));
+                    }
+                    notifier_duration("timeout", timeout)?;
+                    for a in std::iter::once(from).chain(to.iter()) {
+                        if !a.contains('@') {
+                            let from_span = at("from", a);
+                            let span = if from_span.start > 0 {
+                                from_span
+                            } else {
+                                at("to", a)
+                            };
+                            return Err(err(
+                                span,
+                                format!("[[notifier]] email: \"{a}\" is not an email address"),
+                            ));
+                        }
+                    }
+                    if to.is_empty() {
+                        return Err(err(
+                            0..0,
+                            "[[notifier]] email: \"to\" lists no recipient".into(),
+                        ));
+                    }
+                }
+                NotifierKind::Exec { timeout, .. } => notifier_duration("timeout", timeout)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The label of a target section.
+    pub fn label_of(&self, t: &TargetSection) -> String {
+        t.label.clone().unwrap_or_else(|| {
+            parse_target(t.target.get_ref())
+                .map(|s: TargetSpec| s.to_string())
+                .unwrap_or_else(|_| t.target.get_ref().clone())
+        })
+    }
+
+    /// A rule section as a core rule (with its window), or the span and message of what is wrong.
+    pub fn rule(&self, r: &RuleSection) -> Result<(Rule, Duration), (Range<usize>, String)> {
+        let metric = Metric::parse(r.metric.get_ref()).ok_or_else(|| {
+            (
+                r.metric.span(),
+                format!(
+                    "key \"metric\" in [[rule]]: \"{}\" is not one of {}",
+                    r.metric.get_ref(),
+                    Metric::ALL.map(Metric::name).join(", ")
+                ),
+            )
+        })?;
+        let op = Comparator::parse(r.op.get_ref()).ok_or_else(|| {
+            (
+                r.op.span(),
+                format!(
+                    "key \"op\" in [[rule]]: \"{}\" is not one of >, >=, <, <=",
+                    r.op.get_ref()
+                ),
+            )
+        })?;
+        let severity = Severity::parse(r.severity.get_ref()).ok_or_else(|| {
+            (
+                r.severity.span(),
+                format!(
+                    "key \"severity\" in [[rule]]: \"{}\" is not one of info, warning, critical",
+                    r.severity.get_ref()
+                ),
+            )
+        })?;
+        let dur = |s: &Spanned<String>, key: &str| {
+            parse_duration(s.get_ref()).map_err(|e| {
+                (
+                    s.span(),
+                    format!(
+                        "key \"{key}\" in [[rule]]: bad duration \"{}\": {e}",
+                        s.get_ref()
+                    ),
+                )
+            })
+        };
+        let hold = dur(&r.hold, "for")?;
+        let window = dur(&r.window, "window")?;
+        if window < Duration::from_secs(1) || window > Duration::from_secs(3600) {
+            return Err((
+                r.window.span(),
+                "key \"window\" in [[rule]]: from 1s to 1h".into(),
+            ));
+        }
+        let repeat = r.repeat.as_ref().map(|s| dur(s, "repeat")).transpose()?;
+        if !(0.0..1.0).contains(&r.hysteresis) {
+            return Err((
+                r.name.span(),
+                format!(
+                    "key \"hysteresis\" in [[rule]] \"{}\": a fraction from 0 to below 1",
+                    r.name.get_ref()
+                ),
+            ));
+        }
+        if !r.threshold.is_finite() {
+            return Err((
+                r.name.span(),
+                "key \"threshold\" in [[rule]]: not a number".into(),
+            ));
+        }
+        Ok((
+            Rule {
+                name: r.name.get_ref().clone(),
+                metric,
+                op,
+                threshold: r.threshold,
+                hold,
+                hysteresis: r.hysteresis,
+                repeat,
+                subjects: r.subjects.clone(),
+                severity,
+            },
+            window,
+        ))
+    }
+
+    /// The built-in config for `monitor` without `--config`: ICMP to the default gateway and to
+    /// each nameserver, every interface that is up, recording, console alerts at the seed
+    /// thresholds (latency > 100 ms, loss > 10 %, rate > 1 MB/s).
+    pub fn builtin() -> Config {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        Config::builtin_from(
+            &read("/proc/net/route"),
+            &read("/proc/net/ipv6_route"),
+            &read("/etc/resolv.conf"),
+        )
+    }
+
+    /// [`Config::builtin`] from the text of `/proc/net/route`, `/proc/net/ipv6_route` and
+    /// `/etc/resolv.conf`.
+    pub fn builtin_from(route: &str, ipv6_route: &str, resolv: &str) -> Config {
+        let mut targets: Vec<(String, String)> = Vec::new();
+        for gw in default_gateways(route, ipv6_route) {
+            targets.push((gw.clone(), format!("gateway {gw}")));
+        }
+        for ns in nameservers(resolv) {
+            if !targets.iter().any(|(t, _)| *t == ns) {
+                targets.push((ns.clone(), format!("nameserver {ns}")));
+            }
+        }
+        let rule =
+            |name: &str, metric: &str, threshold: f64, hold: &str, window: &str, sev: &str| {
+                RuleSection {
+                    name: unspanned(name),
+                    metric: unspanned(metric),
+                    op: default_op(),
+                    threshold,
+                    hold: unspanned(hold),
+                    window: unspanned(window),
+                    hysteresis: default_hysteresis(),
+                    repeat: None,
+                    subjects: Vec::new(),
+                    severity: unspanned(sev),
+                    notify: Vec::new(),
+                }
+            };
+        Config {
+            targets: targets
+                .into_iter()
+                .map(|(target, label)| TargetSection {
+                    target: unspanned(&target),
+                    label: Some(label),
+                    interval: default_interval(),
+                    timeout: default_interval(),
+                    size: default_size(),
+                })
+                .collect(),
+            rules: vec![
+                rule(
+                    "high latency",
+                    "latency_avg",
+                    100.0,
+                    "10s",
+                    "10s",
+                    "warning",
+                ),
+                rule("packet loss", "loss", 0.10, "10s", "30s", "critical"),
+                rule("target down", "outage", 0.5, "0s", "10s", "critical"),
+                rule("busy download", "rx_rate", 1_000_000.0, "5s", "5s", "info"),
+                rule("busy upload", "tx_rate", 1_000_000.0, "5s", "5s", "info"),
+            ],
+            notifiers: vec![NotifierKind::Console { name: None }],
+            ..Config::default()
+        }
+    }
+
+    /// The effective config as TOML (defaults filled in).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
+    }
+}
+
+/// Default gateways from `/proc/net/route` (hex, little-endian) and `/proc/net/ipv6_route`.
+fn default_gateways(route: &str, ipv6_route: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in route.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // Iface Destination Gateway Flags RefCnt Use Metric Mask …; RTF_GATEWAY = 0x2.
+        if f.len() < 8 || f[1] != "00000000" || f[7] != "00000000" {
+            continue;
+        }
+        let flags = u32::from_str_radix(f[3], 16).unwrap_or(0);
+        if let Ok(gw) = u32::from_str_radix(f[2], 16) {
+            if flags & 0x2 != 0 && gw != 0 {
+                let ip = std::net::Ipv4Addr::from(gw.swap_bytes());
+                if !out.contains(&ip.to_string()) {
+                    out.push(ip.to_string());
+                }
+            }
+        }
+    }
+    for line in ipv6_route.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // dest prefixlen src srclen nexthop metric refcnt use flags iface
+        if f.len() < 10 || f[0] != "0".repeat(32) || f[1] != "00" {
+            continue;
+        }
+        if let Ok(v) = u128::from_str_radix(f[4], 16) {
+            if v != 0 {
+                let ip = std::net::Ipv6Addr::from(v);
+                // A link-local gateway needs its interface to be probed: name it.
+                let text = if ip.segments()[0] & 0xffc0 == 0xfe80 {
+                    format!("{ip}%{}", f[9])
+                } else {
+                    ip.to_string()
+                };
+                if !out.contains(&text) {
+                    out.push(text);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `nameserver` addresses from resolv.conf.
+fn nameservers(resolv: &str) -> Vec<String> {
+    resolv
+        .lines()
+        .filter_map(|l| l.split('#').next())
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .map(str::trim)
+        .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
+        .map(String::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_config_probes_gateway_and_nameservers() {
+        let route =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                     eth0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+                     eth0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let resolv = "# generated\nsearch lan\nnameserver 192.168.1.1\nnameserver 9.9.9.9 # quad9\nnameserver bogus\n";
+        let c = Config::builtin_from(route, "", resolv);
+        let labels: Vec<String> = c.targets.iter().map(|t| c.label_of(t)).collect();
+        assert_eq!(labels, ["gateway 192.168.1.1", "nameserver 9.9.9.9"]);
+        assert_eq!(c.rules.len(), 5);
+        let text = c.to_toml();
+        let again = Config::parse("builtin", &text).expect("the built-in config is valid");
+        assert_eq!(again.targets.len(), 2);
+        // A machine with neither still gets a (target-less) config.
+        let none = Config::builtin_from("", "", "");
+        assert!(none.targets.is_empty());
+        assert!(Config::parse("builtin", &none.to_toml()).is_ok());
+    }
+
+    fn error(text: &str) -> String {
+        match Config::parse("netpulse.toml", text) {
+            Ok(c) => panic!("parsed: {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_example_file_parses_and_every_section_is_used() {
+        let text = include_str!("../../../netpulse.example.toml");
+        let c = Config::parse("netpulse.example.toml", text).expect("the example parses");
+        assert!(!c.targets.is_empty() && !c.rules.is_empty());
+        let kinds: Vec<&str> = c
+            .notifiers
+            .iter()
+            .map(|n| match n {
+                NotifierKind::Console { .. } => "console",
+                NotifierKind::Webhook { .. } => "webhook",
+                NotifierKind::Email { .. } => "email",
+                NotifierKind::Exec { .. } => "exec",
+            })
+            .collect();
+        assert_eq!(kinds, ["console", "webhook", "email", "exec"]);
+        // The printed effective config parses back to the same thing.
+        let again = Config::parse("effective", &c.to_toml()).expect("round trip");
+        assert_eq!(again.targets.len(), c.targets.len());
+        assert_eq!(again.rules.len(), c.rules.len());
+    }
+
+    #[test]
+    fn an_empty_file_is_all_defaults() {
+        let c = Config::parse("empty.toml", "").expect("empty is fine");
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn typos_name_file_line_column_key_and_a_suggestion() {
+        let text = "[[target]]\ntarget = \"10.0.0.1\"\nintervall = \"1s\"\n";
+        assert_eq!(
+            error(text),
+            "netpulse.toml:3:1: unknown key \"intervall\" in [[target]] (did you mean \"interval\"?)"
+        );
+        let text = "[record]\nenabled = true\n\n[monitor]\nstatus_evry = \"5s\"\n";
+        assert_eq!(
+            error(text),
+            "netpulse.toml:5:1: unknown key \"status_evry\" in [monitor] (did you mean \"status_every\"?)"
+        );
+    }
+
+    #[test]
+    fn wrong_types_and_values_are_located() {
+        let text = "[[rule]]\nname = \"x\"\nmetric = \"loss\"\nthreshold = \"high\"\n";
+        let e = error(text);
+        assert!(
+            e.starts_with("netpulse.toml:4:13: key \"threshold\" in [[rule]]"),
+            "{e}"
+        );
+        let text = "[[rule]]\nname = \"x\"\nmetric = \"latency\"\nthreshold = 1\n";
+        let e = error(text);
+        assert!(
+            e.starts_with("netpulse.toml:3:10: key \"metric\" in [[rule]]: \"latency\" is not one of latency_avg"),
+            "{e}"
+        );
+        let text = "[[target]]\ntarget = \"10.0.0.1\"\ninterval = \"fast\"\n";
+        let e = error(text);
+        assert!(
+            e.starts_with("netpulse.toml:3:12: key \"interval\" in [[target]]: bad duration"),
+            "{e}"
+        );
+        let text = "[[target]]\ntarget = \"tcp://host\"\n";
+        let e = error(text);
+        assert!(
+            e.starts_with("netpulse.toml:2:10: key \"target\" in [[target]]: bad target"),
+            "{e}"
+        );
+        let text =
+            "[[rule]]\nname = \"x\"\nmetric = \"loss\"\nthreshold = 0.1\nnotify = [\"pager\"]\n";
+        let e = error(text);
+        assert!(e.contains("no [[notifier]] named \"pager\""), "{e}");
+        let text = "[[notifier]]\ntype = \"pigeon\"\n";
+        let e = error(text);
+        assert!(
+            e.starts_with(
+                "netpulse.toml:2:8: key \"type\" in [[notifier]]: unknown variant `pigeon`"
+            ),
+            "{e}"
+        );
+        let text = "[[notifier]]\ntype = \"webhook\"\nurl = \"http://x\"\nretry = 2\n";
+        let e = error(text);
+        assert!(
+            e.contains("unknown key \"retry\"") && e.contains("did you mean \"retries\""),
+            "{e}"
+        );
+        let text = "[[notifier]]\ntype = \"webhook\"\nurl = \"ftp://x\"\n";
+        assert!(error(text).starts_with("netpulse.toml:3:7: key \"url\" in [[notifier]]"));
+    }
+}
