@@ -1,0 +1,207 @@
+//! netpulse's alert delivery. Each notifier runs on its own worker thread behind a bounded
+//! queue, so a slow or dead receiver never delays monitoring; every attempt's outcome comes back
+//! on a channel for the caller to record. Retries back off 1 s, 2 s, 4 s …
+
+mod notifiers;
+
+pub use notifiers::{ConsoleNotifier, EmailNotifier, EmailSecurity, ExecNotifier, WebhookNotifier};
+
+use netpulse_core::alert::AlertEvent;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+/// An alert to deliver: the event, an id for matching delivery results, and the host it is from.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    /// Caller's id.
+    pub id: u64,
+    /// What happened.
+    pub event: AlertEvent,
+    /// The machine netpulse runs on.
+    pub host: String,
+}
+
+impl Alert {
+    /// The JSON body webhooks receive (documented in the README).
+    pub fn to_json(&self) -> Value {
+        let e = &self.event;
+        let time = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
+        json!({
+            "version": 1,
+            "status": e.kind.name(),
+            "rule": e.rule,
+            "subject": e.subject,
+            "metric": e.metric.name(),
+            "value": e.value,
+            "op": e.op.symbol(),
+            "threshold": e.threshold,
+            "severity": e.severity.name(),
+            "at": time(e.at),
+            "since": time(e.since),
+            "host": self.host,
+            "summary": e.to_string(),
+        })
+    }
+}
+
+/// One way of delivering alerts.
+pub trait Notifier: Send {
+    /// Its name (as rules refer to it).
+    fn name(&self) -> &str;
+    /// Attempts after the first failure.
+    fn retries(&self) -> u32;
+    /// Delivers once: `Ok(detail)` or `Err(reason)`.
+    fn deliver(&mut self, alert: &Alert) -> Result<String, String>;
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The alert's id.
+    pub alert_id: u64,
+    /// Notifier name.
+    pub notifier: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Delivered.
+    pub ok: bool,
+    /// What the receiver said, or why it failed.
+    pub detail: String,
+    /// When the attempt ended.
+    pub at: SystemTime,
+    /// No further attempt follows.
+    pub last: bool,
+}
+
+struct Worker {
+    name: String,
+    tx: SyncSender<Arc<Alert>>,
+    handle: JoinHandle<()>,
+}
+
+/// Alerts waiting per notifier before new ones are refused (and reported as failed).
+const QUEUE: usize = 256;
+
+/// Delivers alerts through a set of notifiers, each on its own thread.
+pub struct Dispatcher {
+    workers: Vec<Worker>,
+    results: Sender<Delivery>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Dispatcher {
+    /// Starts one worker per notifier; results of every attempt go to `results`.
+    pub fn start(notifiers: Vec<Box<dyn Notifier>>, results: Sender<Delivery>) -> Dispatcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = notifiers
+            .into_iter()
+            .map(|n| {
+                let (tx, rx) = mpsc::sync_channel(QUEUE);
+                let name = n.name().to_string();
+                let (results, stop) = (results.clone(), Arc::clone(&stop));
+                let handle = std::thread::Builder::new()
+                    .name(format!("notify-{name}"))
+                    .spawn(move || work(n, rx, results, stop))
+                    .unwrap_or_else(|_| std::thread::spawn(|| {}));
+                Worker { name, tx, handle }
+            })
+            .collect();
+        Dispatcher {
+            workers,
+            results,
+            stop,
+        }
+    }
+
+    /// Names of the notifiers.
+    pub fn names(&self) -> Vec<String> {
+        self.workers.iter().map(|w| w.name.clone()).collect()
+    }
+
+    /// Queues `alert` for the named notifiers (all when `to` is empty); never blocks.
+    pub fn send(&self, alert: Alert, to: &[String]) {
+        let alert = Arc::new(alert);
+        for w in self
+            .workers
+            .iter()
+            .filter(|w| to.is_empty() || to.contains(&w.name))
+        {
+            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+                w.tx.try_send(Arc::clone(&alert))
+            {
+                let _ = self.results.send(Delivery {
+                    alert_id: alert.id,
+                    notifier: w.name.clone(),
+                    attempt: 0,
+                    ok: false,
+                    detail: "not queued: the notifier is too far behind".into(),
+                    at: SystemTime::now(),
+                    last: true,
+                });
+            }
+        }
+    }
+
+    /// Lets queued deliveries finish for up to `grace`, then abandons retries and waits for the
+    /// attempts in progress.
+    pub fn shutdown(self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        let Dispatcher { workers, stop, .. } = self;
+        let handles: Vec<JoinHandle<()>> = workers
+            .into_iter()
+            .map(|w| {
+                drop(w.tx);
+                w.handle
+            })
+            .collect();
+        while handles.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, Ordering::Relaxed);
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+}
+
+fn work(
+    mut n: Box<dyn Notifier>,
+    rx: Receiver<Arc<Alert>>,
+    results: Sender<Delivery>,
+    stop: Arc<AtomicBool>,
+) {
+    while let Ok(alert) = rx.recv() {
+        let attempts = n.retries() + 1;
+        for attempt in 1..=attempts {
+            let outcome = n.deliver(&alert);
+            let ok = outcome.is_ok();
+            let last = ok || attempt == attempts || stop.load(Ordering::Relaxed);
+            let _ = results.send(Delivery {
+                alert_id: alert.id,
+                notifier: n.name().to_string(),
+                attempt,
+                ok,
+                detail: outcome.unwrap_or_else(|e| e),
+                at: SystemTime::now(),
+                last,
+            });
+            if last {
+                break;
+            }
+            // Backoff 1 s, 2 s, 4 s … (at most 60 s), cut short by shutdown.
+            let wait =
+                Duration::from_secs(1u64 << (attempt - 1).min(6)).min(Duration::from_secs(60));
+            let until = Instant::now() + wait;
+            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+    }
+}
