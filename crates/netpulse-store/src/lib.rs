@@ -2,17 +2,20 @@
 //! in batches once a second, kept like an RRD (seconds 48 h, minutes 30 days, hours forever by
 //! default), and read back by `netpulse report`. The schema is documented in `docs/schema.md`.
 
+mod alerts;
 mod db;
 mod recorder;
 mod schema;
 mod traffic;
 
+pub use alerts::AlertRecord;
 pub use db::{
     default_db_path, OutageRecord, RollupRecord, SessionInfo, SessionRow, Store, StoreError,
     TargetRow,
 };
 pub use recorder::{
-    RecordSink, RecordTarget, Recorder, RecorderConfig, RecorderReport, Recording, Retention,
+    DeliveryRecord, RecordSink, RecordTarget, Recorder, RecorderConfig, RecorderReport, Recording,
+    Retention,
 };
 #[doc(hidden)]
 pub use schema::MIGRATIONS;

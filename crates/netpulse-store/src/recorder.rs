@@ -6,6 +6,7 @@
 
 use crate::db::{put_outage, put_rollup, SessionInfo, Store, StoreError};
 use crate::traffic::{iface_id, put_traffic};
+use netpulse_core::alert::AlertEvent;
 use netpulse_core::iface::IfaceRate;
 use netpulse_core::outage::{Outage, OutageConfig, OutageDetector};
 use netpulse_core::record::ProbeResult;
@@ -115,8 +116,30 @@ pub struct RecorderReport {
     pub pruned: u64,
 }
 
+/// One delivery attempt of an alert, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// The id the alert was recorded under (see [`RecordSink::alert`]).
+    pub alert: u64,
+    /// Notifier name.
+    pub notifier: String,
+    /// 1 for the first attempt (0: never attempted, e.g. queue full).
+    pub attempt: u32,
+    /// Delivered.
+    pub ok: bool,
+    /// Receiver's answer or the failure.
+    pub detail: String,
+    /// When.
+    pub at: SystemTime,
+    /// No further attempt follows.
+    pub last: bool,
+}
+
 enum Msg {
     Result(ProbeResult),
+    AddTarget(RecordTarget),
+    Alert(u64, AlertEvent),
+    Delivery(DeliveryRecord),
     Traffic(SystemTime, Vec<IfaceRate>),
     Finish(SystemTime),
 }
@@ -148,6 +171,22 @@ impl RecordSink {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Adds a target (config reload); its results use the next index after the existing ones.
+    /// Waits for room in the queue: this must not be lost.
+    pub fn add_target(&self, target: RecordTarget) {
+        let _ = self.tx.send(Msg::AddTarget(target));
+    }
+
+    /// Records an alert under the caller's `id` (used again by its deliveries); waits for room.
+    pub fn alert(&self, id: u64, event: &AlertEvent) {
+        let _ = self.tx.send(Msg::Alert(id, event.clone()));
+    }
+
+    /// Records one delivery attempt; waits for room.
+    pub fn delivery(&self, d: DeliveryRecord) {
+        let _ = self.tx.send(Msg::Delivery(d));
     }
 
     /// Results dropped so far.
@@ -219,6 +258,10 @@ pub struct Recording {
     traffic: TrafficRollups,
     traffic_rows: Vec<TrafficRow>,
     iface_ids: HashMap<Arc<str>, i64>,
+    pending_alerts: Vec<(u64, AlertEvent)>,
+    pending_deliveries: Vec<DeliveryRecord>,
+    /// Caller's alert id → row id, for deliveries (bounded: oldest forgotten first).
+    alert_rows: std::collections::VecDeque<(u64, i64)>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -260,6 +303,9 @@ impl Recording {
             traffic: TrafficRollups::new(),
             traffic_rows: Vec::new(),
             iface_ids: HashMap::new(),
+            pending_alerts: Vec::new(),
+            pending_deliveries: Vec::new(),
+            alert_rows: std::collections::VecDeque::new(),
             dropped: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -281,6 +327,9 @@ impl Recording {
             match rx.recv_timeout(next_commit.saturating_duration_since(Instant::now())) {
                 Ok(Msg::Result(r)) => self.record(&r),
                 Ok(Msg::Traffic(at, rates)) => self.record_traffic(at, &rates),
+                Ok(Msg::AddTarget(t)) => self.add_target(&t),
+                Ok(Msg::Alert(id, e)) => self.pending_alerts.push((id, e)),
+                Ok(Msg::Delivery(d)) => self.pending_deliveries.push(d),
                 Ok(Msg::Finish(at)) => break at,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break SystemTime::now(),
@@ -302,6 +351,9 @@ impl Recording {
             match rx.try_recv() {
                 Ok(Msg::Result(r)) => self.record(&r),
                 Ok(Msg::Traffic(at, rates)) => self.record_traffic(at, &rates),
+                Ok(Msg::AddTarget(t)) => self.add_target(&t),
+                Ok(Msg::Alert(id, e)) => self.pending_alerts.push((id, e)),
+                Ok(Msg::Delivery(d)) => self.pending_deliveries.push(d),
                 Ok(Msg::Finish(_)) | Err(_) => break,
             }
         }
@@ -337,6 +389,26 @@ impl Recording {
         }
     }
 
+    /// Adds a target mid-session; it gets the next index.
+    pub fn add_target(&mut self, t: &RecordTarget) {
+        match self.store.add_target(
+            self.session_id,
+            &t.label,
+            &t.kind,
+            &t.address,
+            t.interval,
+            t.timeout,
+        ) {
+            Ok(id) => {
+                self.target_ids.push(id);
+                self.rollups
+                    .push(Rollups::new(self.rollups.len(), t.timeout));
+                self.detectors.push(OutageDetector::new(self.cfg.outage, 1));
+            }
+            Err(e) => self.note_error(&e.to_string()),
+        }
+    }
+
     /// Counts one tick of interface rates read at wall time `at`.
     pub fn record_traffic(&mut self, at: SystemTime, rates: &[IfaceRate]) {
         self.traffic.record(at, rates);
@@ -350,10 +422,17 @@ impl Recording {
         }
         self.traffic_rows.clear();
         self.traffic.flush(now, finish, &mut self.traffic_rows);
-        if self.rows.is_empty() && self.pending_outages.is_empty() && self.traffic_rows.is_empty() {
+        if self.rows.is_empty()
+            && self.pending_outages.is_empty()
+            && self.traffic_rows.is_empty()
+            && self.pending_alerts.is_empty()
+            && self.pending_deliveries.is_empty()
+        {
             return;
         }
         let (session_id, iface_ids) = (self.session_id, &mut self.iface_ids);
+        let alert_rows = &self.alert_rows;
+        let mut new_alert_rows = Vec::new();
         let result = (|| -> Result<(), String> {
             let tx = self.store.transaction().map_err(|e| e.to_string())?;
             for row in &self.rows {
@@ -393,12 +472,35 @@ impl Recording {
                 )
                 .map_err(|e| e.to_string())?;
             }
+            for (id, e) in &self.pending_alerts {
+                let row =
+                    crate::alerts::put_alert(&tx, session_id, e).map_err(|e| e.to_string())?;
+                new_alert_rows.push((*id, row));
+            }
+            for d in &self.pending_deliveries {
+                let row = new_alert_rows
+                    .iter()
+                    .chain(alert_rows.iter())
+                    .find(|(id, _)| *id == d.alert)
+                    .map(|(_, row)| *row);
+                if let Some(row) = row {
+                    crate::alerts::put_delivery(&tx, row, d).map_err(|e| e.to_string())?;
+                }
+            }
             tx.commit().map_err(|e| e.to_string())
         })();
         match result {
             Ok(()) => {
                 self.report.rows_written += (self.rows.len() + self.traffic_rows.len()) as u64;
                 self.report.outages.append(&mut self.pending_outages);
+                self.pending_alerts.clear();
+                self.pending_deliveries.clear();
+                for r in new_alert_rows {
+                    if self.alert_rows.len() >= 4096 {
+                        self.alert_rows.pop_front();
+                    }
+                    self.alert_rows.push_back(r);
+                }
             }
             Err(e) => {
                 // Disk full or I/O error: keep monitoring; the outages stay queued for the next try.

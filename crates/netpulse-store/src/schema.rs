@@ -2,7 +2,7 @@
 //! upgrades it in one transaction, a newer one is refused. Append new migrations, never edit one.
 
 /// Migrations in order; migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -144,3 +144,32 @@ const V2: &str = concat!(
     traffic_table!("iface_1m"),
     traffic_table!("iface_1h"),
 );
+
+/// Version 3: alerts and every delivery attempt.
+const V3: &str = "CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    rule TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    status TEXT NOT NULL,
+    value REAL NOT NULL,
+    op TEXT NOT NULL,
+    threshold REAL NOT NULL,
+    severity TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    since_ms INTEGER NOT NULL
+);
+CREATE INDEX alerts_at ON alerts (at_ms);
+CREATE TABLE alert_deliveries (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL REFERENCES alerts(id),
+    notifier TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    final INTEGER NOT NULL
+);
+CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_id);
+";

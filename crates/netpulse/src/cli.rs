@@ -36,9 +36,19 @@ pub enum Command {
         `netpulse report --ifaces`."
     )]
     Ifaces(IfacesArgs),
+    /// The main job: probe, watch interfaces, record and alert, from one config (SIGHUP reloads).
+    Monitor(MonitorArgs),
     /// Work with monitor config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// The TOML config (see netpulse.example.toml); without it, a built-in default probes the
+    /// default gateway and the nameservers and watches every interface that is up.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod ifaces_cmd;
+mod monitor_cmd;
 mod output;
 mod probe_cmd;
 mod record;
@@ -40,6 +41,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Report(args) => report_cmd::run(args),
         cli::Command::Sessions(args) => report_cmd::sessions(args),
         cli::Command::Ifaces(args) => ifaces_cmd::run(args),
+        cli::Command::Monitor(args) => monitor_cmd::run(args.config),
         cli::Command::Config(cli::ConfigCommand::Check { file }) => {
             let config = config::Config::load(&file)?;
             print!("{}", config.to_toml());
