@@ -76,6 +76,9 @@ struct Setup {
 }
 
 pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    // Handlers first: a Ctrl-C during start-up must stop cleanly, not kill mid-way.
+    let (events_tx, events) = mpsc::sync_channel::<Event>(QUEUE);
+    install_signals(events_tx.clone())?;
     let config = match &config_path {
         Some(p) => Config::load(p)?,
         None => {
@@ -111,9 +114,6 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let (delivery_tx, delivery_rx) = mpsc::channel::<Delivery>();
     let mut dispatcher = Dispatcher::start(make_notifiers(&setup.config)?, delivery_tx.clone());
     let mut rules = RuleEngine::new(rule_list(&setup.config));
-
-    let (events_tx, events) = mpsc::sync_channel::<Event>(QUEUE);
-    install_signals(events_tx.clone())?;
 
     let mut running: Vec<RunningTarget> = Vec::new();
     let mut labels: Vec<String> = Vec::new();
@@ -325,8 +325,14 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             );
         }
         record_deliveries(&delivery_rx, sink.as_ref());
-        if !setup.status_every.is_zero() && Instant::now() >= next_status {
-            next_status = Instant::now() + setup.status_every;
+        // Half a tick of slack: status lines land on the tick they are due, not one later.
+        if !setup.status_every.is_zero()
+            && Instant::now() + Duration::from_millis(500) >= next_status
+        {
+            next_status += setup.status_every;
+            if next_status < Instant::now() {
+                next_status = Instant::now() + setup.status_every;
+            }
             print_status(wall, &running, &windows, &iface_windows, &rules, sec);
         }
         let d = sink.as_ref().map_or(0, RecordSink::dropped);

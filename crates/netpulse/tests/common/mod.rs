@@ -134,6 +134,8 @@ pub fn lab_dir() -> PathBuf {
 pub struct Lab {
     pub prefix: String,
     pub net: u8,
+    /// A delay line this process restarted (`set_delay`), to reap when replaced or done.
+    wire: std::sync::Mutex<Option<std::process::Child>>,
 }
 
 static NEXT_NET: AtomicU32 = AtomicU32::new(0);
@@ -154,7 +156,11 @@ impl Lab {
         // Distinct second octets per process and lab, so parallel labs never share addresses.
         let net =
             100 + ((std::process::id() * 7 + NEXT_NET.fetch_add(1, Ordering::SeqCst)) % 150) as u8;
-        let lab = Lab { prefix, net };
+        let lab = Lab {
+            prefix,
+            net,
+            wire: std::sync::Mutex::new(None),
+        };
         let out = Command::new("bash")
             .arg(&script)
             .args([
@@ -184,6 +190,44 @@ impl Lab {
         format!("{}B", self.prefix)
     }
 
+    /// Restarts the delay line with a new one-way delay, leaving the namespaces (and every
+    /// socket in them) alone: what `netlab.sh up` would do to the wire, without tearing down the
+    /// client a monitor runs in. The pid file is updated so `netlab.sh down` stops the new wire.
+    pub fn set_delay(&self, delay_ms: f64) {
+        let run = format!("/tmp/netlab.{}", self.prefix);
+        let pid_file = format!("{run}.wire.pid");
+        let mut ours = self.wire.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut old) = ours.take() {
+            // Our own child: stop it and reap it (a zombie would look alive to `kill -0`).
+            let _ = Command::new("kill").arg(old.id().to_string()).status();
+            let _ = old.wait();
+        } else {
+            // netlab.sh's wire: not our child; wait until it is gone.
+            let old = std::fs::read_to_string(&pid_file).expect("wire pid");
+            let _ = Command::new("kill").arg(old.trim()).status();
+            while Command::new("kill")
+                .args(["-0", old.trim()])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+            {
+                std::thread::yield_now();
+            }
+        }
+        let child = Command::new("ip")
+            .args(["netns", "exec", &format!("{}W", self.prefix), "python3"])
+            .arg(lab_dir().join("wire.py"))
+            .args(["wa", "wb", "--delay-ms", &delay_ms.to_string()])
+            .args(["--jitter-ms", "0", "--loss", "0"])
+            .args(["--stats", &format!("{run}.wire.json")])
+            .args(["--blackout-file", &format!("{run}.blackout")])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start wire.py");
+        std::fs::write(&pid_file, child.id().to_string()).expect("pid file");
+        *ours = Some(child);
+    }
+
     /// Address `host` (1 = client, 2 = server, others unused) in the lab network.
     pub fn addr(&self, host: u8) -> String {
         format!("10.{}.0.{host}", self.net)
@@ -197,5 +241,8 @@ impl Drop for Lab {
             .arg("down")
             .env("NETLAB_PREFIX", &self.prefix)
             .status();
+        if let Some(mut wire) = self.wire.lock().ok().and_then(|mut w| w.take()) {
+            let _ = wire.wait();
+        }
     }
 }

@@ -1,0 +1,436 @@
+//! `netpulse monitor` end to end: alerts through a real webhook receiver, a real SMTP server
+//! (aiosmtpd) and a program, on the lab; a dead webhook receiver; SIGHUP reloads; the built-in
+//! default config on a machine with nothing to probe; every config example in the docs.
+
+mod common;
+
+use common::{Lab, Netns};
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
+
+/// One lab at a time in this binary: each takes a core for its delay line.
+static LAB: Mutex<()> = Mutex::new(());
+
+/// A child process killed and reaped when the test ends, pass or fail.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A Python helper in namespace `ns` whose stdout lines are events; waits for its `ready`.
+fn helper(ns: &str, python: &str, script: &str) -> (Reaped, Lines<BufReader<ChildStdout>>) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, python, "-u", "-c", script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start helper");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let child = Reaped(child);
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(first, "ready", "helper did not start: {script}");
+    (child, lines)
+}
+
+const WEBHOOK: &str = r#"
+import http.server, sys, json
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        v = json.loads(body)
+        print("POST", v["status"], v["rule"], v["subject"], flush=True)
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 8080), H)
+print("ready", flush=True)
+s.serve_forever()
+"#;
+
+const SMTP: &str = r#"
+import signal
+from aiosmtpd.controller import Controller
+class H:
+    async def handle_DATA(self, server, session, envelope):
+        text = envelope.content.decode("utf-8", "replace")
+        subject = [l for l in text.splitlines() if l.startswith("Subject:")][0]
+        print("MAIL", envelope.mail_from, ",".join(envelope.rcpt_tos), subject, flush=True)
+        return "250 OK"
+c = Controller(H(), hostname="127.0.0.1", port=2525)
+c.start()
+print("ready", flush=True)
+signal.pause()
+"#;
+
+fn kill(child: &mut Child, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status();
+}
+
+fn next_line(lines: &mut Lines<BufReader<ChildStdout>>, what: &str) -> String {
+    lines
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("no more output while waiting for {what}"))
+}
+
+/// Reads monitor lines until one contains `needle`; returns the lines read.
+fn until(lines: &mut Lines<BufReader<ChildStdout>>, needle: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..2000 {
+        let l = next_line(lines, needle);
+        let hit = l.contains(needle);
+        seen.push(l);
+        if hit {
+            return seen;
+        }
+    }
+    panic!(
+        "never saw {needle:?}; last: {:?}",
+        &seen[seen.len().saturating_sub(5)..]
+    );
+}
+
+#[test]
+fn latency_alert_fires_and_resolves_through_webhook_email_and_exec_on_the_lab() {
+    let _one = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(lab) = Lab::up(10.0, 0.0, 0.0) else {
+        return;
+    };
+    let client = lab.client();
+    let (_hook, mut hook_lines) = helper(&client, "python3", WEBHOOK);
+    // Debian's aiosmtpd lives with Debian's Python.
+    let (_smtp, mut smtp_lines) = helper(&client, "/usr/bin/python3", SMTP);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exec_log = dir.path().join("exec.log");
+    let db = dir.path().join("m.db");
+    let config = dir.path().join("monitor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[monitor]
+status_every = "1s"
+[[target]]
+target = "{server}"
+label = "lab server"
+interval = "100ms"
+[ifaces]
+enabled = false
+[record]
+db = "{db}"
+[[rule]]
+name = "lab latency"
+metric = "latency_avg"
+threshold = 60
+for = "2s"
+window = "2s"
+severity = "critical"
+[[notifier]]
+type = "console"
+[[notifier]]
+type = "webhook"
+url = "http://127.0.0.1:8080/hook"
+retries = 2
+[[notifier]]
+type = "email"
+server = "127.0.0.1"
+port = 2525
+security = "none"
+from = "netpulse@lab.test"
+to = ["oncall@lab.test"]
+[[notifier]]
+type = "exec"
+program = "python3"
+args = ["-c", "import os,sys; open(sys.argv[1],'a').write(os.environ['NETPULSE_ALERT_STATUS']+' '+os.environ['NETPULSE_ALERT_SUBJECT']+'\\n')", "{exec_log}"]
+"#,
+            server = lab.addr(2),
+            db = db.display(),
+            exec_log = exec_log.display()
+        ),
+    )
+    .expect("config");
+    let monitor = Command::new("ip")
+        .args(["netns", "exec", &client, common::bin()])
+        .args(["monitor", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start monitor");
+    let mut monitor = Reaped(monitor);
+    let mut lines = BufReader::new(monitor.0.stdout.take().expect("stdout")).lines();
+    // RTT 20 ms: status lines, no alert.
+    let seen = until(&mut lines, "lab server 2");
+    assert!(!seen.iter().any(|l| l.contains("ALERT")), "{seen:?}");
+
+    // 50 ms each way: RTT 100 ms > 60 ms for 2 s → one alert everywhere.
+    lab.set_delay(50.0);
+    let seen = until(&mut lines, "ALERT [critical] lab latency lab server");
+    assert!(!seen.iter().any(|l| l.contains("RESOLVED")));
+    assert_eq!(
+        next_line(&mut hook_lines, "webhook POST"),
+        "POST firing lab latency lab server"
+    );
+    let mail = next_line(&mut smtp_lines, "email");
+    assert!(
+        mail.starts_with("MAIL netpulse@lab.test oncall@lab.test Subject: [netpulse ")
+            && mail.ends_with("firing lab server: lab latency"),
+        "{mail}"
+    );
+
+    // Back to 10 ms: resolved notices.
+    lab.set_delay(10.0);
+    let seen = until(&mut lines, "RESOLVED lab latency lab server");
+    assert_eq!(
+        seen.iter().filter(|l| l.contains("ALERT")).count(),
+        0,
+        "no second alert while it lasted: {seen:?}"
+    );
+    assert_eq!(
+        next_line(&mut hook_lines, "webhook resolved"),
+        "POST resolved lab latency lab server"
+    );
+    let mail = next_line(&mut smtp_lines, "resolved email");
+    assert!(mail.ends_with("resolved lab server: lab latency"), "{mail}");
+
+    kill(&mut monitor.0, "-INT");
+    assert!(monitor.0.wait().expect("wait").success());
+    assert_eq!(
+        std::fs::read_to_string(&exec_log).expect("exec ran"),
+        "firing lab server\nresolved lab server\n"
+    );
+    // Every alert and delivery is in the store.
+    let conn = rusqlite::Connection::open(&db).expect("db");
+    let alerts: Vec<String> = conn
+        .prepare("SELECT status FROM alerts ORDER BY id")
+        .expect("sql")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(alerts, ["firing", "resolved"]);
+    let deliveries: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM alert_deliveries WHERE ok = 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(deliveries, 8, "4 notifiers × 2 notices, all delivered");
+}
+
+#[test]
+fn a_dead_webhook_never_delays_probing_and_its_failures_are_recorded() {
+    let Some(ns) = Netns::new() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("m.db");
+    let config = dir.path().join("monitor.toml");
+    // Nothing listens on 127.0.0.1:9 in the namespace: every POST is refused at once; the rule
+    // fires immediately (any loopback RTT is above 0).
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[monitor]
+status_every = "0s"
+[[target]]
+target = "tcp://127.0.0.1:9"
+interval = "50ms"
+[ifaces]
+enabled = false
+[record]
+db = "{}"
+[[rule]]
+name = "any"
+metric = "latency_avg"
+threshold = 0
+[[notifier]]
+type = "webhook"
+url = "http://127.0.0.1:9/hook"
+retries = 2
+timeout = "1s"
+"#,
+            db.display()
+        ),
+    )
+    .expect("config");
+    let monitor = Command::new("ip")
+        .args(["netns", "exec", &ns.name, common::bin()])
+        .args(["monitor", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start monitor");
+    let mut monitor = Reaped(monitor);
+    let mut err = BufReader::new(monitor.0.stderr.take().expect("stderr")).lines();
+    // Attempts 1, 2 (after 1 s) and 3 (after 2 more s), then the failure is reported.
+    loop {
+        let l = err.next().and_then(Result::ok).expect("monitor stderr");
+        if l.contains("alert delivery by webhook failed after 3 attempt(s)") {
+            break;
+        }
+    }
+    kill(&mut monitor.0, "-INT");
+    assert!(monitor.0.wait().expect("wait").success());
+    let conn = rusqlite::Connection::open(&db).expect("db");
+    let attempts: Vec<(i64, i64, i64)> = conn
+        .prepare("SELECT attempt, ok, final FROM alert_deliveries ORDER BY id")
+        .expect("sql")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(attempts, [(1, 0, 0), (2, 0, 0), (3, 0, 1)]);
+    // Probing went on at its 50 ms schedule throughout the ≥ 3 s of retries.
+    let (sent, span): (i64, i64) = conn
+        .query_row(
+            "SELECT sum(sent), max(ts) - min(ts) + 1 FROM probe_1s",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("sent");
+    assert!(span >= 3, "{span}");
+    let expected = span * 20;
+    assert!(
+        sent >= expected - 40,
+        "{sent} probes in {span} s at 20/s (partial first and last seconds allowed)"
+    );
+}
+
+#[test]
+fn sighup_reloads_targets_and_rules_without_restarting_the_others() {
+    let Some(ns) = Netns::new() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("monitor.toml");
+    let write = |targets: &[&str], extra: &str| {
+        let mut text = String::from("[monitor]\nstatus_every = \"1s\"\n[ifaces]\nenabled = false\n[record]\nenabled = false\n");
+        for t in targets {
+            text.push_str(&format!(
+                "[[target]]\ntarget = \"{t}\"\ninterval = \"100ms\"\n"
+            ));
+        }
+        text.push_str(extra);
+        std::fs::write(&config, text).expect("config");
+    };
+    write(&["tcp://127.0.0.1:9", "udp://127.0.0.1:9"], "");
+    let monitor = Command::new("ip")
+        .args(["netns", "exec", &ns.name, common::bin()])
+        .args(["monitor", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start monitor");
+    let mut monitor = Reaped(monitor);
+    let mut lines = BufReader::new(monitor.0.stdout.take().expect("stdout")).lines();
+    let mut err = BufReader::new(monitor.0.stderr.take().expect("stderr")).lines();
+    until(&mut lines, "tcp://127.0.0.1:9");
+    // Keep one, drop one, add one.
+    write(&["tcp://127.0.0.1:9", "tcp://127.0.0.1:10"], "");
+    kill(&mut monitor.0, "-HUP");
+    let reloaded = loop {
+        let l = err.next().and_then(Result::ok).expect("stderr");
+        if l.contains("config reloaded") {
+            break l;
+        }
+    };
+    assert!(
+        reloaded.contains("1 of 2 targets kept running, 1 started"),
+        "{reloaded}"
+    );
+    let seen = until(&mut lines, "tcp://127.0.0.1:10");
+    let status = seen.last().expect("a status line");
+    assert!(!status.contains("udp://"), "{status}");
+    // A broken config on reload is reported and the running one stays.
+    std::fs::write(&config, "[[target]]\ntargett = \"x\"\n").expect("config");
+    kill(&mut monitor.0, "-HUP");
+    let failed = loop {
+        let l = err.next().and_then(Result::ok).expect("stderr");
+        if l.contains("reload failed") {
+            break l;
+        }
+    };
+    assert!(
+        failed.contains("monitor.toml:2:1: unknown key \"targett\""),
+        "{failed}"
+    );
+    until(&mut lines, "tcp://127.0.0.1:10");
+    kill(&mut monitor.0, "-INT");
+    assert!(monitor.0.wait().expect("wait").success());
+}
+
+#[test]
+fn the_built_in_config_runs_on_a_machine_with_nothing_to_probe() {
+    let Some(ns) = Netns::new() else { return };
+    // `ip netns exec` shows /etc/netns/NAME/resolv.conf as /etc/resolv.conf: an empty one.
+    let etc = format!("/etc/netns/{}", ns.name);
+    std::fs::create_dir_all(&etc).expect("etc dir");
+    std::fs::write(format!("{etc}/resolv.conf"), "# nothing\n").expect("resolv.conf");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let monitor = Command::new("ip")
+        .args(["netns", "exec", &ns.name, common::bin(), "monitor"])
+        .env("XDG_DATA_HOME", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start monitor");
+    let mut monitor = Reaped(monitor);
+    let mut err = BufReader::new(monitor.0.stderr.take().expect("stderr")).lines();
+    let mut said = Vec::new();
+    while let Some(Ok(l)) = err.next() {
+        let done = l.contains("recording to");
+        said.push(l);
+        if done {
+            break;
+        }
+    }
+    kill(&mut monitor.0, "-INT");
+    let status = monitor.0.wait().expect("wait");
+    let _ = std::fs::remove_dir_all(&etc);
+    assert!(status.success(), "{said:?}");
+    assert!(
+        said.iter().any(|l| l.contains("built-in default")),
+        "{said:?}"
+    );
+    assert!(said.iter().any(|l| l.contains("no targets")), "{said:?}");
+    assert!(dir.path().join("netpulse/netpulse.db").exists());
+}
+
+#[test]
+fn config_examples_in_the_docs_parse_and_typos_are_located() {
+    let readme = include_str!("../../../README.md");
+    let mut blocks = 0;
+    for block in readme.split("```toml").skip(1) {
+        let text = block.split("```").next().unwrap_or("");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("example.toml");
+        std::fs::write(&file, text).expect("write");
+        let out = common::netpulse(&["config", "check", &file.to_string_lossy()]);
+        assert!(
+            out.status.success(),
+            "README example does not parse: {}\n{text}",
+            common::stderr(&out)
+        );
+        blocks += 1;
+    }
+    assert!(blocks >= 1, "the README shows a config");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../netpulse.example.toml");
+    let out = common::netpulse(&["config", "check", example]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("netpulse.toml");
+    std::fs::write(&file, "[monitor]\nstatus_every = \"5s\"\n\n[[target]]\ntarget = \"10.0.0.1\"\nintervall = \"1s\"\n").expect("write");
+    let out = common::netpulse(&["config", "check", &file.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("netpulse.toml:6:1: unknown key \"intervall\" in [[target]] (did you mean \"interval\"?)"),
+        "{err}"
+    );
+}
