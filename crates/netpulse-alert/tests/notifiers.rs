@@ -154,3 +154,38 @@ fn exec_runs_the_program_with_the_alert_in_its_environment_and_time_limit() {
         .contains("cannot run /nonexistent/pager"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_slow_webhook_times_out_per_attempt_and_is_retried() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(listener.accept().expect("accept").0);
+        }
+        held
+    });
+    let (tx, rx) = mpsc::channel::<Delivery>();
+    let hook = WebhookNotifier::new("slow", &url, vec![], Duration::from_millis(300), 1);
+    let d = Dispatcher::start(vec![Box::new(hook)], tx);
+    let sent_at = std::time::Instant::now();
+    d.send(alert(), &[]);
+    // The caller is never held up by the receiver.
+    assert!(sent_at.elapsed() < Duration::from_millis(100));
+    let first = rx.recv_timeout(Duration::from_secs(10)).expect("attempt 1");
+    let second = rx.recv_timeout(Duration::from_secs(10)).expect("attempt 2");
+    assert!(
+        !first.ok && !second.ok && second.last,
+        "{first:?} {second:?}"
+    );
+    assert!(
+        first.detail.to_lowercase().contains("timeout")
+            || first.detail.to_lowercase().contains("timed out"),
+        "{}",
+        first.detail
+    );
+    d.shutdown(Duration::from_secs(1));
+    drop(holder.join());
+}
