@@ -1,0 +1,622 @@
+//! Zero-copy packet decoding: link layer (Ethernet with 802.1Q/QinQ, Linux cooked v1/v2, raw IP,
+//! BSD loopback), ARP, IPv4 (options, fragments), IPv6 (extension headers), TCP (flags,
+//! timestamps), UDP, ICMP, ICMPv6. The result is a small `Copy` summary; nothing allocates.
+//! Anything cut short or inconsistent is reported with a reason, never a panic.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Link types this decoder understands.
+pub mod linktype {
+    /// BSD loopback: 4-byte address family in host order.
+    pub const NULL: u16 = 0;
+    /// Ethernet.
+    pub const ETHERNET: u16 = 1;
+    /// Raw IP (OpenBSD's number).
+    pub const RAW_OLD: u16 = 12;
+    /// Raw IP (some Linux captures).
+    pub const RAW_OLD2: u16 = 14;
+    /// Raw IP.
+    pub const RAW: u16 = 101;
+    /// OpenBSD loopback: address family in network order.
+    pub const LOOP: u16 = 108;
+    /// Linux cooked capture v1.
+    pub const LINUX_SLL: u16 = 113;
+    /// Raw IPv4.
+    pub const IPV4: u16 = 228;
+    /// Raw IPv6.
+    pub const IPV6: u16 = 229;
+    /// Linux cooked capture v2.
+    pub const LINUX_SLL2: u16 = 276;
+}
+
+/// Why a packet could not be decoded completely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Malformed {
+    /// Link-layer header cut short.
+    ShortLink,
+    /// ARP cut short.
+    ShortArp,
+    /// IPv4 header cut short or bad header length.
+    ShortIpv4,
+    /// IPv4 version field is not 4 (or IPv6 not 6).
+    BadIpVersion,
+    /// IPv6 header or extension header cut short.
+    ShortIpv6,
+    /// TCP header cut short or bad data offset.
+    ShortTcp,
+    /// UDP header cut short.
+    ShortUdp,
+    /// ICMP header cut short.
+    ShortIcmp,
+    /// A link type this decoder does not know.
+    UnknownLinkType,
+}
+
+impl Malformed {
+    /// Every reason, for reports.
+    pub const ALL: [Malformed; 9] = [
+        Malformed::ShortLink,
+        Malformed::ShortArp,
+        Malformed::ShortIpv4,
+        Malformed::BadIpVersion,
+        Malformed::ShortIpv6,
+        Malformed::ShortTcp,
+        Malformed::ShortUdp,
+        Malformed::ShortIcmp,
+        Malformed::UnknownLinkType,
+    ];
+
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Malformed::ShortLink => "short link header",
+            Malformed::ShortArp => "short ARP",
+            Malformed::ShortIpv4 => "short or bad IPv4 header",
+            Malformed::BadIpVersion => "bad IP version",
+            Malformed::ShortIpv6 => "short IPv6 header",
+            Malformed::ShortTcp => "short or bad TCP header",
+            Malformed::ShortUdp => "short UDP header",
+            Malformed::ShortIcmp => "short ICMP header",
+            Malformed::UnknownLinkType => "unknown link type",
+        }
+    }
+}
+
+/// The network layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Nothing (undecodable link, or an EtherType we do not decode).
+    None,
+    /// ARP.
+    Arp,
+    /// IPv4 or IPv6.
+    Ip {
+        /// Source.
+        src: IpAddr,
+        /// Destination.
+        dst: IpAddr,
+        /// Transport protocol number (after IPv6 extension headers).
+        proto: u8,
+        /// A fragment (any); only the first carries the transport header.
+        fragment: bool,
+    },
+}
+
+/// The transport layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// None decoded.
+    None,
+    /// TCP.
+    Tcp {
+        /// Source port.
+        sport: u16,
+        /// Destination port.
+        dport: u16,
+        /// Flags (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, …).
+        flags: u8,
+        /// Sequence number.
+        seq: u32,
+        /// Acknowledgement number.
+        ack: u32,
+        /// Payload bytes (as the IP length says, whether captured or not).
+        payload: u32,
+    },
+    /// UDP.
+    Udp {
+        /// Source port.
+        sport: u16,
+        /// Destination port.
+        dport: u16,
+        /// Payload offset in the frame.
+        payload_at: u16,
+        /// Payload length (from the UDP header).
+        payload: u16,
+    },
+    /// ICMP or ICMPv6.
+    Icmp {
+        /// Type.
+        kind: u8,
+        /// Code.
+        code: u8,
+        /// ICMPv6.
+        v6: bool,
+    },
+}
+
+/// What a packet is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded {
+    /// Source MAC, when the link layer has one.
+    pub src_mac: Option<[u8; 6]>,
+    /// Destination MAC.
+    pub dst_mac: Option<[u8; 6]>,
+    /// True for Ethernet frames.
+    pub ethernet: bool,
+    /// 802.1Q tags seen.
+    pub vlans: u8,
+    /// The EtherType after VLAN tags (0 when the link type has none).
+    pub ethertype: u16,
+    /// Network layer.
+    pub network: Network,
+    /// Transport layer.
+    pub transport: Transport,
+    /// Why decoding stopped early, if it did.
+    pub malformed: Option<Malformed>,
+}
+
+impl Decoded {
+    fn new() -> Self {
+        Decoded {
+            src_mac: None,
+            dst_mac: None,
+            ethernet: false,
+            vlans: 0,
+            ethertype: 0,
+            network: Network::None,
+            transport: Transport::None,
+            malformed: None,
+        }
+    }
+}
+
+const ETH_IPV4: u16 = 0x0800;
+const ETH_ARP: u16 = 0x0806;
+const ETH_IPV6: u16 = 0x86dd;
+const ETH_VLAN: u16 = 0x8100;
+const ETH_QINQ: u16 = 0x88a8;
+const ETH_QINQ_OLD: u16 = 0x9100;
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn mac(b: &[u8], at: usize) -> [u8; 6] {
+    [b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]]
+}
+
+/// Decodes one frame of `linktype`.
+pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
+    let mut d = Decoded::new();
+    let (ethertype, at) = match linktype {
+        linktype::ETHERNET => {
+            d.ethernet = true;
+            if frame.len() < 14 {
+                d.malformed = Some(Malformed::ShortLink);
+                return d;
+            }
+            d.dst_mac = Some(mac(frame, 0));
+            d.src_mac = Some(mac(frame, 6));
+            let mut et = be16(frame, 12);
+            let mut at = 14;
+            while matches!(et, ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD) {
+                if frame.len() < at + 4 {
+                    d.ethertype = et;
+                    d.malformed = Some(Malformed::ShortLink);
+                    return d;
+                }
+                d.vlans = d.vlans.saturating_add(1);
+                et = be16(frame, at + 2);
+                at += 4;
+            }
+            (et, at)
+        }
+        linktype::LINUX_SLL => {
+            if frame.len() < 16 {
+                d.malformed = Some(Malformed::ShortLink);
+                return d;
+            }
+            if be16(frame, 2) == 1 && be16(frame, 4) == 6 {
+                d.src_mac = Some(mac(frame, 6));
+            }
+            (be16(frame, 14), 16)
+        }
+        linktype::LINUX_SLL2 => {
+            if frame.len() < 20 {
+                d.malformed = Some(Malformed::ShortLink);
+                return d;
+            }
+            if be16(frame, 8) == 1 && frame[11] == 6 {
+                d.src_mac = Some(mac(frame, 12));
+            }
+            (be16(frame, 0), 20)
+        }
+        linktype::RAW | linktype::RAW_OLD | linktype::RAW_OLD2 => match frame.first() {
+            Some(v) if v >> 4 == 4 => (ETH_IPV4, 0),
+            Some(v) if v >> 4 == 6 => (ETH_IPV6, 0),
+            Some(_) => {
+                d.malformed = Some(Malformed::BadIpVersion);
+                return d;
+            }
+            None => {
+                d.malformed = Some(Malformed::ShortLink);
+                return d;
+            }
+        },
+        linktype::IPV4 => (ETH_IPV4, 0),
+        linktype::IPV6 => (ETH_IPV6, 0),
+        linktype::NULL | linktype::LOOP => {
+            if frame.len() < 4 {
+                d.malformed = Some(Malformed::ShortLink);
+                return d;
+            }
+            let af = if linktype == linktype::LOOP {
+                be32(frame, 0)
+            } else {
+                // Host order of the capturing machine: either way round, the value is small.
+                let le = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
+                if le < 256 {
+                    le
+                } else {
+                    be32(frame, 0)
+                }
+            };
+            match af {
+                2 => (ETH_IPV4, 4),
+                // BSD variants number AF_INET6 differently.
+                10 | 24 | 28 | 30 => (ETH_IPV6, 4),
+                _ => (0, 4),
+            }
+        }
+        _ => {
+            d.malformed = Some(Malformed::UnknownLinkType);
+            return d;
+        }
+    };
+    d.ethertype = ethertype;
+    let rest = &frame[at.min(frame.len())..];
+    match ethertype {
+        ETH_IPV4 => ipv4(&mut d, frame, at, rest),
+        ETH_IPV6 => ipv6(&mut d, frame, at, rest),
+        ETH_ARP => {
+            if rest.len() < 8 {
+                d.malformed = Some(Malformed::ShortArp);
+            } else {
+                d.network = Network::Arp;
+            }
+        }
+        _ => {}
+    }
+    d
+}
+
+fn ipv4(d: &mut Decoded, frame: &[u8], at: usize, b: &[u8]) {
+    if b.len() < 20 {
+        d.malformed = Some(Malformed::ShortIpv4);
+        return;
+    }
+    if b[0] >> 4 != 4 {
+        d.malformed = Some(Malformed::BadIpVersion);
+        return;
+    }
+    let ihl = usize::from(b[0] & 0x0f) * 4;
+    let total = usize::from(be16(b, 2));
+    if ihl < 20 || b.len() < ihl || total < ihl {
+        d.malformed = Some(Malformed::ShortIpv4);
+        return;
+    }
+    let src = IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15]));
+    let dst = IpAddr::V4(Ipv4Addr::new(b[16], b[17], b[18], b[19]));
+    let proto = b[9];
+    let frag = be16(b, 6);
+    let offset = frag & 0x1fff;
+    let more = frag & 0x2000 != 0;
+    d.network = Network::Ip {
+        src,
+        dst,
+        proto,
+        fragment: offset != 0 || more,
+    };
+    if offset != 0 {
+        // Later fragments carry no transport header.
+        return;
+    }
+    // Ethernet pads short frames: the IP length, not the frame, bounds the payload.
+    let end = total.min(b.len());
+    transport(
+        d,
+        frame,
+        at + ihl,
+        &b[ihl..end],
+        proto,
+        false,
+        (total - ihl) as u32,
+    );
+}
+
+fn ipv6(d: &mut Decoded, frame: &[u8], at: usize, b: &[u8]) {
+    if b.len() < 40 {
+        d.malformed = Some(Malformed::ShortIpv6);
+        return;
+    }
+    if b[0] >> 4 != 6 {
+        d.malformed = Some(Malformed::BadIpVersion);
+        return;
+    }
+    let payload_len = usize::from(be16(b, 4));
+    let mut next = b[6];
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[8..24]);
+    let src = IpAddr::V6(Ipv6Addr::from(a));
+    a.copy_from_slice(&b[24..40]);
+    let dst = IpAddr::V6(Ipv6Addr::from(a));
+    let mut off = 40;
+    let mut fragment = false;
+    let mut later_fragment = false;
+    // Extension headers: hop-by-hop 0, routing 43, fragment 44, destination 60, mobility 135,
+    // HIP 139, shim6 140; AH 51 counts its length in 4-byte units.
+    loop {
+        match next {
+            0 | 43 | 60 | 135 | 139 | 140 | 51 => {
+                if b.len() < off + 8 {
+                    d.network = Network::Ip {
+                        src,
+                        dst,
+                        proto: next,
+                        fragment,
+                    };
+                    d.malformed = Some(Malformed::ShortIpv6);
+                    return;
+                }
+                let len = if next == 51 {
+                    (usize::from(b[off + 1]) + 2) * 4
+                } else {
+                    (usize::from(b[off + 1]) + 1) * 8
+                };
+                next = b[off];
+                off += len;
+            }
+            44 => {
+                if b.len() < off + 8 {
+                    d.malformed = Some(Malformed::ShortIpv6);
+                    return;
+                }
+                fragment = true;
+                later_fragment = be16(b, off + 2) & 0xfff8 != 0;
+                next = b[off];
+                off += 8;
+            }
+            _ => break,
+        }
+    }
+    d.network = Network::Ip {
+        src,
+        dst,
+        proto: next,
+        fragment,
+    };
+    if later_fragment || off > b.len() {
+        if off > b.len() {
+            d.malformed = Some(Malformed::ShortIpv6);
+        }
+        return;
+    }
+    let end = (40 + payload_len).min(b.len()).max(off);
+    let transport_len = (40 + payload_len).saturating_sub(off) as u32;
+    transport(d, frame, at + off, &b[off..end], next, true, transport_len);
+}
+
+fn transport(d: &mut Decoded, _frame: &[u8], at: usize, b: &[u8], proto: u8, v6: bool, len: u32) {
+    match proto {
+        6 => {
+            if b.len() < 20 {
+                d.malformed = Some(Malformed::ShortTcp);
+                return;
+            }
+            let off = usize::from(b[12] >> 4) * 4;
+            if off < 20 || (len as usize) < off {
+                d.malformed = Some(Malformed::ShortTcp);
+                return;
+            }
+            d.transport = Transport::Tcp {
+                sport: be16(b, 0),
+                dport: be16(b, 2),
+                flags: b[13],
+                seq: be32(b, 4),
+                ack: be32(b, 8),
+                payload: len - off as u32,
+            };
+        }
+        17 => {
+            if b.len() < 8 {
+                d.malformed = Some(Malformed::ShortUdp);
+                return;
+            }
+            d.transport = Transport::Udp {
+                sport: be16(b, 0),
+                dport: be16(b, 2),
+                payload_at: (at + 8).min(u16::MAX as usize) as u16,
+                payload: be16(b, 4).saturating_sub(8),
+            };
+        }
+        1 | 58 => {
+            if b.len() < 4 {
+                d.malformed = Some(Malformed::ShortIcmp);
+                return;
+            }
+            d.transport = Transport::Icmp {
+                kind: b[0],
+                code: b[1],
+                v6: proto == 58 || v6 && proto == 58,
+            };
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eth(et: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        f.extend(et.to_be_bytes());
+        f.extend(payload);
+        f
+    }
+
+    fn ipv4_tcp(flags: u8, data: usize) -> Vec<u8> {
+        let total = 20 + 20 + data;
+        let mut p = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            1,
+            0x40,
+            0,
+            64,
+            6,
+            0,
+            0,
+            10,
+            0,
+            0,
+            1,
+            10,
+            0,
+            0,
+            2,
+        ];
+        p.extend([
+            0x30, 0x39, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0,
+        ]);
+        p.extend(std::iter::repeat(0xaa).take(data));
+        p
+    }
+
+    #[test]
+    fn ethernet_ipv4_tcp() {
+        let d = decode(linktype::ETHERNET, &eth(0x0800, &ipv4_tcp(0x12, 5)));
+        assert_eq!(d.malformed, None);
+        assert!(d.ethernet);
+        assert_eq!(d.src_mac, Some([2, 0, 0, 0, 0, 1]));
+        match (d.network, d.transport) {
+            (
+                Network::Ip {
+                    proto: 6,
+                    fragment: false,
+                    ..
+                },
+                Transport::Tcp {
+                    sport: 12345,
+                    dport: 80,
+                    flags: 0x12,
+                    payload: 5,
+                    ..
+                },
+            ) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn vlan_and_qinq_tags_are_skipped() {
+        let mut inner = vec![0, 5, 0x81, 0];
+        inner.extend([0, 7, 0x08, 0]);
+        inner.extend(ipv4_tcp(0x10, 0));
+        let d = decode(linktype::ETHERNET, &eth(0x88a8, &inner));
+        assert_eq!((d.vlans, d.ethertype, d.malformed), (2, 0x0800, None));
+        assert!(matches!(d.transport, Transport::Tcp { .. }));
+    }
+
+    #[test]
+    fn ipv6_extension_headers_and_fragments() {
+        let mut p = vec![0x60, 0, 0, 0, 0, 16, 0, 64];
+        p.extend([0u8; 32]);
+        // Hop-by-hop (8 bytes) then UDP.
+        p.extend([17, 0, 0, 0, 0, 0, 0, 0]);
+        p.extend([0, 53, 0x30, 0x39, 0, 8, 0, 0]);
+        let d = decode(linktype::RAW, &p);
+        assert_eq!(d.malformed, None);
+        assert!(matches!(d.network, Network::Ip { proto: 17, .. }));
+        assert!(matches!(
+            d.transport,
+            Transport::Udp {
+                sport: 53,
+                payload: 0,
+                ..
+            }
+        ));
+        // A later fragment: counted as IPv6, no transport.
+        let mut p = vec![0x60, 0, 0, 0, 0, 16, 44, 64];
+        p.extend([0u8; 32]);
+        p.extend([17, 0, 0, 0x10, 0, 0, 0, 1]);
+        p.extend([0u8; 8]);
+        let d = decode(linktype::RAW, &p);
+        assert!(matches!(
+            d.network,
+            Network::Ip {
+                proto: 17,
+                fragment: true,
+                ..
+            }
+        ));
+        assert_eq!(d.transport, Transport::None);
+    }
+
+    #[test]
+    fn cooked_and_loopback_link_types() {
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 9, 0, 0, 0x08, 0];
+        sll.extend(ipv4_tcp(0x02, 0));
+        let d = decode(linktype::LINUX_SLL, &sll);
+        assert_eq!(d.src_mac, Some([2, 0, 0, 0, 0, 9]));
+        assert!(matches!(d.transport, Transport::Tcp { flags: 0x02, .. }));
+        let mut null = 2u32.to_le_bytes().to_vec();
+        null.extend(ipv4_tcp(0x02, 0));
+        assert!(matches!(
+            decode(linktype::NULL, &null).transport,
+            Transport::Tcp { .. }
+        ));
+    }
+
+    #[test]
+    fn cut_short_packets_say_why() {
+        let f = eth(0x0800, &ipv4_tcp(0x10, 0));
+        assert_eq!(
+            decode(linktype::ETHERNET, &f[..10]).malformed,
+            Some(Malformed::ShortLink)
+        );
+        assert_eq!(
+            decode(linktype::ETHERNET, &f[..20]).malformed,
+            Some(Malformed::ShortIpv4)
+        );
+        assert_eq!(
+            decode(linktype::ETHERNET, &f[..40]).malformed,
+            Some(Malformed::ShortTcp)
+        );
+        assert_eq!(decode(999, &f).malformed, Some(Malformed::UnknownLinkType));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_without_panicking(lt in proptest::sample::select(vec![0u16, 1, 101, 108, 113, 228, 229, 276]), bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = decode(lt, &bytes);
+        }
+    }
+}
