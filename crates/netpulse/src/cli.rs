@@ -36,11 +36,32 @@ pub enum Command {
         `netpulse report --ifaces`."
     )]
     Ifaces(IfacesArgs),
+    /// Packet analysis of a pcap/pcapng file: protocols, throughput, flows, handshake RTT, top talkers.
+    Capture(CaptureArgs),
     /// The main job: probe, watch interfaces, record and alert, from one config (SIGHUP reloads).
     Monitor(MonitorArgs),
     /// Work with monitor config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// A pcap or pcapng file (gzip-compressed is fine; `-` reads standard input).
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub file: std::path::PathBuf,
+    /// Report every interval of capture time (0s: only the final report).
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub interval: String,
+    /// Entries in each top list.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+    /// JSON Lines: one object per interval, then the report.
+    #[arg(long)]
+    pub json: bool,
+    /// Write every flow (when it ends) to this CSV file.
+    #[arg(long, value_name = "FILE.csv")]
+    pub flows: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! netpulse: how is my network doing, and why?
 
+mod capture_cmd;
 mod cli;
 mod config;
 mod ifaces_cmd;
@@ -42,6 +43,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Sessions(args) => report_cmd::sessions(args),
         cli::Command::Ifaces(args) => ifaces_cmd::run(args),
         cli::Command::Monitor(args) => monitor_cmd::run(args.config),
+        cli::Command::Capture(args) => capture_cmd::run(args),
         cli::Command::Config(cli::ConfigCommand::Check { file }) => {
             let config = config::Config::load(&file)?;
             print!("{}", config.to_toml());

@@ -1,0 +1,317 @@
+//! `netpulse capture -r FILE`: what a capture holds, per interval and in total.
+
+use crate::cli::CaptureArgs;
+use anyhow::Context;
+use netpulse_capture::stats::{AnalyzerConfig, Count, FlowRecord, Interval, Protocol, Report};
+use netpulse_capture::Analyzer;
+use netpulse_core::parse_duration;
+use netpulse_core::stats::RttStats;
+use serde_json::{json, Value};
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+fn time(ns: u64) -> String {
+    humantime::format_rfc3339_micros(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
+}
+
+fn bits_per_sec(c: &Count, d: Duration) -> f64 {
+    if d.is_zero() {
+        0.0
+    } else {
+        c.bytes as f64 * 8.0 / d.as_secs_f64()
+    }
+}
+
+fn interval_json(i: &Interval) -> Value {
+    let protocols: serde_json::Map<String, Value> = Protocol::ALL
+        .iter()
+        .map(|p| {
+            let c = i.protocols[*p as usize];
+            (
+                p.name().to_string(),
+                json!({"packets": c.packets, "bytes": c.bytes, "bits_per_s": bits_per_sec(&c, i.length).round()}),
+            )
+        })
+        .collect();
+    json!({
+        "type": "interval", "start": time(i.start_ns), "seconds": i.length.as_secs_f64(),
+        "packets": i.total.packets, "bytes": i.total.bytes,
+        "bits_per_s": bits_per_sec(&i.total, i.length).round(),
+        "avg_packet_bytes": if i.total.packets > 0 { i.total.bytes as f64 / i.total.packets as f64 } else { 0.0 },
+        "protocols": protocols, "new_flows": i.new_flows,
+        "new_flows_per_s": i.new_flows as f64 / i.length.as_secs_f64().max(1e-9),
+        "unique_ips": i.unique_ips, "unique_macs": i.unique_macs,
+    })
+}
+
+fn rtt_json(r: &RttStats) -> Value {
+    let ms = |d: Duration| (d.as_secs_f64() * 1e9).round() / 1e6;
+    match r.summary() {
+        Some(s) => json!({
+            "count": r.count(), "min_ms": ms(s.min), "avg_ms": ms(s.avg), "median_ms": ms(s.median),
+            "p95_ms": ms(s.p95), "max_ms": ms(s.max),
+        }),
+        None => json!({"count": 0}),
+    }
+}
+
+fn flow_json(f: &FlowRecord) -> Value {
+    json!({
+        "proto": if f.key.proto == 6 { "tcp" } else { "udp" },
+        "a": format!("{}:{}", f.key.a.0, f.key.a.1), "b": format!("{}:{}", f.key.b.0, f.key.b.1),
+        "packets": f.a_to_b.packets + f.b_to_a.packets, "bytes": f.a_to_b.bytes + f.b_to_a.bytes,
+        "initial_rtt_ms": f.initial_rtt_ns().map(|n| n as f64 / 1e6),
+    })
+}
+
+fn report_json(r: &Report) -> Value {
+    let d = Duration::from_nanos(r.last_ns.saturating_sub(r.first_ns));
+    let protocols: serde_json::Map<String, Value> = Protocol::ALL
+        .iter()
+        .map(|p| {
+            let c = r.protocols[*p as usize];
+            (
+                p.name().to_string(),
+                json!({"packets": c.packets, "bytes": c.bytes,
+                       "avg_packet_bytes": if c.packets > 0 { c.bytes as f64 / c.packets as f64 } else { 0.0 },
+                       "bits_per_s": bits_per_sec(&c, d).round()}),
+            )
+        })
+        .collect();
+    json!({
+        "type": "report", "first": time(r.first_ns), "last": time(r.last_ns), "seconds": d.as_secs_f64(),
+        "packets": r.total.packets, "bytes": r.total.bytes, "bits_per_s": bits_per_sec(&r.total, d).round(),
+        "avg_packet_bytes": if r.total.packets > 0 { r.total.bytes as f64 / r.total.packets as f64 } else { 0.0 },
+        "protocols": protocols, "unique_ips": r.unique_ips, "unique_macs": r.unique_macs,
+        "tcp_conversations": r.tcp_flows, "udp_conversations": r.udp_flows,
+        "new_flows_per_s": (r.tcp_flows + r.udp_flows) as f64 / d.as_secs_f64().max(1e-9),
+        "rtt": {"tcp_handshake": rtt_json(&r.latency.tcp_handshake), "tcp_data": rtt_json(&r.latency.tcp_data), "dns": rtt_json(&r.latency.dns)},
+        "malformed": r.malformed.iter().map(|(m, n)| (m.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "top_hosts": r.top_hosts.iter().map(|(ip, b)| json!({"host": ip.to_string(), "bytes": b})).collect::<Vec<_>>(),
+        "top_conversations": r.top_flows.iter().map(flow_json).collect::<Vec<_>>(),
+        "top_ports": r.top_ports.iter().map(|(p, n, b)| json!({"proto": if *p == 6 { "tcp" } else { "udp" }, "port": n, "bytes": b})).collect::<Vec<_>>(),
+    })
+}
+
+fn report_text(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    let d = Duration::from_nanos(r.last_ns.saturating_sub(r.first_ns));
+    let units = crate::units::Units {
+        si: true,
+        bits: true,
+    };
+    writeln!(
+        out,
+        "capture {} → {} ({:.3} s): {} packets, {} bytes, {}, avg {:.1} B/packet",
+        time(r.first_ns),
+        time(r.last_ns),
+        d.as_secs_f64(),
+        r.total.packets,
+        r.total.bytes,
+        units.rate(Some(bits_per_sec(&r.total, d) / 8.0)),
+        if r.total.packets > 0 {
+            r.total.bytes as f64 / r.total.packets as f64
+        } else {
+            0.0
+        }
+    )?;
+    writeln!(
+        out,
+        "\n  {:<9} {:>12} {:>14} {:>14} {:>10}",
+        "PROTOCOL", "PACKETS", "BYTES", "THROUGHPUT", "AVG SIZE"
+    )?;
+    for p in Protocol::ALL {
+        let c = r.protocols[p as usize];
+        writeln!(
+            out,
+            "  {:<9} {:>12} {:>14} {:>14} {:>10.1}",
+            p.name(),
+            c.packets,
+            c.bytes,
+            units.rate(Some(bits_per_sec(&c, d) / 8.0)),
+            if c.packets > 0 {
+                c.bytes as f64 / c.packets as f64
+            } else {
+                0.0
+            }
+        )?;
+    }
+    writeln!(
+        out,
+        "\n  unique IPs {}, unique MACs {}, TCP conversations {}, UDP conversations {}, new flows {:.1}/s",
+        r.unique_ips,
+        r.unique_macs,
+        r.tcp_flows,
+        r.udp_flows,
+        (r.tcp_flows + r.udp_flows) as f64 / d.as_secs_f64().max(1e-9)
+    )?;
+    let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
+    for (name, s) in [
+        ("TCP handshake RTT", &r.latency.tcp_handshake),
+        ("TCP data→ACK RTT", &r.latency.tcp_data),
+        ("DNS response time", &r.latency.dns),
+    ] {
+        if let Some(x) = s.summary() {
+            writeln!(
+                out,
+                "  {name}: n={} min/avg/median/p95/max = {}/{}/{}/{}/{} ms",
+                s.count(),
+                ms(x.min),
+                ms(x.avg),
+                ms(x.median),
+                ms(x.p95),
+                ms(x.max)
+            )?;
+        }
+    }
+    if !r.top_hosts.is_empty() {
+        writeln!(out, "\n  top hosts:")?;
+        for (ip, b) in &r.top_hosts {
+            writeln!(out, "    {ip:<40} {b:>14} bytes")?;
+        }
+        writeln!(out, "  top conversations:")?;
+        for f in &r.top_flows {
+            writeln!(
+                out,
+                "    {} {}:{} ↔ {}:{}  {} packets {} bytes",
+                if f.key.proto == 6 { "tcp" } else { "udp" },
+                f.key.a.0,
+                f.key.a.1,
+                f.key.b.0,
+                f.key.b.1,
+                f.a_to_b.packets + f.b_to_a.packets,
+                f.a_to_b.bytes + f.b_to_a.bytes
+            )?;
+        }
+        writeln!(out, "  top ports:")?;
+        for (p, n, b) in &r.top_ports {
+            writeln!(
+                out,
+                "    {}/{n:<6} {b:>14} bytes",
+                if *p == 6 { "tcp" } else { "udp" }
+            )?;
+        }
+    }
+    if !r.malformed.is_empty() {
+        writeln!(out, "\n  malformed:")?;
+        for (m, n) in &r.malformed {
+            writeln!(out, "    {}: {n}", m.name())?;
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
+    let interval = parse_duration(&args.interval).context("bad --interval")?;
+    let mut reader = netpulse_capture::open(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let mut flows_out = match &args.flows {
+        Some(p) => {
+            let mut w = BufWriter::new(
+                std::fs::File::create(p)
+                    .with_context(|| format!("cannot create {}", p.display()))?,
+            );
+            writeln!(w, "proto,a,b,first,last,packets_a_to_b,bytes_a_to_b,packets_b_to_a,bytes_b_to_a,syn_to_synack_ms,synack_to_ack_ms,initial_rtt_ms,fin,rst")?;
+            Some(w)
+        }
+        None => None,
+    };
+    let cfg = AnalyzerConfig {
+        interval: (!interval.is_zero()).then_some(interval),
+        ..AnalyzerConfig::default()
+    };
+    let mut analyzer = Analyzer::new(cfg, args.top);
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let json = args.json;
+    let mut io_error: Option<io::Error> = None;
+    let mut on_interval = |i: &Interval| {
+        let r = if json {
+            serde_json::to_writer(&mut out, &interval_json(i))
+                .map_err(io::Error::from)
+                .and_then(|_| out.write_all(b"\n"))
+        } else {
+            writeln!(
+                out,
+                "{}  {:>9} pkts {:>12} bytes {:>14}  tcp {} udp {} icmp {} arp {} other {}  new flows {}",
+                time(i.start_ns),
+                i.total.packets,
+                i.total.bytes,
+                crate::units::Units { si: true, bits: true }.rate(Some(bits_per_sec(&i.total, i.length) / 8.0)),
+                i.protocols[Protocol::Tcp as usize].packets,
+                i.protocols[Protocol::Udp as usize].packets,
+                i.protocols[Protocol::Icmp as usize].packets,
+                i.protocols[Protocol::Arp as usize].packets,
+                i.protocols[Protocol::Other as usize].packets,
+                i.new_flows
+            )
+        };
+        if let Err(e) = r {
+            io_error.get_or_insert(e);
+        }
+    };
+    let ms = |n: Option<u64>| {
+        n.map(|n| format!("{:.6}", n as f64 / 1e6))
+            .unwrap_or_default()
+    };
+    let mut on_flow = |f: &FlowRecord| {
+        if let Some(w) = flows_out.as_mut() {
+            let _ = writeln!(
+                w,
+                "{},{}:{},{}:{},{},{},{},{},{},{},{},{},{},{},{}",
+                if f.key.proto == 6 { "tcp" } else { "udp" },
+                f.key.a.0,
+                f.key.a.1,
+                f.key.b.0,
+                f.key.b.1,
+                time(f.first_ns),
+                time(f.last_ns),
+                f.a_to_b.packets,
+                f.a_to_b.bytes,
+                f.b_to_a.packets,
+                f.b_to_a.bytes,
+                ms(f.syn_to_synack_ns),
+                ms(f.synack_to_ack_ns),
+                ms(f.initial_rtt_ns()),
+                f.fin,
+                f.rst
+            );
+        }
+    };
+    let damage = loop {
+        match reader.next_packet() {
+            Ok(Some(p)) => analyzer.packet(
+                p.ts_ns,
+                p.len,
+                p.linktype,
+                p.data,
+                &mut on_interval,
+                &mut on_flow,
+            ),
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    let report = analyzer.finish(&mut on_interval, &mut on_flow);
+    if let Some(e) = io_error {
+        return Err(e.into());
+    }
+    if json {
+        serde_json::to_writer(&mut out, &report_json(&report))?;
+        out.write_all(b"\n")?;
+    } else {
+        report_text(&report, &mut out)?;
+    }
+    out.flush()?;
+    if let Some(w) = flows_out.as_mut() {
+        w.flush()?;
+    }
+    if let Some(e) = damage {
+        // The report above covers everything before the damage.
+        anyhow::bail!(
+            "{}: {e} (the report covers everything before it)",
+            args.file.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
