@@ -420,7 +420,7 @@ fn ipv6(d: &mut Decoded, frame: &[u8], at: usize, b: &[u8]) {
     transport(d, frame, at + off, &b[off..end], next, true, transport_len);
 }
 
-fn transport(d: &mut Decoded, _frame: &[u8], at: usize, b: &[u8], proto: u8, v6: bool, len: u32) {
+fn transport(d: &mut Decoded, _frame: &[u8], at: usize, b: &[u8], proto: u8, _v6: bool, len: u32) {
     match proto {
         6 => {
             if b.len() < 20 {
@@ -461,7 +461,7 @@ fn transport(d: &mut Decoded, _frame: &[u8], at: usize, b: &[u8], proto: u8, v6:
             d.transport = Transport::Icmp {
                 kind: b[0],
                 code: b[1],
-                v6: proto == 58 || v6 && proto == 58,
+                v6: proto == 58,
             };
         }
         _ => {}
@@ -506,7 +506,7 @@ mod tests {
         p.extend([
             0x30, 0x39, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0,
         ]);
-        p.extend(std::iter::repeat(0xaa).take(data));
+        p.extend(std::iter::repeat_n(0xaa, data));
         p
     }
 

@@ -316,7 +316,7 @@ impl<R: Read> CaptureReader<R> {
             }
             let h = &self.buf[self.start..self.start + 12];
             let total = u32_at(h, 4, big) as usize;
-            if total < 12 || total % 4 != 0 || total > MAX_RECORD {
+            if total < 12 || total & 3 != 0 || total > MAX_RECORD {
                 return Err(ReadError::Corrupt {
                     what: "pcapng block",
                     offset: self.offset,
@@ -538,7 +538,7 @@ mod tests {
 
     fn block(kind: u32, body: &[u8]) -> Vec<u8> {
         let mut body = body.to_vec();
-        while body.len() % 4 != 0 {
+        while body.len() & 3 != 0 {
             body.push(0);
         }
         let total = (body.len() + 12) as u32;
