@@ -4,8 +4,9 @@
 //! flows expire; the host and port tables keep the busiest entries.
 
 use crate::decode::{decode, Malformed, Network, Transport};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use netpulse_core::stats::RttStats;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -147,6 +148,8 @@ struct Flow {
     /// DNS queries waiting: (id, time).
     dns: Vec<(u16, u64)>,
     closed: bool,
+    /// Not yet counted as a new flow.
+    new: bool,
 }
 
 /// Latency histograms.
@@ -182,7 +185,7 @@ impl Default for AnalyzerConfig {
             idle_timeout: Duration::from_secs(120),
             close_linger: Duration::from_secs(2),
             max_flows: 1_000_000,
-            max_talkers: 100_000,
+            max_talkers: 1_000_000,
         }
     }
 }
@@ -222,13 +225,15 @@ pub struct Report {
 pub struct Analyzer {
     cfg: AnalyzerConfig,
     report: Report,
-    ips: HashSet<IpAddr>,
-    macs: HashSet<[u8; 6]>,
+    /// Beyond `max_talkers` hosts: addresses still counted as unique, without bytes.
+    more_ips: HashSet<IpAddr>,
+    /// MAC → the interval it was last seen in.
+    macs: HashMap<[u8; 6], u64>,
     interval: Interval,
-    interval_ips: HashSet<IpAddr>,
-    interval_macs: HashSet<[u8; 6]>,
+    interval_no: u64,
     flows: HashMap<FlowKey, Flow>,
-    hosts: HashMap<IpAddr, u64>,
+    /// Host → (bytes, the interval it was last seen in): one lookup per address per packet.
+    hosts: HashMap<IpAddr, (u64, u64)>,
     ports: HashMap<(u8, u16), u64>,
     top_flows: Vec<FlowRecord>,
     top_n: usize,
@@ -245,11 +250,10 @@ impl Analyzer {
         Self {
             cfg,
             report: Report::default(),
-            ips: HashSet::new(),
-            macs: HashSet::new(),
+            more_ips: HashSet::new(),
+            macs: HashMap::new(),
             interval: Interval::default(),
-            interval_ips: HashSet::new(),
-            interval_macs: HashSet::new(),
+            interval_no: 1,
             flows: HashMap::new(),
             hosts: HashMap::new(),
             ports: HashMap::new(),
@@ -294,11 +298,15 @@ impl Analyzer {
         if d.ethernet && d.malformed != Some(Malformed::ShortLink) {
             count(Protocol::Ethernet);
         }
+        let now = self.interval_no;
         for m in [d.src_mac, d.dst_mac].into_iter().flatten() {
             // Broadcast and multicast destinations are not hosts.
             if m[0] & 1 == 0 {
-                self.macs.insert(m);
-                self.interval_macs.insert(m);
+                let seen = self.macs.entry(m).or_insert(0);
+                if *seen != now {
+                    *seen = now;
+                    self.interval.unique_macs += 1;
+                }
             }
         }
         match d.network {
@@ -315,10 +323,22 @@ impl Analyzer {
                     Protocol::Ipv6
                 });
                 for ip in [src, dst] {
-                    self.ips.insert(ip);
-                    self.interval_ips.insert(ip);
-                    if self.hosts.len() < self.cfg.max_talkers || self.hosts.contains_key(&ip) {
-                        *self.hosts.entry(ip).or_default() += u64::from(len);
+                    let full = self.hosts.len() >= self.cfg.max_talkers;
+                    match self.hosts.get_mut(&ip) {
+                        Some((bytes, seen)) => {
+                            *bytes += u64::from(len);
+                            if *seen != now {
+                                *seen = now;
+                                self.interval.unique_ips += 1;
+                            }
+                        }
+                        None if !full => {
+                            self.hosts.insert(ip, (u64::from(len), now));
+                            self.interval.unique_ips += 1;
+                        }
+                        None => {
+                            self.more_ips.insert(ip);
+                        }
                     }
                 }
                 match d.transport {
@@ -375,43 +395,40 @@ impl Analyzer {
             a: if from_a { s } else { dd },
             b: if from_a { dd } else { s },
         };
-        if !self.flows.contains_key(&key) {
-            if self.flows.len() >= self.cfg.max_flows {
-                self.sweep_oldest(on_flow);
-            }
+        if self.flows.len() >= self.cfg.max_flows && !self.flows.contains_key(&key) {
+            self.sweep_oldest(on_flow);
+        }
+        let f = self.flows.entry(key).or_insert_with(|| Flow {
+            rec: FlowRecord {
+                key,
+                first_ns: ts,
+                last_ns: ts,
+                a_to_b: Count::default(),
+                b_to_a: Count::default(),
+                syn_to_synack_ns: None,
+                synack_to_ack_ns: None,
+                fin: false,
+                rst: false,
+            },
+            client_is_a: None,
+            syn_ns: None,
+            synack_ns: None,
+            fin_dirs: 0,
+            unacked: [None, None],
+            dns: Vec::new(),
+            closed: false,
+            new: true,
+        });
+        if f.new {
+            f.new = false;
             self.interval.new_flows += 1;
             if proto == 6 {
                 self.report.tcp_flows += 1;
             } else {
                 self.report.udp_flows += 1;
             }
-            self.flows.insert(
-                key,
-                Flow {
-                    rec: FlowRecord {
-                        key,
-                        first_ns: ts,
-                        last_ns: ts,
-                        a_to_b: Count::default(),
-                        b_to_a: Count::default(),
-                        syn_to_synack_ns: None,
-                        synack_to_ack_ns: None,
-                        fin: false,
-                        rst: false,
-                    },
-                    client_is_a: None,
-                    syn_ns: None,
-                    synack_ns: None,
-                    fin_dirs: 0,
-                    unacked: [None, None],
-                    dns: Vec::new(),
-                    closed: false,
-                },
-            );
         }
-        let Some(f) = self.flows.get_mut(&key) else {
-            return;
-        };
+
         f.rec.last_ns = ts;
         if from_a {
             f.rec.a_to_b.add(len);
@@ -507,15 +524,12 @@ impl Analyzer {
 
     fn close_interval(&mut self, every: u64, on_interval: &mut dyn FnMut(&Interval)) {
         self.interval.length = Duration::from_nanos(every);
-        self.interval.unique_ips = self.interval_ips.len();
-        self.interval.unique_macs = self.interval_macs.len();
         on_interval(&self.interval);
         self.interval = Interval {
             start_ns: self.interval.start_ns + every,
             ..Interval::default()
         };
-        self.interval_ips.clear();
-        self.interval_macs.clear();
+        self.interval_no += 1;
     }
 
     /// Expires closed flows past their linger and idle flows.
@@ -577,8 +591,6 @@ impl Analyzer {
     ) -> Report {
         if self.interval.total.packets > 0 {
             let len = self.report.last_ns.saturating_sub(self.interval.start_ns);
-            self.interval.unique_ips = self.interval_ips.len();
-            self.interval.unique_macs = self.interval_macs.len();
             self.interval.length = Duration::from_nanos(len.max(1));
             on_interval(&self.interval);
         }
@@ -588,9 +600,10 @@ impl Analyzer {
             self.finish_flow(r, on_flow);
         }
         let mut report = std::mem::take(&mut self.report);
-        report.unique_ips = self.ips.len();
+        report.unique_ips = self.hosts.len() + self.more_ips.len();
         report.unique_macs = self.macs.len();
-        let mut hosts: Vec<(IpAddr, u64)> = self.hosts.into_iter().collect();
+        let mut hosts: Vec<(IpAddr, u64)> =
+            self.hosts.into_iter().map(|(ip, (b, _))| (ip, b)).collect();
         hosts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         hosts.truncate(self.top_n);
         report.top_hosts = hosts;
