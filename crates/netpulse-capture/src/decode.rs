@@ -99,6 +99,8 @@ pub enum Network {
         proto: u8,
         /// A fragment (any); only the first carries the transport header.
         fragment: bool,
+        /// A fragment other than the first: no transport header to decode.
+        later_fragment: bool,
     },
 }
 
@@ -330,6 +332,7 @@ fn ipv4(d: &mut Decoded, frame: &[u8], at: usize, b: &[u8]) {
         dst,
         proto,
         fragment: offset != 0 || more,
+        later_fragment: offset != 0,
     };
     if offset != 0 {
         // Later fragments carry no transport header.
@@ -378,6 +381,7 @@ fn ipv6(d: &mut Decoded, frame: &[u8], at: usize, b: &[u8]) {
                         dst,
                         proto: next,
                         fragment,
+                        later_fragment: true,
                     };
                     d.malformed = Some(Malformed::ShortIpv6);
                     return;
@@ -408,6 +412,7 @@ fn ipv6(d: &mut Decoded, frame: &[u8], at: usize, b: &[u8]) {
         dst,
         proto: next,
         fragment,
+        later_fragment: later_fragment || off > b.len(),
     };
     if later_fragment || off > b.len() {
         if off > b.len() {

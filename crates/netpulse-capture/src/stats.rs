@@ -295,7 +295,9 @@ impl Analyzer {
             self.report.protocols[p as usize].add(len);
             self.interval.protocols[p as usize].add(len);
         };
-        if d.ethernet && d.malformed != Some(Malformed::ShortLink) {
+        // Counted as an analyser does: a protocol counts once its dissector is reached, even if
+        // its header turns out cut short (the reason is counted under malformed).
+        if d.ethernet {
             count(Protocol::Ethernet);
         }
         let now = self.interval_no;
@@ -309,19 +311,30 @@ impl Analyzer {
                 }
             }
         }
-        match d.network {
-            Network::Arp => count(Protocol::Arp),
-            Network::Ip {
-                src,
-                dst,
-                proto,
-                fragment,
-            } => {
+        match (d.network, d.ethertype) {
+            (
+                Network::Ip {
+                    src,
+                    dst,
+                    proto,
+                    later_fragment,
+                    ..
+                },
+                _,
+            ) => {
                 count(if src.is_ipv4() {
                     Protocol::Ipv4
                 } else {
                     Protocol::Ipv6
                 });
+                if !later_fragment {
+                    count(match proto {
+                        6 => Protocol::Tcp,
+                        17 => Protocol::Udp,
+                        1 | 58 => Protocol::Icmp,
+                        _ => Protocol::Other,
+                    });
+                }
                 for ip in [src, dst] {
                     let full = self.hosts.len() >= self.cfg.max_talkers;
                     match self.hosts.get_mut(&ip) {
@@ -341,25 +354,13 @@ impl Analyzer {
                         }
                     }
                 }
-                match d.transport {
-                    Transport::Tcp { .. } => count(Protocol::Tcp),
-                    Transport::Udp { .. } => count(Protocol::Udp),
-                    Transport::Icmp { .. } => count(Protocol::Icmp),
-                    Transport::None => match proto {
-                        // A later fragment or a cut-short header still belongs to its protocol.
-                        6 if fragment || d.malformed.is_some() => {}
-                        17 if fragment || d.malformed.is_some() => {}
-                        1 | 58 if fragment || d.malformed.is_some() => {}
-                        _ => count(Protocol::Other),
-                    },
-                }
                 self.flow(ts_ns, len, src, dst, &d.transport, data, on_flow);
             }
-            Network::None => {
-                if d.malformed.is_none() {
-                    count(Protocol::Other);
-                }
-            }
+            (_, 0x0806) => count(Protocol::Arp),
+            (_, 0x0800) => count(Protocol::Ipv4),
+            (_, 0x86dd) => count(Protocol::Ipv6),
+            _ if d.malformed.is_none() => count(Protocol::Other),
+            _ => {}
         }
         if ts_ns >= self.last_sweep_ns + 1_000_000_000 {
             self.last_sweep_ns = ts_ns;

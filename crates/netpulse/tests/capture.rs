@@ -205,3 +205,115 @@ fn a_truncated_file_reports_up_to_the_damage_and_names_the_offset() {
     assert_eq!(out.status.code(), Some(2));
     assert!(common::stderr(&out).contains("not a pcap or pcapng file"));
 }
+
+/// Hand-built edge cases, one file per link type: VLAN and QinQ, ARP, IPv4 options and
+/// fragments, IPv6 extension headers and fragments, ICMP/ICMPv6, other protocols, snaplen-cut
+/// and cut-short headers; Linux cooked (SLL), raw IP and BSD loopback link types.
+const EDGE_CASES: &str = r#"
+import struct, sys, os
+out = sys.argv[1]
+def pcap(name, linktype, frames):
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, linktype))
+        for i, fr in enumerate(frames):
+            data, orig = (fr, len(fr)) if isinstance(fr, bytes) else fr
+            f.write(struct.pack("<IIII", 1700000000 + i, 1000 * i, len(data), orig))
+            f.write(data)
+def ip4(proto, payload, frag=0x4000, opts=b"", ident=1):
+    ihl = 5 + len(opts) // 4
+    return struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, ihl * 4 + len(payload), ident, frag, 64, proto, 0,
+                       bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])) + opts + payload
+def ip6(nh, payload, ext=b""):
+    return struct.pack("!IHBB", 0x60000000, len(ext) + len(payload), nh, 64) + bytes(15) + b"\x01" + bytes(15) + b"\x02" + ext + payload
+tcp = lambda flags=0x10, data=b"": struct.pack("!HHIIBBHHH", 40000, 443, 1, 1, 0x50, flags, 1000, 0, 0) + data
+udp = lambda data=b"x" * 12: struct.pack("!HHHH", 5353, 53, 8 + len(data), 0) + data
+icmp = struct.pack("!BBHHH", 8, 0, 0, 1, 1) + b"ping"
+eth = lambda et, p: b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01" + struct.pack("!H", et) + p
+vlan = lambda tpid, vid, et, p: b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01" + struct.pack("!HHH", tpid, vid, et) + p
+arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + bytes(20)
+frames = [
+    eth(0x0800, ip4(6, tcp(0x02))),
+    vlan(0x8100, 5, 0x0800, ip4(6, tcp(0x18, b"hello"))),
+    b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01" + struct.pack("!HHHHH", 0x88a8, 7, 0x8100, 9, 0x0800) + ip4(17, udp()),
+    eth(0x0806, arp),
+    eth(0x0800, ip4(1, icmp)),
+    eth(0x0800, ip4(6, tcp(0x10, b"opts"), opts=b"\x01\x01\x01\x00")),
+    eth(0x0800, ip4(6, tcp(0x18, b"A" * 32), frag=0x2000, ident=9)),
+    eth(0x0800, ip4(6, b"B" * 40, frag=0x0005, ident=9)),
+    eth(0x86dd, ip6(0, udp(), ext=bytes([17, 0, 1, 4, 0, 0, 0, 0]))),
+    eth(0x86dd, ip6(44, udp(), ext=bytes([17, 0, 0, 1, 0, 0, 0, 7]))),
+    eth(0x86dd, ip6(44, b"C" * 24, ext=bytes([17, 0, 0, 0x19, 0, 0, 0, 7]))),
+    eth(0x86dd, ip6(58, struct.pack("!BBHI", 128, 0, 0, 0) + b"v6")),
+    eth(0x0800, ip4(47, b"\x00\x00\x08\x00" + bytes(20))),
+    eth(0x88cc, bytes(30)),
+    (eth(0x0800, ip4(6, tcp(0x18, b"D" * 100)))[:40], 154),
+    (eth(0x0800, ip4(17, udp(b"E" * 50)))[:20], 92),
+    eth(0x0800, ip4(6, tcp(0x11))),
+]
+pcap("ethernet.pcap", 1, frames)
+sll = lambda p, et=0x0800: struct.pack("!HHH", 0, 1, 6) + b"\x02\x00\x00\x00\x00\x09\x00\x00" + struct.pack("!H", et) + p
+pcap("sll.pcap", 113, [sll(ip4(6, tcp(0x02))), sll(ip4(17, udp())), sll(ip6(17, udp()), 0x86dd), sll(arp, 0x0806)])
+pcap("raw.pcap", 101, [ip4(6, tcp(0x02)), ip6(17, udp()), ip4(1, icmp)])
+pcap("null.pcap", 0, [struct.pack("<I", 2) + ip4(6, tcp(0x02)), struct.pack("<I", 2) + ip4(17, udp())])
+"#;
+
+#[test]
+fn edge_case_captures_count_like_tshark() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("python3")
+        .args(["-c", EDGE_CASES])
+        .arg(dir.path())
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    let names = ["ethernet", "arp", "ipv4", "ipv6", "tcp", "udp", "icmp"];
+    for file in ["ethernet.pcap", "sll.pcap", "raw.pcap", "null.pcap"] {
+        let path = dir.path().join(file);
+        let (ours, out) = report(&path, &[]);
+        assert!(out.status.success(), "{file}: {}", common::stderr(&out));
+        // Reassembly off: each fragment is counted as itself, as netpulse does.
+        let io = tshark(&[
+            "-r",
+            path.to_str().expect("utf-8"),
+            "-o",
+            "ip.defragment:FALSE",
+            "-o",
+            "ipv6.defragment:FALSE",
+            "-q",
+            "-z",
+            "io,stat,0,eth,arp,ip,ipv6,tcp,udp,icmp || icmpv6",
+        ]);
+        let row = io
+            .lines()
+            .find(|l| l.contains("<>"))
+            .expect("an io,stat row");
+        let cells: Vec<u64> = row
+            .split('|')
+            .skip(2)
+            .filter_map(|c| c.trim().parse().ok())
+            .collect();
+        assert_eq!(cells.len(), names.len() * 2, "{row}");
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(
+                (
+                    ours["protocols"][name]["packets"].as_u64(),
+                    ours["protocols"][name]["bytes"].as_u64()
+                ),
+                (Some(cells[2 * i]), Some(cells[2 * i + 1])),
+                "{file} {name}: netpulse vs tshark"
+            );
+        }
+    }
+    // The cut-short headers are reported, not fatal.
+    let (ours, _) = report(&dir.path().join("ethernet.pcap"), &[]);
+    assert_eq!(
+        ours["malformed"]["short or bad TCP header"], 1,
+        "{}",
+        ours["malformed"]
+    );
+    assert_eq!(
+        ours["malformed"]["short or bad IPv4 header"], 1,
+        "{}",
+        ours["malformed"]
+    );
+}

@@ -1,0 +1,21 @@
+//! Capture files and packets: the reader on any bytes, and every packet it yields through the
+//! analyzer (decoder, flows, DNS matching) — no panic, no unbounded allocation.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use netpulse_capture::stats::AnalyzerConfig;
+use netpulse_capture::{Analyzer, CaptureReader};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(mut reader) = CaptureReader::new(data) else {
+        return;
+    };
+    let mut analyzer = Analyzer::new(AnalyzerConfig::default(), 5);
+    for _ in 0..10_000 {
+        match reader.next_packet() {
+            Ok(Some(p)) => analyzer.packet(p.ts_ns, p.len, p.linktype, p.data, &mut |_| {}, &mut |_| {}),
+            _ => break,
+        }
+    }
+    let _ = analyzer.finish(&mut |_| {}, &mut |_| {});
+});
