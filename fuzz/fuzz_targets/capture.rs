@@ -7,7 +7,7 @@ use netpulse_capture::stats::AnalyzerConfig;
 use netpulse_capture::{Analyzer, CaptureReader};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut reader) = CaptureReader::new(data) else {
+    let Ok(mut reader) = CaptureReader::with_buffer(data, 4096) else {
         return;
     };
     let mut analyzer = Analyzer::new(AnalyzerConfig::default(), 5);

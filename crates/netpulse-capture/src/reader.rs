@@ -78,8 +78,10 @@ enum Format {
     },
 }
 
-/// Largest record accepted (a corrupt length beyond this is reported, not allocated).
-const MAX_RECORD: usize = 64 << 20;
+/// Largest pcap packet accepted (libpcap's own limit); a corrupt length beyond it is reported.
+const MAX_PCAP_PACKET: usize = 262_144;
+/// Largest pcapng block accepted.
+const MAX_RECORD: usize = 16 << 20;
 
 /// Reads packets from a pcap or pcapng stream.
 pub struct CaptureReader<R: Read> {
@@ -115,9 +117,14 @@ fn u32_at(b: &[u8], at: usize, big: bool) -> u32 {
 impl<R: Read> CaptureReader<R> {
     /// Reads the file header.
     pub fn new(src: R) -> Result<Self, ReadError> {
+        Self::with_buffer(src, 4 << 20)
+    }
+
+    /// Reads the file header, reading `buffer` bytes at a time (it grows for larger records).
+    pub fn with_buffer(src: R, buffer: usize) -> Result<Self, ReadError> {
         let mut r = CaptureReader {
             src,
-            buf: vec![0u8; 4 << 20],
+            buf: vec![0u8; buffer.max(64)],
             start: 0,
             end: 0,
             eof: false,
@@ -202,15 +209,18 @@ impl<R: Read> CaptureReader<R> {
         if self.end - self.start >= need || self.eof {
             return Ok(());
         }
-        if need > self.buf.len() {
-            self.buf.resize(need.next_power_of_two(), 0);
-        }
         if self.start + need > self.buf.len() {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
         while self.end - self.start < need {
+            // Grow only as data actually arrives: a corrupt length at the end of a short file
+            // costs nothing.
+            if self.end == self.buf.len() {
+                let grown = (self.buf.len() * 2).min(need.next_power_of_two().max(self.buf.len()));
+                self.buf.resize(grown, 0);
+            }
             match self.src.read(&mut self.buf[self.end..]) {
                 Ok(0) => {
                     self.eof = true;
@@ -269,7 +279,7 @@ impl<R: Read> CaptureReader<R> {
         let h = &self.buf[self.start..self.start + 16];
         let (sec, frac) = (u32_at(h, 0, big) as u64, u32_at(h, 4, big) as u64);
         let (caplen, len) = (u32_at(h, 8, big) as usize, u32_at(h, 12, big));
-        if caplen > MAX_RECORD {
+        if caplen > MAX_PCAP_PACKET {
             return Err(ReadError::Corrupt {
                 what: "pcap record header",
                 offset: self.offset,

@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+/// Empty intervals reported for a gap in the capture before the rest of it is skipped.
+const MAX_EMPTY_INTERVALS: u32 = 1000;
+
 /// The protocols counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Protocol {
@@ -279,9 +282,16 @@ impl Analyzer {
             self.last_sweep_ns = ts_ns;
         }
         if let Some(every) = self.cfg.interval {
-            let every = every.as_nanos() as u64;
-            while ts_ns >= self.interval.start_ns + every {
+            let every = (every.as_nanos() as u64).max(1);
+            let mut emitted = 0;
+            while ts_ns >= self.interval.start_ns.saturating_add(every) {
                 self.close_interval(every, on_interval);
+                emitted += 1;
+                if emitted >= MAX_EMPTY_INTERVALS {
+                    // A gap (or a corrupt timestamp) far ahead: skip to it, not through it.
+                    let skip = (ts_ns - self.interval.start_ns) / every;
+                    self.interval.start_ns += skip * every;
+                }
             }
         }
         self.report.last_ns = self.report.last_ns.max(ts_ns);
@@ -622,5 +632,83 @@ impl Analyzer {
         });
         report.top_flows = flows;
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp_frame(flags: u8, sport: u16, dport: u16) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+        f.extend([0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+        if sport < dport {
+            f.extend([10, 0, 0, 1, 10, 0, 0, 2]);
+        } else {
+            f.extend([10, 0, 0, 2, 10, 0, 0, 1]);
+        }
+        f.extend(sport.to_be_bytes());
+        f.extend(dport.to_be_bytes());
+        f.extend([0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn handshake_halves_and_flow_counts() {
+        let mut a = Analyzer::new(AnalyzerConfig::default(), 5);
+        let (mut ni, mut nf) = (|_: &Interval| {}, |_: &FlowRecord| {});
+        a.packet(
+            1_000_000,
+            54,
+            1,
+            &tcp_frame(0x02, 40000, 443),
+            &mut ni,
+            &mut nf,
+        );
+        a.packet(
+            1_300_000,
+            54,
+            1,
+            &tcp_frame(0x12, 443, 40000),
+            &mut ni,
+            &mut nf,
+        );
+        a.packet(
+            1_350_000,
+            54,
+            1,
+            &tcp_frame(0x10, 40000, 443),
+            &mut ni,
+            &mut nf,
+        );
+        let mut flows = Vec::new();
+        let r = a.finish(&mut ni, &mut |f: &FlowRecord| flows.push(f.clone()));
+        assert_eq!((r.tcp_flows, r.total.packets), (1, 3));
+        assert_eq!(flows[0].syn_to_synack_ns, Some(300_000));
+        assert_eq!(flows[0].synack_to_ack_ns, Some(50_000));
+        assert_eq!(flows[0].initial_rtt_ns(), Some(350_000));
+        assert_eq!(r.latency.tcp_handshake.count(), 1);
+        assert_eq!(r.protocols[Protocol::Tcp as usize].bytes, 162);
+    }
+
+    #[test]
+    fn a_timestamp_far_ahead_skips_the_gap_instead_of_looping_through_it() {
+        // Found by the capture fuzz target: a corrupt timestamp a century ahead once meant
+        // hundreds of millions of empty 10 s intervals.
+        let mut a = Analyzer::new(AnalyzerConfig::default(), 5);
+        let mut intervals = 0u32;
+        let mut ni = |_: &Interval| intervals += 1;
+        let frame = tcp_frame(0x10, 1, 2);
+        a.packet(0, 54, 1, &frame, &mut ni, &mut |_| {});
+        a.packet(
+            100 * 365 * 86_400 * 1_000_000_000,
+            54,
+            1,
+            &frame,
+            &mut ni,
+            &mut |_| {},
+        );
+        let _ = a.finish(&mut ni, &mut |_| {});
+        assert!(intervals <= MAX_EMPTY_INTERVALS + 2, "{intervals}");
     }
 }
