@@ -201,10 +201,117 @@ fn report_text(r: &Report, out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
+/// One line per packet for `--log`.
+fn log_line(
+    w: &mut impl Write,
+    ts_ns: u64,
+    len: u32,
+    linktype: u16,
+    data: &[u8],
+) -> io::Result<()> {
+    use netpulse_capture::{Network, Transport};
+    let d = netpulse_capture::decode(linktype, data);
+    let t = time(ts_ns);
+    match (d.network, d.transport) {
+        (
+            Network::Ip { src, dst, .. },
+            Transport::Tcp {
+                sport,
+                dport,
+                flags,
+                ..
+            },
+        ) => {
+            let names = [
+                (0x02, 'S'),
+                (0x10, '.'),
+                (0x01, 'F'),
+                (0x04, 'R'),
+                (0x08, 'P'),
+            ];
+            let f: String = names
+                .iter()
+                .filter(|(b, _)| flags & b != 0)
+                .map(|(_, c)| *c)
+                .collect();
+            writeln!(w, "{t} TCP {src}:{sport} > {dst}:{dport} [{f}] {len}")
+        }
+        (Network::Ip { src, dst, .. }, Transport::Udp { sport, dport, .. }) => {
+            writeln!(w, "{t} UDP {src}:{sport} > {dst}:{dport} {len}")
+        }
+        (Network::Ip { src, dst, .. }, Transport::Icmp { kind, code, v6 }) => {
+            writeln!(
+                w,
+                "{t} {} {src} > {dst} type {kind} code {code} {len}",
+                if v6 { "ICMPv6" } else { "ICMP" }
+            )
+        }
+        (
+            Network::Ip {
+                src, dst, proto, ..
+            },
+            _,
+        ) => writeln!(w, "{t} IP proto {proto} {src} > {dst} {len}"),
+        (Network::Arp, _) => writeln!(w, "{t} ARP {len}"),
+        _ => writeln!(w, "{t} ethertype 0x{:04x} {len}", d.ethertype),
+    }
+}
+
+fn install_stop() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                if flag.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    std::process::exit(130);
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(stop)
+}
+
 pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let interval = parse_duration(&args.interval).context("bad --interval")?;
-    let mut reader = netpulse_capture::open(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let stop = install_stop()?;
+    enum Source {
+        File(
+            netpulse_capture::CaptureReader<Box<dyn std::io::Read>>,
+            std::path::PathBuf,
+        ),
+        Live(netpulse_capture::live::Live, String),
+    }
+    let mut source = match (&args.file, &args.interface) {
+        (Some(path), _) => Source::File(
+            netpulse_capture::open(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+            path.clone(),
+        ),
+        (None, Some(iface)) => {
+            let live = netpulse_capture::live::Live::open(iface, args.filter.as_deref())?;
+            eprintln!(
+                "netpulse: capturing on {iface}{} (Ctrl-C for the report)",
+                args.filter
+                    .as_deref()
+                    .map(|f| format!(" with filter \"{f}\""))
+                    .unwrap_or_default()
+            );
+            Source::Live(live, iface.clone())
+        }
+        (None, None) => anyhow::bail!("give a file (-r FILE) or an interface (-i IFACE)"),
+    };
+    let mut log = match &args.log {
+        Some(p) => Some(BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => None,
+    };
     let mut flows_out = match &args.flows {
         Some(p) => {
             let mut w = BufWriter::new(
@@ -278,19 +385,40 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             );
         }
     };
-    let damage = loop {
-        match reader.next_packet() {
-            Ok(Some(p)) => analyzer.packet(
-                p.ts_ns,
-                p.len,
-                p.linktype,
-                p.data,
-                &mut on_interval,
-                &mut on_flow,
-            ),
-            Ok(None) => break None,
-            Err(e) => break Some(e),
+    let mut seen = 0u64;
+    let mut log_error: Option<io::Error> = None;
+    let damage: Option<String> = loop {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) || args.count.is_some_and(|c| seen >= c)
+        {
+            break None;
         }
+        let (ts, len, lt, data) = match &mut source {
+            Source::File(reader, path) => match reader.next_packet() {
+                Ok(Some(p)) => (p.ts_ns, p.len, p.linktype, p.data),
+                Ok(None) => break None,
+                Err(e) => {
+                    break Some(format!(
+                        "{}: {e} (the report covers everything before it)",
+                        path.display()
+                    ))
+                }
+            },
+            Source::Live(live, iface) => {
+                let lt = live.linktype();
+                match live.next() {
+                    Ok(Some(p)) => (p.ts_ns, p.len, lt, p.data),
+                    Ok(None) => continue,
+                    Err(e) => break Some(format!("capture on {iface} failed: {e}")),
+                }
+            }
+        };
+        seen += 1;
+        if let Some(w) = log.as_mut() {
+            if let Err(e) = log_line(w, ts, len, lt, data) {
+                log_error.get_or_insert(e);
+            }
+        }
+        analyzer.packet(ts, len, lt, data, &mut on_interval, &mut on_flow);
     };
     let report = analyzer.finish(&mut on_interval, &mut on_flow);
     if let Some(e) = io_error {
@@ -306,12 +434,22 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     if let Some(w) = flows_out.as_mut() {
         w.flush()?;
     }
+    if let Some(w) = log.as_mut() {
+        w.flush()?;
+    }
+    if let Some(e) = log_error {
+        return Err(anyhow::Error::new(e).context("cannot write the packet log"));
+    }
+    if let Source::Live(live, iface) = &mut source {
+        let s = live.stats();
+        eprintln!(
+            "netpulse: {iface}: {} packets received by the filter, {} dropped by the kernel (ring full), {} dropped by the interface",
+            s.received, s.dropped, s.if_dropped
+        );
+    }
     if let Some(e) = damage {
         // The report above covers everything before the damage.
-        anyhow::bail!(
-            "{}: {e} (the report covers everything before it)",
-            args.file.display()
-        );
+        anyhow::bail!("{e}");
     }
     Ok(ExitCode::SUCCESS)
 }

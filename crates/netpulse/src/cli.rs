@@ -36,7 +36,8 @@ pub enum Command {
         `netpulse report --ifaces`."
     )]
     Ifaces(IfacesArgs),
-    /// Packet analysis of a pcap/pcapng file: protocols, throughput, flows, handshake RTT, top talkers.
+    /// Packet analysis of a pcap/pcapng file or a live interface: protocols, throughput, flows,
+    /// handshake RTT, top talkers.
     Capture(CaptureArgs),
     /// The main job: probe, watch interfaces, record and alert, from one config (SIGHUP reloads).
     Monitor(MonitorArgs),
@@ -46,10 +47,28 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["file", "interface"])))]
 pub struct CaptureArgs {
     /// A pcap or pcapng file (gzip-compressed is fine; `-` reads standard input).
     #[arg(short = 'r', long = "read", value_name = "FILE")]
-    pub file: std::path::PathBuf,
+    pub file: Option<std::path::PathBuf>,
+    /// Capture live on this interface (needs root or CAP_NET_RAW; Ctrl-C ends with the report).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// BPF capture filter in pcap syntax, e.g. "tcp port 443" (live capture).
+    #[arg(
+        short = 'f',
+        long = "filter",
+        value_name = "BPF",
+        requires = "interface"
+    )]
+    pub filter: Option<String>,
+    /// Stop after COUNT packets.
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+    /// Write one line per packet to FILE: time, protocol, source, destination, flags, size.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<std::path::PathBuf>,
     /// Report every interval of capture time (0s: only the final report).
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub interval: String,

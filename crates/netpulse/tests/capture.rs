@@ -317,3 +317,132 @@ fn edge_case_captures_count_like_tshark() {
         ours["malformed"]
     );
 }
+
+/// Namespaces A and B joined by a veth pair, IPv6 off; A has a neighbour entry for 10.N.0.99 at
+/// a MAC nobody has, so datagrams sent there reach B's interface and nothing answers.
+fn veth_pair() -> Option<(common::Netns, common::Netns, String)> {
+    let a = common::Netns::new()?;
+    let b = common::Netns::new()?;
+    let dev_b = format!("{}c", b.name);
+    for ns in [&a, &b] {
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+    }
+    a.exec(&[
+        "ip", "link", "add", "ca0", "type", "veth", "peer", "name", &dev_b, "netns", &b.name,
+    ]);
+    a.exec(&["ip", "addr", "add", "10.251.0.1/24", "dev", "ca0"]);
+    a.exec(&["ip", "link", "set", "ca0", "up"]);
+    a.exec(&[
+        "ip",
+        "neigh",
+        "add",
+        "10.251.0.99",
+        "lladdr",
+        "02:00:00:00:00:99",
+        "dev",
+        "ca0",
+        "nud",
+        "permanent",
+    ]);
+    b.exec(&["ip", "link", "set", &dev_b, "up"]);
+    Some((a, b, dev_b))
+}
+
+#[test]
+fn live_capture_with_a_filter_counts_exactly_what_was_sent() {
+    use std::io::{BufRead, BufReader};
+    let Some((a, b, dev_b)) = veth_pair() else {
+        return;
+    };
+    const N: u64 = 2000;
+    let mut cap = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &b.name,
+            common::bin(),
+            "capture",
+            "-i",
+            &dev_b,
+        ])
+        .args([
+            "-f",
+            "udp port 9999",
+            "-c",
+            &N.to_string(),
+            "--json",
+            "--interval",
+            "0s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start capture");
+    let mut err = BufReader::new(cap.stderr.take().expect("stderr")).lines();
+    let ready = err.next().and_then(Result::ok).unwrap_or_default();
+    assert!(ready.contains("capturing on"), "{ready}");
+    // Other traffic the filter must not count: port 9998.
+    let script = format!(
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         for i in range({N}):\n    s.sendto(b'x' * 100, ('10.251.0.99', 9999)); s.sendto(b'y' * 10, ('10.251.0.99', 9998))"
+    );
+    let sent = a.exec(&["python3", "-c", &script]);
+    assert!(sent.status.success());
+    let out = cap
+        .wait_with_output()
+        .expect("capture ends after -c packets");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let report = common::json_lines(&out)
+        .into_iter()
+        .find(|v| v["type"] == "report")
+        .expect("report");
+    assert_eq!(report["packets"], N);
+    assert_eq!(report["protocols"]["udp"]["packets"], N);
+    // 100 B payload + 8 UDP + 20 IPv4 + 14 Ethernet.
+    assert_eq!(report["protocols"]["udp"]["bytes"], N * 142);
+    assert_eq!(report["udp_conversations"], 1);
+}
+
+#[test]
+fn live_capture_without_privilege_names_the_setcap_fix() {
+    let Some(ns) = common::Netns::new() else {
+        return;
+    };
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "setpriv",
+            "--inh-caps=-all",
+            "--bounding-set=-net_raw,-net_admin",
+        ])
+        .arg(common::bin())
+        .args(["capture", "-i", "lo", "-c", "1"])
+        .output()
+        .expect("run without CAP_NET_RAW");
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("permission denied") && err.contains("setcap cap_net_raw"),
+        "{err}"
+    );
+    let out = common::netpulse_in(&ns.name, &["capture", "-i", "nosuch0", "-c", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains("nosuch0"),
+        "{}",
+        common::stderr(&out)
+    );
+    let out = common::netpulse_in(
+        &ns.name,
+        &["capture", "-i", "lo", "-f", "tcp port", "-c", "1"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains("bad capture filter \"tcp port\""),
+        "{}",
+        common::stderr(&out)
+    );
+}

@@ -1,0 +1,151 @@
+//! Live capture through libpcap (which uses the kernel's TPACKET_V3 ring on Linux and compiles
+//! BPF filters): chosen over raw AF_PACKET because users write filters in pcap syntax
+//! (`tcp port 443`), and libpcap is what compiles them.
+
+/// Why live capture could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// No permission to capture.
+    #[error("cannot capture on {iface}: permission denied. Run as root, or give the binary the capability once: sudo setcap cap_net_raw,cap_net_admin=eip {exe}")]
+    Permission {
+        /// Interface.
+        iface: String,
+        /// This program's path.
+        exe: String,
+    },
+    /// The interface does not exist.
+    #[error("no interface named \"{iface}\" to capture on; interfaces: {known}")]
+    NoSuchInterface {
+        /// Requested.
+        iface: String,
+        /// What exists.
+        known: String,
+    },
+    /// The filter does not compile.
+    #[error("bad capture filter \"{filter}\": {reason}")]
+    Filter {
+        /// The expression.
+        filter: String,
+        /// libpcap's message.
+        reason: String,
+    },
+    /// Anything else libpcap reports.
+    #[error("cannot capture on {iface}: {reason}")]
+    Other {
+        /// Interface.
+        iface: String,
+        /// libpcap's message.
+        reason: String,
+    },
+}
+
+/// An open live capture.
+pub struct Live {
+    cap: pcap::Capture<pcap::Active>,
+    linktype: u16,
+}
+
+/// A packet from a live capture (borrowed until the next call).
+pub struct LivePacket<'a> {
+    /// Capture time, ns since the epoch.
+    pub ts_ns: u64,
+    /// Wire length.
+    pub len: u32,
+    /// Captured bytes.
+    pub data: &'a [u8],
+}
+
+/// Kernel counters of a live capture.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LiveStats {
+    /// Packets the filter accepted.
+    pub received: u32,
+    /// Dropped because the ring was full (we were too slow).
+    pub dropped: u32,
+    /// Dropped by the interface/driver.
+    pub if_dropped: u32,
+}
+
+impl Live {
+    /// Opens `iface` (not promiscuous) with an optional BPF `filter`.
+    pub fn open(iface: &str, filter: Option<&str>) -> Result<Live, LiveError> {
+        let known = || {
+            pcap::Device::list()
+                .map(|d| d.into_iter().map(|d| d.name).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        };
+        let other = |e: pcap::Error| {
+            let reason = e.to_string();
+            let lower = reason.to_lowercase();
+            if lower.contains("permission") || lower.contains("operation not permitted") {
+                LiveError::Permission {
+                    iface: iface.to_string(),
+                    exe: std::env::current_exe()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|_| "netpulse".into()),
+                }
+            } else if lower.contains("no such device") {
+                LiveError::NoSuchInterface {
+                    iface: iface.to_string(),
+                    known: known(),
+                }
+            } else {
+                LiveError::Other {
+                    iface: iface.to_string(),
+                    reason,
+                }
+            }
+        };
+        let mut cap = pcap::Capture::from_device(iface)
+            .map_err(other)?
+            .promisc(false)
+            .snaplen(262_144)
+            .buffer_size(64 << 20)
+            .immediate_mode(true)
+            .timeout(100)
+            .open()
+            .map_err(other)?;
+        if let Some(f) = filter {
+            cap.filter(f, true).map_err(|e| LiveError::Filter {
+                filter: f.to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        let linktype = cap.get_datalink().0 as u16;
+        Ok(Live { cap, linktype })
+    }
+
+    /// The link type of the interface.
+    pub fn linktype(&self) -> u16 {
+        self.linktype
+    }
+
+    /// The next packet; `Ok(None)` when none arrived within 100 ms (so the caller can check
+    /// for Ctrl-C).
+    pub fn next(&mut self) -> Result<Option<LivePacket<'_>>, String> {
+        match self.cap.next_packet() {
+            Ok(p) => {
+                let ts = p.header.ts;
+                Ok(Some(LivePacket {
+                    ts_ns: (ts.tv_sec as u64) * 1_000_000_000 + (ts.tv_usec as u64) * 1000,
+                    len: p.header.len,
+                    data: p.data,
+                }))
+            }
+            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Kernel counters so far.
+    pub fn stats(&mut self) -> LiveStats {
+        self.cap
+            .stats()
+            .map(|s| LiveStats {
+                received: s.received,
+                dropped: s.dropped,
+                if_dropped: s.if_dropped,
+            })
+            .unwrap_or_default()
+    }
+}
