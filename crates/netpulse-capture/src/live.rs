@@ -122,7 +122,7 @@ impl Live {
 
     /// The next packet; `Ok(None)` when none arrived within 100 ms (so the caller can check
     /// for Ctrl-C).
-    pub fn next(&mut self) -> Result<Option<LivePacket<'_>>, String> {
+    pub fn next_packet(&mut self) -> Result<Option<LivePacket<'_>>, String> {
         match self.cap.next_packet() {
             Ok(p) => {
                 let ts = p.header.ts;

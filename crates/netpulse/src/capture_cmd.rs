@@ -405,7 +405,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             },
             Source::Live(live, iface) => {
                 let lt = live.linktype();
-                match live.next() {
+                match live.next_packet() {
                     Ok(Some(p)) => (p.ts_ns, p.len, lt, p.data),
                     Ok(None) => continue,
                     Err(e) => break Some(format!("capture on {iface} failed: {e}")),
