@@ -257,6 +257,35 @@ fn log_line(
     }
 }
 
+/// `\r 45 % 520 MB / 1.16 GB  4.1 M packets/s  ETA 0.4 s` on stderr.
+fn progress(done: u64, total: u64, packets: u64, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64().max(1e-3);
+    let fraction = if total > 0 {
+        done as f64 / total as f64
+    } else {
+        0.0
+    };
+    // Compressed input: the position counts uncompressed bytes, so no percentage or ETA.
+    let eta = if fraction > 0.0 && fraction <= 1.0 {
+        format!(
+            "  {:3.0} %  ETA {:.1} s",
+            fraction * 100.0,
+            secs / fraction - secs
+        )
+    } else {
+        String::new()
+    };
+    let si = crate::units::Units {
+        si: true,
+        bits: false,
+    };
+    eprint!(
+        "\r\x1b[K{} read  {:.2} M packets/s{eta}",
+        si.bytes(done),
+        packets as f64 / secs / 1e6
+    );
+}
+
 fn install_stop() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -387,10 +416,23 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     };
     let mut seen = 0u64;
     let mut log_error: Option<io::Error> = None;
+    // A progress line on stderr for file reads, only when a person is watching.
+    let file_size = match (&args.file, io::IsTerminal::is_terminal(&io::stderr())) {
+        (Some(p), true) if p.as_os_str() != "-" => std::fs::metadata(p).ok().map(|m| m.len()),
+        _ => None,
+    };
+    let started = std::time::Instant::now();
+    let mut next_progress = started + Duration::from_millis(250);
     let damage: Option<String> = loop {
         if stop.load(std::sync::atomic::Ordering::Relaxed) || args.count.is_some_and(|c| seen >= c)
         {
             break None;
+        }
+        if file_size.is_some() && seen % 65_536 == 0 && std::time::Instant::now() >= next_progress {
+            next_progress += Duration::from_millis(250);
+            if let (Some(total), Source::File(reader, _)) = (file_size, &source) {
+                progress(reader.position(), total, seen, started.elapsed());
+            }
         }
         let (ts, len, lt, data) = match &mut source {
             Source::File(reader, path) => match reader.next_packet() {
@@ -420,6 +462,9 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         }
         analyzer.packet(ts, len, lt, data, &mut on_interval, &mut on_flow);
     };
+    if file_size.is_some() {
+        eprint!("\r\x1b[K");
+    }
     let report = analyzer.finish(&mut on_interval, &mut on_flow);
     if let Some(e) = io_error {
         return Err(e.into());
