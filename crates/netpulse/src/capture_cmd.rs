@@ -428,7 +428,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         {
             break None;
         }
-        if file_size.is_some() && seen % 65_536 == 0 && std::time::Instant::now() >= next_progress {
+        if file_size.is_some() && seen & 0xffff == 0 && std::time::Instant::now() >= next_progress {
             next_progress += Duration::from_millis(250);
             if let (Some(total), Source::File(reader, _)) = (file_size, &source) {
                 progress(reader.position(), total, seen, started.elapsed());
