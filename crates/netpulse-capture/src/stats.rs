@@ -179,6 +179,8 @@ pub struct AnalyzerConfig {
     pub max_flows: usize,
     /// Most hosts/ports tracked for top talkers.
     pub max_talkers: usize,
+    /// Keep per-second protocol counts for [`Analyzer::take_seconds`] (recording).
+    pub per_second: bool,
 }
 
 impl Default for AnalyzerConfig {
@@ -189,6 +191,7 @@ impl Default for AnalyzerConfig {
             close_linger: Duration::from_secs(2),
             max_flows: 1_000_000,
             max_talkers: 1_000_000,
+            per_second: false,
         }
     }
 }
@@ -241,6 +244,9 @@ pub struct Analyzer {
     top_flows: Vec<FlowRecord>,
     top_n: usize,
     last_sweep_ns: u64,
+    /// The current second (unix s) and its counts, when `per_second`.
+    second: Option<(i64, [Count; 8])>,
+    seconds: Vec<(i64, [Count; 8])>,
 }
 
 fn seq_ge(a: u32, b: u32) -> bool {
@@ -263,6 +269,8 @@ impl Analyzer {
             top_flows: Vec::new(),
             top_n: top_n.max(1),
             last_sweep_ns: 0,
+            second: None,
+            seconds: Vec::new(),
         }
     }
 
@@ -301,9 +309,25 @@ impl Analyzer {
         if let Some(m) = d.malformed {
             *self.report.malformed.entry(m).or_default() += 1;
         }
+        if self.cfg.per_second {
+            let sec = (ts_ns / 1_000_000_000) as i64;
+            match &mut self.second {
+                Some((s, _)) if *s == sec => {}
+                slot => {
+                    if let Some(done) = slot.take() {
+                        self.seconds.push(done);
+                    }
+                    *slot = Some((sec, [Count::default(); 8]));
+                }
+            }
+        }
+        let second = &mut self.second;
         let mut count = |p: Protocol| {
             self.report.protocols[p as usize].add(len);
             self.interval.protocols[p as usize].add(len);
+            if let Some((_, c)) = second.as_mut() {
+                c[p as usize].add(len);
+            }
         };
         // Counted as an analyser does: a protocol counts once its dissector is reached, even if
         // its header turns out cut short (the reason is counted under malformed).
@@ -594,12 +618,32 @@ impl Analyzer {
         }
     }
 
+    /// Per-second protocol counts completed since the last call (with `per_second`); the last
+    /// second comes from [`Analyzer::finish_with_seconds`].
+    pub fn take_seconds(&mut self) -> Vec<(i64, [Count; 8])> {
+        std::mem::take(&mut self.seconds)
+    }
+
     /// Ends the capture: the partial interval, every flow still open, and the report.
     pub fn finish(
-        mut self,
+        self,
         on_interval: &mut dyn FnMut(&Interval),
         on_flow: &mut dyn FnMut(&FlowRecord),
     ) -> Report {
+        let (report, _) = self.finish_with_seconds(on_interval, on_flow);
+        report
+    }
+
+    /// [`Analyzer::finish`], also returning the per-second counts not yet taken.
+    pub fn finish_with_seconds(
+        mut self,
+        on_interval: &mut dyn FnMut(&Interval),
+        on_flow: &mut dyn FnMut(&FlowRecord),
+    ) -> (Report, Vec<(i64, [Count; 8])>) {
+        if let Some(last) = self.second.take() {
+            self.seconds.push(last);
+        }
+        let seconds = std::mem::take(&mut self.seconds);
         if self.interval.total.packets > 0 {
             let len = self.report.last_ns.saturating_sub(self.interval.start_ns);
             self.interval.length = Duration::from_nanos(len.max(1));
@@ -631,7 +675,7 @@ impl Analyzer {
             (b.a_to_b.bytes + b.b_to_a.bytes).cmp(&(a.a_to_b.bytes + a.b_to_a.bytes))
         });
         report.top_flows = flows;
-        report
+        (report, seconds)
     }
 }
 

@@ -448,6 +448,24 @@ impl Store {
                 .execute(&sql, params![before, limit as i64])
                 .map_err(self.sql_err("prune old rows"))?;
         }
+        // Capture seconds go with the per-second retention, capture flows with the per-minute one.
+        let extra = match res {
+            Resolution::Second => Some(
+                "DELETE FROM capture_1s WHERE (session_id, ts, protocol) IN \
+                 (SELECT session_id, ts, protocol FROM capture_1s WHERE ts < ?1 LIMIT ?2)",
+            ),
+            Resolution::Minute => Some(
+                "DELETE FROM capture_flows WHERE id IN \
+                 (SELECT id FROM capture_flows WHERE first_ms < ?1 * 1000 LIMIT ?2)",
+            ),
+            Resolution::Hour => None,
+        };
+        if let Some(sql) = extra {
+            removed += self
+                .conn
+                .execute(sql, params![before, limit as i64])
+                .map_err(self.sql_err("prune old rows"))?;
+        }
         Ok(removed)
     }
 

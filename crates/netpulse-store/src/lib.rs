@@ -3,6 +3,7 @@
 //! default), and read back by `netpulse report`. The schema is documented in `docs/schema.md`.
 
 mod alerts;
+mod capture;
 mod db;
 mod recorder;
 mod schema;
@@ -14,8 +15,8 @@ pub use db::{
     TargetRow,
 };
 pub use recorder::{
-    DeliveryRecord, RecordSink, RecordTarget, Recorder, RecorderConfig, RecorderReport, Recording,
-    Retention,
+    CaptureSecond, DeliveryRecord, FlowRow, RecordSink, RecordTarget, Recorder, RecorderConfig,
+    RecorderReport, Recording, Retention,
 };
 #[doc(hidden)]
 pub use schema::MIGRATIONS;

@@ -135,8 +135,46 @@ pub struct DeliveryRecord {
     pub last: bool,
 }
 
+/// One second of a packet capture: (protocol, packets, bytes) per protocol seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureSecond {
+    /// Unix second (capture time).
+    pub ts: i64,
+    /// Per protocol.
+    pub counts: Vec<(&'static str, u64, u64)>,
+}
+
+/// A finished flow of a packet capture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowRow {
+    /// `tcp` or `udp`.
+    pub proto: &'static str,
+    /// Lower endpoint, `addr:port`.
+    pub a: String,
+    /// Higher endpoint.
+    pub b: String,
+    /// First packet, unix ms.
+    pub first_ms: i64,
+    /// Last packet.
+    pub last_ms: i64,
+    /// a→b packets and bytes.
+    pub a_to_b: (u64, u64),
+    /// b→a.
+    pub b_to_a: (u64, u64),
+    /// SYN → SYN/ACK, µs.
+    pub syn_to_synack_us: Option<f64>,
+    /// SYN/ACK → ACK, µs.
+    pub synack_to_ack_us: Option<f64>,
+    /// FIN seen.
+    pub fin: bool,
+    /// RST seen.
+    pub rst: bool,
+}
+
 enum Msg {
     Result(ProbeResult),
+    CaptureSecond(CaptureSecond),
+    Flow(FlowRow),
     AddTarget(RecordTarget),
     Alert(u64, AlertEvent),
     Delivery(DeliveryRecord),
@@ -187,6 +225,16 @@ impl RecordSink {
     /// Records one delivery attempt; waits for room.
     pub fn delivery(&self, d: DeliveryRecord) {
         let _ = self.tx.send(Msg::Delivery(d));
+    }
+
+    /// Records one second of capture counts; waits for room (file analysis must not lose any).
+    pub fn capture_second(&self, s: CaptureSecond) {
+        let _ = self.tx.send(Msg::CaptureSecond(s));
+    }
+
+    /// Records a finished flow; waits for room.
+    pub fn flow(&self, f: FlowRow) {
+        let _ = self.tx.send(Msg::Flow(f));
     }
 
     /// Results dropped so far.
@@ -260,6 +308,8 @@ pub struct Recording {
     iface_ids: HashMap<Arc<str>, i64>,
     pending_alerts: Vec<(u64, AlertEvent)>,
     pending_deliveries: Vec<DeliveryRecord>,
+    pending_seconds: Vec<CaptureSecond>,
+    pending_flows: Vec<FlowRow>,
     /// Caller's alert id → row id, for deliveries (bounded: oldest forgotten first).
     alert_rows: std::collections::VecDeque<(u64, i64)>,
     dropped: Arc<AtomicU64>,
@@ -305,6 +355,8 @@ impl Recording {
             iface_ids: HashMap::new(),
             pending_alerts: Vec::new(),
             pending_deliveries: Vec::new(),
+            pending_seconds: Vec::new(),
+            pending_flows: Vec::new(),
             alert_rows: std::collections::VecDeque::new(),
             dropped: Arc::new(AtomicU64::new(0)),
         })
@@ -330,6 +382,8 @@ impl Recording {
                 Ok(Msg::AddTarget(t)) => self.add_target(&t),
                 Ok(Msg::Alert(id, e)) => self.pending_alerts.push((id, e)),
                 Ok(Msg::Delivery(d)) => self.pending_deliveries.push(d),
+                Ok(Msg::CaptureSecond(c)) => self.pending_seconds.push(c),
+                Ok(Msg::Flow(f)) => self.pending_flows.push(f),
                 Ok(Msg::Finish(at)) => break at,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break SystemTime::now(),
@@ -354,6 +408,8 @@ impl Recording {
                 Ok(Msg::AddTarget(t)) => self.add_target(&t),
                 Ok(Msg::Alert(id, e)) => self.pending_alerts.push((id, e)),
                 Ok(Msg::Delivery(d)) => self.pending_deliveries.push(d),
+                Ok(Msg::CaptureSecond(c)) => self.pending_seconds.push(c),
+                Ok(Msg::Flow(f)) => self.pending_flows.push(f),
                 Ok(Msg::Finish(_)) | Err(_) => break,
             }
         }
@@ -427,6 +483,8 @@ impl Recording {
             && self.traffic_rows.is_empty()
             && self.pending_alerts.is_empty()
             && self.pending_deliveries.is_empty()
+            && self.pending_seconds.is_empty()
+            && self.pending_flows.is_empty()
         {
             return;
         }
@@ -487,6 +545,12 @@ impl Recording {
                     crate::alerts::put_delivery(&tx, row, d).map_err(|e| e.to_string())?;
                 }
             }
+            for c in &self.pending_seconds {
+                crate::capture::put_second(&tx, session_id, c).map_err(|e| e.to_string())?;
+            }
+            for f in &self.pending_flows {
+                crate::capture::put_flow(&tx, session_id, f).map_err(|e| e.to_string())?;
+            }
             tx.commit().map_err(|e| e.to_string())
         })();
         match result {
@@ -495,6 +559,8 @@ impl Recording {
                 self.report.outages.append(&mut self.pending_outages);
                 self.pending_alerts.clear();
                 self.pending_deliveries.clear();
+                self.pending_seconds.clear();
+                self.pending_flows.clear();
                 for r in new_alert_rows {
                     if self.alert_rows.len() >= 4096 {
                         self.alert_rows.pop_front();

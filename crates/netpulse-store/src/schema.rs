@@ -2,7 +2,7 @@
 //! upgrades it in one transaction, a newer one is refused. Append new migrations, never edit one.
 
 /// Migrations in order; migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -172,4 +172,34 @@ CREATE TABLE alert_deliveries (
     final INTEGER NOT NULL
 );
 CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_id);
+";
+
+/// Version 4: packet capture per-second protocol counts and flows.
+const V4: &str = "CREATE TABLE capture_1s (
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    ts INTEGER NOT NULL,
+    protocol TEXT NOT NULL,
+    packets INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY (session_id, ts, protocol)
+) WITHOUT ROWID;
+CREATE INDEX capture_1s_ts ON capture_1s (ts);
+CREATE TABLE capture_flows (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    proto TEXT NOT NULL,
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    packets_a_to_b INTEGER NOT NULL,
+    bytes_a_to_b INTEGER NOT NULL,
+    packets_b_to_a INTEGER NOT NULL,
+    bytes_b_to_a INTEGER NOT NULL,
+    syn_to_synack_us REAL,
+    synack_to_ack_us REAL,
+    fin INTEGER NOT NULL,
+    rst INTEGER NOT NULL
+);
+CREATE INDEX capture_flows_first ON capture_flows (first_ms);
 ";

@@ -201,6 +201,40 @@ fn report_text(r: &Report, out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
+fn capture_second(sec: i64, counts: &[Count; 8]) -> netpulse_store::CaptureSecond {
+    netpulse_store::CaptureSecond {
+        ts: sec,
+        counts: Protocol::ALL
+            .iter()
+            .filter(|p| counts[**p as usize].packets > 0)
+            .map(|p| {
+                (
+                    p.name(),
+                    counts[*p as usize].packets,
+                    counts[*p as usize].bytes,
+                )
+            })
+            .collect(),
+    }
+}
+
+fn flow_row(f: &FlowRecord) -> netpulse_store::FlowRow {
+    let ms = |ns: u64| (ns / 1_000_000) as i64;
+    netpulse_store::FlowRow {
+        proto: if f.key.proto == 6 { "tcp" } else { "udp" },
+        a: format!("{}:{}", f.key.a.0, f.key.a.1),
+        b: format!("{}:{}", f.key.b.0, f.key.b.1),
+        first_ms: ms(f.first_ns),
+        last_ms: ms(f.last_ns),
+        a_to_b: (f.a_to_b.packets, f.a_to_b.bytes),
+        b_to_a: (f.b_to_a.packets, f.b_to_a.bytes),
+        syn_to_synack_us: f.syn_to_synack_ns.map(|n| n as f64 / 1000.0),
+        synack_to_ack_us: f.synack_to_ack_ns.map(|n| n as f64 / 1000.0),
+        fin: f.fin,
+        rst: f.rst,
+    }
+}
+
 /// One line per packet for `--log`.
 fn log_line(
     w: &mut impl Write,
@@ -352,8 +386,24 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let recorder = match &args.record {
+        Some(arg) => {
+            let path = crate::record::db_path(arg);
+            let config = json!({
+                "file": args.file.as_ref().map(|p| p.display().to_string()),
+                "interface": args.interface, "filter": args.filter,
+            });
+            Some(
+                crate::record::start_traffic(&path, "1s=48h,1m=30d,1h=forever", config)
+                    .with_context(|| format!("cannot record to {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let sink = recorder.as_ref().map(netpulse_store::Recorder::sink);
     let cfg = AnalyzerConfig {
         interval: (!interval.is_zero()).then_some(interval),
+        per_second: sink.is_some(),
         ..AnalyzerConfig::default()
     };
     let mut analyzer = Analyzer::new(cfg, args.top);
@@ -390,7 +440,11 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         n.map(|n| format!("{:.6}", n as f64 / 1e6))
             .unwrap_or_default()
     };
+    let flow_sink = sink.clone();
     let mut on_flow = |f: &FlowRecord| {
+        if let Some(s) = &flow_sink {
+            s.flow(flow_row(f));
+        }
         if let Some(w) = flows_out.as_mut() {
             let _ = writeln!(
                 w,
@@ -461,11 +515,28 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             }
         }
         analyzer.packet(ts, len, lt, data, &mut on_interval, &mut on_flow);
+        if let Some(s) = &sink {
+            for (sec, counts) in analyzer.take_seconds() {
+                s.capture_second(capture_second(sec, &counts));
+            }
+        }
     };
     if file_size.is_some() {
         eprint!("\r\x1b[K");
     }
-    let report = analyzer.finish(&mut on_interval, &mut on_flow);
+    let (report, seconds) = analyzer.finish_with_seconds(&mut on_interval, &mut on_flow);
+    if let Some(s) = &sink {
+        for (sec, counts) in seconds {
+            s.capture_second(capture_second(sec, &counts));
+        }
+    }
+    drop(sink);
+    if let Some(rec) = recorder {
+        let r = rec.finish(std::time::SystemTime::now());
+        if let Some(e) = r.first_error {
+            eprintln!("netpulse: recording: {e}");
+        }
+    }
     if let Some(e) = io_error {
         return Err(e.into());
     }

@@ -81,6 +81,10 @@ pub struct CaptureArgs {
     /// Write every flow (when it ends) to this CSV file.
     #[arg(long, value_name = "FILE.csv")]
     pub flows: Option<std::path::PathBuf>,
+    /// Record per-second protocol counts and finished flows to a database (default:
+    /// $XDG_DATA_HOME/netpulse/netpulse.db); write `--record=FILE` for another file.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -446,3 +446,57 @@ fn live_capture_without_privilege_names_the_setcap_fix() {
         common::stderr(&out)
     );
 }
+
+#[test]
+fn record_stores_protocol_seconds_and_flows_and_log_has_a_line_per_packet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pcap = gen_pcap(dir.path(), 5_000);
+    let db = dir.path().join("cap.db");
+    let log = dir.path().join("packets.log");
+    let record = format!("--record={}", db.display());
+    let (ours, out) = report(&pcap, &[&record, "--log", log.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let conn = rusqlite::Connection::open(&db).expect("db");
+    let (tcp_packets, tcp_bytes): (i64, i64) = conn
+        .query_row(
+            "SELECT sum(packets), sum(bytes) FROM capture_1s WHERE protocol = 'tcp'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("sums");
+    assert_eq!(
+        Some(tcp_packets as u64),
+        ours["protocols"]["tcp"]["packets"].as_u64()
+    );
+    assert_eq!(
+        Some(tcp_bytes as u64),
+        ours["protocols"]["tcp"]["bytes"].as_u64()
+    );
+    let flows: i64 = conn
+        .query_row("SELECT count(*) FROM capture_flows", [], |r| r.get(0))
+        .expect("flows");
+    let conversations = ours["tcp_conversations"].as_u64().unwrap_or(0)
+        + ours["udp_conversations"].as_u64().unwrap_or(0);
+    assert_eq!(flows as u64, conversations);
+    let handshakes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM capture_flows WHERE syn_to_synack_us IS NOT NULL AND synack_to_ack_us IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("handshakes");
+    assert_eq!(
+        Some(handshakes as u64),
+        ours["rtt"]["tcp_handshake"]["count"].as_u64()
+    );
+    let lines = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(
+        lines.lines().count() as u64,
+        ours["packets"].as_u64().expect("packets")
+    );
+    let first = lines.lines().next().expect("a line");
+    assert!(
+        first.contains(" TCP ") && first.contains(" > ") && first.contains("[S]"),
+        "{first}"
+    );
+}
