@@ -292,13 +292,22 @@ impl Analyzer {
         if let Some(every) = self.cfg.interval {
             let every = (every.as_nanos() as u64).max(1);
             let mut emitted = 0;
-            while ts_ns >= self.interval.start_ns.saturating_add(every) {
+            // `checked_add`: a timestamp near the end of time must not wrap the interval around.
+            while self
+                .interval
+                .start_ns
+                .checked_add(every)
+                .is_some_and(|end| ts_ns >= end)
+            {
                 self.close_interval(every, on_interval);
                 emitted += 1;
                 if emitted >= MAX_EMPTY_INTERVALS {
                     // A gap (or a corrupt timestamp) far ahead: skip to it, not through it.
                     let skip = (ts_ns - self.interval.start_ns) / every;
-                    self.interval.start_ns += skip * every;
+                    self.interval.start_ns = self
+                        .interval
+                        .start_ns
+                        .saturating_add(skip.saturating_mul(every));
                 }
             }
         }
@@ -396,7 +405,7 @@ impl Analyzer {
             _ if d.malformed.is_none() => count(Protocol::Other),
             _ => {}
         }
-        if ts_ns >= self.last_sweep_ns + 1_000_000_000 {
+        if ts_ns >= self.last_sweep_ns.saturating_add(1_000_000_000) {
             self.last_sweep_ns = ts_ns;
             self.sweep(ts_ns, on_flow);
         }
@@ -561,7 +570,7 @@ impl Analyzer {
         self.interval.length = Duration::from_nanos(every);
         on_interval(&self.interval);
         self.interval = Interval {
-            start_ns: self.interval.start_ns + every,
+            start_ns: self.interval.start_ns.saturating_add(every),
             ..Interval::default()
         };
         self.interval_no += 1;
@@ -733,6 +742,22 @@ mod tests {
         assert_eq!(flows[0].initial_rtt_ns(), Some(350_000));
         assert_eq!(r.latency.tcp_handshake.count(), 1);
         assert_eq!(r.protocols[Protocol::Tcp as usize].bytes, 162);
+    }
+
+    #[test]
+    fn timestamps_at_the_end_of_time_do_not_wrap() {
+        // Found by the capture fuzz target: a timestamp near u64::MAX wrapped the interval start
+        // around and the interval loop never ended.
+        let mut a = Analyzer::new(AnalyzerConfig::default(), 5);
+        let frame = tcp_frame(0x10, 1, 2);
+        let mut intervals = 0u32;
+        let mut ni = |_: &Interval| intervals += 1;
+        a.packet(u64::MAX - 5, 54, 1, &frame, &mut ni, &mut |_| {});
+        a.packet(3, 54, 1, &frame, &mut ni, &mut |_| {});
+        a.packet(u64::MAX, 54, 1, &frame, &mut ni, &mut |_| {});
+        let r = a.finish(&mut ni, &mut |_| {});
+        assert_eq!(r.total.packets, 3);
+        assert!(intervals <= 2 * MAX_EMPTY_INTERVALS + 2, "{intervals}");
     }
 
     #[test]
