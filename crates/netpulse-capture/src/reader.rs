@@ -374,12 +374,17 @@ impl<R: Read> CaptureReader<R> {
                     }
                     self.ifaces.push(Iface { linktype, units });
                 }
-                // Enhanced packet.
-                6 => {
+                // Enhanced packet (32-bit interface id) and the obsolete packet block (16-bit id,
+                // then a drops counter): the rest of their layout is the same.
+                6 | 2 => {
                     if body.len() < 20 {
-                        return Err(corrupt("enhanced packet block too short"));
+                        return Err(corrupt("packet block too short"));
                     }
-                    let iface = u32_at(body, 0, big) as usize;
+                    let iface = if kind == 6 {
+                        u32_at(body, 0, big) as usize
+                    } else {
+                        u16_at(body, 0, big) as usize
+                    };
                     let ts =
                         (u64::from(u32_at(body, 4, big)) << 32) | u64::from(u32_at(body, 8, big));
                     let caplen = u32_at(body, 12, big) as usize;
@@ -414,31 +419,6 @@ impl<R: Read> CaptureReader<R> {
                         len,
                         linktype: i.linktype,
                         data: &self.buf[body_at + 4..body_at + 4 + caplen],
-                        offset,
-                    }));
-                }
-                // Obsolete packet block.
-                2 => {
-                    if body.len() < 20 {
-                        return Err(corrupt("packet block too short"));
-                    }
-                    let iface = u16_at(body, 0, big) as usize;
-                    let ts =
-                        (u64::from(u32_at(body, 4, big)) << 32) | u64::from(u32_at(body, 8, big));
-                    let caplen = u32_at(body, 12, big) as usize;
-                    let len = u32_at(body, 16, big);
-                    if 20 + caplen > body.len() {
-                        return Err(corrupt("captured length beyond the block"));
-                    }
-                    let Some(i) = self.ifaces.get(iface).copied() else {
-                        return Err(corrupt("packet of an undescribed interface"));
-                    };
-                    let ts_ns = (u128::from(ts) * 1_000_000_000 / u128::from(i.units)) as u64;
-                    return Ok(Some(Packet {
-                        ts_ns,
-                        len,
-                        linktype: i.linktype,
-                        data: &self.buf[body_at + 20..body_at + 20 + caplen],
                         offset,
                     }));
                 }

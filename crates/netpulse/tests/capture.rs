@@ -33,6 +33,39 @@ fn tshark(args: &[&str]) -> String {
     common::stdout(&out)
 }
 
+/// Asserts netpulse's per-protocol packets and bytes equal tshark's `-z io,stat` on `file`.
+fn assert_protocols_equal(ours: &Value, file: &Path, tshark_opts: &[&str], what: &str) {
+    let mut args = vec!["-r", file.to_str().expect("utf-8")];
+    args.extend(tshark_opts);
+    args.extend([
+        "-q",
+        "-z",
+        "io,stat,0,eth,arp,ip,ipv6,tcp,udp,icmp || icmpv6",
+    ]);
+    let io = tshark(&args);
+    let row = io
+        .lines()
+        .find(|l| l.contains("<>"))
+        .expect("an io,stat row");
+    let cells: Vec<u64> = row
+        .split('|')
+        .skip(2)
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let names = ["ethernet", "arp", "ipv4", "ipv6", "tcp", "udp", "icmp"];
+    assert_eq!(cells.len(), names.len() * 2, "{row}");
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(
+            (
+                ours["protocols"][name]["packets"].as_u64(),
+                ours["protocols"][name]["bytes"].as_u64()
+            ),
+            (Some(cells[2 * i]), Some(cells[2 * i + 1])),
+            "{what} {name}: netpulse vs tshark"
+        );
+    }
+}
+
 fn report(file: &Path, extra: &[&str]) -> (Value, std::process::Output) {
     let mut args = vec![
         "capture",
@@ -61,34 +94,7 @@ fn protocol_counts_conversations_and_handshake_rtts_equal_tsharks() {
     assert!(out.status.success(), "{}", common::stderr(&out));
 
     let p = pcap.to_str().expect("utf-8");
-    let io = tshark(&[
-        "-r",
-        p,
-        "-q",
-        "-z",
-        "io,stat,0,eth,arp,ip,ipv6,tcp,udp,icmp",
-    ]);
-    let row = io
-        .lines()
-        .find(|l| l.contains("<>"))
-        .expect("an io,stat row");
-    let cells: Vec<u64> = row
-        .split('|')
-        .skip(2)
-        .filter_map(|c| c.trim().parse().ok())
-        .collect();
-    let names = ["ethernet", "arp", "ipv4", "ipv6", "tcp", "udp", "icmp"];
-    assert_eq!(cells.len(), names.len() * 2, "{row}");
-    for (i, name) in names.iter().enumerate() {
-        assert_eq!(
-            (
-                ours["protocols"][name]["packets"].as_u64(),
-                ours["protocols"][name]["bytes"].as_u64()
-            ),
-            (Some(cells[2 * i]), Some(cells[2 * i + 1])),
-            "{name}: netpulse vs tshark"
-        );
-    }
+    assert_protocols_equal(&ours, &pcap, &[], "lab.pcap");
 
     let conv = tshark(&["-r", p, "-q", "-z", "conv,tcp", "-z", "conv,udp"]);
     let (mut tcp, mut udp, mut section) = (0u64, 0u64, "");
@@ -272,37 +278,8 @@ fn edge_case_captures_count_like_tshark() {
         let (ours, out) = report(&path, &[]);
         assert!(out.status.success(), "{file}: {}", common::stderr(&out));
         // Reassembly off: each fragment is counted as itself, as netpulse does.
-        let io = tshark(&[
-            "-r",
-            path.to_str().expect("utf-8"),
-            "-o",
-            "ip.defragment:FALSE",
-            "-o",
-            "ipv6.defragment:FALSE",
-            "-q",
-            "-z",
-            "io,stat,0,eth,arp,ip,ipv6,tcp,udp,icmp || icmpv6",
-        ]);
-        let row = io
-            .lines()
-            .find(|l| l.contains("<>"))
-            .expect("an io,stat row");
-        let cells: Vec<u64> = row
-            .split('|')
-            .skip(2)
-            .filter_map(|c| c.trim().parse().ok())
-            .collect();
-        assert_eq!(cells.len(), names.len() * 2, "{row}");
-        for (i, name) in names.iter().enumerate() {
-            assert_eq!(
-                (
-                    ours["protocols"][name]["packets"].as_u64(),
-                    ours["protocols"][name]["bytes"].as_u64()
-                ),
-                (Some(cells[2 * i]), Some(cells[2 * i + 1])),
-                "{file} {name}: netpulse vs tshark"
-            );
-        }
+        let no_reassembly = ["-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE"];
+        assert_protocols_equal(&ours, &path, &no_reassembly, file);
     }
     // The cut-short headers are reported, not fatal.
     let (ours, _) = report(&dir.path().join("ethernet.pcap"), &[]);
