@@ -272,7 +272,6 @@ fn edge_case_captures_count_like_tshark() {
         .status()
         .expect("python3");
     assert!(status.success());
-    let names = ["ethernet", "arp", "ipv4", "ipv6", "tcp", "udp", "icmp"];
     for file in ["ethernet.pcap", "sll.pcap", "raw.pcap", "null.pcap"] {
         let path = dir.path().join(file);
         let (ours, out) = report(&path, &[]);
