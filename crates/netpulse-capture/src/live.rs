@@ -112,6 +112,9 @@ impl Live {
             })?;
         }
         let linktype = cap.get_datalink().0 as u16;
+        // Non-blocking, with our own poll: libpcap's read timeout is not honoured in immediate
+        // mode on TPACKET_V3, and Ctrl-C must end an idle capture.
+        let cap = cap.setnonblock().map_err(other)?;
         Ok(Live { cap, linktype })
     }
 
@@ -123,7 +126,12 @@ impl Live {
     /// The next packet; `Ok(None)` when none arrived within 100 ms (so the caller can check
     /// for Ctrl-C).
     pub fn next_packet(&mut self) -> Result<Option<LivePacket<'_>>, String> {
+        if !self.ready()? {
+            return Ok(None);
+        }
         match self.cap.next_packet() {
+            // Readable but nothing whole yet (a block still filling): try again on the next call.
+            Err(pcap::Error::TimeoutExpired) => Ok(None),
             Ok(p) => {
                 let ts = p.header.ts;
                 Ok(Some(LivePacket {
@@ -132,9 +140,14 @@ impl Live {
                     data: p.data,
                 }))
             }
-            Err(pcap::Error::TimeoutExpired) => Ok(None),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// True when the capture descriptor becomes readable within 100 ms.
+    fn ready(&mut self) -> Result<bool, String> {
+        use std::os::fd::AsRawFd;
+        poll_readable(self.cap.as_raw_fd(), 100).map_err(|e| format!("poll: {e}"))
     }
 
     /// Kernel counters so far.
@@ -147,5 +160,20 @@ impl Live {
                 if_dropped: s.if_dropped,
             })
             .unwrap_or_default()
+    }
+}
+
+/// Waits up to `timeout_ms` for `raw` to become readable.
+#[allow(unsafe_code)]
+fn poll_readable(raw: std::os::fd::RawFd, timeout_ms: u16) -> Result<bool, nix::errno::Errno> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    // SAFETY: `raw` is the live capture's descriptor; the caller holds the capture (and so the
+    // open descriptor) for the whole call, and the borrow does not outlive it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(timeout_ms)) {
+        Ok(n) => Ok(n > 0),
+        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(e) => Err(e),
     }
 }

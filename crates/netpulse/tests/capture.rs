@@ -476,3 +476,42 @@ fn record_stores_protocol_seconds_and_flows_and_log_has_a_line_per_packet() {
         "{first}"
     );
 }
+
+#[test]
+fn ctrl_c_ends_an_idle_live_capture_with_its_report() {
+    use std::io::{BufRead, BufReader};
+    let Some(ns) = common::Netns::new() else {
+        return;
+    };
+    let mut cap = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            common::bin(),
+            "capture",
+            "-i",
+            "lo",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start capture");
+    let mut err = BufReader::new(cap.stderr.take().expect("stderr")).lines();
+    let ready = err.next().and_then(Result::ok).unwrap_or_default();
+    assert!(ready.contains("capturing on lo"), "{ready}");
+    // Nothing arrives; Ctrl-C must still end it, with the (empty) report.
+    assert!(Command::new("kill")
+        .args(["-INT", &cap.id().to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    let out = cap.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let report = common::json_lines(&out)
+        .into_iter()
+        .find(|v| v["type"] == "report")
+        .expect("report");
+    assert_eq!(report["packets"], 0);
+}

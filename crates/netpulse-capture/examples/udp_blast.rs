@@ -1,0 +1,41 @@
+//! Sends UDP datagrams at a fixed rate, for the live-capture benchmark (`bench/live_capture_bench.sh`).
+//! usage: udp_blast DEST:PORT PACKETS_PER_SEC SECONDS [PAYLOAD]
+//! Prints `sent N in S s (R/s)`. Sends in bursts every 1 ms on an absolute timeline.
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 4 {
+        eprintln!("usage: udp_blast DEST:PORT PACKETS_PER_SEC SECONDS [PAYLOAD]");
+        std::process::exit(2);
+    }
+    let dest = &args[1];
+    let rate: u64 = args[2].parse().expect("rate");
+    let secs: u64 = args[3].parse().expect("seconds");
+    let payload = vec![0x5au8; args.get(4).and_then(|p| p.parse().ok()).unwrap_or(64)];
+    let sock = UdpSocket::bind("0.0.0.0:0").expect("bind");
+    sock.connect(dest).expect("connect");
+    let total = rate * secs;
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut tick = 0u64;
+    while sent < total {
+        tick += 1;
+        let due = (rate * tick / 1000).min(total);
+        while sent < due {
+            // A full socket buffer (ENOBUFS) is retried: the rate is what reaches the wire.
+            if sock.send(&payload).is_ok() {
+                sent += 1;
+            }
+        }
+        let next = start + Duration::from_millis(tick);
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+    }
+    let took = start.elapsed().as_secs_f64();
+    println!("sent {sent} in {took:.3} s ({:.0}/s)", sent as f64 / took);
+}
