@@ -320,28 +320,14 @@ fn progress(done: u64, total: u64, packets: u64, elapsed: Duration) {
     );
 }
 
-fn install_stop() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = std::sync::Arc::clone(&stop);
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .context("cannot install signal handlers")?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for _ in signals.forever() {
-                if flag.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    std::process::exit(130);
-                }
-            }
-        })
-        .context("cannot start the signal thread")?;
-    Ok(stop)
-}
-
 pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let interval = parse_duration(&args.interval).context("bad --interval")?;
-    let stop = install_stop()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    crate::signals::install(
+        move || flag.store(true, std::sync::atomic::Ordering::Relaxed),
+        None,
+    )?;
     enum Source {
         File(
             netpulse_capture::CaptureReader<Box<dyn std::io::Read>>,

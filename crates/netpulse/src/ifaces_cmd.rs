@@ -111,7 +111,13 @@ pub fn run(args: IfacesArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let sink = recorder.as_ref().map(|r| r.sink());
-    let stop = install_signal_handlers()?;
+    let (stop_tx, stop) = mpsc::channel();
+    crate::signals::install(
+        move || {
+            let _ = stop_tx.send(());
+        },
+        None,
+    )?;
 
     let mut out = BufWriter::new(stdout.lock());
     let mut view = View {
@@ -508,27 +514,4 @@ fn csv_row(time: &str, row: &Row<'_>) -> String {
         opt(r.tx_packets_per_sec()),
         r.continuity.event().unwrap_or(""),
     )
-}
-
-/// A channel that yields on the first Ctrl-C (or SIGTERM); a second one exits at once.
-fn install_signal_handlers() -> anyhow::Result<mpsc::Receiver<()>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .context("cannot install signal handlers")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut seen = 0;
-            for _ in signals.forever() {
-                seen += 1;
-                if seen == 1 {
-                    let _ = tx.send(());
-                } else {
-                    std::process::exit(130);
-                }
-            }
-        })
-        .context("cannot start the signal thread")?;
-    Ok(rx)
 }

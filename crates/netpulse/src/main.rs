@@ -10,6 +10,7 @@ mod probe_cmd;
 mod record;
 mod report_cmd;
 mod report_ifaces;
+mod signals;
 mod units;
 
 use clap::Parser;

@@ -78,7 +78,15 @@ struct Setup {
 pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     // Handlers first: a Ctrl-C during start-up must stop cleanly, not kill mid-way.
     let (events_tx, events) = mpsc::sync_channel::<Event>(QUEUE);
-    install_signals(events_tx.clone())?;
+    let (on_stop, on_hup) = (events_tx.clone(), events_tx.clone());
+    crate::signals::install(
+        move || {
+            let _ = on_stop.send(Event::Stop);
+        },
+        Some(Box::new(move || {
+            let _ = on_hup.send(Event::Reload);
+        })),
+    )?;
     let config = match &config_path {
         Some(p) => Config::load(p)?,
         None => {
@@ -694,29 +702,4 @@ fn make_notifiers(config: &Config) -> anyhow::Result<Vec<Box<dyn Notifier>>> {
         });
     }
     Ok(out)
-}
-
-fn install_signals(events: SyncSender<Event>) -> anyhow::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .context("cannot install signal handlers")?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut stops = 0;
-            for sig in signals.forever() {
-                if sig == SIGHUP {
-                    let _ = events.send(Event::Reload);
-                    continue;
-                }
-                stops += 1;
-                if stops == 1 {
-                    let _ = events.send(Event::Stop);
-                } else {
-                    std::process::exit(130);
-                }
-            }
-        })
-        .context("cannot start the signal thread")?;
-    Ok(())
 }

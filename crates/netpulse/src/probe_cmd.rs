@@ -7,7 +7,7 @@ use netpulse_core::parse_duration;
 use netpulse_core::record::ProbeResult;
 use netpulse_core::target::{parse_port_list, parse_target, TargetKind, TargetSpec};
 use netpulse_core::window::{WindowStats, DEFAULT_OUTAGE_LOSS};
-use netpulse_probe::{resolve, Engine, EngineConfig, Family, IcmpMode, ProbePlan, StopHandle};
+use netpulse_probe::{resolve, Engine, EngineConfig, Family, IcmpMode, ProbePlan};
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -162,7 +162,16 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let icmp_socket = engine.icmp_socket_kind();
     // Handlers first: a Ctrl-C right after the header must already get the graceful stop.
     let stop = engine.stop_handle();
-    install_signal_handlers(stop.clone())?;
+    let stopper = stop.clone();
+    crate::signals::install(
+        move || {
+            eprintln!(
+                "netpulse: stopping: waiting for answers in flight (Ctrl-C again to quit now)"
+            );
+            stopper.stop();
+        },
+        None,
+    )?;
     if !out.json {
         for plan in &plans {
             out.line(&output::header(plan, args.size, icmp_socket))?;
@@ -331,30 +340,4 @@ fn print_report(
         out.line(&output::report_table(now, every, &rows))?;
     }
     out.out.flush()
-}
-
-/// First Ctrl-C (or SIGTERM): stop probing, wait for answers in flight, print the summary.
-/// Second: exit at once.
-fn install_signal_handlers(stop: StopHandle) -> anyhow::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .context("cannot install signal handlers")?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut seen = 0;
-            for _ in signals.forever() {
-                seen += 1;
-                if seen == 1 {
-                    eprintln!(
-                        "netpulse: stopping: waiting for answers in flight (Ctrl-C again to quit now)"
-                    );
-                    stop.stop();
-                } else {
-                    std::process::exit(130);
-                }
-            }
-        })
-        .context("cannot start the signal thread")?;
-    Ok(())
 }
