@@ -192,23 +192,20 @@ pub struct RecordSink {
 impl RecordSink {
     /// Queues a result; drops it (and counts) if the recorder is behind.
     pub fn offer(&self, r: &ProbeResult) {
-        match self.tx.try_send(Msg::Result(r.clone())) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        self.offer_msg(Msg::Result(r.clone()));
+    }
+
+    /// Queues without waiting; a message that does not fit is dropped and counted.
+    fn offer_msg(&self, msg: Msg) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(msg) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Queues one tick of interface rates read at `at`; drops it (and counts) if the recorder
     /// is behind.
     pub fn offer_traffic(&self, at: SystemTime, rates: &[IfaceRate]) {
-        match self.tx.try_send(Msg::Traffic(at, rates.to_vec())) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.offer_msg(Msg::Traffic(at, rates.to_vec()));
     }
 
     /// Adds a target (config reload); its results use the next index after the existing ones.
@@ -377,14 +374,11 @@ impl Recording {
         let mut next_prune = Instant::now();
         let finished_at = loop {
             match rx.recv_timeout(next_commit.saturating_duration_since(Instant::now())) {
-                Ok(Msg::Result(r)) => self.record(&r),
-                Ok(Msg::Traffic(at, rates)) => self.record_traffic(at, &rates),
-                Ok(Msg::AddTarget(t)) => self.add_target(&t),
-                Ok(Msg::Alert(id, e)) => self.pending_alerts.push((id, e)),
-                Ok(Msg::Delivery(d)) => self.pending_deliveries.push(d),
-                Ok(Msg::CaptureSecond(c)) => self.pending_seconds.push(c),
-                Ok(Msg::Flow(f)) => self.pending_flows.push(f),
-                Ok(Msg::Finish(at)) => break at,
+                Ok(msg) => {
+                    if let Some(at) = self.handle(msg) {
+                        break at;
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break SystemTime::now(),
             }
@@ -401,19 +395,27 @@ impl Recording {
             }
         };
         // Whatever is still queued belongs to this run.
-        loop {
-            match rx.try_recv() {
-                Ok(Msg::Result(r)) => self.record(&r),
-                Ok(Msg::Traffic(at, rates)) => self.record_traffic(at, &rates),
-                Ok(Msg::AddTarget(t)) => self.add_target(&t),
-                Ok(Msg::Alert(id, e)) => self.pending_alerts.push((id, e)),
-                Ok(Msg::Delivery(d)) => self.pending_deliveries.push(d),
-                Ok(Msg::CaptureSecond(c)) => self.pending_seconds.push(c),
-                Ok(Msg::Flow(f)) => self.pending_flows.push(f),
-                Ok(Msg::Finish(_)) | Err(_) => break,
+        while let Ok(msg) = rx.try_recv() {
+            if self.handle(msg).is_some() {
+                break;
             }
         }
         self.finish(finished_at)
+    }
+
+    /// Takes one message; returns the finish time when it is the finish request.
+    fn handle(&mut self, msg: Msg) -> Option<SystemTime> {
+        match msg {
+            Msg::Result(r) => self.record(&r),
+            Msg::Traffic(at, rates) => self.record_traffic(at, &rates),
+            Msg::AddTarget(t) => self.add_target(&t),
+            Msg::Alert(id, e) => self.pending_alerts.push((id, e)),
+            Msg::Delivery(d) => self.pending_deliveries.push(d),
+            Msg::CaptureSecond(c) => self.pending_seconds.push(c),
+            Msg::Flow(f) => self.pending_flows.push(f),
+            Msg::Finish(at) => return Some(at),
+        }
+        None
     }
 
     /// Flushes everything (outages still going on end at `finished_at`), ends the session.
