@@ -16,13 +16,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Which interfaces are shown: the named ones, or (by default) those up and not loopback.
-struct Selection {
-    names: Vec<String>,
-    all: bool,
+pub struct Selection {
+    /// Exactly these interfaces (whatever their state) when not empty.
+    pub names: Vec<String>,
+    /// Also interfaces that are down, and loopback.
+    pub all: bool,
 }
 
 impl Selection {
-    fn wants(&self, info: &IfaceInfo) -> bool {
+    /// True if `info` is shown.
+    pub fn wants(&self, info: &IfaceInfo) -> bool {
         if !self.names.is_empty() {
             return self.names.iter().any(|n| **n == *info.name);
         }

@@ -73,6 +73,8 @@ struct Setup {
     rules_window: HashMap<String, Duration>,
     rule_notify: HashMap<String, Vec<String>>,
     status_every: Duration,
+    /// Which interfaces are watched.
+    ifaces: crate::ifaces_cmd::Selection,
 }
 
 pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -99,9 +101,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     if config.targets.is_empty() {
         eprintln!("netpulse monitor: no targets (no default gateway or nameserver found): watching interfaces only");
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
+    let host = crate::record::host_name();
     let mut setup = make_setup(config)?;
 
     let recorder = if setup.config.record.enabled {
@@ -124,12 +124,13 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut rules = RuleEngine::new(rule_list(&setup.config));
 
     let mut running: Vec<RunningTarget> = Vec::new();
-    let mut labels: Vec<String> = Vec::new();
+    // Recording index of the next target started (targets added on reload get new ones).
+    let mut next_index = 0usize;
     let mut windows: HashMap<usize, TargetWindow> = HashMap::new();
     start_targets(
         &setup.config,
         &mut running,
-        &mut labels,
+        &mut next_index,
         &events_tx,
         sink.as_ref(),
     );
@@ -185,12 +186,12 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 match reload(config_path.as_deref()) {
                     Ok(new) => {
                         let before = running.len();
-                        stop_removed(&new.config, &mut running, &labels);
+                        stop_removed(&new.config, &mut running);
                         let kept = running.len();
                         start_targets(
                             &new.config,
                             &mut running,
-                            &mut labels,
+                            &mut next_index,
                             &events_tx,
                             sink.as_ref(),
                         );
@@ -239,15 +240,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                     tracker.update(now, &samples, &mut rates, &mut gone);
                     let picked: Vec<IfaceRate> = rates
                         .iter()
-                        .filter(|r| {
-                            src.info(r.index).is_some_and(|i| {
-                                if setup.config.ifaces.names.is_empty() {
-                                    i.is_up() && !i.is_loopback()
-                                } else {
-                                    setup.config.ifaces.names.iter().any(|n| **n == *i.name)
-                                }
-                            })
-                        })
+                        .filter(|r| src.info(r.index).is_some_and(|i| setup.ifaces.wants(i)))
                         .cloned()
                         .collect();
                     if let Some(s) = &sink {
@@ -382,6 +375,10 @@ fn make_setup(config: Config) -> anyhow::Result<Setup> {
     }
     let status_every = parse_duration(config.monitor.status_every.get_ref())?;
     Ok(Setup {
+        ifaces: crate::ifaces_cmd::Selection {
+            names: config.ifaces.names.clone(),
+            all: false,
+        },
         config,
         rules_window,
         rule_notify,
@@ -416,7 +413,7 @@ fn target_key(config: &Config, t: &TargetSection) -> Option<TargetKey> {
 }
 
 /// Stops targets the new config no longer has (or has with other settings).
-fn stop_removed(config: &Config, running: &mut Vec<RunningTarget>, _labels: &[String]) {
+fn stop_removed(config: &Config, running: &mut Vec<RunningTarget>) {
     let wanted: Vec<TargetKey> = config
         .targets
         .iter()
@@ -435,7 +432,7 @@ fn stop_removed(config: &Config, running: &mut Vec<RunningTarget>, _labels: &[St
 fn start_targets(
     config: &Config,
     running: &mut Vec<RunningTarget>,
-    labels: &mut Vec<String>,
+    next_index: &mut usize,
     events: &SyncSender<Event>,
     sink: Option<&RecordSink>,
 ) {
@@ -451,7 +448,7 @@ fn start_targets(
         if running.iter().any(|r| r.key == key) {
             continue;
         }
-        match start_target(&key, icmp_mode, labels.len(), events, sink) {
+        match start_target(&key, icmp_mode, *next_index, events, sink) {
             Ok((stop, thread)) => {
                 if let Some(s) = sink {
                     s.add_target(RecordTarget {
@@ -465,12 +462,12 @@ fn start_targets(
                     });
                 }
                 running.push(RunningTarget {
-                    index: labels.len(),
-                    key: key.clone(),
+                    index: *next_index,
+                    key,
                     stop,
                     thread,
                 });
-                labels.push(key.label);
+                *next_index += 1;
             }
             Err(e) => eprintln!(
                 "netpulse monitor: target \"{}\" not probed: {e:#}",

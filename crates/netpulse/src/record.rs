@@ -62,7 +62,8 @@ pub fn db_path(arg: &std::path::Path) -> PathBuf {
     }
 }
 
-fn host_name() -> String {
+/// This machine's name, for sessions and alerts.
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
