@@ -292,8 +292,8 @@ pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
     d.ethertype = ethertype;
     let rest = &frame[at.min(frame.len())..];
     match ethertype {
-        ETH_IPV4 => ipv4(&mut d, frame, at, rest),
-        ETH_IPV6 => ipv6(&mut d, frame, at, rest),
+        ETH_IPV4 => ipv4(&mut d, at, rest),
+        ETH_IPV6 => ipv6(&mut d, at, rest),
         ETH_ARP => {
             if rest.len() < 8 {
                 d.malformed = Some(Malformed::ShortArp);
@@ -306,7 +306,7 @@ pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
     d
 }
 
-fn ipv4(d: &mut Decoded, frame: &[u8], at: usize, b: &[u8]) {
+fn ipv4(d: &mut Decoded, at: usize, b: &[u8]) {
     if b.len() < 20 {
         d.malformed = Some(Malformed::ShortIpv4);
         return;
@@ -340,18 +340,10 @@ fn ipv4(d: &mut Decoded, frame: &[u8], at: usize, b: &[u8]) {
     }
     // Ethernet pads short frames: the IP length, not the frame, bounds the payload.
     let end = total.min(b.len());
-    transport(
-        d,
-        frame,
-        at + ihl,
-        &b[ihl..end],
-        proto,
-        false,
-        (total - ihl) as u32,
-    );
+    transport(d, at + ihl, &b[ihl..end], proto, (total - ihl) as u32);
 }
 
-fn ipv6(d: &mut Decoded, frame: &[u8], at: usize, b: &[u8]) {
+fn ipv6(d: &mut Decoded, at: usize, b: &[u8]) {
     if b.len() < 40 {
         d.malformed = Some(Malformed::ShortIpv6);
         return;
@@ -422,10 +414,10 @@ fn ipv6(d: &mut Decoded, frame: &[u8], at: usize, b: &[u8]) {
     }
     let end = (40 + payload_len).min(b.len()).max(off);
     let transport_len = (40 + payload_len).saturating_sub(off) as u32;
-    transport(d, frame, at + off, &b[off..end], next, true, transport_len);
+    transport(d, at + off, &b[off..end], next, transport_len);
 }
 
-fn transport(d: &mut Decoded, _frame: &[u8], at: usize, b: &[u8], proto: u8, _v6: bool, len: u32) {
+fn transport(d: &mut Decoded, at: usize, b: &[u8], proto: u8, len: u32) {
     match proto {
         6 => {
             if b.len() < 20 {
