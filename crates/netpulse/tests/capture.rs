@@ -325,32 +325,20 @@ fn veth_pair() -> Option<(common::Netns, common::Netns, String)> {
     Some((a, b, dev_b))
 }
 
-#[test]
-fn live_capture_with_a_filter_counts_exactly_what_was_sent() {
+/// `netpulse capture ARGS` in namespace `ns`, once it says it is capturing: the child, that
+/// first stderr line, and the rest of stderr (kept open: the capture reports on it at the end).
+fn start_live(
+    ns: &str,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    String,
+    std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+) {
     use std::io::{BufRead, BufReader};
-    let Some((a, b, dev_b)) = veth_pair() else {
-        return;
-    };
-    const N: u64 = 2000;
     let mut cap = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &b.name,
-            common::bin(),
-            "capture",
-            "-i",
-            &dev_b,
-        ])
-        .args([
-            "-f",
-            "udp port 9999",
-            "-c",
-            &N.to_string(),
-            "--json",
-            "--interval",
-            "0s",
-        ])
+        .args(["netns", "exec", ns, common::bin(), "capture"])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -358,6 +346,29 @@ fn live_capture_with_a_filter_counts_exactly_what_was_sent() {
     let mut err = BufReader::new(cap.stderr.take().expect("stderr")).lines();
     let ready = err.next().and_then(Result::ok).unwrap_or_default();
     assert!(ready.contains("capturing on"), "{ready}");
+    (cap, ready, err)
+}
+
+#[test]
+fn live_capture_with_a_filter_counts_exactly_what_was_sent() {
+    let Some((a, b, dev_b)) = veth_pair() else {
+        return;
+    };
+    const N: u64 = 2000;
+    let (cap, _, _err) = start_live(
+        &b.name,
+        &[
+            "-i",
+            &dev_b,
+            "-f",
+            "udp port 9999",
+            "-c",
+            &N.to_string(),
+            "--json",
+            "--interval",
+            "0s",
+        ],
+    );
     // Other traffic the filter must not count: port 9998.
     let script = format!(
         "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
@@ -479,27 +490,10 @@ fn record_stores_protocol_seconds_and_flows_and_log_has_a_line_per_packet() {
 
 #[test]
 fn ctrl_c_ends_an_idle_live_capture_with_its_report() {
-    use std::io::{BufRead, BufReader};
     let Some(ns) = common::Netns::new() else {
         return;
     };
-    let mut cap = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            common::bin(),
-            "capture",
-            "-i",
-            "lo",
-            "--json",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start capture");
-    let mut err = BufReader::new(cap.stderr.take().expect("stderr")).lines();
-    let ready = err.next().and_then(Result::ok).unwrap_or_default();
+    let (cap, ready, _err) = start_live(&ns.name, &["-i", "lo", "--json"]);
     assert!(ready.contains("capturing on lo"), "{ready}");
     // Nothing arrives; Ctrl-C must still end it, with the (empty) report.
     assert!(Command::new("kill")

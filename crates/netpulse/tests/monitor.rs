@@ -6,7 +6,7 @@ mod common;
 
 use common::{Lab, Netns};
 use std::io::{BufRead, BufReader, Lines};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
 
 /// One lab at a time in this binary: each takes a core for its delay line.
@@ -65,21 +65,44 @@ print("ready", flush=True)
 signal.pause()
 "#;
 
+/// `netpulse monitor --config CONFIG` in namespace `ns`, with its stdout and stderr lines.
+fn start_monitor(
+    ns: &str,
+    config: &std::path::Path,
+) -> (
+    Reaped,
+    Lines<BufReader<ChildStdout>>,
+    Lines<BufReader<ChildStderr>>,
+) {
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns, common::bin()])
+        .args(["monitor", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start monitor");
+    let mut monitor = Reaped(child);
+    let out = BufReader::new(monitor.0.stdout.take().expect("stdout")).lines();
+    let err = BufReader::new(monitor.0.stderr.take().expect("stderr")).lines();
+    (monitor, out, err)
+}
+
 fn kill(child: &mut Child, sig: &str) {
     let _ = Command::new("kill")
         .args([sig, &child.id().to_string()])
         .status();
 }
 
-fn next_line(lines: &mut Lines<BufReader<ChildStdout>>, what: &str) -> String {
+fn next_line<R: std::io::Read>(lines: &mut Lines<BufReader<R>>, what: &str) -> String {
     lines
         .next()
         .and_then(Result::ok)
         .unwrap_or_else(|| panic!("no more output while waiting for {what}"))
 }
 
-/// Reads monitor lines until one contains `needle`; returns the lines read.
-fn until(lines: &mut Lines<BufReader<ChildStdout>>, needle: &str) -> Vec<String> {
+/// Reads lines (stdout or stderr) until one contains `needle`; returns the lines read.
+fn until<R: std::io::Read>(lines: &mut Lines<BufReader<R>>, needle: &str) -> Vec<String> {
     let mut seen = Vec::new();
     for _ in 0..2000 {
         let l = next_line(lines, needle);
@@ -154,16 +177,7 @@ args = ["-c", "import os,sys; open(sys.argv[1],'a').write(os.environ['NETPULSE_A
         ),
     )
     .expect("config");
-    let monitor = Command::new("ip")
-        .args(["netns", "exec", &client, common::bin()])
-        .args(["monitor", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start monitor");
-    let mut monitor = Reaped(monitor);
-    let mut lines = BufReader::new(monitor.0.stdout.take().expect("stdout")).lines();
+    let (mut monitor, mut lines, _err) = start_monitor(&client, &config);
     // RTT 20 ms: status lines, no alert.
     let seen = until(&mut lines, "lab server 2");
     assert!(!seen.iter().any(|l| l.contains("ALERT")), "{seen:?}");
@@ -259,23 +273,12 @@ timeout = "1s"
         ),
     )
     .expect("config");
-    let monitor = Command::new("ip")
-        .args(["netns", "exec", &ns.name, common::bin()])
-        .args(["monitor", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start monitor");
-    let mut monitor = Reaped(monitor);
-    let mut err = BufReader::new(monitor.0.stderr.take().expect("stderr")).lines();
+    let (mut monitor, _out, mut err) = start_monitor(&ns.name, &config);
     // Attempts 1, 2 (after 1 s) and 3 (after 2 more s), then the failure is reported.
-    loop {
-        let l = err.next().and_then(Result::ok).expect("monitor stderr");
-        if l.contains("alert delivery by webhook failed after 3 attempt(s)") {
-            break;
-        }
-    }
+    until(
+        &mut err,
+        "alert delivery by webhook failed after 3 attempt(s)",
+    );
     kill(&mut monitor.0, "-INT");
     assert!(monitor.0.wait().expect("wait").success());
     let conn = rusqlite::Connection::open(&db).expect("db");
@@ -319,27 +322,12 @@ fn sighup_reloads_targets_and_rules_without_restarting_the_others() {
         std::fs::write(&config, text).expect("config");
     };
     write(&["tcp://127.0.0.1:9", "udp://127.0.0.1:9"], "");
-    let monitor = Command::new("ip")
-        .args(["netns", "exec", &ns.name, common::bin()])
-        .args(["monitor", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start monitor");
-    let mut monitor = Reaped(monitor);
-    let mut lines = BufReader::new(monitor.0.stdout.take().expect("stdout")).lines();
-    let mut err = BufReader::new(monitor.0.stderr.take().expect("stderr")).lines();
+    let (mut monitor, mut lines, mut err) = start_monitor(&ns.name, &config);
     until(&mut lines, "tcp://127.0.0.1:9");
     // Keep one, drop one, add one.
     write(&["tcp://127.0.0.1:9", "tcp://127.0.0.1:10"], "");
     kill(&mut monitor.0, "-HUP");
-    let reloaded = loop {
-        let l = err.next().and_then(Result::ok).expect("stderr");
-        if l.contains("config reloaded") {
-            break l;
-        }
-    };
+    let reloaded = until(&mut err, "config reloaded").pop().unwrap_or_default();
     assert!(
         reloaded.contains("1 of 2 targets kept running, 1 started"),
         "{reloaded}"
@@ -350,12 +338,7 @@ fn sighup_reloads_targets_and_rules_without_restarting_the_others() {
     // A broken config on reload is reported and the running one stays.
     std::fs::write(&config, "[[target]]\ntargett = \"x\"\n").expect("config");
     kill(&mut monitor.0, "-HUP");
-    let failed = loop {
-        let l = err.next().and_then(Result::ok).expect("stderr");
-        if l.contains("reload failed") {
-            break l;
-        }
-    };
+    let failed = until(&mut err, "reload failed").pop().unwrap_or_default();
     assert!(
         failed.contains("monitor.toml:2:1: unknown key \"targett\""),
         "{failed}"
