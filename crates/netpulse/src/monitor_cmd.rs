@@ -70,6 +70,8 @@ struct IfaceWindow {
 /// Everything the config decides, rebuilt on reload.
 struct Setup {
     config: Config,
+    /// The rules, parsed once.
+    rules: Vec<netpulse_core::alert::Rule>,
     rules_window: HashMap<String, Duration>,
     rule_notify: HashMap<String, Vec<String>>,
     status_every: Duration,
@@ -121,7 +123,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 
     let (delivery_tx, delivery_rx) = mpsc::channel::<Delivery>();
     let mut dispatcher = Dispatcher::start(make_notifiers(&setup.config)?, delivery_tx.clone());
-    let mut rules = RuleEngine::new(rule_list(&setup.config));
+    let mut rules = RuleEngine::new(setup.rules.clone());
 
     let mut running: Vec<RunningTarget> = Vec::new();
     // Recording index of the next target started (targets added on reload get new ones).
@@ -195,7 +197,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                             &events_tx,
                             sink.as_ref(),
                         );
-                        rules.replace_rules(rule_list(&new.config));
+                        rules.replace_rules(new.rules.clone());
                         if new.config.notifiers != setup.config.notifiers {
                             match make_notifiers(&new.config) {
                                 Ok(n) => {
@@ -270,7 +272,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             .max()
             .copied()
             .unwrap_or(Duration::from_secs(10));
-        for rule in rules.rules().to_vec() {
+        for rule in &setup.rules {
             let window = setup
                 .rules_window
                 .get(&rule.name)
@@ -365,6 +367,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 fn make_setup(config: Config) -> anyhow::Result<Setup> {
     let mut rules_window = HashMap::new();
     let mut rule_notify = HashMap::new();
+    let mut rules = Vec::with_capacity(config.rules.len());
     for r in &config.rules {
         let (rule, window) = config.rule(r).map_err(|(_, m)| anyhow::anyhow!(m))?;
         rules_window.insert(rule.name.clone(), window);
@@ -372,6 +375,7 @@ fn make_setup(config: Config) -> anyhow::Result<Setup> {
             rule.name.clone(),
             r.notify.iter().map(|n| n.get_ref().clone()).collect(),
         );
+        rules.push(rule);
     }
     let status_every = parse_duration(config.monitor.status_every.get_ref())?;
     Ok(Setup {
@@ -380,6 +384,7 @@ fn make_setup(config: Config) -> anyhow::Result<Setup> {
             all: false,
         },
         config,
+        rules,
         rules_window,
         rule_notify,
         status_every,
@@ -392,14 +397,6 @@ fn reload(path: Option<&std::path::Path>) -> anyhow::Result<Setup> {
         None => Config::builtin(),
     };
     make_setup(config)
-}
-
-fn rule_list(config: &Config) -> Vec<netpulse_core::alert::Rule> {
-    config
-        .rules
-        .iter()
-        .filter_map(|r| config.rule(r).ok().map(|(rule, _)| rule))
-        .collect()
 }
 
 fn target_key(config: &Config, t: &TargetSection) -> Option<TargetKey> {
