@@ -117,7 +117,7 @@ fn u32_at(b: &[u8], at: usize, big: bool) -> u32 {
 impl<R: Read> CaptureReader<R> {
     /// Reads the file header.
     pub fn new(src: R) -> Result<Self, ReadError> {
-        Self::with_buffer(src, 4 << 20)
+        Self::with_buffer(src, 1 << 20)
     }
 
     /// Reads the file header, reading `buffer` bytes at a time (it grows for larger records).
@@ -430,16 +430,16 @@ impl<R: Read> CaptureReader<R> {
 }
 
 /// Opens a capture file (`-` for standard input), gzip-compressed or not.
-pub fn open(path: &std::path::Path) -> Result<CaptureReader<Box<dyn Read>>, ReadError> {
+pub fn open(path: &std::path::Path) -> Result<CaptureReader<Box<dyn Read + Send>>, ReadError> {
     let io = |source| ReadError::Io { offset: 0, source };
-    let raw: Box<dyn Read> = if path.as_os_str() == "-" {
+    let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin())
     } else {
         Box::new(std::fs::File::open(path).map_err(io)?)
     };
-    let mut peek = std::io::BufReader::with_capacity(1 << 20, raw);
+    let mut peek = std::io::BufReader::with_capacity(64 << 10, raw);
     let head = std::io::BufRead::fill_buf(&mut peek).map_err(io)?;
-    let src: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+    let src: Box<dyn Read + Send> = if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(peek))
     } else {
         Box::new(peek)

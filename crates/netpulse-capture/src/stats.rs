@@ -3,8 +3,8 @@
 //! query→response times, top talkers, malformed counts. Memory is bounded: closed and idle
 //! flows expire; the host and port tables keep the busiest entries.
 
-use crate::decode::{decode, Malformed, Network, Transport};
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use crate::decode::{decode, Decoded, Malformed, Network, Transport};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use netpulse_core::stats::RttStats;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -108,6 +108,36 @@ pub struct FlowKey {
     pub b: (IpAddr, u16),
 }
 
+/// The flow table's key: [`FlowKey`] as plain integers, so hashing and comparing it (once per
+/// packet) is a few word operations rather than a walk through `IpAddr`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct MapKey {
+    a: u128,
+    b: u128,
+    /// a's port, b's port, protocol, and 1 for IPv6.
+    rest: u64,
+}
+
+impl MapKey {
+    fn of(k: &FlowKey) -> Self {
+        MapKey {
+            a: ip_bits(k.a.0),
+            b: ip_bits(k.b.0),
+            rest: u64::from(k.a.1) << 32
+                | u64::from(k.b.1) << 16
+                | u64::from(k.proto) << 8
+                | u64::from(k.a.0.is_ipv6()),
+        }
+    }
+}
+
+fn ip_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
 /// A flow as reported when it ends (or at the end of the capture).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowRecord {
@@ -153,6 +183,115 @@ struct Flow {
     closed: bool,
     /// Not yet counted as a new flow.
     new: bool,
+    /// Slots of the two hosts and two ports in the talker tables (`NO_SLOT`: beyond the cap),
+    /// found once when the flow starts so later packets need no lookup.
+    host_slots: [u32; 2],
+    port_slots: [u32; 2],
+    /// The MAC pair of the last packet and the interval it was counted in: the usual packet
+    /// needs no MAC lookup either.
+    last_macs: Option<([u8; 6], [u8; 6])>,
+    macs_interval: u64,
+}
+
+/// Hosts and ports by bytes, for the top lists; beyond `max` entries each, new ones get no
+/// slot (hosts beyond are still counted as unique).
+#[derive(Default)]
+struct Talkers {
+    max: usize,
+    /// Host → its slot in `host_slots`.
+    hosts: HashMap<IpAddr, u32>,
+    host_slots: Vec<HostSlot>,
+    /// Beyond `max` hosts: addresses still counted as unique, without bytes.
+    more_ips: HashSet<IpAddr>,
+    /// (protocol, port) → its slot in `port_slots`.
+    ports: HashMap<(u8, u16), u32>,
+    port_slots: Vec<(u8, u16, u64)>,
+}
+
+impl Talkers {
+    /// The host's talker slot, made if there is room (else it is only counted as unique).
+    fn host_slot(&mut self, ip: IpAddr) -> u32 {
+        if let Some(&slot) = self.hosts.get(&ip) {
+            return slot;
+        }
+        if self.host_slots.len() >= self.max {
+            self.more_ips.insert(ip);
+            return NO_SLOT;
+        }
+        let slot = self.host_slots.len() as u32;
+        self.host_slots.push(HostSlot {
+            ip,
+            bytes: 0,
+            seen: 0,
+        });
+        self.hosts.insert(ip, slot);
+        slot
+    }
+
+    /// The port's talker slot, made if there is room.
+    fn port_slot(&mut self, proto: u8, port: u16) -> u32 {
+        if let Some(&slot) = self.ports.get(&(proto, port)) {
+            return slot;
+        }
+        if self.port_slots.len() >= self.max {
+            return NO_SLOT;
+        }
+        let slot = self.port_slots.len() as u32;
+        self.port_slots.push((proto, port, 0));
+        self.ports.insert((proto, port), slot);
+        slot
+    }
+}
+
+/// What the analyzer needs of a packet: its time, length, layers and DNS header (id, is a
+/// response) — small and owned, so decoding can run on another thread.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketSummary {
+    /// Capture time (ns since the epoch).
+    pub ts_ns: u64,
+    /// Length on the wire.
+    pub len: u32,
+    /// The decoded layers.
+    pub decoded: Decoded,
+    /// DNS over UDP port 53: the message id and whether it is a response.
+    pub dns: Option<(u16, bool)>,
+}
+
+impl PacketSummary {
+    /// Decodes a captured packet.
+    pub fn of(ts_ns: u64, len: u32, linktype: u16, data: &[u8]) -> Self {
+        let decoded = decode(linktype, data);
+        let dns = match decoded.transport {
+            Transport::Udp {
+                sport,
+                dport,
+                payload_at,
+                payload,
+            } if (sport == 53 || dport == 53) && payload >= 12 => {
+                let at = usize::from(payload_at);
+                data.get(at..at + 12)
+                    .map(|h| (u16::from_be_bytes([h[0], h[1]]), h[2] & 0x80 != 0))
+            }
+            _ => None,
+        };
+        PacketSummary {
+            ts_ns,
+            len,
+            decoded,
+            dns,
+        }
+    }
+}
+
+/// A talker-table slot that does not exist (the table was full).
+const NO_SLOT: u32 = u32::MAX;
+
+/// A host's bytes (sent + received) and the interval it was last seen in.
+#[derive(Debug, Clone, Copy)]
+struct HostSlot {
+    ip: IpAddr,
+    bytes: u64,
+    seen: u64,
 }
 
 /// Latency histograms.
@@ -231,19 +370,19 @@ pub struct Report {
 pub struct Analyzer {
     cfg: AnalyzerConfig,
     report: Report,
-    /// Beyond `max_talkers` hosts: addresses still counted as unique, without bytes.
-    more_ips: HashSet<IpAddr>,
     /// MAC → the interval it was last seen in.
     macs: HashMap<[u8; 6], u64>,
     interval: Interval,
     interval_no: u64,
-    flows: HashMap<FlowKey, Flow>,
-    /// Host → (bytes, the interval it was last seen in): one lookup per address per packet.
-    hosts: HashMap<IpAddr, (u64, u64)>,
-    ports: HashMap<(u8, u16), u64>,
+    flows: HashMap<MapKey, Flow>,
+    talkers: Talkers,
     top_flows: Vec<FlowRecord>,
     top_n: usize,
     last_sweep_ns: u64,
+    last_idle_scan_ns: u64,
+    /// Flows that closed (FIN both ways or RST), oldest first, with the time they closed: the
+    /// one-second sweep looks at these only; idle flows are found by a rarer full scan.
+    closing: std::collections::VecDeque<(u64, MapKey)>,
     /// The current second (unix s) and its counts, when `per_second`.
     second: Option<(i64, [Count; 8])>,
     seconds: Vec<(i64, [Count; 8])>,
@@ -257,20 +396,23 @@ impl Analyzer {
     /// An analyzer keeping `top_n` entries in each top list.
     pub fn new(cfg: AnalyzerConfig, top_n: usize) -> Self {
         Self {
-            cfg,
             report: Report::default(),
-            more_ips: HashSet::new(),
             macs: HashMap::new(),
             interval: Interval::default(),
             interval_no: 1,
             flows: HashMap::new(),
-            hosts: HashMap::new(),
-            ports: HashMap::new(),
+            talkers: Talkers {
+                max: cfg.max_talkers,
+                ..Talkers::default()
+            },
             top_flows: Vec::new(),
             top_n: top_n.max(1),
             last_sweep_ns: 0,
+            last_idle_scan_ns: 0,
+            closing: std::collections::VecDeque::new(),
             second: None,
             seconds: Vec::new(),
+            cfg,
         }
     }
 
@@ -284,10 +426,23 @@ impl Analyzer {
         on_interval: &mut dyn FnMut(&Interval),
         on_flow: &mut dyn FnMut(&FlowRecord),
     ) {
+        let summary = PacketSummary::of(ts_ns, len, linktype, data);
+        self.summary(&summary, on_interval, on_flow);
+    }
+
+    /// [`Analyzer::packet`] for a packet already decoded (on another thread, say).
+    pub fn summary(
+        &mut self,
+        p: &PacketSummary,
+        on_interval: &mut dyn FnMut(&Interval),
+        on_flow: &mut dyn FnMut(&FlowRecord),
+    ) {
+        let (ts_ns, len, d) = (p.ts_ns, p.len, &p.decoded);
         if self.report.total.packets == 0 {
             self.report.first_ns = ts_ns;
             self.interval.start_ns = ts_ns;
             self.last_sweep_ns = ts_ns;
+            self.last_idle_scan_ns = ts_ns;
         }
         if let Some(every) = self.cfg.interval {
             let every = (every.as_nanos() as u64).max(1);
@@ -314,7 +469,6 @@ impl Analyzer {
         self.report.last_ns = self.report.last_ns.max(ts_ns);
         self.report.total.add(len);
         self.interval.total.add(len);
-        let d = decode(linktype, data);
         if let Some(m) = d.malformed {
             *self.report.malformed.entry(m).or_default() += 1;
         }
@@ -344,16 +498,7 @@ impl Analyzer {
             count(Protocol::Ethernet);
         }
         let now = self.interval_no;
-        for m in [d.src_mac, d.dst_mac].into_iter().flatten() {
-            // Broadcast and multicast destinations are not hosts.
-            if m[0] & 1 == 0 {
-                let seen = self.macs.entry(m).or_insert(0);
-                if *seen != now {
-                    *seen = now;
-                    self.interval.unique_macs += 1;
-                }
-            }
-        }
+        let macs = d.src_mac.zip(d.dst_mac);
         match (d.network, d.ethertype) {
             (
                 Network::Ip {
@@ -378,32 +523,37 @@ impl Analyzer {
                         _ => Protocol::Other,
                     });
                 }
-                for ip in [src, dst] {
-                    let full = self.hosts.len() >= self.cfg.max_talkers;
-                    match self.hosts.get_mut(&ip) {
-                        Some((bytes, seen)) => {
-                            *bytes += u64::from(len);
-                            if *seen != now {
-                                *seen = now;
-                                self.interval.unique_ips += 1;
-                            }
-                        }
-                        None if !full => {
-                            self.hosts.insert(ip, (u64::from(len), now));
+                let (hosts, macs_counted) =
+                    match self.flow(ts_ns, len, src, dst, &d.transport, macs, p.dns, on_flow) {
+                        Some(known) => known,
+                        None => (
+                            [self.talkers.host_slot(src), self.talkers.host_slot(dst)],
+                            false,
+                        ),
+                    };
+                for slot in hosts {
+                    if let Some(h) = self.talkers.host_slots.get_mut(slot as usize) {
+                        h.bytes += u64::from(len);
+                        if h.seen != now {
+                            h.seen = now;
                             self.interval.unique_ips += 1;
-                        }
-                        None => {
-                            self.more_ips.insert(ip);
                         }
                     }
                 }
-                self.flow(ts_ns, len, src, dst, &d.transport, data, on_flow);
+                if !macs_counted {
+                    self.count_macs(d.src_mac, d.dst_mac);
+                }
             }
-            (_, 0x0806) => count(Protocol::Arp),
-            (_, 0x0800) => count(Protocol::Ipv4),
-            (_, 0x86dd) => count(Protocol::Ipv6),
-            _ if d.malformed.is_none() => count(Protocol::Other),
-            _ => {}
+            (_, ethertype) => {
+                match ethertype {
+                    0x0806 => count(Protocol::Arp),
+                    0x0800 => count(Protocol::Ipv4),
+                    0x86dd => count(Protocol::Ipv6),
+                    _ if d.malformed.is_none() => count(Protocol::Other),
+                    _ => {}
+                }
+                self.count_macs(d.src_mac, d.dst_mac);
+            }
         }
         if ts_ns >= self.last_sweep_ns.saturating_add(1_000_000_000) {
             self.last_sweep_ns = ts_ns;
@@ -411,6 +561,23 @@ impl Analyzer {
         }
     }
 
+    /// Counts unicast MACs as seen this interval.
+    fn count_macs(&mut self, src: Option<[u8; 6]>, dst: Option<[u8; 6]>) {
+        let now = self.interval_no;
+        for m in [src, dst].into_iter().flatten() {
+            // Broadcast and multicast destinations are not hosts.
+            if m[0] & 1 == 0 {
+                let seen = self.macs.entry(m).or_insert(0);
+                if *seen != now {
+                    *seen = now;
+                    self.interval.unique_macs += 1;
+                }
+            }
+        }
+    }
+
+    /// Counts a TCP or UDP packet in its flow; returns the flow's host slots and whether its
+    /// MACs were already counted this interval. `None`: not a flow packet.
     #[allow(clippy::too_many_arguments)]
     fn flow(
         &mut self,
@@ -419,50 +586,60 @@ impl Analyzer {
         src: IpAddr,
         dst: IpAddr,
         t: &Transport,
-        data: &[u8],
+        macs: Option<([u8; 6], [u8; 6])>,
+        dns: Option<(u16, bool)>,
         on_flow: &mut dyn FnMut(&FlowRecord),
-    ) {
+    ) -> Option<([u32; 2], bool)> {
         let (proto, sport, dport) = match *t {
             Transport::Tcp { sport, dport, .. } => (6u8, sport, dport),
             Transport::Udp { sport, dport, .. } => (17u8, sport, dport),
-            _ => return,
+            _ => return None,
         };
-        for (p, port) in [(proto, sport), (proto, dport)] {
-            if self.ports.len() < self.cfg.max_talkers || self.ports.contains_key(&(p, port)) {
-                *self.ports.entry((p, port)).or_default() += u64::from(len);
-            }
-        }
         let (s, dd) = ((src, sport), (dst, dport));
-        let from_a = s <= dd;
+        // Both ends are of one family, whose order is that of the integers.
+        let from_a = (ip_bits(src), sport) <= (ip_bits(dst), dport);
         let key = FlowKey {
             proto,
             a: if from_a { s } else { dd },
             b: if from_a { dd } else { s },
         };
-        if self.flows.len() >= self.cfg.max_flows && !self.flows.contains_key(&key) {
+        let map_key = MapKey::of(&key);
+        if self.flows.len() >= self.cfg.max_flows && !self.flows.contains_key(&map_key) {
             self.sweep_oldest(on_flow);
         }
-        let f = self.flows.entry(key).or_insert_with(|| Flow {
-            rec: FlowRecord {
-                key,
-                first_ns: ts,
-                last_ns: ts,
-                a_to_b: Count::default(),
-                b_to_a: Count::default(),
-                syn_to_synack_ns: None,
-                synack_to_ack_ns: None,
-                fin: false,
-                rst: false,
-            },
-            client_is_a: None,
-            syn_ns: None,
-            synack_ns: None,
-            fin_dirs: 0,
-            unacked: [None, None],
-            dns: Vec::new(),
-            closed: false,
-            new: true,
-        });
+        let f = match self.flows.entry(map_key) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let t = &mut self.talkers;
+                let host_slots = [t.host_slot(key.a.0), t.host_slot(key.b.0)];
+                let port_slots = [t.port_slot(proto, key.a.1), t.port_slot(proto, key.b.1)];
+                v.insert(Flow {
+                    rec: FlowRecord {
+                        key,
+                        first_ns: ts,
+                        last_ns: ts,
+                        a_to_b: Count::default(),
+                        b_to_a: Count::default(),
+                        syn_to_synack_ns: None,
+                        synack_to_ack_ns: None,
+                        fin: false,
+                        rst: false,
+                    },
+                    client_is_a: None,
+                    syn_ns: None,
+                    synack_ns: None,
+                    fin_dirs: 0,
+                    unacked: [None, None],
+                    dns: Vec::new(),
+                    closed: false,
+                    new: true,
+                    host_slots,
+                    port_slots,
+                    last_macs: None,
+                    macs_interval: 0,
+                })
+            }
+        };
         if f.new {
             f.new = false;
             self.interval.new_flows += 1;
@@ -473,6 +650,18 @@ impl Analyzer {
             }
         }
 
+        for slot in f.port_slots {
+            if let Some(p) = self.talkers.port_slots.get_mut(slot as usize) {
+                p.2 += u64::from(len);
+            }
+        }
+        // As an unordered pair: the two directions of a flow carry the same two MACs.
+        let macs = macs.map(|(x, y)| (x.min(y), x.max(y)));
+        let macs_counted =
+            macs.is_some() && f.last_macs == macs && f.macs_interval == self.interval_no;
+        f.last_macs = macs;
+        f.macs_interval = self.interval_no;
+        let known = Some((f.host_slots, macs_counted));
         f.rec.last_ns = ts;
         if from_a {
             f.rec.a_to_b.add(len);
@@ -537,18 +726,13 @@ impl Analyzer {
                 if rst {
                     f.rec.rst = true;
                 }
-                f.closed = f.rec.rst || f.fin_dirs == 3;
+                if !f.closed && (f.rec.rst || f.fin_dirs == 3) {
+                    f.closed = true;
+                    self.closing.push_back((ts, map_key));
+                }
             }
-            Transport::Udp {
-                sport,
-                dport,
-                payload_at,
-                payload,
-            } => {
-                let at = usize::from(payload_at);
-                if (sport == 53 || dport == 53) && payload >= 12 && data.len() >= at + 12 {
-                    let id = u16::from_be_bytes([data[at], data[at + 1]]);
-                    let response = data[at + 2] & 0x80 != 0;
+            Transport::Udp { .. } => {
+                if let Some((id, response)) = dns {
                     if !response {
                         if f.dns.len() < 64 {
                             f.dns.push((id, ts));
@@ -564,6 +748,7 @@ impl Analyzer {
             }
             _ => {}
         }
+        known
     }
 
     fn close_interval(&mut self, every: u64, on_interval: &mut dyn FnMut(&Interval)) {
@@ -576,19 +761,39 @@ impl Analyzer {
         self.interval_no += 1;
     }
 
-    /// Expires closed flows past their linger and idle flows.
+    /// Expires closed flows past their linger; every tenth of the idle timeout, idle flows too.
     fn sweep(&mut self, now: u64, on_flow: &mut dyn FnMut(&FlowRecord)) {
         let linger = self.cfg.close_linger.as_nanos() as u64;
         let idle = self.cfg.idle_timeout.as_nanos() as u64;
         let mut expired = Vec::new();
-        self.flows.retain(|_, f| {
-            let age = now.saturating_sub(f.rec.last_ns);
-            let done = (f.closed && age >= linger) || age >= idle;
-            if done {
-                expired.push(f.rec.clone());
+        while let Some(&(closed_at, key)) = self.closing.front() {
+            if now.saturating_sub(closed_at) < linger {
+                break;
             }
-            !done
-        });
+            self.closing.pop_front();
+            // The flow may have gone (expired early) or be a new one under the same key.
+            if let Some(f) = self.flows.get(&key).filter(|f| f.closed) {
+                if now.saturating_sub(f.rec.last_ns) >= linger {
+                    if let Some(f) = self.flows.remove(&key) {
+                        expired.push(f.rec);
+                    }
+                } else {
+                    // Late packets after the close: look again once they have lingered.
+                    self.closing.push_back((f.rec.last_ns, key));
+                }
+            }
+        }
+        if now >= self.last_idle_scan_ns.saturating_add(idle / 10) {
+            self.last_idle_scan_ns = now;
+            self.flows.retain(|_, f| {
+                let age = now.saturating_sub(f.rec.last_ns);
+                let done = (f.closed && age >= linger) || age >= idle;
+                if done {
+                    expired.push(f.rec.clone());
+                }
+                !done
+            });
+        }
         for r in expired {
             self.finish_flow(r, on_flow);
         }
@@ -596,10 +801,10 @@ impl Analyzer {
 
     fn sweep_oldest(&mut self, on_flow: &mut dyn FnMut(&FlowRecord)) {
         // Expire the stalest tenth at once, so a flood of new flows costs one sort per many.
-        let mut ages: Vec<(u64, FlowKey)> = self
+        let mut ages: Vec<(u64, MapKey)> = self
             .flows
-            .values()
-            .map(|f| (f.rec.last_ns, f.rec.key))
+            .iter()
+            .map(|(k, f)| (f.rec.last_ns, *k))
             .collect();
         ages.sort_unstable();
         for (_, k) in ages.into_iter().take((self.cfg.max_flows / 10).max(1)) {
@@ -664,18 +869,15 @@ impl Analyzer {
             self.finish_flow(r, on_flow);
         }
         let mut report = std::mem::take(&mut self.report);
-        report.unique_ips = self.hosts.len() + self.more_ips.len();
+        let talkers = self.talkers;
+        report.unique_ips = talkers.host_slots.len() + talkers.more_ips.len();
         report.unique_macs = self.macs.len();
         let mut hosts: Vec<(IpAddr, u64)> =
-            self.hosts.into_iter().map(|(ip, (b, _))| (ip, b)).collect();
+            talkers.host_slots.iter().map(|h| (h.ip, h.bytes)).collect();
         hosts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         hosts.truncate(self.top_n);
         report.top_hosts = hosts;
-        let mut ports: Vec<(u8, u16, u64)> = self
-            .ports
-            .into_iter()
-            .map(|((p, n), b)| (p, n, b))
-            .collect();
+        let mut ports = talkers.port_slots;
         ports.sort_by(|a, b| b.2.cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
         ports.truncate(self.top_n);
         report.top_ports = ports;
@@ -742,6 +944,51 @@ mod tests {
         assert_eq!(flows[0].initial_rtt_ns(), Some(350_000));
         assert_eq!(r.latency.tcp_handshake.count(), 1);
         assert_eq!(r.protocols[Protocol::Tcp as usize].bytes, 162);
+    }
+
+    #[test]
+    fn closed_flows_expire_after_the_linger_and_idle_ones_after_the_timeout() {
+        let cfg = AnalyzerConfig {
+            idle_timeout: Duration::from_secs(20),
+            close_linger: Duration::from_secs(2),
+            ..AnalyzerConfig::default()
+        };
+        let mut a = Analyzer::new(cfg, 5);
+        let mut expired: Vec<(u16, u64)> = Vec::new();
+        let s = 1_000_000_000u64;
+        let mut feed = |a: &mut Analyzer, at: u64, flags: u8, sport: u16, dport: u16| {
+            a.packet(
+                at,
+                54,
+                1,
+                &tcp_frame(flags, sport, dport),
+                &mut |_| {},
+                &mut |f: &FlowRecord| expired.push((f.key.a.1.max(f.key.b.1), at)),
+            );
+        };
+        // Flow 1000: FIN both ways at 1 s. Flow 2000: FIN both ways at 1 s, then a late ACK at
+        // 2.5 s. Flow 3000: idle after 1 s.
+        for port in [1000, 2000, 3000] {
+            feed(&mut a, s, 0x10, port, 80);
+        }
+        for port in [1000, 2000] {
+            feed(&mut a, s, 0x11, port, 80);
+            feed(&mut a, s, 0x11, 80, port);
+        }
+        feed(&mut a, s * 5 / 2, 0x10, 2000, 80);
+        // A packet of another flow each second drives the clock.
+        for t in 2..=40 {
+            feed(&mut a, t * s + 1, 0x10, 9, 10);
+        }
+        let when = |port: u16| expired.iter().find(|e| e.0 == port).map(|e| e.1 / s);
+        // Sweeps run at most once a second, so up to a second late.
+        assert!(matches!(when(1000), Some(3..=4)), "{expired:?}");
+        // Its late packet at 2.5 s starts the linger again: not before 4.5 s.
+        assert!(matches!(when(2000), Some(5)), "{expired:?}");
+        // Idle for 20 s from 1 s, found by a scan every 2 s.
+        let idle = when(3000).expect("idle flow expired");
+        assert!((21..=23).contains(&idle), "{expired:?}");
+        assert_eq!(when(9), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use crate::cli::CaptureArgs;
 use anyhow::Context;
 use netpulse_capture::stats::{AnalyzerConfig, Count, FlowRecord, Interval, Protocol, Report};
-use netpulse_capture::Analyzer;
+use netpulse_capture::{Analyzer, PacketSummary};
 use netpulse_core::parse_duration;
 use netpulse_core::stats::RttStats;
 use serde_json::{json, Value};
@@ -236,16 +236,10 @@ fn flow_row(f: &FlowRecord) -> netpulse_store::FlowRow {
 }
 
 /// One line per packet for `--log`.
-fn log_line(
-    w: &mut impl Write,
-    ts_ns: u64,
-    len: u32,
-    linktype: u16,
-    data: &[u8],
-) -> io::Result<()> {
+fn log_line(w: &mut impl Write, p: &PacketSummary) -> io::Result<()> {
     use netpulse_capture::{Network, Transport};
-    let d = netpulse_capture::decode(linktype, data);
-    let t = time(ts_ns);
+    let (d, len) = (&p.decoded, p.len);
+    let t = time(p.ts_ns);
     match (d.network, d.transport) {
         (
             Network::Ip { src, dst, .. },
@@ -329,16 +323,16 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         None,
     )?;
     enum Source {
-        File(
-            netpulse_capture::CaptureReader<Box<dyn std::io::Read>>,
-            std::path::PathBuf,
-        ),
+        File(netpulse_capture::Decoder, std::path::PathBuf),
         Live(netpulse_capture::live::Live, String),
     }
     let mut source = match (&args.file, &args.interface) {
         (Some(path), _) => Source::File(
-            netpulse_capture::open(path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
+            netpulse_capture::Decoder::spawn(
+                netpulse_capture::open(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+            )
+            .context("cannot start the reader thread")?,
             path.clone(),
         ),
         (None, Some(iface)) => {
@@ -463,20 +457,11 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     };
     let started = std::time::Instant::now();
     let mut next_progress = started + Duration::from_millis(250);
-    let damage: Option<String> = loop {
-        if stop.load(std::sync::atomic::Ordering::Relaxed) || args.count.is_some_and(|c| seen >= c)
-        {
-            break None;
-        }
-        if file_size.is_some() && seen & 0xffff == 0 && std::time::Instant::now() >= next_progress {
-            next_progress += Duration::from_millis(250);
-            if let (Some(total), Source::File(reader, _)) = (file_size, &source) {
-                progress(reader.position(), total, seen, started.elapsed());
-            }
-        }
-        let (ts, len, lt, data) = match &mut source {
-            Source::File(reader, path) => match reader.next_packet() {
-                Ok(Some(p)) => (p.ts_ns, p.len, p.linktype, p.data),
+    let mut batch: Vec<PacketSummary> = Vec::new();
+    let damage: Option<String> = 'read: loop {
+        match &mut source {
+            Source::File(decoder, path) => match decoder.next_batch() {
+                Ok(Some(b)) => decoder.recycle(std::mem::replace(&mut batch, b)),
                 Ok(None) => break None,
                 Err(e) => {
                     break Some(format!(
@@ -487,24 +472,46 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             },
             Source::Live(live, iface) => {
                 let lt = live.linktype();
+                batch.clear();
                 match live.next_packet() {
-                    Ok(Some(p)) => (p.ts_ns, p.len, lt, p.data),
-                    Ok(None) => continue,
+                    Ok(Some(p)) => batch.push(PacketSummary::of(p.ts_ns, p.len, lt, p.data)),
+                    Ok(None) => {}
                     Err(e) => break Some(format!("capture on {iface} failed: {e}")),
                 }
             }
-        };
-        seen += 1;
-        if let Some(w) = log.as_mut() {
-            if let Err(e) = log_line(w, ts, len, lt, data) {
-                log_error.get_or_insert(e);
+        }
+        for p in &batch {
+            if stop.load(std::sync::atomic::Ordering::Relaxed)
+                || args.count.is_some_and(|c| seen >= c)
+            {
+                break 'read None;
+            }
+            if file_size.is_some()
+                && seen & 0xffff == 0
+                && std::time::Instant::now() >= next_progress
+            {
+                next_progress += Duration::from_millis(250);
+                if let (Some(total), Source::File(decoder, _)) = (file_size, &source) {
+                    progress(decoder.position(), total, seen, started.elapsed());
+                }
+            }
+            seen += 1;
+            if let Some(w) = log.as_mut() {
+                if let Err(e) = log_line(w, p) {
+                    log_error.get_or_insert(e);
+                }
+            }
+            analyzer.summary(p, &mut on_interval, &mut on_flow);
+            if let Some(s) = &sink {
+                for (sec, counts) in analyzer.take_seconds() {
+                    s.capture_second(capture_second(sec, &counts));
+                }
             }
         }
-        analyzer.packet(ts, len, lt, data, &mut on_interval, &mut on_flow);
-        if let Some(s) = &sink {
-            for (sec, counts) in analyzer.take_seconds() {
-                s.capture_second(capture_second(sec, &counts));
-            }
+        // Live: a quiet ring still has to notice Ctrl-C, and `-c` must not wait for one more.
+        if stop.load(std::sync::atomic::Ordering::Relaxed) || args.count.is_some_and(|c| seen >= c)
+        {
+            break None;
         }
     };
     if file_size.is_some() {
