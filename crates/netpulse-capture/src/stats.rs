@@ -283,6 +283,85 @@ impl PacketSummary {
     }
 }
 
+/// Flows by key: a map to slots in a slab, so the map's entries stay small and the slab's
+/// slots are reused as flows end (growing it never copies or re-faults the live flows).
+#[derive(Default)]
+struct FlowTable {
+    index: HashMap<MapKey, u32>,
+    slab: Vec<Flow>,
+    free: Vec<u32>,
+}
+
+impl FlowTable {
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn contains_key(&self, k: &MapKey) -> bool {
+        self.index.contains_key(k)
+    }
+
+    fn get(&self, k: &MapKey) -> Option<&Flow> {
+        self.index.get(k).map(|&i| &self.slab[i as usize])
+    }
+
+    fn get_or_insert_with(&mut self, k: MapKey, make: impl FnOnce() -> Flow) -> &mut Flow {
+        let i = match self.index.entry(k) {
+            std::collections::hash_map::Entry::Occupied(o) => *o.get() as usize,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let flow = make();
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.slab[i as usize] = flow;
+                        i
+                    }
+                    None => {
+                        self.slab.push(flow);
+                        (self.slab.len() - 1) as u32
+                    }
+                };
+                v.insert(i);
+                i as usize
+            }
+        };
+        &mut self.slab[i]
+    }
+
+    fn release(&mut self, i: u32) -> FlowRecord {
+        let f = &mut self.slab[i as usize];
+        f.dns = Vec::new();
+        self.free.push(i);
+        f.rec.clone()
+    }
+
+    fn remove(&mut self, k: &MapKey) -> Option<FlowRecord> {
+        let i = self.index.remove(k)?;
+        Some(self.release(i))
+    }
+
+    /// Removes the flows `done` says are done, adding their records to `expired`.
+    fn retain(&mut self, expired: &mut Vec<FlowRecord>, mut done: impl FnMut(&Flow) -> bool) {
+        let mut gone = Vec::new();
+        self.index.retain(|_, &mut i| {
+            let d = done(&self.slab[i as usize]);
+            if d {
+                gone.push(i);
+            }
+            !d
+        });
+        expired.extend(gone.into_iter().map(|i| self.release(i)));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&MapKey, &Flow)> {
+        self.index.iter().map(|(k, &i)| (k, &self.slab[i as usize]))
+    }
+
+    fn into_records(mut self) -> Vec<FlowRecord> {
+        let slots: Vec<u32> = self.index.drain().map(|(_, i)| i).collect();
+        slots.into_iter().map(|i| self.release(i)).collect()
+    }
+}
+
 /// A talker-table slot that does not exist (the table was full).
 const NO_SLOT: u32 = u32::MAX;
 
@@ -374,7 +453,7 @@ pub struct Analyzer {
     macs: HashMap<[u8; 6], u64>,
     interval: Interval,
     interval_no: u64,
-    flows: HashMap<MapKey, Flow>,
+    flows: FlowTable,
     talkers: Talkers,
     top_flows: Vec<FlowRecord>,
     top_n: usize,
@@ -400,7 +479,7 @@ impl Analyzer {
             macs: HashMap::new(),
             interval: Interval::default(),
             interval_no: 1,
-            flows: HashMap::new(),
+            flows: FlowTable::default(),
             talkers: Talkers {
                 max: cfg.max_talkers,
                 ..Talkers::default()
@@ -607,39 +686,36 @@ impl Analyzer {
         if self.flows.len() >= self.cfg.max_flows && !self.flows.contains_key(&map_key) {
             self.sweep_oldest(on_flow);
         }
-        let f = match self.flows.entry(map_key) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let t = &mut self.talkers;
-                let host_slots = [t.host_slot(key.a.0), t.host_slot(key.b.0)];
-                let port_slots = [t.port_slot(proto, key.a.1), t.port_slot(proto, key.b.1)];
-                v.insert(Flow {
-                    rec: FlowRecord {
-                        key,
-                        first_ns: ts,
-                        last_ns: ts,
-                        a_to_b: Count::default(),
-                        b_to_a: Count::default(),
-                        syn_to_synack_ns: None,
-                        synack_to_ack_ns: None,
-                        fin: false,
-                        rst: false,
-                    },
-                    client_is_a: None,
-                    syn_ns: None,
-                    synack_ns: None,
-                    fin_dirs: 0,
-                    unacked: [None, None],
-                    dns: Vec::new(),
-                    closed: false,
-                    new: true,
-                    host_slots,
-                    port_slots,
-                    last_macs: None,
-                    macs_interval: 0,
-                })
+        let f = self.flows.get_or_insert_with(map_key, || {
+            let t = &mut self.talkers;
+            let host_slots = [t.host_slot(key.a.0), t.host_slot(key.b.0)];
+            let port_slots = [t.port_slot(proto, key.a.1), t.port_slot(proto, key.b.1)];
+            Flow {
+                rec: FlowRecord {
+                    key,
+                    first_ns: ts,
+                    last_ns: ts,
+                    a_to_b: Count::default(),
+                    b_to_a: Count::default(),
+                    syn_to_synack_ns: None,
+                    synack_to_ack_ns: None,
+                    fin: false,
+                    rst: false,
+                },
+                client_is_a: None,
+                syn_ns: None,
+                synack_ns: None,
+                fin_dirs: 0,
+                unacked: [None, None],
+                dns: Vec::new(),
+                closed: false,
+                new: true,
+                host_slots,
+                port_slots,
+                last_macs: None,
+                macs_interval: 0,
             }
-        };
+        });
         if f.new {
             f.new = false;
             self.interval.new_flows += 1;
@@ -774,8 +850,8 @@ impl Analyzer {
             // The flow may have gone (expired early) or be a new one under the same key.
             if let Some(f) = self.flows.get(&key).filter(|f| f.closed) {
                 if now.saturating_sub(f.rec.last_ns) >= linger {
-                    if let Some(f) = self.flows.remove(&key) {
-                        expired.push(f.rec);
+                    if let Some(r) = self.flows.remove(&key) {
+                        expired.push(r);
                     }
                 } else {
                     // Late packets after the close: look again once they have lingered.
@@ -785,13 +861,9 @@ impl Analyzer {
         }
         if now >= self.last_idle_scan_ns.saturating_add(idle / 10) {
             self.last_idle_scan_ns = now;
-            self.flows.retain(|_, f| {
+            self.flows.retain(&mut expired, |f| {
                 let age = now.saturating_sub(f.rec.last_ns);
-                let done = (f.closed && age >= linger) || age >= idle;
-                if done {
-                    expired.push(f.rec.clone());
-                }
-                !done
+                (f.closed && age >= linger) || age >= idle
             });
         }
         for r in expired {
@@ -808,8 +880,8 @@ impl Analyzer {
             .collect();
         ages.sort_unstable();
         for (_, k) in ages.into_iter().take((self.cfg.max_flows / 10).max(1)) {
-            if let Some(f) = self.flows.remove(&k) {
-                self.finish_flow(f.rec, on_flow);
+            if let Some(r) = self.flows.remove(&k) {
+                self.finish_flow(r, on_flow);
             }
         }
     }
@@ -863,7 +935,7 @@ impl Analyzer {
             self.interval.length = Duration::from_nanos(len.max(1));
             on_interval(&self.interval);
         }
-        let mut rest: Vec<FlowRecord> = self.flows.drain().map(|(_, f)| f.rec).collect();
+        let mut rest = std::mem::take(&mut self.flows).into_records();
         rest.sort_by_key(|r| r.first_ns);
         for r in rest {
             self.finish_flow(r, on_flow);
