@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Live capture: the highest UDP rate each tool captures with zero kernel drops (issue 7).
-# Two private namespaces joined by a veth pair; a Rust blaster in A sends 64-byte datagrams at
-# increasing rates for 3 s each; netpulse and tcpdump capture in B with the same BPF filter,
-# one at a time. Root needed; everything is removed on exit.
-#   usage: sudo bash bench/live_capture_bench.sh [RATES...]
+# Two private namespaces joined by a veth pair; Rust blasters in A (BLASTERS of them, default 1,
+# each sending its share) send 64-byte datagrams at increasing rates for 3 s each; netpulse and
+# tcpdump capture in B with the same BPF filter, one at a time. Root needed; everything is
+# removed on exit.
+#   usage: sudo [BLASTERS=2] bash bench/live_capture_bench.sh [RATES...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rates=("$@")
@@ -19,13 +20,25 @@ ip -n "$a" link set lb0 up; ip -n "$b" link set lb1 up; ip -n "$a" link set lo u
 ip -n "$a" neigh add 10.252.0.99 lladdr 02:00:00:00:00:99 dev lb0 nud permanent
 cargo build --release -q -p netpulse -p netpulse-capture --example udp_blast
 blast=target/release/examples/udp_blast
+blasters=${BLASTERS:-1}
+# Sends RATE/s for 3 s from $blasters processes; prints the total rate they reached.
+send() {
+  local i outs=()
+  for ((i = 0; i < blasters; i++)); do
+    outs+=("$(mktemp)")
+    ip netns exec "$a" "$blast" 10.252.0.99:9999 $(($1 / blasters)) 3 >"${outs[$i]}" &
+  done
+  wait $(jobs -p | tail -n "$blasters")
+  cat "${outs[@]}" | grep -o '([0-9]*/s)' | tr -d '()/s' | awk '{s += $1} END {printf "%d", s}'
+  rm -f "${outs[@]}"
+}
 
 run_netpulse() {
   local out achieved; out=$(mktemp)
   ip netns exec "$b" target/release/netpulse capture -i lb1 -f "udp port 9999" --interval 0s --json >"$out" 2>"$out.err" &
   local pid=$!
   until grep -q "capturing on" "$out.err" 2>/dev/null; do sleep 0.05; done
-  achieved=$(ip netns exec "$a" "$blast" 10.252.0.99:9999 "$1" 3 | grep -o '([0-9]*/s)' | tr -d '()/s')
+  achieved=$(send "$1")
   sleep 0.5; kill -INT "$pid"; wait "$pid" || true
   local got drops
   got=$(python3 -c 'import sys,json; print([json.loads(l) for l in open(sys.argv[1])][-1]["packets"])' "$out")
@@ -37,7 +50,7 @@ run_tcpdump() {
   ip netns exec "$b" tcpdump -i lb1 -w /dev/null -B 65536 "udp port 9999" 2>"$err" &
   local pid=$!
   until grep -q "listening on" "$err" 2>/dev/null; do sleep 0.05; done
-  achieved=$(ip netns exec "$a" "$blast" 10.252.0.99:9999 "$1" 3 | grep -o '([0-9]*/s)' | tr -d '()/s')
+  achieved=$(send "$1")
   sleep 0.5; kill -INT "$pid"; wait "$pid" || true
   local got drops
   got=$(grep -o '^[0-9]* packets captured' "$err" | awk '{print $1}')
