@@ -10,7 +10,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut reader) = CaptureReader::with_buffer(data, 4096) else {
         return;
     };
-    let mut analyzer = Analyzer::new(AnalyzerConfig::default(), 5);
+    // Tiny tables and short timeouts, so eviction, slot reuse and both sweeps run too.
+    let cfg = AnalyzerConfig {
+        max_flows: 8,
+        max_talkers: 4,
+        idle_timeout: std::time::Duration::from_secs(1),
+        close_linger: std::time::Duration::from_millis(500),
+        ..AnalyzerConfig::default()
+    };
+    let mut analyzer = Analyzer::new(cfg, 5);
     for _ in 0..10_000 {
         match reader.next_packet() {
             Ok(Some(p)) => analyzer.packet(p.ts_ns, p.len, p.linktype, p.data, &mut |_| {}, &mut |_| {}),

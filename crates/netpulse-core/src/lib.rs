@@ -6,6 +6,7 @@ pub mod alert;
 pub mod clock;
 pub mod duration;
 pub mod iface;
+pub mod live;
 pub mod outage;
 pub mod record;
 pub mod rollup;

@@ -93,6 +93,21 @@ pub struct MonitorArgs {
     /// default gateway and the nameservers and watches every interface that is up.
     #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
+    /// Serve the web dashboard, the JSON API and Prometheus /metrics on ADDR (e.g.
+    /// 127.0.0.1:9750; any other address than loopback needs --token or --insecure-no-auth).
+    #[arg(long, value_name = "ADDR")]
+    pub web: Option<std::net::SocketAddr>,
+    /// Bearer token every web request must carry (or NETPULSE_WEB_TOKEN).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "NETPULSE_WEB_TOKEN",
+        requires = "web"
+    )]
+    pub token: Option<String>,
+    /// Serve a non-loopback address without a token.
+    #[arg(long, requires = "web")]
+    pub insecure_no_auth: bool,
 }
 
 #[derive(Debug, Subcommand)]

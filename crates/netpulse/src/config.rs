@@ -286,6 +286,8 @@ pub struct ListenSection {
     pub web: String,
     /// Prometheus /metrics address (empty: off).
     pub metrics: String,
+    /// Bearer token for both (empty: none; needed to listen beyond loopback).
+    pub token: String,
 }
 
 fn unspanned(s: &str) -> Spanned<String> {

@@ -43,7 +43,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Report(args) => report_cmd::run(args),
         cli::Command::Sessions(args) => report_cmd::sessions(args),
         cli::Command::Ifaces(args) => ifaces_cmd::run(args),
-        cli::Command::Monitor(args) => monitor_cmd::run(args.config),
+        cli::Command::Monitor(args) => monitor_cmd::run(args),
         cli::Command::Capture(args) => capture_cmd::run(args),
         cli::Command::Config(cli::ConfigCommand::Check { file }) => {
             let config = config::Config::load(&file)?;

@@ -20,9 +20,9 @@ use netpulse_iface::IfaceSource;
 use netpulse_probe::{resolve, Engine, EngineConfig, Family, IcmpMode, ProbePlan, StopHandle};
 use netpulse_store::{DeliveryRecord, RecordSink, RecordTarget, Recorder};
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -48,6 +48,8 @@ struct TargetKey {
 
 struct RunningTarget {
     key: TargetKey,
+    /// Probe kind name (`icmp`, `tcp`, …).
+    kind: String,
     /// Index in the recording (stable for the session).
     index: usize,
     stop: StopHandle,
@@ -79,7 +81,8 @@ struct Setup {
     ifaces: crate::ifaces_cmd::Selection,
 }
 
-pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
+    let config_path = args.config.clone();
     // Handlers first: a Ctrl-C during start-up must stop cleanly, not kill mid-way.
     let (events_tx, events) = mpsc::sync_channel::<Event>(QUEUE);
     let (on_stop, on_hup) = (events_tx.clone(), events_tx.clone());
@@ -106,10 +109,14 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let host = crate::record::host_name();
     let mut setup = make_setup(config)?;
 
-    let recorder = if setup.config.record.enabled {
-        let path = crate::record::db_path(std::path::Path::new(&setup.config.record.db));
+    let db_path = setup
+        .config
+        .record
+        .enabled
+        .then(|| crate::record::db_path(std::path::Path::new(&setup.config.record.db)));
+    let recorder = if let Some(path) = &db_path {
         let rec = crate::record::start_traffic(
-            &path,
+            path,
             setup.config.record.retention.get_ref(),
             serde_json::json!({ "config": config_path.as_ref().map(|p| p.display().to_string()) }),
         )
@@ -120,7 +127,53 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         None
     };
     let sink = recorder.as_ref().map(Recorder::sink);
-
+    let shared = Arc::new(netpulse_web::Shared::default());
+    let listen = &setup.config.listen;
+    let parse_addr = |what: &str, text: &str| -> anyhow::Result<Option<std::net::SocketAddr>> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).with_context(|| {
+            format!("[listen] {what} = {text:?} is not an address like 127.0.0.1:9750")
+        })
+    };
+    let web_addr = match args.web {
+        Some(a) => Some(a),
+        None => parse_addr("web", &listen.web)?,
+    };
+    let token = args
+        .token
+        .clone()
+        .or_else(|| (!listen.token.is_empty()).then(|| listen.token.clone()));
+    let serve = |addr, metrics_only| {
+        netpulse_web::start(
+            netpulse_web::WebConfig {
+                addr,
+                token: token.clone(),
+                insecure_no_auth: args.insecure_no_auth,
+                db: db_path.clone(),
+                metrics_only,
+            },
+            Arc::clone(&shared),
+        )
+    };
+    let mut servers = Vec::new();
+    if let Some(addr) = web_addr {
+        let server = serve(addr, false)?;
+        eprintln!(
+            "netpulse monitor: dashboard on http://{}/ (Prometheus metrics on /metrics)",
+            server.addr()
+        );
+        servers.push(server);
+    }
+    if let Some(addr) = parse_addr("metrics", &listen.metrics)? {
+        let server = serve(addr, true)?;
+        eprintln!(
+            "netpulse monitor: Prometheus metrics on http://{}/metrics",
+            server.addr()
+        );
+        servers.push(server);
+    }
     let (delivery_tx, delivery_rx) = mpsc::channel::<Delivery>();
     let mut dispatcher = Dispatcher::start(make_notifiers(&setup.config)?, delivery_tx.clone());
     let mut rules = RuleEngine::new(setup.rules.clone());
@@ -135,6 +188,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         &mut next_index,
         &events_tx,
         sink.as_ref(),
+        &shared,
     );
 
     let mut ifaces = if setup.config.ifaces.enabled {
@@ -158,6 +212,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut alert_id = 0u64;
     let mut dropped = 0u64;
     let mut alert_events = Vec::new();
+    let mut removed = Vec::new();
     let outage_cfg = OutageConfig::default();
     if let Some(src) = ifaces.as_mut() {
         if src.poll(&mut samples).is_ok() {
@@ -169,7 +224,15 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         match events.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
             Ok(Event::Result(r)) => {
                 let w = windows.entry(r.target).or_default();
-                let sec = unix_secs(SystemTime::now());
+                let wall = SystemTime::now();
+                let sec = unix_secs(wall);
+                let (label, kind) = running
+                    .iter()
+                    .find(|t| t.index == r.target)
+                    .map(|t| (t.key.label.as_str(), t.kind.as_str()))
+                    .unwrap_or_default();
+                shared.metrics.probe(label, kind, &r);
+                shared.live().result(r.target, &r, wall);
                 match w.seconds.back_mut() {
                     Some((s, stats)) if *s == sec => stats.record(&r),
                     _ => {
@@ -178,9 +241,33 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                         w.seconds.push_back((sec, stats));
                     }
                 }
-                w.outage
-                    .get_or_insert_with(|| OutageDetector::new(outage_cfg, r.seq))
-                    .record(r.seq, r.sent_at, r.outcome.is_reply());
+                let detector = w
+                    .outage
+                    .get_or_insert_with(|| OutageDetector::new(outage_cfg, r.seq));
+                let was_out = detector.in_outage();
+                let ended = detector.record(r.seq, r.sent_at, r.outcome.is_reply());
+                let (now_out, start) = (detector.in_outage(), detector.current_start());
+                let mut live = shared.live();
+                for o in &ended {
+                    live.outage(r.target, o);
+                }
+                if now_out {
+                    if let Some(start) = start {
+                        live.outage(
+                            r.target,
+                            &netpulse_core::outage::Outage {
+                                start,
+                                end: r.sent_at,
+                                sent: 0,
+                                received: 0,
+                                ongoing: true,
+                            },
+                        );
+                    }
+                }
+                if now_out != was_out || !ended.is_empty() {
+                    shared.metrics.outage(label, kind, now_out);
+                }
                 continue;
             }
             Ok(Event::Stop) => break,
@@ -190,12 +277,26 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                         let before = running.len();
                         stop_removed(&new.config, &mut running);
                         let kept = running.len();
+                        {
+                            let mut live = shared.live();
+                            for (i, t) in live.targets.iter().enumerate() {
+                                if t.as_ref().is_some_and(|t| t.active)
+                                    && !running.iter().any(|r| r.index == i)
+                                {
+                                    removed.push(i);
+                                }
+                            }
+                            for i in removed.drain(..) {
+                                live.remove_target(i);
+                            }
+                        }
                         start_targets(
                             &new.config,
                             &mut running,
                             &mut next_index,
                             &events_tx,
                             sink.as_ref(),
+                            &shared,
                         );
                         rules.replace_rules(new.rules.clone());
                         if new.config.notifiers != setup.config.notifiers {
@@ -247,6 +348,23 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                         .collect();
                     if let Some(s) = &sink {
                         s.offer_traffic(wall, &picked);
+                    }
+                    {
+                        let mut live = shared.live();
+                        for r in &picked {
+                            live.iface(
+                                &r.name,
+                                wall,
+                                r.rx_bytes_per_sec(),
+                                r.tx_bytes_per_sec(),
+                                &r.totals,
+                            );
+                            if let (Some(d), Some(rx), Some(tx)) =
+                                (r.delta.as_ref(), r.rx_bytes_per_sec(), r.tx_bytes_per_sec())
+                            {
+                                shared.metrics.iface(&r.name, d, rx, tx);
+                            }
+                        }
                     }
                     for r in &picked {
                         if let Some(d) = r.delta {
@@ -312,6 +430,20 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             }
         }
         iface_windows.retain(|_, w| !w.seconds.is_empty());
+        {
+            let mut live = shared.live();
+            live.tick(wall);
+            live.record_dropped = sink.as_ref().map_or(0, RecordSink::dropped);
+            for e in &alert_events {
+                live.alert(e);
+                shared.metrics.alert(
+                    &e.rule,
+                    &e.subject,
+                    e.severity.name(),
+                    e.kind != netpulse_core::alert::AlertKind::Resolved,
+                );
+            }
+        }
         for e in alert_events.drain(..) {
             alert_id += 1;
             if let Some(s) = &sink {
@@ -352,6 +484,9 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     for t in running.drain(..) {
         t.stop.stop();
         let _ = t.thread.join();
+    }
+    for w in servers {
+        w.stop();
     }
     dispatcher.shutdown(Duration::from_secs(10));
     record_deliveries(&delivery_rx, sink.as_ref());
@@ -432,6 +567,7 @@ fn start_targets(
     next_index: &mut usize,
     events: &SyncSender<Event>,
     sink: Option<&RecordSink>,
+    shared: &netpulse_web::Shared,
 ) {
     let icmp_mode = match config.monitor.icmp_socket.get_ref().as_str() {
         "dgram" => IcmpMode::Dgram,
@@ -447,19 +583,24 @@ fn start_targets(
         }
         match start_target(&key, icmp_mode, *next_index, events, sink) {
             Ok((stop, thread)) => {
+                let kind = parse_target(&key.target)
+                    .map(|s| s.kind.name().to_string())
+                    .unwrap_or_default();
                 if let Some(s) = sink {
                     s.add_target(RecordTarget {
                         label: key.label.clone(),
-                        kind: parse_target(&key.target)
-                            .map(|s| s.kind.name().to_string())
-                            .unwrap_or_default(),
+                        kind: kind.clone(),
                         address: key.target.clone(),
                         interval: key.interval,
                         timeout: key.timeout,
                     });
                 }
+                shared
+                    .live()
+                    .add_target(*next_index, &key.label, &key.target, &kind);
                 running.push(RunningTarget {
                     index: *next_index,
+                    kind,
                     key,
                     stop,
                     thread,

@@ -1,0 +1,471 @@
+//! What the live views show (terminal UI, web dashboard, `/metrics`): a bounded picture of the
+//! last minutes of every target and interface, the alerts and the outages. The monitor feeds it;
+//! views read snapshots of it. Memory is fixed: every history is a ring.
+
+use crate::alert::{AlertEvent, AlertKind};
+use crate::outage::Outage;
+use crate::record::ProbeResult;
+use crate::rollup::unix_secs;
+use crate::stats::{ProbeStats, RttStats};
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+/// Seconds of per-second history kept per target and interface (15 minutes).
+pub const HISTORY_SECONDS: usize = 900;
+/// Outages kept per target.
+pub const OUTAGES_KEPT: usize = 50;
+/// Alert events kept.
+pub const ALERTS_KEPT: usize = 100;
+
+/// One second of a target.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct TargetSecond {
+    /// Unix second.
+    pub sec: i64,
+    /// Probes resolved in it.
+    pub sent: u32,
+    /// Answered.
+    pub received: u32,
+    /// Fastest reply (ms).
+    pub min_ms: Option<f64>,
+    /// Mean reply (ms).
+    pub avg_ms: Option<f64>,
+    /// Slowest reply (ms).
+    pub max_ms: Option<f64>,
+}
+
+impl TargetSecond {
+    /// Fraction lost, when anything was sent.
+    pub fn loss(&self) -> Option<f64> {
+        (self.sent > 0).then(|| 1.0 - f64::from(self.received) / f64::from(self.sent))
+    }
+}
+
+/// An outage as the views list it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OutageLine {
+    /// Start (unix ms).
+    pub start_ms: i64,
+    /// End (unix ms); the latest probe's time while it goes on.
+    pub end_ms: i64,
+    /// Probes sent during it.
+    pub sent: u64,
+    /// Of those, answered.
+    pub received: u64,
+    /// Still going on.
+    pub ongoing: bool,
+}
+
+/// A target's live state.
+#[derive(Debug, Clone)]
+pub struct TargetLive {
+    /// Label.
+    pub label: String,
+    /// What is probed, as configured (`icmp:10.0.0.1`, `tcp:host:443`, …).
+    pub target: String,
+    /// Probe kind (`icmp`, `tcp`, `udp`, `dns`, `http`).
+    pub kind: String,
+    /// Per-second points, oldest first.
+    pub seconds: VecDeque<TargetSecond>,
+    /// Everything since the start.
+    pub total: ProbeStats,
+    /// The latest reply's RTT.
+    pub last_rtt: Option<Duration>,
+    /// Outages, oldest first.
+    pub outages: VecDeque<OutageLine>,
+    /// Consecutive unanswered probes right now.
+    pub unanswered_run: u64,
+    /// Still running (false once removed by a reload).
+    pub active: bool,
+    current: Option<(i64, ProbeStats)>,
+}
+
+impl TargetLive {
+    /// The second still being filled, as it stands.
+    pub fn current_point(&self) -> Option<TargetSecond> {
+        self.current.as_ref().map(|(s, stats)| point(*s, stats))
+    }
+
+    /// The last closed seconds and the open one, oldest first.
+    pub fn points(&self) -> impl Iterator<Item = TargetSecond> + '_ {
+        self.seconds.iter().copied().chain(self.current_point())
+    }
+
+    /// The latest `n` seconds' statistics merged.
+    pub fn recent(&self, n: usize) -> (u64, u64, Option<f64>, Option<f64>, Option<f64>) {
+        let (mut sent, mut received) = (0u64, 0u64);
+        let (mut min, mut max, mut sum, mut cnt) = (f64::INFINITY, 0f64, 0f64, 0u64);
+        for s in self.seconds.iter().rev().take(n) {
+            sent += u64::from(s.sent);
+            received += u64::from(s.received);
+            if let (Some(lo), Some(hi), Some(avg)) = (s.min_ms, s.max_ms, s.avg_ms) {
+                min = min.min(lo);
+                max = max.max(hi);
+                // Replies with an RTT; refused connections count as replies too.
+                sum += avg * f64::from(s.received);
+                cnt += u64::from(s.received);
+            }
+        }
+        let got = cnt > 0;
+        (
+            sent,
+            received,
+            got.then_some(min),
+            got.then(|| sum / cnt as f64),
+            got.then_some(max),
+        )
+    }
+}
+
+/// An interface's live state.
+#[derive(Debug, Clone)]
+pub struct IfaceLive {
+    /// Name.
+    pub name: String,
+    /// Latest rates (bytes/s).
+    pub rx_rate: Option<f64>,
+    /// Sent bytes/s.
+    pub tx_rate: Option<f64>,
+    /// Counter totals.
+    pub rx_bytes: u64,
+    /// Sent bytes total.
+    pub tx_bytes: u64,
+    /// Packets received / sent.
+    pub rx_packets: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Errors (rx + tx).
+    pub errors: u64,
+    /// Drops (rx + tx).
+    pub drops: u64,
+    /// (unix second, rx bytes/s, tx bytes/s), oldest first.
+    pub history: VecDeque<(i64, f64, f64)>,
+    /// Seen on the latest reading.
+    pub present: bool,
+}
+
+/// An alert as the views show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertLine {
+    /// Rule name.
+    pub rule: String,
+    /// Target label or interface.
+    pub subject: String,
+    /// `firing`, `reminder`, `resolved`.
+    pub kind: String,
+    /// Severity name.
+    pub severity: String,
+    /// When (unix ms).
+    pub at_ms: i64,
+    /// When the condition started (unix ms).
+    pub since_ms: i64,
+    /// The full sentence.
+    pub text: String,
+}
+
+/// Everything the live views show.
+#[derive(Debug, Clone, Default)]
+pub struct LiveView {
+    /// Targets by their index in the run.
+    pub targets: Vec<Option<TargetLive>>,
+    /// Interfaces by name, in the order first seen.
+    pub ifaces: Vec<IfaceLive>,
+    /// Alerts firing now (the latest event of each rule and subject that is not resolved).
+    pub firing: Vec<AlertLine>,
+    /// Recent alert events, oldest first.
+    pub alerts: VecDeque<AlertLine>,
+    /// Bumped on every change, so a view can tell whether to redraw.
+    pub version: u64,
+    /// Results dropped on the way to the recording.
+    pub record_dropped: u64,
+}
+
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn push_ring<T>(ring: &mut VecDeque<T>, item: T, cap: usize) {
+    if ring.len() == cap {
+        ring.pop_front();
+    }
+    ring.push_back(item);
+}
+
+fn point(sec: i64, s: &ProbeStats) -> TargetSecond {
+    let msf = |d: Duration| d.as_secs_f64() * 1e3;
+    TargetSecond {
+        sec,
+        sent: s.sent as u32,
+        received: s.received as u32,
+        min_ms: s.rtt.min().map(msf),
+        avg_ms: s.rtt.mean().map(msf),
+        max_ms: s.rtt.max().map(msf),
+    }
+}
+
+impl LiveView {
+    /// Adds (or re-activates) target `index`.
+    pub fn add_target(&mut self, index: usize, label: &str, target: &str, kind: &str) {
+        if self.targets.len() <= index {
+            self.targets.resize(index + 1, None);
+        }
+        self.targets[index] = Some(TargetLive {
+            label: label.to_string(),
+            target: target.to_string(),
+            kind: kind.to_string(),
+            seconds: VecDeque::new(),
+            total: ProbeStats::default(),
+            last_rtt: None,
+            outages: VecDeque::new(),
+            unanswered_run: 0,
+            active: true,
+            current: None,
+        });
+        self.version += 1;
+    }
+
+    /// Marks target `index` as no longer probed (kept for its history).
+    pub fn remove_target(&mut self, index: usize) {
+        if let Some(Some(t)) = self.targets.get_mut(index) {
+            t.active = false;
+            self.version += 1;
+        }
+    }
+
+    /// Counts a probe result in the second it arrived (`now`).
+    pub fn result(&mut self, index: usize, r: &ProbeResult, now: SystemTime) {
+        let Some(Some(t)) = self.targets.get_mut(index) else {
+            return;
+        };
+        let sec = unix_secs(now);
+        t.total.record(r);
+        if r.outcome.is_reply() {
+            t.unanswered_run = 0;
+            if r.rtt.is_some() {
+                t.last_rtt = r.rtt;
+            }
+        } else {
+            t.unanswered_run += 1;
+        }
+        match &mut t.current {
+            Some((s, stats)) if *s == sec => stats.record(r),
+            slot => {
+                if let Some((s, stats)) = slot.take() {
+                    push_ring(&mut t.seconds, point(s, &stats), HISTORY_SECONDS);
+                }
+                let mut stats = ProbeStats::default();
+                stats.record(r);
+                *slot = Some((sec, stats));
+            }
+        }
+        self.version += 1;
+    }
+
+    /// Closes the seconds before `now` (called once a second), so quiet seconds end too.
+    pub fn tick(&mut self, now: SystemTime) {
+        let sec = unix_secs(now);
+        for t in self.targets.iter_mut().flatten() {
+            if t.current.as_ref().is_some_and(|(s, _)| *s < sec) {
+                if let Some((s, stats)) = t.current.take() {
+                    push_ring(&mut t.seconds, point(s, &stats), HISTORY_SECONDS);
+                }
+            }
+        }
+        self.version += 1;
+    }
+
+    /// A target's outage ended (or is going on, `ongoing`).
+    pub fn outage(&mut self, index: usize, o: &Outage) {
+        let Some(Some(t)) = self.targets.get_mut(index) else {
+            return;
+        };
+        let line = OutageLine {
+            start_ms: ms(o.start),
+            end_ms: ms(o.end),
+            sent: o.sent,
+            received: o.received,
+            ongoing: o.ongoing,
+        };
+        // An ongoing outage is replaced by its later picture, and by its end.
+        if t.outages
+            .back()
+            .is_some_and(|b| b.ongoing && b.start_ms == line.start_ms)
+        {
+            t.outages.pop_back();
+        }
+        push_ring(&mut t.outages, line, OUTAGES_KEPT);
+        self.version += 1;
+    }
+
+    /// The latest interface reading: name, rates (bytes/s), totals.
+    #[allow(clippy::too_many_arguments)]
+    pub fn iface(
+        &mut self,
+        name: &str,
+        now: SystemTime,
+        rx_rate: Option<f64>,
+        tx_rate: Option<f64>,
+        totals: &crate::iface::IfaceCounters,
+    ) {
+        let i = match self.ifaces.iter().position(|i| i.name == name) {
+            Some(i) => i,
+            None => {
+                self.ifaces.push(IfaceLive {
+                    name: name.to_string(),
+                    rx_rate: None,
+                    tx_rate: None,
+                    rx_bytes: 0,
+                    tx_bytes: 0,
+                    rx_packets: 0,
+                    tx_packets: 0,
+                    errors: 0,
+                    drops: 0,
+                    history: VecDeque::new(),
+                    present: true,
+                });
+                self.ifaces.len() - 1
+            }
+        };
+        let f = &mut self.ifaces[i];
+        f.rx_rate = rx_rate;
+        f.tx_rate = tx_rate;
+        f.rx_bytes = totals.rx_bytes;
+        f.tx_bytes = totals.tx_bytes;
+        f.rx_packets = totals.rx_packets;
+        f.tx_packets = totals.tx_packets;
+        f.errors = totals.rx_errors + totals.tx_errors;
+        f.drops = totals.rx_dropped + totals.tx_dropped;
+        f.present = true;
+        if let (Some(rx), Some(tx)) = (rx_rate, tx_rate) {
+            push_ring(&mut f.history, (unix_secs(now), rx, tx), HISTORY_SECONDS);
+        }
+        self.version += 1;
+    }
+
+    /// An alert event: kept in the recent list; firing ones listed until resolved.
+    pub fn alert(&mut self, e: &AlertEvent) {
+        let line = AlertLine {
+            rule: e.rule.clone(),
+            subject: e.subject.clone(),
+            kind: e.kind.name().to_string(),
+            severity: e.severity.name().to_string(),
+            at_ms: ms(e.at),
+            since_ms: ms(e.since),
+            text: e.to_string(),
+        };
+        self.firing
+            .retain(|a| !(a.rule == line.rule && a.subject == line.subject));
+        if e.kind != AlertKind::Resolved {
+            self.firing.push(line.clone());
+        }
+        push_ring(&mut self.alerts, line, ALERTS_KEPT);
+        self.version += 1;
+    }
+
+    /// All targets' RTT statistics since the start, for summaries.
+    pub fn total_rtt(&self) -> RttStats {
+        let mut all = RttStats::default();
+        for t in self.targets.iter().flatten() {
+            all.merge(&t.total.rtt);
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Detail, Outcome};
+
+    fn result(seq: u64, rtt_ms: Option<u64>) -> ProbeResult {
+        ProbeResult {
+            target: 0,
+            seq,
+            sent_at: SystemTime::UNIX_EPOCH,
+            rtt: rtt_ms.map(Duration::from_millis),
+            outcome: if rtt_ms.is_some() {
+                Outcome::Ok
+            } else {
+                Outcome::Timeout
+            },
+            detail: Detail::default(),
+        }
+    }
+
+    fn at(sec: u64, ms: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(sec * 1000 + ms)
+    }
+
+    #[test]
+    fn seconds_close_on_the_next_result_or_tick_and_the_ring_is_bounded() {
+        let mut v = LiveView::default();
+        v.add_target(0, "gw", "icmp:10.0.0.1", "icmp");
+        v.result(0, &result(0, Some(10)), at(100, 100));
+        v.result(0, &result(1, Some(30)), at(100, 600));
+        v.result(0, &result(2, None), at(101, 0));
+        v.tick(at(102, 0));
+        let t = v.targets[0].as_ref().expect("target");
+        assert_eq!(t.seconds.len(), 2);
+        assert_eq!(t.seconds[0].sec, 100);
+        assert_eq!((t.seconds[0].sent, t.seconds[0].received), (2, 2));
+        assert_eq!(t.seconds[0].min_ms, Some(10.0));
+        assert_eq!(t.seconds[0].avg_ms, Some(20.0));
+        assert_eq!(t.seconds[0].max_ms, Some(30.0));
+        assert_eq!(t.seconds[1].loss(), Some(1.0));
+        assert_eq!(t.unanswered_run, 1);
+        assert_eq!(t.recent(10), (3, 2, Some(10.0), Some(20.0), Some(30.0)));
+        for s in 0..2000 {
+            v.result(0, &result(3 + s, Some(1)), at(200 + s, 0));
+        }
+        let t = v.targets[0].as_ref().expect("target");
+        assert_eq!(t.seconds.len(), HISTORY_SECONDS);
+        assert_eq!(t.total.sent, 2003);
+    }
+
+    #[test]
+    fn firing_alerts_are_listed_until_resolved() {
+        use crate::alert::{Comparator, Metric, Severity};
+        let mut v = LiveView::default();
+        let mut e = AlertEvent {
+            rule: "slow".into(),
+            subject: "gw".into(),
+            metric: Metric::LatencyAvg,
+            kind: AlertKind::Fired,
+            value: 120.0,
+            op: Comparator::Above,
+            threshold: 100.0,
+            severity: Severity::Warning,
+            at: at(10, 0),
+            since: at(5, 0),
+        };
+        v.alert(&e);
+        assert_eq!(v.firing.len(), 1);
+        e.kind = AlertKind::Resolved;
+        v.alert(&e);
+        assert!(v.firing.is_empty());
+        assert_eq!(v.alerts.len(), 2);
+        assert_eq!(v.alerts[1].kind, "resolved");
+    }
+
+    #[test]
+    fn an_ongoing_outage_is_replaced_by_its_end() {
+        let mut v = LiveView::default();
+        v.add_target(0, "gw", "icmp:10.0.0.1", "icmp");
+        let mut o = Outage {
+            start: at(10, 0),
+            end: at(11, 0),
+            sent: 10,
+            received: 0,
+            ongoing: true,
+        };
+        v.outage(0, &o);
+        o.end = at(12, 0);
+        o.ongoing = false;
+        v.outage(0, &o);
+        let t = v.targets[0].as_ref().expect("target");
+        assert_eq!(t.outages.len(), 1);
+        assert_eq!(t.outages[0].end_ms, 12_000);
+        assert!(!t.outages[0].ongoing);
+    }
+}

@@ -1,0 +1,348 @@
+//! The JSON API under `/api/` and the live event stream. Ranges up to the live view's 15
+//! minutes come from memory at 1 s; longer ones from the history database's minute (≤ 2 days)
+//! or hour rollups.
+
+use crate::AppState;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use netpulse_core::live::{LiveView, HISTORY_SECONDS};
+use netpulse_core::rollup::Resolution;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// `?range=15m&target=LABEL&iface=NAME`.
+#[derive(Debug, Deserialize, Default)]
+pub struct RangeQuery {
+    /// How far back (`5m`, `1h`, `7d`, …; default 15m).
+    pub range: Option<String>,
+    /// One target (by label).
+    pub target: Option<String>,
+    /// One interface.
+    pub iface: Option<String>,
+}
+
+/// An API error: its status and a sentence, sent as `{"error": "…"}`.
+#[derive(Debug)]
+pub(crate) struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<netpulse_store::StoreError> for ApiError {
+    fn from(e: netpulse_store::StoreError) -> Self {
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
+}
+
+fn bad(msg: String) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg)
+}
+
+fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The range asked for and the resolution that serves it.
+fn range(q: &RangeQuery) -> Result<(Duration, Option<Resolution>), ApiError> {
+    let text = q.range.as_deref().unwrap_or("15m");
+    let d =
+        netpulse_core::parse_duration(text).map_err(|e| bad(format!("bad range {text:?}: {e}")))?;
+    if d.is_zero() || d > Duration::from_secs(366 * 86_400) {
+        return Err(bad(format!("range {text:?} must be between 1s and 366d")));
+    }
+    let res = if d <= Duration::from_secs(HISTORY_SECONDS as u64) {
+        None
+    } else if d <= Duration::from_secs(2 * 86_400) {
+        Some(Resolution::Minute)
+    } else {
+        Some(Resolution::Hour)
+    };
+    Ok((d, res))
+}
+
+fn store(state: &AppState) -> Result<Option<netpulse_store::Store>, ApiError> {
+    match &state.db {
+        None => Ok(None),
+        Some(p) if !p.exists() => Ok(None),
+        Some(p) => Ok(Some(netpulse_store::Store::open_read(p)?)),
+    }
+}
+
+fn res_name(res: Option<Resolution>) -> &'static str {
+    match res {
+        None | Some(Resolution::Second) => "1s",
+        Some(Resolution::Minute) => "1m",
+        Some(Resolution::Hour) => "1h",
+    }
+}
+
+fn targets_json(live: &LiveView) -> Value {
+    let list: Vec<Value> = live
+        .targets
+        .iter()
+        .flatten()
+        .map(|t| {
+            let (sent, received, min, avg, max) = t.recent(60);
+            json!({
+                "label": t.label,
+                "target": t.target,
+                "kind": t.kind,
+                "active": t.active,
+                "sent": t.total.sent,
+                "received": t.total.received,
+                "loss": t.total.loss(),
+                "last_rtt_ms": t.last_rtt.map(|d| d.as_secs_f64() * 1e3),
+                "in_outage": t.outages.back().is_some_and(|o| o.ongoing),
+                "last_minute": {
+                    "sent": sent, "received": received,
+                    "min_ms": min, "avg_ms": avg, "max_ms": max,
+                },
+                "outages": t.outages.len(),
+            })
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// `GET /api/targets`: every target with its totals and the last minute.
+pub(crate) async fn targets(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(targets_json(&state.shared.live())).into_response())
+}
+
+/// `GET /api/series?target=&range=`: latency and loss points per target.
+pub(crate) async fn series(
+    State(state): State<AppState>,
+    Query(q): Query<RangeQuery>,
+) -> Result<Response, ApiError> {
+    let (d, res) = range(&q)?;
+    let from = now_s() - d.as_secs() as i64;
+    let mut out = Vec::new();
+    match res {
+        None => {
+            let live = state.shared.live();
+            for t in live.targets.iter().flatten() {
+                if q.target.as_ref().is_some_and(|w| *w != t.label) {
+                    continue;
+                }
+                let points: Vec<Value> = t
+                    .points()
+                    .filter(|p| p.sec >= from)
+                    .map(|p| {
+                        json!({"t": p.sec, "sent": p.sent, "received": p.received,
+                               "loss": p.loss(), "min_ms": p.min_ms, "avg_ms": p.avg_ms, "max_ms": p.max_ms})
+                    })
+                    .collect();
+                out.push(json!({ "target": t.label, "points": points }));
+            }
+        }
+        Some(r) => {
+            let Some(store) = store(&state)? else {
+                return Ok(
+                    Json(json!({ "resolution": res_name(res), "series": [] })).into_response()
+                );
+            };
+            let rows = store.rollups(r, from, now_s() + 1, None, q.target.as_deref())?;
+            // Several sessions may cover one bucket: merged per target and time.
+            let mut by: std::collections::BTreeMap<(String, i64), netpulse_core::ProbeStats> =
+                Default::default();
+            for row in rows {
+                by.entry((row.target, row.ts))
+                    .or_default()
+                    .merge(&row.stats);
+            }
+            let mut cur: Option<(String, Vec<Value>)> = None;
+            let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+            for ((target, ts), s) in by {
+                if cur.as_ref().is_none_or(|(t, _)| *t != target) {
+                    if let Some((t, points)) = cur.take() {
+                        out.push(json!({ "target": t, "points": points }));
+                    }
+                    cur = Some((target.clone(), Vec::new()));
+                }
+                if let Some((_, points)) = cur.as_mut() {
+                    points.push(json!({"t": ts, "sent": s.sent, "received": s.received,
+                        "loss": (s.sent > 0).then(|| s.loss()), "min_ms": ms(s.rtt.min()),
+                        "avg_ms": ms(s.rtt.mean()), "max_ms": ms(s.rtt.max())}));
+                }
+            }
+            if let Some((t, points)) = cur {
+                out.push(json!({ "target": t, "points": points }));
+            }
+        }
+    }
+    Ok(Json(json!({ "resolution": res_name(res), "series": out })).into_response())
+}
+
+/// `GET /api/outages?range=`: outages in the range, newest last.
+pub(crate) async fn outages(
+    State(state): State<AppState>,
+    Query(q): Query<RangeQuery>,
+) -> Result<Response, ApiError> {
+    let (d, res) = range(&q)?;
+    let from_ms = (now_s() - d.as_secs() as i64) * 1000;
+    let mut out = Vec::new();
+    if res.is_some() {
+        if let Some(s) = store(&state)? {
+            let rows = s.outages(from_ms, i64::MAX, None, q.target.as_deref())?;
+            out.extend(rows.into_iter().map(|o| {
+                json!({"target": o.target, "start_ms": o.start_ms, "end_ms": o.end_ms,
+                       "sent": o.sent, "received": o.received, "ongoing": o.ongoing})
+            }));
+        }
+    }
+    // The live ones (the store has only those that ended, and only when recording).
+    let live = state.shared.live();
+    for t in live.targets.iter().flatten() {
+        if q.target.as_ref().is_some_and(|w| *w != t.label) {
+            continue;
+        }
+        for o in t.outages.iter().filter(|o| o.end_ms >= from_ms) {
+            let seen = out.iter().any(|v| {
+                v["target"] == t.label.as_str() && v["start_ms"] == o.start_ms && !o.ongoing
+            });
+            if !seen {
+                out.push(
+                    json!({"target": t.label, "start_ms": o.start_ms, "end_ms": o.end_ms,
+                                "sent": o.sent, "received": o.received, "ongoing": o.ongoing}),
+                );
+            }
+        }
+    }
+    out.sort_by_key(|v| v["start_ms"].as_i64().unwrap_or(0));
+    Ok(Json(Value::Array(out)).into_response())
+}
+
+/// `GET /api/alerts`: firing now and the recent events.
+pub(crate) async fn alerts(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let live = state.shared.live();
+    Ok(Json(json!({ "firing": live.firing, "recent": live.alerts })).into_response())
+}
+
+fn ifaces_json(live: &LiveView, from: i64) -> Value {
+    Value::Array(
+        live.ifaces
+            .iter()
+            .map(|i| {
+                let history: Vec<Value> = i
+                    .history
+                    .iter()
+                    .filter(|h| h.0 >= from)
+                    .map(|(t, rx, tx)| json!({"t": t, "rx_bps": rx * 8.0, "tx_bps": tx * 8.0}))
+                    .collect();
+                json!({
+                    "name": i.name, "present": i.present,
+                    "rx_bytes_per_sec": i.rx_rate, "tx_bytes_per_sec": i.tx_rate,
+                    "rx_bytes": i.rx_bytes, "tx_bytes": i.tx_bytes,
+                    "rx_packets": i.rx_packets, "tx_packets": i.tx_packets,
+                    "errors": i.errors, "drops": i.drops, "history": history,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `GET /api/interfaces?range=`: live rates and totals, with history (bits/s) for the range.
+pub(crate) async fn interfaces(
+    State(state): State<AppState>,
+    Query(q): Query<RangeQuery>,
+) -> Result<Response, ApiError> {
+    let (d, res) = range(&q)?;
+    let from = now_s() - d.as_secs() as i64;
+    let mut list = ifaces_json(&state.shared.live(), from);
+    if let Some(r) = res {
+        // Longer ranges: the history comes from the rollups.
+        let rows = match store(&state)? {
+            Some(s) => s.traffic(r, from, now_s() + 1, None, q.iface.as_deref())?,
+            None => Vec::new(),
+        };
+        if let Value::Array(items) = &mut list {
+            for item in items.iter_mut() {
+                let name = item["name"].as_str().unwrap_or_default().to_string();
+                let history: Vec<Value> = rows
+                    .iter()
+                    .filter(|row| row.iface == name && row.stats.covered_ms > 0)
+                    .map(|row| {
+                        let secs = row.stats.covered_ms as f64 / 1000.0;
+                        json!({"t": row.ts,
+                               "rx_bps": row.stats.counts.rx_bytes as f64 * 8.0 / secs,
+                               "tx_bps": row.stats.counts.tx_bytes as f64 * 8.0 / secs})
+                    })
+                    .collect();
+                item["history"] = Value::Array(history);
+            }
+        }
+    }
+    if let (Some(name), Value::Array(items)) = (&q.iface, &mut list) {
+        items.retain(|i| i["name"] == name.as_str());
+    }
+    Ok(Json(json!({ "resolution": res_name(res), "interfaces": list })).into_response())
+}
+
+/// The update pushed to pages: the open second of every target, interface rates, alerts.
+fn update_json(live: &LiveView) -> Value {
+    let targets: Vec<Value> = live
+        .targets
+        .iter()
+        .flatten()
+        .map(|t| {
+            let last: Vec<Value> = t
+                .seconds
+                .back()
+                .copied()
+                .into_iter()
+                .chain(t.current_point())
+                .map(|p| {
+                    json!({"t": p.sec, "sent": p.sent, "received": p.received, "loss": p.loss(),
+                           "min_ms": p.min_ms, "avg_ms": p.avg_ms, "max_ms": p.max_ms})
+                })
+                .collect();
+            json!({"label": t.label, "sent": t.total.sent, "received": t.total.received,
+                   "last_rtt_ms": t.last_rtt.map(|d| d.as_secs_f64() * 1e3),
+                   "in_outage": t.outages.back().is_some_and(|o| o.ongoing), "points": last})
+        })
+        .collect();
+    let ifaces: Vec<Value> = live
+        .ifaces
+        .iter()
+        .map(|i| {
+            json!({"name": i.name, "rx_bps": i.rx_rate.map(|r| r * 8.0), "tx_bps": i.tx_rate.map(|r| r * 8.0),
+                   "t": i.history.back().map(|h| h.0)})
+        })
+        .collect();
+    json!({"version": live.version, "targets": targets, "interfaces": ifaces,
+           "firing": live.firing.len(), "alerts": live.alerts.len()})
+}
+
+/// `GET /api/events`: an `update` event whenever the live view changed, at most 4 a second.
+pub(crate) async fn events(
+    State(state): State<AppState>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let tick = tokio::time::interval(Duration::from_millis(250));
+    let stream = futures_util::stream::unfold(
+        (state, u64::MAX, tick),
+        |(state, seen, mut tick)| async move {
+            loop {
+                tick.tick().await;
+                let update = {
+                    let live = state.shared.live();
+                    (live.version != seen).then(|| (live.version, update_json(&live)))
+                };
+                if let Some((version, data)) = update {
+                    let ev = Event::default().event("update").data(data.to_string());
+                    return Some((Ok(ev), (state, version, tick)));
+                }
+            }
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,330 @@
+//! `/metrics`: what netpulse measures, in the Prometheus (OpenMetrics) exposition format.
+//! The monitor updates these as results, interface readings and alerts arrive; a scrape only
+//! encodes them.
+
+use netpulse_core::iface::IfaceCounters;
+use netpulse_core::record::ProbeResult;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
+
+/// Labels of a probe target's series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    /// The target's label.
+    pub target: String,
+    /// Probe kind.
+    pub kind: String,
+}
+
+/// Labels of an interface's series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IfaceLabels {
+    /// Interface name.
+    pub interface: String,
+}
+
+/// Labels of an interface counter with a direction.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IfaceDirLabels {
+    /// Interface name.
+    pub interface: String,
+    /// `receive` or `transmit`.
+    pub direction: String,
+}
+
+/// Labels of an alert.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    /// Rule name.
+    pub rule: String,
+    /// Target label or interface.
+    pub subject: String,
+    /// Severity.
+    pub severity: String,
+}
+
+/// Labels of a captured protocol.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabels {
+    /// Protocol name.
+    pub protocol: String,
+}
+
+/// Every metric netpulse exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    rtt: Family<TargetLabels, Histogram, fn() -> Histogram>,
+    sent: Family<TargetLabels, Counter>,
+    received: Family<TargetLabels, Counter>,
+    outages: Family<TargetLabels, Counter>,
+    in_outage: Family<TargetLabels, Gauge>,
+    iface_bytes: Family<IfaceDirLabels, Counter>,
+    iface_packets: Family<IfaceDirLabels, Counter>,
+    iface_errors: Family<IfaceDirLabels, Counter>,
+    iface_drops: Family<IfaceDirLabels, Counter>,
+    iface_rate: Family<IfaceDirLabels, Gauge<f64, AtomicU64>>,
+    capture_packets: Family<ProtocolLabels, Counter>,
+    capture_bytes: Family<ProtocolLabels, Counter>,
+    alert_firing: Family<AlertLabels, Gauge>,
+    alerts_total: Counter,
+    store_dropped: Counter,
+    store_errors: Counter,
+    resident: Gauge,
+    cpu: Gauge<f64, AtomicU64>,
+    start_time: Gauge,
+}
+
+fn rtt_histogram() -> Histogram {
+    // 50 µs … ~13 s, doubling: from a LAN ping to a stalled HTTP request.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 19))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every netpulse metric, all empty.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("netpulse");
+        let m = Metrics {
+            rtt: Family::new_with_constructor(rtt_histogram as fn() -> Histogram),
+            sent: Family::default(),
+            received: Family::default(),
+            outages: Family::default(),
+            in_outage: Family::default(),
+            iface_bytes: Family::default(),
+            iface_packets: Family::default(),
+            iface_errors: Family::default(),
+            iface_drops: Family::default(),
+            iface_rate: Family::default(),
+            capture_packets: Family::default(),
+            capture_bytes: Family::default(),
+            alert_firing: Family::default(),
+            alerts_total: Counter::default(),
+            store_dropped: Counter::default(),
+            store_errors: Counter::default(),
+            resident: Gauge::default(),
+            cpu: Gauge::default(),
+            start_time: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register_with_unit(
+            "probe_rtt",
+            "Round-trip time of answered probes",
+            Unit::Seconds,
+            m.rtt.clone(),
+        );
+        registry.register(
+            "probes_sent",
+            "Probes resolved (answered, timed out or failed)",
+            m.sent.clone(),
+        );
+        registry.register("probes_received", "Probes answered", m.received.clone());
+        registry.register(
+            "outages",
+            "Outages that began (loss above the outage threshold)",
+            m.outages.clone(),
+        );
+        registry.register(
+            "target_in_outage",
+            "1 while the target is in an outage",
+            m.in_outage.clone(),
+        );
+        registry.register_with_unit(
+            "interface",
+            "Bytes counted by the interface since netpulse started",
+            Unit::Bytes,
+            m.iface_bytes.clone(),
+        );
+        registry.register(
+            "interface_packets",
+            "Packets counted by the interface",
+            m.iface_packets.clone(),
+        );
+        registry.register(
+            "interface_errors",
+            "Interface errors",
+            m.iface_errors.clone(),
+        );
+        registry.register(
+            "interface_drops",
+            "Packets the interface dropped",
+            m.iface_drops.clone(),
+        );
+        registry.register_with_unit(
+            "interface_rate",
+            "Bytes per second over the latest reading",
+            Unit::Other("bytes_per_second".into()),
+            m.iface_rate.clone(),
+        );
+        registry.register(
+            "capture_packets",
+            "Packets captured, per protocol",
+            m.capture_packets.clone(),
+        );
+        registry.register_with_unit(
+            "capture",
+            "Bytes captured, per protocol",
+            Unit::Bytes,
+            m.capture_bytes.clone(),
+        );
+        registry.register(
+            "alert_firing",
+            "1 while an alert fires",
+            m.alert_firing.clone(),
+        );
+        registry.register(
+            "alert_events",
+            "Alert events (fired, reminder, resolved)",
+            m.alerts_total.clone(),
+        );
+        registry.register(
+            "store_dropped_results",
+            "Results the recording could not keep up with",
+            m.store_dropped.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Failed writes to the history database",
+            m.store_errors.clone(),
+        );
+        registry.register_with_unit(
+            "process_resident_memory",
+            "Resident memory of the netpulse process",
+            Unit::Bytes,
+            m.resident.clone(),
+        );
+        registry.register_with_unit(
+            "process_cpu",
+            "CPU time used by the netpulse process",
+            Unit::Seconds,
+            m.cpu.clone(),
+        );
+        registry.register_with_unit(
+            "process_start_time",
+            "Start time of the netpulse process since the Unix epoch",
+            Unit::Seconds,
+            m.start_time.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// One probe result.
+    pub fn probe(&self, target: &str, kind: &str, r: &ProbeResult) {
+        let l = TargetLabels {
+            target: target.to_string(),
+            kind: kind.to_string(),
+        };
+        self.sent.get_or_create(&l).inc();
+        if r.outcome.is_reply() {
+            self.received.get_or_create(&l).inc();
+            if let Some(rtt) = r.rtt {
+                self.rtt.get_or_create(&l).observe(rtt.as_secs_f64());
+            }
+        }
+    }
+
+    /// A target's outage began (`true`) or ended.
+    pub fn outage(&self, target: &str, kind: &str, began: bool) {
+        let l = TargetLabels {
+            target: target.to_string(),
+            kind: kind.to_string(),
+        };
+        if began {
+            self.outages.get_or_create(&l).inc();
+        }
+        self.in_outage.get_or_create(&l).set(i64::from(began));
+    }
+
+    /// An interface reading: counts since the previous one and the rates (bytes/s).
+    pub fn iface(&self, name: &str, delta: &IfaceCounters, rx_rate: f64, tx_rate: f64) {
+        for (dir, bytes, packets, errors, drops, rate) in [
+            (
+                "receive",
+                delta.rx_bytes,
+                delta.rx_packets,
+                delta.rx_errors,
+                delta.rx_dropped,
+                rx_rate,
+            ),
+            (
+                "transmit",
+                delta.tx_bytes,
+                delta.tx_packets,
+                delta.tx_errors,
+                delta.tx_dropped,
+                tx_rate,
+            ),
+        ] {
+            let l = IfaceDirLabels {
+                interface: name.to_string(),
+                direction: dir.to_string(),
+            };
+            self.iface_bytes.get_or_create(&l).inc_by(bytes);
+            self.iface_packets.get_or_create(&l).inc_by(packets);
+            self.iface_errors.get_or_create(&l).inc_by(errors);
+            self.iface_drops.get_or_create(&l).inc_by(drops);
+            self.iface_rate.get_or_create(&l).set(rate);
+        }
+    }
+
+    /// Captured packets of one protocol.
+    pub fn captured(&self, protocol: &str, packets: u64, bytes: u64) {
+        let l = ProtocolLabels {
+            protocol: protocol.to_string(),
+        };
+        self.capture_packets.get_or_create(&l).inc_by(packets);
+        self.capture_bytes.get_or_create(&l).inc_by(bytes);
+    }
+
+    /// An alert event: firing (or reminder) sets its gauge, resolved clears it.
+    pub fn alert(&self, rule: &str, subject: &str, severity: &str, firing: bool) {
+        self.alerts_total.inc();
+        self.alert_firing
+            .get_or_create(&AlertLabels {
+                rule: rule.to_string(),
+                subject: subject.to_string(),
+                severity: severity.to_string(),
+            })
+            .set(i64::from(firing));
+    }
+
+    /// The recording's health: totals of dropped results and failed writes.
+    pub fn store(&self, dropped: u64, errors: u64) {
+        let bump = |c: &Counter, total: u64| {
+            let now = c.get();
+            if total > now {
+                c.inc_by(total - now);
+            }
+        };
+        bump(&self.store_dropped, dropped);
+        bump(&self.store_errors, errors);
+    }
+
+    /// The process's own figures (from `/proc/self`), refreshed before each scrape.
+    pub fn refresh_process(&self) {
+        if let Some(p) = crate::process::read() {
+            self.resident.set(p.resident_bytes as i64);
+            self.cpu.set(p.cpu_seconds);
+            self.start_time.set(p.start_time_s as i64);
+        }
+    }
+
+    /// The exposition text.
+    pub fn encode(&self) -> String {
+        self.refresh_process();
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
