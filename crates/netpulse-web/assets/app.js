@@ -149,7 +149,7 @@ function renderIfaces() {
   body.innerHTML = "";
   const charts = document.getElementById("iface-charts");
   const now = Date.now() / 1000, from = now - rangeSeconds(state.range);
-  if (!state.ifaces.size) body.append(el("tr", {}, "")).append(el("td", { colspan: 6, class: "empty" }, "no interfaces watched"));
+  if (!state.ifaces.size) body.append(emptyRow(6, "no interfaces watched"));
   for (const [name, i] of state.ifaces) {
     const tr = el("tr");
     tr.append(el("td", {}, name), el("td", { class: "num" }, fmtBits(i.rx_bps)), el("td", { class: "num" }, fmtBits(i.tx_bps)),
@@ -166,11 +166,17 @@ function renderIfaces() {
   }
 }
 
+function emptyRow(cols, text) {
+  const tr = el("tr");
+  tr.append(el("td", { colspan: cols, class: "empty" }, text));
+  return tr;
+}
+
 function renderLists() {
   const ob = document.querySelector("#outages tbody");
   ob.innerHTML = "";
   const outages = (state.outages || []).slice(-20).reverse();
-  if (!outages.length) ob.append(el("tr")).append(el("td", { colspan: 4, class: "empty" }, "none in this range"));
+  if (!outages.length) ob.append(emptyRow(4, "none in this range"));
   for (const o of outages) {
     const tr = el("tr");
     const dur = ((o.ongoing ? Date.now() : o.end_ms) - o.start_ms) / 1000;
@@ -181,7 +187,7 @@ function renderLists() {
   const ab = document.querySelector("#alerts tbody");
   ab.innerHTML = "";
   const recent = ((state.alerts || {}).recent || []).slice(-20).reverse();
-  if (!recent.length) ab.append(el("tr")).append(el("td", { colspan: 3, class: "empty" }, "no alerts"));
+  if (!recent.length) ab.append(emptyRow(3, "no alerts"));
   for (const a of recent) {
     const tr = el("tr");
     tr.append(el("td", {}, fmtTime(a.at_ms)), el("td", a.kind === "resolved" ? {} : { class: "bad" }, a.kind), el("td", {}, a.text));
@@ -246,7 +252,10 @@ function onUpdate(u) {
   renderAll();
 }
 
-function showError(e) { document.getElementById("status").textContent = "error: " + e.message; }
+function showError(e) {
+  document.getElementById("status").textContent = "error: " + e.message;
+  console.error("netpulse dashboard:", e);
+}
 
 function connect() {
   const es = new EventSource("/api/events" + (token ? "?token=" + encodeURIComponent(token) : ""));

@@ -319,12 +319,76 @@ impl Metrics {
         }
     }
 
-    /// The exposition text.
+    /// The OpenMetrics exposition text (what Prometheus asks for when it scrapes).
     pub fn encode(&self) -> String {
         self.refresh_process();
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// The classic Prometheus text format (0.0.4), for clients that do not ask for OpenMetrics
+    /// (curl, `promtool check metrics`): counters are described under their `_total` name, and
+    /// there are no `# UNIT` or `# EOF` lines.
+    pub fn encode_text(&self) -> String {
+        to_text_004(&self.encode())
+    }
+}
+
+/// OpenMetrics text → Prometheus text 0.0.4.
+fn to_text_004(open: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open.len());
+    for line in open.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let described = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(name)
+                .then(|| format!("{p}{name}_total {tail}"))
+        });
+        match described {
+            Some(l) => out.push_str(l.trim_end()),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_format_names_counters_by_their_samples() {
+        let m = Metrics::new();
+        m.alert("slow", "gw", "warning", true);
+        let text = m.encode_text();
+        assert!(
+            text.contains("# TYPE netpulse_alert_events_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP netpulse_alert_events_total Alert events"),
+            "{text}"
+        );
+        assert!(text.contains("netpulse_alert_events_total 1\n"), "{text}");
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "netpulse_alert_firing{rule=\"slow\",subject=\"gw\",severity=\"warning\"} 1"
+        ));
+        let open = m.encode();
+        assert!(open.contains("# TYPE netpulse_alert_events counter") && open.ends_with("# EOF\n"));
     }
 }

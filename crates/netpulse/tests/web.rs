@@ -1,0 +1,434 @@
+//! `netpulse monitor --web`: the JSON API, Server-Sent Events and `/metrics` over real HTTP on
+//! loopback; the token; a real Prometheus scraping netpulse and answering a query; `promtool
+//! check metrics`; the dashboard in a real headless Chromium (playwright-core, installed by
+//! `.ci/run` into tests/browser).
+
+mod common;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process killed and reaped when the test ends, pass or fail.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const CONFIG: &str = r#"
+[monitor]
+status_every = "0s"
+[[target]]
+target = "127.0.0.1"
+label = "loopback"
+interval = "50ms"
+[[target]]
+target = "tcp://127.0.0.1:9"
+label = "closed port"
+interval = "200ms"
+[ifaces]
+enabled = true
+names = ["lo"]
+[record]
+enabled = true
+db = "DB"
+"#;
+
+/// `netpulse monitor` with the loopback config and `extra` flags: the process, the dashboard
+/// address it printed, and the rest of its stderr.
+fn start(
+    dir: &Path,
+    extra: &[&str],
+) -> (Reaped, SocketAddr, std::io::Lines<BufReader<ChildStderr>>) {
+    let config = dir.join("monitor.toml");
+    let db = dir.join("history.db");
+    std::fs::write(&config, CONFIG.replace("DB", &db.display().to_string())).expect("config");
+    let mut child = Command::new(common::bin())
+        .args(["monitor", "--config"])
+        .arg(&config)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start monitor");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let child = Reaped(child);
+    for line in lines.by_ref() {
+        let line = line.expect("stderr line");
+        if let Some(rest) = line.split("dashboard on http://").nth(1) {
+            let addr = rest
+                .split('/')
+                .next()
+                .and_then(|a| a.parse().ok())
+                .expect("a socket address");
+            return (child, addr, lines);
+        }
+    }
+    panic!("monitor ended without saying where the dashboard is");
+}
+
+/// A plain HTTP/1.1 GET: (status, content type, body).
+fn get(addr: SocketAddr, path: &str, auth: Option<&str>) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let auth = auth
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("response");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a header");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_string())
+}
+
+fn get_json(addr: SocketAddr, path: &str) -> Value {
+    let (status, ctype, body) = get(addr, path, None);
+    assert_eq!(status, 200, "{path}: {body}");
+    assert!(ctype.starts_with("application/json"), "{path}: {ctype}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+/// Polls `check` until it gives a value (an HTTP API has no event to wait on); fails after
+/// `limit`.
+fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < end, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sent_of(targets: &Value, label: &str) -> u64 {
+    targets
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["label"] == label))
+        .and_then(|t| t["sent"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn api_events_and_metrics_serve_what_the_monitor_measures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_monitor, addr, _err) = start(dir.path(), &["--web", "127.0.0.1:0"]);
+
+    let targets = eventually(Duration::from_secs(20), "40 probes", || {
+        let t = get_json(addr, "/api/targets");
+        (sent_of(&t, "loopback") >= 40 && sent_of(&t, "closed port") >= 5).then_some(t)
+    });
+    let lo = targets
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["label"] == "loopback"))
+        .expect("loopback target");
+    assert_eq!(lo["kind"], "icmp");
+    assert_eq!(lo["loss"], 0.0);
+    assert!(lo["last_rtt_ms"]
+        .as_f64()
+        .is_some_and(|v| v > 0.0 && v < 50.0));
+    // A refused connection is an answer: no loss for the closed port either.
+    let closed = targets
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["label"] == "closed port"))
+        .expect("closed port target");
+    assert_eq!(closed["kind"], "tcp");
+    assert_eq!(closed["loss"], 0.0);
+
+    // Series: per-second points whose sent counts add up to at most what was sent.
+    let series = get_json(addr, "/api/series?range=5m&target=loopback");
+    assert_eq!(series["resolution"], "1s");
+    let points = series["series"][0]["points"].as_array().expect("points");
+    assert!(points.len() >= 2, "{series}");
+    let total: u64 = points.iter().filter_map(|p| p["sent"].as_u64()).sum();
+    assert!(total >= 40, "{total}");
+    assert!(points
+        .iter()
+        .all(|p| p["avg_ms"].as_f64().is_some_and(|v| v > 0.0)));
+    // Longer ranges come from the recording (minute rollups).
+    let longer = get_json(addr, "/api/series?range=6h&target=loopback");
+    assert_eq!(longer["resolution"], "1m");
+    // A bad range is a clear 400.
+    let (status, _, body) = get(addr, "/api/series?range=soon", None);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad range"), "{body}");
+
+    let ifaces = eventually(Duration::from_secs(10), "lo's rates", || {
+        let v = get_json(addr, "/api/interfaces?range=5m");
+        let lo = v["interfaces"]
+            .as_array()?
+            .iter()
+            .find(|i| i["name"] == "lo")?
+            .clone();
+        (lo["history"].as_array()?.len() >= 2).then_some(lo)
+    });
+    assert!(ifaces["rx_bytes"].as_u64().is_some_and(|b| b > 0));
+    let alerts = get_json(addr, "/api/alerts");
+    assert!(alerts["firing"].as_array().is_some_and(Vec::is_empty));
+    assert!(get_json(addr, "/api/outages?range=1h").is_array());
+
+    // Server-Sent Events: an `update` naming the targets.
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("request");
+    let mut events = BufReader::new(s);
+    let mut line = String::new();
+    let mut saw_event = false;
+    let data = loop {
+        line.clear();
+        assert!(
+            events.read_line(&mut line).expect("sse line") > 0,
+            "stream ended"
+        );
+        if line.trim() == "event: update" {
+            saw_event = true;
+        } else if saw_event && line.starts_with("data: ") {
+            break serde_json::from_str::<Value>(line["data: ".len()..].trim()).expect("json");
+        }
+    };
+    assert!(data["targets"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t["label"] == "loopback")));
+
+    // Prometheus exposition.
+    let (status, ctype, metrics) = get(addr, "/metrics", None);
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+    let sent_line = metrics
+        .lines()
+        .find(|l| l.starts_with("netpulse_probes_sent_total{target=\"loopback\",kind=\"icmp\"}"))
+        .unwrap_or_else(|| panic!("no sent counter in:\n{metrics}"));
+    let sent: f64 = sent_line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("value");
+    assert!(sent >= 40.0, "{sent_line}");
+    for name in [
+        "netpulse_probe_rtt_seconds_bucket{le=\"0.00005\",target=\"loopback\",kind=\"icmp\"}",
+        "netpulse_probes_received_total{target=\"closed port\",kind=\"tcp\"}",
+        "netpulse_interface_bytes_total{interface=\"lo\",direction=\"receive\"}",
+        "netpulse_process_resident_memory_bytes ",
+        "# TYPE netpulse_probes_sent_total counter",
+    ] {
+        assert!(metrics.contains(name), "no {name} in:\n{metrics}");
+    }
+}
+
+#[test]
+fn a_token_guards_every_request_and_other_addresses_need_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_monitor, addr, _err) = start(dir.path(), &["--web", "127.0.0.1:0", "--token", "s3cret"]);
+    for path in ["/", "/api/targets", "/metrics", "/api/events"] {
+        let (status, _, body) = get(addr, path, None);
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(body.contains("token"), "{body}");
+        let (status, _, _) = get(addr, path, Some("wrong"));
+        assert_eq!(status, 401, "{path} with a wrong token");
+    }
+    let (status, _, _) = get(addr, "/api/targets", Some("s3cret"));
+    assert_eq!(status, 200);
+    let (status, _, _) = get(addr, "/api/targets?token=s3cret", None);
+    assert_eq!(status, 200);
+
+    // Beyond loopback without a token: refused before anything is bound.
+    let config = dir.path().join("monitor.toml");
+    let out = Command::new(common::bin())
+        .args(["monitor", "--web", "0.0.0.0:0", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("refusing to serve 0.0.0.0:0 without a token"),
+        "{err}"
+    );
+}
+
+fn on_path(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn prometheus_scrapes_netpulse_and_promtool_accepts_the_metrics() {
+    if !on_path("prometheus") || !on_path("promtool") {
+        eprintln!(
+            "skipped: prometheus/promtool not installed (`.ci/run` installs Debian's prometheus)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_monitor, addr, _err) = start(dir.path(), &["--web", "127.0.0.1:0"]);
+    eventually(Duration::from_secs(20), "a few probes", || {
+        (sent_of(&get_json(addr, "/api/targets"), "loopback") >= 10).then_some(())
+    });
+
+    let (_, _, metrics) = get(addr, "/metrics", None);
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    check
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(metrics.as_bytes())
+        .expect("write");
+    let out = check.wait_with_output().expect("promtool output");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: netpulse\n    static_configs:\n      - targets: ['{addr}']\n"
+        ),
+    )
+    .expect("prometheus config");
+    let port = free_port();
+    let prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    let _prom = Reaped(prom);
+    let prom_addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    let query = "/api/v1/query?query=netpulse_probes_sent_total%7Btarget%3D%22loopback%22%7D";
+    let value = eventually(
+        Duration::from_secs(60),
+        "Prometheus to have scraped netpulse",
+        || {
+            TcpStream::connect(prom_addr).ok()?;
+            let (status, _, body) = get(prom_addr, query, None);
+            let v: Value = serde_json::from_str(&body).ok()?;
+            let r = v["data"]["result"].as_array()?.first()?.clone();
+            (status == 200).then_some(r)
+        },
+    );
+    assert_eq!(value["metric"]["kind"], "icmp");
+    assert_eq!(value["metric"]["job"], "netpulse");
+    let sent: f64 = value["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("a sample value");
+    assert!(sent >= 10.0, "{value}");
+    // The histogram arrives as buckets Prometheus can take quantiles of.
+    let (_, _, body) = get(
+        prom_addr,
+        "/api/v1/query?query=histogram_quantile(0.5%2Crate(netpulse_probe_rtt_seconds_bucket%5B1m%5D))",
+        None,
+    );
+    assert!(body.contains("\"status\":\"success\""), "{body}");
+}
+
+#[test]
+fn the_dashboard_in_chromium_shows_points_and_a_new_result_within_two_seconds() {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    if !on_path("node") || !Path::new("/usr/bin/chromium").exists() {
+        eprintln!("skipped: node or /usr/bin/chromium missing (`.ci/run` installs chromium)");
+        return;
+    }
+    if !browser_dir.join("node_modules/playwright-core").exists() {
+        eprintln!(
+            "skipped: playwright-core not installed (`.ci/run` runs npm ci in tests/browser)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_monitor, addr, _err) = start(dir.path(), &["--web", "127.0.0.1:0"]);
+    eventually(Duration::from_secs(20), "a few seconds of probes", || {
+        (sent_of(&get_json(addr, "/api/targets"), "loopback") >= 60).then_some(())
+    });
+    let artefacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("artefacts");
+    std::fs::create_dir_all(&artefacts).expect("artefacts dir");
+    let shot = artefacts.join("dashboard.png");
+    let out = Command::new("node")
+        .arg(browser_dir.join("dashboard.mjs"))
+        .arg(format!("http://{addr}/"))
+        .arg(&shot)
+        .output()
+        .expect("node");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let result: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "browser test printed no JSON ({e}): {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(out.status.success(), "{result}");
+    assert_eq!(result["errors"], Value::Array(vec![]), "console errors");
+    assert!(
+        result["after"].as_u64() > result["before"].as_u64(),
+        "{result}"
+    );
+    assert!(
+        result["waited_ms"].as_u64().is_some_and(|w| w <= 2000),
+        "{result}"
+    );
+    let charted = result["points"].as_array().is_some_and(|p| {
+        p.iter()
+            .any(|p| p[0] == "loopback" && p[1].as_u64() > Some(2))
+    });
+    assert!(charted, "{result}");
+    assert!(
+        std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000),
+        "screenshot"
+    );
+    eprintln!("screenshot: {}", shot.display());
+}
