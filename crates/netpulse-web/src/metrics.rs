@@ -76,7 +76,7 @@ pub struct Metrics {
     store_dropped: Counter,
     store_errors: Counter,
     resident: Gauge,
-    cpu: Gauge<f64, AtomicU64>,
+    cpu: Counter<f64, AtomicU64>,
     start_time: Gauge,
 }
 
@@ -113,7 +113,7 @@ impl Metrics {
             store_dropped: Counter::default(),
             store_errors: Counter::default(),
             resident: Gauge::default(),
-            cpu: Gauge::default(),
+            cpu: Counter::default(),
             start_time: Gauge::default(),
             registry: Registry::default(),
         };
@@ -314,7 +314,11 @@ impl Metrics {
     pub fn refresh_process(&self) {
         if let Some(p) = crate::process::read() {
             self.resident.set(p.resident_bytes as i64);
-            self.cpu.set(p.cpu_seconds);
+            // A counter (CPU time only grows): raised to the kernel's figure.
+            let now = self.cpu.get();
+            if p.cpu_seconds > now {
+                self.cpu.inc_by(p.cpu_seconds - now);
+            }
             self.start_time.set(p.start_time_s as i64);
         }
     }
@@ -390,5 +394,51 @@ mod tests {
         ));
         let open = m.encode();
         assert!(open.contains("# TYPE netpulse_alert_events counter") && open.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn every_metric_the_deploy_files_use_is_exported() {
+        use netpulse_core::record::{Detail, Outcome};
+        let m = Metrics::new();
+        // Families show once they have a series.
+        m.probe(
+            "gw",
+            "icmp",
+            &ProbeResult {
+                target: 0,
+                seq: 0,
+                sent_at: std::time::SystemTime::now(),
+                rtt: Some(std::time::Duration::from_millis(3)),
+                outcome: Outcome::Ok,
+                detail: Detail::default(),
+            },
+        );
+        m.outage("gw", "icmp", true);
+        m.iface("eth0", &IfaceCounters::default(), 1.0, 2.0);
+        m.captured("tcp", 1, 60);
+        m.alert("slow", "gw", "warning", true);
+        m.store(1, 1);
+        let text = m.encode_text();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+        for file in ["grafana-dashboard.json", "netpulse-rules.yml"] {
+            let body = std::fs::read_to_string(root.join(file)).expect("deploy file");
+            let mut used = 0;
+            for (i, _) in body.match_indices("netpulse_") {
+                let name: String = body[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(&name);
+                assert!(
+                    text.contains(&format!("# TYPE {family} ")),
+                    "{file} uses {name}, which netpulse does not export"
+                );
+                used += 1;
+            }
+            assert!(used > 3, "{file} uses no netpulse metric");
+        }
     }
 }

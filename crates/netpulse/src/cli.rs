@@ -106,7 +106,7 @@ pub struct MonitorArgs {
     )]
     pub token: Option<String>,
     /// Serve a non-loopback address without a token.
-    #[arg(long, requires = "web")]
+    #[arg(long)]
     pub insecure_no_auth: bool,
 }
 

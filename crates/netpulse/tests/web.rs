@@ -432,3 +432,45 @@ fn the_dashboard_in_chromium_shows_points_and_a_new_result_within_two_seconds() 
     );
     eprintln!("screenshot: {}", shot.display());
 }
+
+#[test]
+fn the_deploy_prometheus_config_and_rules_pass_promtool() {
+    if !on_path("promtool") {
+        eprintln!("skipped: promtool not installed (`.ci/run` installs Debian's prometheus)");
+        return;
+    }
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The config names a token file and a rules file by absolute and relative path: give it
+    // both beside a copy.
+    let token = dir.path().join("netpulse.token");
+    std::fs::write(&token, "t0ken\n").expect("token");
+    let config = std::fs::read_to_string(deploy.join("prometheus.yml"))
+        .expect("prometheus.yml")
+        .replace(
+            "/etc/prometheus/netpulse.token",
+            &token.display().to_string(),
+        );
+    std::fs::write(dir.path().join("prometheus.yml"), config).expect("config copy");
+    std::fs::copy(
+        deploy.join("netpulse-rules.yml"),
+        dir.path().join("netpulse-rules.yml"),
+    )
+    .expect("rules copy");
+    for args in [
+        vec!["check", "config", "prometheus.yml"],
+        vec!["check", "rules", "netpulse-rules.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .expect("promtool");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
