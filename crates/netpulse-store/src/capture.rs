@@ -49,3 +49,50 @@ pub(crate) fn put_flow(tx: &Transaction<'_>, session: i64, f: &FlowRow) -> rusql
     ])?;
     Ok(())
 }
+
+/// One stored second of a capture, per protocol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureRow {
+    /// Session that recorded it.
+    pub session_id: i64,
+    /// Unix second (capture time).
+    pub ts: i64,
+    /// Protocol name.
+    pub protocol: String,
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+impl crate::Store {
+    /// Per-second capture counts with `from ≤ ts < to`, optionally of one session, by time.
+    pub fn capture_seconds(
+        &self,
+        from: i64,
+        to: i64,
+        session: Option<i64>,
+    ) -> Result<Vec<CaptureRow>, crate::StoreError> {
+        let err = self.sql_err("read capture seconds");
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT session_id, ts, protocol, packets, bytes FROM capture_1s
+                 WHERE ts >= ?1 AND ts < ?2 AND (?3 IS NULL OR session_id = ?3)
+                 ORDER BY ts, protocol",
+            )
+            .map_err(&err)?;
+        let rows = st
+            .query_map(params![from, to, session], |r| {
+                Ok(CaptureRow {
+                    session_id: r.get(0)?,
+                    ts: r.get(1)?,
+                    protocol: r.get(2)?,
+                    packets: r.get::<_, i64>(3)?.max(0) as u64,
+                    bytes: r.get::<_, i64>(4)?.max(0) as u64,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(&err)
+    }
+}

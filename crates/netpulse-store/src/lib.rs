@@ -10,6 +10,7 @@ mod schema;
 mod traffic;
 
 pub use alerts::AlertRecord;
+pub use capture::CaptureRow;
 pub use db::{
     default_db_path, OutageRecord, RollupRecord, SessionInfo, SessionRow, Store, StoreError,
     TargetRow,
