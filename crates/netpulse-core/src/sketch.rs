@@ -42,6 +42,27 @@ impl LatencySketch {
         (2.0 * g.powi(i32::from(index)) / (g + 1.0)).round() as u64
     }
 
+    /// The counts re-binned into `bins` equal-width bins between the smallest and largest
+    /// value held: (bin start ns, bin end ns, count), for drawing a histogram.
+    pub fn linear_bins(&self, bins: usize) -> Vec<(f64, f64, u64)> {
+        let (Some(&(lo, _)), Some(&(hi, _))) = (self.buckets.first(), self.buckets.last()) else {
+            return Vec::new();
+        };
+        let bins = bins.max(1);
+        let (lo, hi) = (Self::value(lo) as f64, Self::value(hi) as f64);
+        let width = ((hi - lo) / bins as f64).max(1.0);
+        let mut out: Vec<(f64, f64, u64)> = (0..bins)
+            .map(|b| (lo + b as f64 * width, lo + (b + 1) as f64 * width, 0))
+            .collect();
+        for &(i, n) in &self.buckets {
+            let at = ((Self::value(i) as f64 - lo) / width) as usize;
+            if let Some(bin) = out.get_mut(at.min(bins - 1)) {
+                bin.2 += n;
+            }
+        }
+        out
+    }
+
     /// Counts one value (nanoseconds).
     pub fn record(&mut self, ns: u64) {
         self.add(Self::index(ns), 1);
@@ -256,5 +277,19 @@ mod tests {
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = LatencySketch::from_bytes(&bytes);
         }
+    }
+
+    #[test]
+    fn linear_bins_hold_every_value() {
+        let mut s = LatencySketch::default();
+        for v in [1_000_000u64, 1_000_000, 2_000_000, 9_000_000, 10_000_000] {
+            s.record(v);
+        }
+        let bins = s.linear_bins(9);
+        assert_eq!(bins.len(), 9);
+        assert_eq!(bins.iter().map(|b| b.2).sum::<u64>(), 5);
+        assert_eq!(bins[0].2, 2);
+        assert_eq!(bins[8].2, 2);
+        assert!(LatencySketch::default().linear_bins(5).is_empty());
     }
 }
