@@ -112,11 +112,14 @@ macro_rules! render {
     }};
 }
 
-/// `HH:MM` (UTC), with the date when the span is long.
-fn time_label(t: i64, with_date: bool) -> String {
+/// `HH:MM` (UTC); with seconds when the chart spans under an hour, with the date over two days.
+fn time_label(t: i64, span: i64) -> String {
     let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    let hm = format!("{:02}:{:02}", secs / 3600, secs % 3600 / 60);
-    if !with_date {
+    let mut hm = format!("{:02}:{:02}", secs / 3600, secs % 3600 / 60);
+    if span < 3600 {
+        hm = format!("{hm}:{:02}", secs % 60);
+    }
+    if span <= 2 * 86_400 {
         return hm;
     }
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -162,7 +165,7 @@ macro_rules! latency_body {
             .fold(0.0f64, f64::max)
             .max(0.001)
             * 1.15;
-        let dated = to - from > 2 * 86_400;
+        let span_s = to - from;
         let mut chart = ChartBuilder::on(root)
             .caption($title, ("sans-serif", 20))
             .margin(10)
@@ -175,7 +178,7 @@ macro_rules! latency_body {
         chart
             .configure_mesh()
             .x_labels(8)
-            .x_label_formatter(&|t| time_label(*t, dated))
+            .x_label_formatter(&|t| time_label(*t, span_s))
             .y_desc("latency (ms)")
             .y_label_formatter(&|v| format!("{v:.2}"))
             .light_line_style(WHITE.mix(0.0))
@@ -307,7 +310,7 @@ macro_rules! lines_body {
             .fold(0.0f64, f64::max)
             .max(1e-9)
             * 1.15;
-        let dated = to - from > 2 * 86_400;
+        let span_s = to - from;
         let mut chart = ChartBuilder::on(root)
             .caption($title, ("sans-serif", 20))
             .margin(10)
@@ -318,7 +321,7 @@ macro_rules! lines_body {
         chart
             .configure_mesh()
             .x_labels(8)
-            .x_label_formatter(&|t| time_label(*t, dated))
+            .x_label_formatter(&|t| time_label(*t, span_s))
             .y_desc($y_desc)
             .y_label_formatter(&|v| $fmt(*v))
             .light_line_style(WHITE.mix(0.0))
@@ -450,10 +453,12 @@ mod tests {
 
     #[test]
     fn dates_and_times_in_labels() {
-        assert_eq!(time_label(0, true), "01-01 00:00");
-        assert_eq!(time_label(1_700_000_000, false), "22:13");
-        assert_eq!(time_label(1_700_000_000, true), "11-14 22:13");
-        assert_eq!(time_label(951_782_400, true), "02-29 00:00");
+        let week = 7 * 86_400;
+        assert_eq!(time_label(0, week), "01-01 00:00");
+        assert_eq!(time_label(1_700_000_000, 86_400), "22:13");
+        assert_eq!(time_label(1_700_000_000, 600), "22:13:20");
+        assert_eq!(time_label(1_700_000_000, week), "11-14 22:13");
+        assert_eq!(time_label(951_782_400, week), "02-29 00:00");
     }
 
     #[test]
@@ -521,7 +526,10 @@ mod tests {
         let data = vec![("tcp".to_string(), 900.0), ("udp".to_string(), 100.0)];
         bars(&b, "protocols", "protocol", "packets", &data, fmt_count).expect("bars");
         let text = std::fs::read_to_string(&b).expect("svg");
-        assert!(text.contains("\ntcp\n</text>") && text.contains("\nudp\n</text>"), "{text}");
+        assert!(
+            text.contains("\ntcp\n</text>") && text.contains("\nudp\n</text>"),
+            "{text}"
+        );
         let empty = dir.path().join("e.svg");
         lines(&empty, "nothing", "x", &[], fmt_count).expect("empty");
         assert!(std::fs::read_to_string(&empty)

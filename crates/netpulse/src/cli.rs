@@ -214,6 +214,11 @@ pub struct ReportArgs {
     /// outages.txt and their JSON twins.
     #[arg(long, value_name = "DIR", conflicts_with = "ifaces")]
     pub out: Option<std::path::PathBuf>,
+    /// Draw charts of the range into DIR, each as SVG and PNG: latency with loss and outages
+    /// and a latency histogram per target, throughput per interface, capture throughput per
+    /// protocol and protocol usage.
+    #[arg(long, value_name = "DIR", conflicts_with = "ifaces")]
+    pub charts: Option<std::path::PathBuf>,
     /// Interface traffic per hour, day or month (like `vnstat -h/-d/-m`) instead of probes;
     /// without a range, everything recorded.
     #[arg(long)]

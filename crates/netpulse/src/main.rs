@@ -8,6 +8,7 @@ mod monitor_cmd;
 mod output;
 mod probe_cmd;
 mod record;
+mod report_charts;
 mod report_cmd;
 mod report_ifaces;
 mod signals;

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-fn time_ms(ms: i64) -> String {
+pub(crate) fn time_ms(ms: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
@@ -53,11 +53,11 @@ fn parse_time(text: &str) -> anyhow::Result<i64> {
 }
 
 /// What to report: a range of time, maybe one session, maybe one target.
-struct Scope {
-    from_ms: i64,
-    to_ms: i64,
-    session: Option<SessionRow>,
-    target: Option<String>,
+pub(crate) struct Scope {
+    pub(crate) from_ms: i64,
+    pub(crate) to_ms: i64,
+    pub(crate) session: Option<SessionRow>,
+    pub(crate) target: Option<String>,
 }
 
 fn open(db: &Option<std::path::PathBuf>) -> anyhow::Result<Store> {
@@ -133,7 +133,11 @@ fn scope(args: &ReportArgs, store: &Store) -> anyhow::Result<Scope> {
 }
 
 /// Rows of `res` in scope, rows of the same target and bucket (from overlapping sessions) merged.
-fn series(store: &Store, sc: &Scope, res: Resolution) -> anyhow::Result<Vec<RollupRecord>> {
+pub(crate) fn series(
+    store: &Store,
+    sc: &Scope,
+    res: Resolution,
+) -> anyhow::Result<Vec<RollupRecord>> {
     let from = res.bucket(sc.from_ms.div_euclid(1000));
     let to = sc.to_ms.div_euclid(1000) + 1;
     let rows = store.rollups(
@@ -211,13 +215,13 @@ fn human_duration(ms: i64) -> String {
 }
 
 /// Everything a report says, gathered once and rendered in any format.
-struct Report {
+pub(crate) struct Report {
     scope_text: String,
     scope_json: Value,
     total: ProbeStats,
-    per_target: BTreeMap<String, ProbeStats>,
+    pub(crate) per_target: BTreeMap<String, ProbeStats>,
     totals_resolution: Resolution,
-    outages: Vec<OutageRecord>,
+    pub(crate) outages: Vec<OutageRecord>,
 }
 
 fn gather(store: &Store, sc: &Scope) -> anyhow::Result<Report> {
@@ -476,6 +480,17 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     }
     let sc = scope(&args, &store)?;
     let report = gather(&store, &sc)?;
+    if let Some(dir) = &args.charts {
+        let written = crate::report_charts::write(dir, &store, &sc, &report)?;
+        eprintln!(
+            "netpulse: wrote {} charts (SVG and PNG) to {}",
+            written,
+            dir.display()
+        );
+        if args.out.is_none() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     if let Some(dir) = &args.out {
         write_folder(dir, &store, &sc, &report)?;
         eprintln!("netpulse: wrote the report to {}", dir.display());

@@ -486,6 +486,21 @@ fn record_stores_protocol_seconds_and_flows_and_log_has_a_line_per_packet() {
         first.contains(" TCP ") && first.contains(" > ") && first.contains("[S]"),
         "{first}"
     );
+    // The recorded capture charts: throughput per protocol over capture time, protocol bars.
+    let charts = dir.path().join("charts");
+    let out = common::netpulse(&[
+        "report",
+        "--db",
+        db.to_str().expect("utf-8"),
+        "--charts",
+        charts.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let bars = std::fs::read_to_string(charts.join("capture-protocols.svg")).expect("bars");
+    assert!(bars.contains("\ntcp\n</text>") && bars.contains("\nudp\n</text>"));
+    let lines = std::fs::read_to_string(charts.join("capture-throughput.svg")).expect("lines");
+    assert!(lines.contains("throughput per protocol") && lines.contains("<polyline"));
+    assert!(charts.join("capture-throughput.png").is_file());
 }
 
 #[test]

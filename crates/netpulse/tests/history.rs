@@ -406,3 +406,53 @@ fn a_200ms_blackout_at_1ms_is_one_outage_of_200ms() {
         "{lost} probes lost in the outage"
     );
 }
+
+#[test]
+fn report_charts_draws_every_target_as_svg_and_png() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("h.db");
+    let db_arg = format!("--record={}", db.display());
+    let (_l, open) = listener();
+    let out = netpulse(&["probe", "-q", "-c", "30", "-i", "50ms", &db_arg, &open]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let charts = dir.path().join("charts");
+    let db_s = db.display().to_string();
+    let charts_s = charts.display().to_string();
+    let out = netpulse(&["report", "--db", &db_s, "--charts", &charts_s]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("wrote 4 charts"), "{}", stderr(&out));
+    let slug = open.replace([':', '/'], "-");
+    for name in [
+        format!("latency-tcp-{slug}"),
+        format!("histogram-tcp-{slug}"),
+    ] {
+        let svg = std::fs::read_to_string(charts.join(format!("{name}.svg")))
+            .unwrap_or_else(|e| panic!("{name}.svg: {e}"));
+        assert!(svg.starts_with("<svg"), "{name}");
+        assert!(svg.contains(&open), "{name}.svg does not name the target");
+        let png = std::fs::read(charts.join(format!("{name}.png"))).expect("png");
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name}.png");
+    }
+    // The histogram counts every reply.
+    let hist = std::fs::read_to_string(charts.join(format!("histogram-tcp-{slug}.svg")))
+        .expect("histogram");
+    assert!(hist.contains("(30 replies)"), "{hist}");
+    // An empty range says so instead of writing nothing silently.
+    let out = netpulse(&[
+        "report",
+        "--db",
+        &db_s,
+        "--from",
+        "2001-01-01T00:00:00Z",
+        "--to",
+        "2001-01-02T00:00:00Z",
+        "--charts",
+        &charts_s,
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("nothing to chart"),
+        "{}",
+        stderr(&out)
+    );
+}
