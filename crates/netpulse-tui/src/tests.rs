@@ -1,0 +1,213 @@
+//! Frames rendered on ratatui's TestBackend and asserted cell by cell.
+
+use super::*;
+use netpulse_core::alert::{AlertEvent, AlertKind, Comparator, Metric, Severity};
+use netpulse_core::iface::IfaceCounters;
+use netpulse_core::outage::Outage;
+use netpulse_core::record::{Detail, Outcome, ProbeResult};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const NOW: i64 = 1_800_000_000;
+
+fn at(sec: i64, ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(sec as u64) + Duration::from_millis(ms)
+}
+
+fn result(seq: u64, rtt_ms: Option<f64>) -> ProbeResult {
+    ProbeResult {
+        target: 0,
+        seq,
+        sent_at: UNIX_EPOCH,
+        rtt: rtt_ms.map(|m| Duration::from_secs_f64(m / 1e3)),
+        outcome: if rtt_ms.is_some() {
+            Outcome::Ok
+        } else {
+            Outcome::Timeout
+        },
+        detail: Detail::default(),
+    }
+}
+
+/// Two targets over two minutes (one with a lossy stretch and an outage), one interface, one
+/// firing alert.
+fn scene() -> LiveView {
+    let mut v = LiveView::default();
+    v.add_target(0, "gateway", "icmp:10.0.0.1", "icmp");
+    v.add_target(1, "dns", "dns://10.0.0.53/example.org", "dns");
+    let mut seq = 0;
+    for s in NOW - 120..NOW {
+        for k in 0..4u64 {
+            seq += 1;
+            v.result(0, &result(seq, Some(10.0 + (s % 7) as f64)), at(s, k * 250));
+            let lost = (NOW - 40..NOW - 30).contains(&s);
+            v.result(1, &result(seq, (!lost).then_some(25.0)), at(s, k * 250));
+        }
+    }
+    v.tick(at(NOW, 0));
+    v.outage(
+        1,
+        &Outage {
+            start: at(NOW - 40, 0),
+            end: at(NOW - 30, 0),
+            sent: 40,
+            received: 0,
+            ongoing: false,
+        },
+    );
+    let totals = IfaceCounters {
+        rx_bytes: 5_000_000,
+        tx_bytes: 1_000_000,
+        ..IfaceCounters::default()
+    };
+    for s in NOW - 60..NOW {
+        v.iface("eth0", at(s, 0), Some(125_000.0), Some(12_500.0), &totals);
+    }
+    v.alert(&AlertEvent {
+        rule: "dns loss".into(),
+        subject: "dns".into(),
+        metric: Metric::Loss,
+        kind: AlertKind::Fired,
+        value: 0.25,
+        op: Comparator::Above,
+        threshold: 0.05,
+        severity: Severity::Critical,
+        at: at(NOW - 30, 0),
+        since: at(NOW - 40, 0),
+    });
+    v
+}
+
+fn render(app: &App, live: &LiveView, w: u16, h: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    term.draw(|f| draw(f, app, live, NOW)).expect("draw");
+    let buf = term.backend().buffer().clone();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_main_screen_in_80_by_24_shows_every_panel() {
+    let live = scene();
+    let screen = render(&App::default(), &live, 80, 24);
+    assert!(screen.contains("netpulse"), "{screen}");
+    assert!(screen.contains("1 ALERT FIRING"), "{screen}");
+    assert!(screen.contains("gateway"), "{screen}");
+    assert!(screen.contains("dns"), "{screen}");
+    assert!(screen.contains("eth0"), "{screen}");
+    // 125 000 B/s = 1.0 Mb/s down, 12 500 B/s = 100 kb/s up.
+    assert!(screen.contains("1.0 Mb/s"), "{screen}");
+    assert!(screen.contains("100.0 kb/s"), "{screen}");
+    assert!(screen.contains("FIRING"), "{screen}");
+    assert!(screen.contains("q quit"), "{screen}");
+    // The interface sparkline is drawn with block characters.
+    assert!(screen.contains('▁') || screen.contains('█'), "{screen}");
+}
+
+#[test]
+fn the_target_table_shows_the_last_minute_and_the_chart_its_window() {
+    let live = scene();
+    let screen = render(&App::default(), &live, 120, 30);
+    // gateway: 10..16 ms, no loss in the last minute.
+    let row = screen
+        .lines()
+        .find(|l| l.contains("gateway") && l.contains("ok"))
+        .unwrap_or_else(|| panic!("no gateway row:\n{screen}"));
+    assert!(
+        row.contains("10.00") && row.contains("16.00") && row.contains("0.0%"),
+        "{row}"
+    );
+    // dns lost 40 of 240 in the last minute: 16.7 %.
+    let row = screen
+        .lines()
+        .find(|l| l.contains("dns") && l.contains('%'))
+        .unwrap_or_else(|| panic!("no dns row:\n{screen}"));
+    assert!(row.contains("16.7%") && row.contains("loss"), "{row}");
+    // The chart of the selected (first) target, with its window.
+    assert!(screen.contains("gateway — icmp:10.0.0.1"), "{screen}");
+    assert!(
+        screen.contains("-300s") && screen.contains("now"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn keys_move_select_pause_zoom_and_quit() {
+    let live = scene();
+    let mut app = App::default();
+    let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+    assert_eq!(app.key(key(KeyCode::Down), 2, 1), Action::None);
+    assert_eq!(app.target, 1);
+    app.key(key(KeyCode::Down), 2, 1);
+    assert_eq!(app.target, 1, "stays on the last");
+    let screen = render(&app, &live, 120, 30);
+    assert!(screen.contains("dns — dns://10.0.0.53"), "{screen}");
+    app.key(key(KeyCode::Char('p')), 2, 1);
+    assert!(render(&app, &live, 120, 30).contains("PAUSED"));
+    app.key(key(KeyCode::Char('+')), 2, 1);
+    assert_eq!(app.window_s, 150);
+    assert!(render(&app, &live, 120, 30).contains("-150s"));
+    app.key(key(KeyCode::Tab), 2, 1);
+    assert_eq!(app.focus, Focus::Ifaces);
+    app.key(key(KeyCode::Down), 2, 1);
+    assert_eq!(app.iface, 0);
+    assert_eq!(app.key(key(KeyCode::Char('q')), 2, 1), Action::Quit);
+    assert_eq!(
+        App::default().key(
+            KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
+            2,
+            1
+        ),
+        Action::Quit
+    );
+}
+
+#[test]
+fn enter_shows_the_histogram_and_outages_and_help_overlays() {
+    let live = scene();
+    let mut app = App::default();
+    let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+    app.key(key(KeyCode::Down), 2, 1);
+    app.key(key(KeyCode::Enter), 2, 1);
+    assert!(app.detail);
+    let screen = render(&app, &live, 120, 30);
+    assert!(screen.contains("440 replies"), "{screen}");
+    assert!(screen.contains("outages of dns"), "{screen}");
+    let hhmmss = |s: i64| {
+        format!(
+            "{:02}:{:02}:{:02}",
+            s % 86_400 / 3600,
+            s % 3600 / 60,
+            s % 60
+        )
+    };
+    assert!(screen.contains(&hhmmss(NOW - 40)), "{screen}");
+    assert!(
+        screen.contains("10.0 s") && screen.contains("40/40"),
+        "{screen}"
+    );
+    app.key(key(KeyCode::Esc), 2, 1);
+    assert!(!app.detail);
+    app.key(key(KeyCode::Char('?')), 2, 1);
+    let screen = render(&app, &live, 80, 24);
+    assert!(
+        screen.contains("help") && screen.contains("zoom the chart"),
+        "{screen}"
+    );
+    assert_eq!(app.key(key(KeyCode::Char('x')), 2, 1), Action::None);
+    assert!(!app.help);
+}
+
+#[test]
+fn tiny_and_empty_screens_do_not_panic() {
+    let empty = LiveView::default();
+    let screen = render(&App::default(), &empty, 80, 24);
+    assert!(screen.contains("no targets"), "{screen}");
+    let live = scene();
+    for (w, h) in [(20, 5), (40, 10), (80, 24), (200, 60), (1, 1)] {
+        let _ = render(&App::default(), &live, w, h);
+    }
+}
