@@ -108,6 +108,10 @@ pub struct MonitorArgs {
     /// Serve a non-loopback address without a token.
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// Full-screen terminal UI instead of status lines: targets with a latency chart,
+    /// interfaces, alerts (q quits, ? for keys).
+    #[arg(long)]
+    pub tui: bool,
 }
 
 #[derive(Debug, Subcommand)]

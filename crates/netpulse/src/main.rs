@@ -12,6 +12,7 @@ mod report_charts;
 mod report_cmd;
 mod report_ifaces;
 mod signals;
+mod tui_cmd;
 mod units;
 
 use clap::Parser;

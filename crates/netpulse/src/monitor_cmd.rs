@@ -206,6 +206,18 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     let (mut samples, mut rates, mut gone) = (Vec::new(), Vec::new(), Vec::new());
     let mut iface_windows: HashMap<String, IfaceWindow> = HashMap::new();
 
+    let tui = if args.tui {
+        let quit = events_tx.clone();
+        Some(
+            crate::tui_cmd::Tui::start(Arc::clone(&shared), move || {
+                let _ = quit.send(Event::Stop);
+            })
+            .context("cannot start the terminal UI")?,
+        )
+    } else {
+        None
+    };
+
     let started = Instant::now();
     let mut next_tick = started + Duration::from_secs(1);
     let mut next_status = started + setup.status_every;
@@ -461,7 +473,8 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         }
         record_deliveries(&delivery_rx, sink.as_ref());
         // Half a tick of slack: status lines land on the tick they are due, not one later.
-        if !setup.status_every.is_zero()
+        if tui.is_none()
+            && !setup.status_every.is_zero()
             && Instant::now() + Duration::from_millis(500) >= next_status
         {
             next_status += setup.status_every;
@@ -480,6 +493,10 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
+    // The terminal first, so the last messages land on the normal screen.
+    if let Some(t) = tui {
+        t.stop();
+    }
     eprintln!("netpulse monitor: stopping (Ctrl-C again to quit now)");
     for t in running.drain(..) {
         t.stop.stop();

@@ -1,0 +1,166 @@
+//! `netpulse monitor --tui` as a person would use it: in a real terminal (tmux), against the
+//! lab (5 ms each way, so the chart's RTT must read ~10 ms), driven with send-keys and read back
+//! with capture-pane.
+
+mod common;
+
+use common::Lab;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux session, killed when the test ends, pass or fail.
+struct Session(String);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}
+
+impl Session {
+    fn keys(&self, keys: &[&str]) {
+        let ok = Command::new("tmux")
+            .args(["send-keys", "-t", &self.0])
+            .args(keys)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "send-keys {keys:?}");
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Waits until the screen satisfies `check` (a terminal has no event to wait on; this
+    /// polls what a person would see), failing after `limit` with the last screen.
+    fn until(&self, limit: Duration, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + limit;
+        loop {
+            let s = self.screen();
+            if check(&s) {
+                return s;
+            }
+            assert!(Instant::now() < end, "never saw {what}; screen:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn the_terminal_ui_under_tmux_against_the_lab() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux not installed (`.ci/run` installs it)");
+        return;
+    }
+    let Some(lab) = Lab::up(5.0, 0.0, 0.0) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("tui.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[monitor]\nstatus_every = \"1s\"\n[[target]]\ntarget = \"{}\"\nlabel = \"lab server\"\ninterval = \"100ms\"\n[ifaces]\nenabled = true\n[record]\nenabled = false\n",
+            lab.addr(2)
+        ),
+    )
+    .expect("config");
+    let name = common::unique('t');
+    let cmd = format!(
+        "ip netns exec {} {} monitor --tui --config {}; echo EXITED $?; sleep 60",
+        lab.client(),
+        common::bin(),
+        config.display()
+    );
+    let started = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &cmd,
+        ])
+        .status()
+        .expect("tmux");
+    assert!(started.success());
+    let s = Session(name);
+
+    // The main screen: the target with ~10 ms RTT, the lab interface, no alerts, key hints.
+    let screen = s.until(Duration::from_secs(20), "the target with replies", |x| {
+        x.lines()
+            .any(|l| l.contains("lab server") && l.contains("ok"))
+    });
+    let row = screen
+        .lines()
+        .find(|l| l.contains("lab server") && l.contains("ok"))
+        .expect("row");
+    let numbers: Vec<f64> = row
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // last, min, avg, max (ms): all about 10 ms (2 × 5 ms), none below the delay line's floor.
+    assert!(numbers.len() >= 4, "{row}");
+    for v in &numbers[..4] {
+        assert!((9.5..30.0).contains(v), "{row}");
+    }
+    assert!(screen.contains("q quit"), "{screen}");
+    assert!(screen.contains("no alerts"), "{screen}");
+    // No status lines on top of the UI.
+    assert!(!screen.contains("alerts firing:"), "{screen}");
+
+    // Help, then any key closes it.
+    s.keys(&["?"]);
+    s.until(Duration::from_secs(5), "the help", |x| {
+        x.contains("zoom the chart")
+    });
+    s.keys(&["x"]);
+    s.until(Duration::from_secs(5), "the help closed", |x| {
+        !x.contains("zoom the chart")
+    });
+
+    // Enter: the histogram and the outage list of the selected target.
+    s.keys(&["Enter"]);
+    s.until(Duration::from_secs(5), "the detail", |x| {
+        x.contains("replies") && x.contains("outages of lab server")
+    });
+    s.keys(&["Escape"]);
+    s.until(Duration::from_secs(5), "the chart again", |x| {
+        x.contains("-300s")
+    });
+
+    // Pause freezes the picture.
+    s.keys(&["p"]);
+    s.until(Duration::from_secs(5), "PAUSED", |x| x.contains("PAUSED"));
+    s.keys(&["p"]);
+    s.until(Duration::from_secs(5), "running again", |x| {
+        !x.contains("PAUSED")
+    });
+
+    // The interface panel is there; the lab client's interface carries the probes.
+    let screen = s.screen();
+    assert!(
+        screen.contains("interfaces") && screen.contains("down"),
+        "{screen}"
+    );
+
+    // q: the monitor stops cleanly and the terminal is back to the shell's screen.
+    s.keys(&["q"]);
+    let end = s.until(Duration::from_secs(15), "the exit", |x| {
+        x.contains("EXITED")
+    });
+    assert!(end.contains("EXITED 0"), "{end}");
+    assert!(end.contains("netpulse monitor: stopping"), "{end}");
+    assert!(!end.contains("q quit"), "the UI is still on screen:\n{end}");
+    assert!(Path::new(&config).exists());
+}
