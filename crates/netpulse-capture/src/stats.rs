@@ -904,6 +904,24 @@ impl Analyzer {
         }
     }
 
+    /// The busiest hosts so far (bytes sent + received), most first: for live views.
+    pub fn top_hosts(&self, n: usize) -> Vec<(IpAddr, u64)> {
+        let mut hosts: Vec<(IpAddr, u64)> = self
+            .talkers
+            .host_slots
+            .iter()
+            .map(|h| (h.ip, h.bytes))
+            .collect();
+        let n = n.min(hosts.len());
+        if n == 0 {
+            return Vec::new();
+        }
+        hosts.select_nth_unstable_by(n - 1, |a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        hosts.truncate(n);
+        hosts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        hosts
+    }
+
     /// Per-second protocol counts completed since the last call (with `per_second`); the last
     /// second comes from [`Analyzer::finish_with_seconds`].
     pub fn take_seconds(&mut self) -> Vec<(i64, [Count; 8])> {

@@ -178,6 +178,27 @@ pub struct LiveView {
     pub version: u64,
     /// Results dropped on the way to the recording.
     pub record_dropped: u64,
+    /// The live capture, when one runs.
+    pub capture: Option<CaptureLive>,
+}
+
+/// A live capture's picture.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct CaptureLive {
+    /// Interface captured on.
+    pub interface: String,
+    /// Packets and bytes so far.
+    pub packets: u64,
+    /// Bytes so far.
+    pub bytes: u64,
+    /// Bits per second over the last interval.
+    pub bits_per_sec: f64,
+    /// Packets per protocol over the last interval: (name, packets, bytes).
+    pub protocols: Vec<(String, u64, u64)>,
+    /// Busiest hosts so far: (address, bytes).
+    pub top_hosts: Vec<(String, u64)>,
+    /// Packets the kernel dropped (ring full).
+    pub dropped: u64,
 }
 
 fn ms(t: SystemTime) -> i64 {

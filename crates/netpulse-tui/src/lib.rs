@@ -235,7 +235,16 @@ pub fn draw(f: &mut Frame, app: &App, live: &LiveView, now_s: i64) {
         ),
     }
     draw_ifaces(f, app, live, iface_area);
-    draw_alerts(f, live, alert_area);
+    match &live.capture {
+        Some(c) => {
+            let [alerts, capture] =
+                Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)])
+                    .areas(alert_area);
+            draw_alerts(f, live, alerts);
+            draw_capture(f, c, capture);
+        }
+        None => draw_alerts(f, live, alert_area),
+    }
     if app.help {
         draw_help(f, area);
     }
@@ -495,6 +504,33 @@ fn draw_alerts(f: &mut Frame, live: &LiveView, area: Rect) {
         Paragraph::new(lines)
             .wrap(Wrap { trim: true })
             .block(Block::bordered().borders(Borders::ALL).title(" alerts ")),
+        area,
+    );
+}
+
+fn draw_capture(f: &mut Frame, c: &netpulse_core::live::CaptureLive, area: Rect) {
+    let mut lines = vec![Line::from(format!(
+        "{} packets · {} · {} dropped",
+        c.packets,
+        rate(Some(c.bits_per_sec / 8.0)),
+        c.dropped
+    ))];
+    let protocols: Vec<String> = c
+        .protocols
+        .iter()
+        .filter(|p| p.0 != "ethernet")
+        .map(|p| format!("{} {}", p.0, p.1))
+        .collect();
+    lines.push(Line::from(protocols.join("  ")).dim());
+    for (host, bytes) in &c.top_hosts {
+        lines.push(Line::from(vec![
+            Span::raw(format!("{host:<24}")),
+            Span::styled(format!("{bytes:>12} B"), Style::new().cyan()),
+        ]));
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(format!(" capture on {} — top talkers ", c.interface))),
         area,
     );
 }

@@ -202,6 +202,32 @@ fn enter_shows_the_histogram_and_outages_and_help_overlays() {
 }
 
 #[test]
+fn a_running_capture_shows_its_top_talkers() {
+    let mut live = scene();
+    live.capture = Some(netpulse_core::live::CaptureLive {
+        interface: "eth0".into(),
+        packets: 12_345,
+        bytes: 9_000_000,
+        bits_per_sec: 8_000_000.0,
+        protocols: vec![("ethernet".into(), 100, 60_000), ("tcp".into(), 90, 55_000)],
+        top_hosts: vec![("192.0.2.7".into(), 700_000), ("192.0.2.9".into(), 300)],
+        dropped: 0,
+    });
+    let screen = render(&App::default(), &live, 120, 40);
+    assert!(screen.contains("capture on eth0 — top talkers"), "{screen}");
+    assert!(
+        screen.contains("12345 packets") && screen.contains("8.0 Mb/s"),
+        "{screen}"
+    );
+    assert!(screen.contains("tcp 90"), "{screen}");
+    let row = screen
+        .lines()
+        .find(|l| l.contains("192.0.2.7"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(row.contains("700000 B"), "{row}");
+}
+
+#[test]
 fn tiny_and_empty_screens_do_not_panic() {
     let empty = LiveView::default();
     let screen = render(&App::default(), &empty, 80, 24);

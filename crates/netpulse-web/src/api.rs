@@ -288,6 +288,11 @@ pub(crate) async fn interfaces(
     Ok(Json(json!({ "resolution": res_name(res), "interfaces": list })).into_response())
 }
 
+/// `GET /api/capture`: the monitor's live capture (totals, protocols, top talkers), or null.
+pub(crate) async fn capture(State(state): State<AppState>) -> Response {
+    Json(json!(state.shared.live().capture)).into_response()
+}
+
 /// The update pushed to pages: the open second of every target, interface rates, alerts.
 fn update_json(live: &LiveView) -> Value {
     let targets: Vec<Value> = live

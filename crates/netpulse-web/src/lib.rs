@@ -182,6 +182,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/outages", get(api::outages))
         .route("/api/alerts", get(api::alerts))
         .route("/api/interfaces", get(api::interfaces))
+        .route("/api/capture", get(api::capture))
         .route("/api/events", get(api::events))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)

@@ -31,6 +31,18 @@ pub struct Config {
     pub notifiers: Vec<NotifierSection>,
     /// Listen addresses of the views (web dashboard, /metrics).
     pub listen: ListenSection,
+    /// Live packet capture feeding the views and /metrics.
+    pub capture: CaptureSection,
+}
+
+/// `[capture]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureSection {
+    /// Interface to capture on (empty: no capture). Needs CAP_NET_RAW.
+    pub interface: String,
+    /// BPF filter in pcap syntax (empty: everything).
+    pub filter: String,
 }
 
 /// `[monitor]`

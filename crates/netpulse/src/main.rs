@@ -4,6 +4,7 @@ mod capture_cmd;
 mod cli;
 mod config;
 mod ifaces_cmd;
+mod monitor_capture;
 mod monitor_cmd;
 mod output;
 mod probe_cmd;

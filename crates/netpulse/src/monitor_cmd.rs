@@ -206,6 +206,26 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     let (mut samples, mut rates, mut gone) = (Vec::new(), Vec::new(), Vec::new());
     let mut iface_windows: HashMap<String, IfaceWindow> = HashMap::new();
 
+    let capture = if setup.config.capture.interface.is_empty() {
+        None
+    } else {
+        let c = &setup.config.capture;
+        let filter = (!c.filter.is_empty()).then_some(c.filter.as_str());
+        match crate::monitor_capture::MonitorCapture::start(
+            &c.interface,
+            filter,
+            Arc::clone(&shared),
+        ) {
+            Ok(cap) => {
+                eprintln!("netpulse monitor: capturing on {}", c.interface);
+                Some(cap)
+            }
+            Err(e) => {
+                eprintln!("netpulse monitor: no capture on {}: {e:#}", c.interface);
+                None
+            }
+        }
+    };
     let tui = if args.tui {
         let quit = events_tx.clone();
         Some(
@@ -498,6 +518,9 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         t.stop();
     }
     eprintln!("netpulse monitor: stopping (Ctrl-C again to quit now)");
+    if let Some(c) = capture {
+        c.stop();
+    }
     for t in running.drain(..) {
         t.stop.stop();
         let _ = t.thread.join();

@@ -47,9 +47,19 @@ fn start(
     dir: &Path,
     extra: &[&str],
 ) -> (Reaped, SocketAddr, std::io::Lines<BufReader<ChildStderr>>) {
+    start_with(dir, "", extra)
+}
+
+/// [`start`] with more config appended.
+fn start_with(
+    dir: &Path,
+    more: &str,
+    extra: &[&str],
+) -> (Reaped, SocketAddr, std::io::Lines<BufReader<ChildStderr>>) {
     let config = dir.join("monitor.toml");
     let db = dir.join("history.db");
-    std::fs::write(&config, CONFIG.replace("DB", &db.display().to_string())).expect("config");
+    let text = CONFIG.replace("DB", &db.display().to_string()) + more;
+    std::fs::write(&config, text).expect("config");
     let mut child = Command::new(common::bin())
         .args(["monitor", "--config"])
         .arg(&config)
@@ -473,4 +483,50 @@ fn the_deploy_prometheus_config_and_rules_pass_promtool() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn a_capture_source_feeds_metrics_and_top_talkers() {
+    // Capturing needs CAP_NET_RAW: root here, else a printed skip.
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    {
+        eprintln!("skipped: capturing on lo needs root (CAP_NET_RAW)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_monitor, addr, _err) = start_with(
+        dir.path(),
+        "[capture]\ninterface = \"lo\"\nfilter = \"icmp\"\n",
+        &["--web", "127.0.0.1:0"],
+    );
+    // The ICMP probes to 127.0.0.1 cross lo: requests and replies.
+    let capture = eventually(
+        Duration::from_secs(20),
+        "the capture's first seconds",
+        || {
+            let c = get_json(addr, "/api/capture");
+            (c["packets"].as_u64()? >= 20).then_some(c)
+        },
+    );
+    assert_eq!(capture["interface"], "lo");
+    assert_eq!(capture["top_hosts"][0][0], "127.0.0.1", "{capture}");
+    let (_, _, metrics) = get(addr, "/metrics", None);
+    let icmp = metrics
+        .lines()
+        .find(|l| l.starts_with("netpulse_capture_packets_total{protocol=\"icmp\"}"))
+        .unwrap_or_else(|| panic!("no capture counter:\n{metrics}"));
+    let n: f64 = icmp
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("value");
+    assert!(n >= 10.0, "{icmp}");
+    // The filter kept the TCP probes out.
+    assert!(
+        !metrics.contains("netpulse_capture_packets_total{protocol=\"tcp\"}"),
+        "{metrics}"
+    );
 }
