@@ -142,6 +142,30 @@ fn span(ts: impl Iterator<Item = i64>) -> Option<(i64, i64)> {
     .map(|(a, b)| (a, b.max(a + 1)))
 }
 
+/// The series legend, top left, as every chart draws it.
+macro_rules! legend {
+    ($chart:expr, $e:expr) => {
+        $chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(|x| $e(&x))?
+    };
+}
+
+/// An empty chart that says so.
+macro_rules! no_data {
+    ($root:expr, $title:expr, $e:expr) => {
+        return $root
+            .titled(&format!("{} — no data", $title), ("sans-serif", 20))
+            .map(|_| ())
+            .map_err(|x| $e(&x))
+    };
+}
+
 macro_rules! latency_body {
     ($root:expr, $title:expr, $points:expr, $outages:expr, $step:expr) => {{
         let root = $root;
@@ -153,10 +177,7 @@ macro_rules! latency_body {
                 .map(|p| p.t)
                 .chain($outages.iter().flat_map(|o| [o.0, o.1])),
         ) else {
-            return root
-                .titled(&format!("{} — no data", $title), ("sans-serif", 20))
-                .map(|_| ())
-                .map_err(|x| e(&x));
+            no_data!(root, $title, e);
         };
         let to = to + $step;
         let ymax = $points
@@ -264,14 +285,7 @@ macro_rules! latency_body {
                 labelled = true;
             }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(|x| e(&x))?;
+        legend!(chart, e);
         Ok(())
     }};
 }
@@ -299,10 +313,7 @@ macro_rules! lines_body {
         let e = |e: &dyn std::fmt::Display| e.to_string();
         root.fill(&WHITE).map_err(|x| e(&x))?;
         let Some((from, to)) = span($series.iter().flat_map(|(_, s)| s.iter().map(|p| p.0))) else {
-            return root
-                .titled(&format!("{} — no data", $title), ("sans-serif", 20))
-                .map(|_| ())
-                .map_err(|x| e(&x));
+            no_data!(root, $title, e);
         };
         let ymax = $series
             .iter()
@@ -340,14 +351,7 @@ macro_rules! lines_body {
                     PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(|x| e(&x))?;
+        legend!(chart, e);
         Ok(())
     }};
 }
@@ -369,10 +373,7 @@ macro_rules! bars_body {
         let e = |e: &dyn std::fmt::Display| e.to_string();
         root.fill(&WHITE).map_err(|x| e(&x))?;
         if $bars.is_empty() {
-            return root
-                .titled(&format!("{} — no data", $title), ("sans-serif", 20))
-                .map(|_| ())
-                .map_err(|x| e(&x));
+            no_data!(root, $title, e);
         }
         let ymax = $bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-9) * 1.15;
         let n = $bars.len() as i32;

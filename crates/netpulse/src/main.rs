@@ -15,6 +15,7 @@ mod report_ifaces;
 mod signals;
 mod tui_cmd;
 mod units;
+mod worker;
 
 use clap::Parser;
 use std::io::{self, Write};

@@ -2,116 +2,88 @@
 //! own; every second the protocol counts go to `/metrics` and the totals and top talkers to the
 //! live view.
 
+use crate::worker::Worker;
 use netpulse_capture::live::Live;
 use netpulse_capture::stats::{AnalyzerConfig, Interval, Protocol};
 use netpulse_capture::Analyzer;
 use netpulse_core::live::CaptureLive;
 use netpulse_web::Shared;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// A running capture.
-pub struct MonitorCapture {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+/// The monitor's capture.
+pub struct MonitorCapture;
 
 impl MonitorCapture {
-    /// Opens `iface` (with `filter`) and starts analysing; the error says what to do (e.g. the
-    /// setcap line) when the interface or the privilege is missing.
-    pub fn start(iface: &str, filter: Option<&str>, shared: Arc<Shared>) -> anyhow::Result<Self> {
+    /// Opens `iface` (with `filter`) and starts analysing until the returned worker is stopped;
+    /// the error says what to do (e.g. the setcap line) when the interface or the privilege is
+    /// missing.
+    pub fn start(iface: &str, filter: Option<&str>, shared: Arc<Shared>) -> anyhow::Result<Worker> {
         let mut live = Live::open(iface, filter)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
         let name = iface.to_string();
-        let thread = std::thread::Builder::new()
-            .name("capture".into())
-            .spawn(move || {
-                let cfg = AnalyzerConfig {
-                    interval: Some(Duration::from_secs(1)),
-                    ..AnalyzerConfig::default()
-                };
-                let mut analyzer = Analyzer::new(cfg, 10);
-                let linktype = live.linktype();
-                let (mut packets, mut bytes) = (0u64, 0u64);
-                let mut on_flow = |_: &netpulse_capture::stats::FlowRecord| {};
-                while !flag.load(Ordering::Relaxed) {
-                    let mut closed = None;
-                    match live.next_packet() {
-                        Ok(Some(p)) => {
-                            packets += 1;
-                            bytes += u64::from(p.len);
-                            analyzer.packet(
-                                p.ts_ns,
-                                p.len,
-                                linktype,
-                                p.data,
-                                &mut |i: &Interval| closed = Some(i.clone()),
-                                &mut on_flow,
-                            );
-                        }
-                        // Nothing for a while: the flag is looked at again.
-                        Ok(None) => {}
-                        Err(e) => {
-                            eprintln!("netpulse monitor: capture on {name} stopped: {e}");
-                            break;
-                        }
+        Worker::spawn("capture", move |flag| {
+            let cfg = AnalyzerConfig {
+                interval: Some(Duration::from_secs(1)),
+                ..AnalyzerConfig::default()
+            };
+            let mut analyzer = Analyzer::new(cfg, 10);
+            let linktype = live.linktype();
+            let (mut packets, mut bytes) = (0u64, 0u64);
+            let mut on_flow = |_: &netpulse_capture::stats::FlowRecord| {};
+            while !flag.load(Ordering::Relaxed) {
+                let mut closed = None;
+                match live.next_packet() {
+                    Ok(Some(p)) => {
+                        packets += 1;
+                        bytes += u64::from(p.len);
+                        analyzer.packet(
+                            p.ts_ns,
+                            p.len,
+                            linktype,
+                            p.data,
+                            &mut |i: &Interval| closed = Some(i.clone()),
+                            &mut on_flow,
+                        );
                     }
-                    if let Some(i) = closed {
-                        for p in Protocol::ALL {
-                            let c = i.protocols[p as usize];
-                            if c.packets > 0 {
-                                shared.metrics.captured(p.name(), c.packets, c.bytes);
-                            }
-                        }
-                        let dropped = u64::from(live.stats().dropped);
-                        let top = analyzer.top_hosts(10);
-                        let view = CaptureLive {
-                            interface: name.clone(),
-                            packets,
-                            bytes,
-                            bits_per_sec: i.total.bytes as f64 * 8.0
-                                / i.length.as_secs_f64().max(1e-9),
-                            protocols: Protocol::ALL
-                                .iter()
-                                .map(|&p| {
-                                    let c = i.protocols[p as usize];
-                                    (p.name().to_string(), c.packets, c.bytes)
-                                })
-                                .filter(|c| c.1 > 0)
-                                .collect(),
-                            top_hosts: top.into_iter().map(|(ip, b)| (ip.to_string(), b)).collect(),
-                            dropped,
-                        };
-                        let mut lv = shared.live();
-                        lv.capture = Some(view);
-                        lv.version += 1;
+                    // Nothing for a while: the flag is looked at again.
+                    Ok(None) => {}
+                    Err(e) => {
+                        eprintln!("netpulse monitor: capture on {name} stopped: {e}");
+                        break;
                     }
                 }
-            })?;
-        Ok(MonitorCapture {
-            stop,
-            thread: Some(thread),
+                if let Some(i) = closed {
+                    for p in Protocol::ALL {
+                        let c = i.protocols[p as usize];
+                        if c.packets > 0 {
+                            shared.metrics.captured(p.name(), c.packets, c.bytes);
+                        }
+                    }
+                    let dropped = u64::from(live.stats().dropped);
+                    let top = analyzer.top_hosts(10);
+                    let view = CaptureLive {
+                        interface: name.clone(),
+                        packets,
+                        bytes,
+                        bits_per_sec: i.total.bytes as f64 * 8.0 / i.length.as_secs_f64().max(1e-9),
+                        protocols: Protocol::ALL
+                            .iter()
+                            .map(|&p| {
+                                let c = i.protocols[p as usize];
+                                (p.name().to_string(), c.packets, c.bytes)
+                            })
+                            .filter(|c| c.1 > 0)
+                            .collect(),
+                        top_hosts: top.into_iter().map(|(ip, b)| (ip.to_string(), b)).collect(),
+                        dropped,
+                    };
+                    let mut lv = shared.live();
+                    lv.capture = Some(view);
+                    lv.version += 1;
+                }
+            }
         })
-    }
-
-    /// Stops capturing.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for MonitorCapture {
-    fn drop(&mut self) {
-        self.shutdown();
+        .map_err(Into::into)
     }
 }
