@@ -93,9 +93,9 @@ pub struct MonitorArgs {
     /// default gateway and the nameservers and watches every interface that is up.
     #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
-    /// Serve the web dashboard, the JSON API and Prometheus /metrics on ADDR (e.g.
+    /// Serve the web dashboard, the JSON API and Prometheus /metrics on ADDR (default
     /// 127.0.0.1:9750; any other address than loopback needs --token or --insecure-no-auth).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9750")]
     pub web: Option<std::net::SocketAddr>,
     /// Bearer token every web request must carry (or NETPULSE_WEB_TOKEN).
     #[arg(

@@ -530,3 +530,37 @@ fn a_capture_source_feeds_metrics_and_top_talkers() {
         "{metrics}"
     );
 }
+
+#[test]
+fn web_without_an_address_serves_on_loopback_port_9750() {
+    // A namespace of its own, so the fixed port is free whatever else runs.
+    let Some(ns) = common::Netns::new() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("monitor.toml");
+    let db = dir.path().join("history.db");
+    std::fs::write(&config, CONFIG.replace("DB", &db.display().to_string())).expect("config");
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            common::bin(),
+            "monitor",
+            "--web",
+            "--config",
+        ])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start monitor");
+    let lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let _child = Reaped(child);
+    let said = lines
+        .map_while(Result::ok)
+        .find(|l| l.contains("dashboard on"))
+        .expect("the dashboard line");
+    assert!(said.contains("http://127.0.0.1:9750/"), "{said}");
+}
