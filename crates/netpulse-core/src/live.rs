@@ -178,6 +178,8 @@ pub struct LiveView {
     pub version: u64,
     /// Results dropped on the way to the recording.
     pub record_dropped: u64,
+    /// Recording commits that failed.
+    pub record_failed: u64,
     /// The live capture, when one runs.
     pub capture: Option<CaptureLive>,
 }

@@ -187,6 +187,7 @@ enum Msg {
 pub struct RecordSink {
     tx: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
 }
 
 impl RecordSink {
@@ -238,6 +239,11 @@ impl RecordSink {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// Commits that failed so far (disk full, I/O errors).
+    pub fn failed_commits(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
 }
 
 /// A running recorder.
@@ -257,8 +263,10 @@ impl Recorder {
     ) -> Result<Recorder, StoreError> {
         let (tx, rx) = mpsc::sync_channel(cfg.queue);
         let dropped = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
         let mut recording = Recording::new(store, session, targets, cfg)?;
         recording.dropped = Arc::clone(&dropped);
+        recording.failed = Arc::clone(&failed);
         let handle = std::thread::Builder::new()
             .name("recorder".into())
             .spawn(move || recording.run(rx))
@@ -267,7 +275,11 @@ impl Recorder {
                 reason: e.to_string(),
             })?;
         Ok(Recorder {
-            sink: RecordSink { tx, dropped },
+            sink: RecordSink {
+                tx,
+                dropped,
+                failed,
+            },
             handle,
         })
     }
@@ -310,6 +322,8 @@ pub struct Recording {
     /// Caller's alert id → row id, for deliveries (bounded: oldest forgotten first).
     alert_rows: std::collections::VecDeque<(u64, i64)>,
     dropped: Arc<AtomicU64>,
+    /// Failed commits, shared with the sinks (for /metrics).
+    failed: Arc<AtomicU64>,
 }
 
 impl Recording {
@@ -356,6 +370,7 @@ impl Recording {
             pending_flows: Vec::new(),
             alert_rows: std::collections::VecDeque::new(),
             dropped: Arc::new(AtomicU64::new(0)),
+            failed: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -574,6 +589,7 @@ impl Recording {
                 // Disk full or I/O error: keep monitoring; the outages stay queued for the next try.
                 self.note_error(&e);
                 self.report.failed_commits += 1;
+                self.failed.fetch_add(1, Ordering::Relaxed);
                 // Interface ids made in the rolled-back transaction are gone with it.
                 self.iface_ids.clear();
             }

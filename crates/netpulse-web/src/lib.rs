@@ -242,8 +242,11 @@ async fn app_js() -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    let record_dropped = state.shared.live().record_dropped;
-    state.shared.metrics.store(record_dropped, 0);
+    let (dropped, failed) = {
+        let live = state.shared.live();
+        (live.record_dropped, live.record_failed)
+    };
+    state.shared.metrics.store(dropped, failed);
     let open = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

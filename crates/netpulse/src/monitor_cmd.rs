@@ -466,6 +466,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
             let mut live = shared.live();
             live.tick(wall);
             live.record_dropped = sink.as_ref().map_or(0, RecordSink::dropped);
+            live.record_failed = sink.as_ref().map_or(0, RecordSink::failed_commits);
             for e in &alert_events {
                 live.alert(e);
                 shared.metrics.alert(
