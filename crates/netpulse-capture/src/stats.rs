@@ -108,6 +108,17 @@ pub struct FlowKey {
     pub b: (IpAddr, u16),
 }
 
+impl FlowKey {
+    /// `tcp` or `udp` (the only protocols flows are kept for).
+    pub fn proto_name(&self) -> &'static str {
+        if self.proto == 6 {
+            "tcp"
+        } else {
+            "udp"
+        }
+    }
+}
+
 /// The flow table's key: [`FlowKey`] as plain integers, so hashing and comparing it (once per
 /// packet) is a few word operations rather than a walk through `IpAddr`s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -904,6 +915,11 @@ impl Analyzer {
         }
     }
 
+    /// Packets and bytes counted so far.
+    pub fn total(&self) -> Count {
+        self.report.total
+    }
+
     /// The busiest hosts so far (bytes sent + received), most first: for live views.
     pub fn top_hosts(&self, n: usize) -> Vec<(IpAddr, u64)> {
         let mut hosts: Vec<(IpAddr, u64)> = self
@@ -959,14 +975,10 @@ impl Analyzer {
             self.finish_flow(r, on_flow);
         }
         let mut report = std::mem::take(&mut self.report);
+        report.top_hosts = self.top_hosts(self.top_n);
         let talkers = self.talkers;
         report.unique_ips = talkers.host_slots.len() + talkers.more_ips.len();
         report.unique_macs = self.macs.len();
-        let mut hosts: Vec<(IpAddr, u64)> =
-            talkers.host_slots.iter().map(|h| (h.ip, h.bytes)).collect();
-        hosts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        hosts.truncate(self.top_n);
-        report.top_hosts = hosts;
         let mut ports = talkers.port_slots;
         ports.sort_by(|a, b| b.2.cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
         ports.truncate(self.top_n);

@@ -23,9 +23,9 @@ pub struct TargetSecond {
     /// Unix second.
     pub sec: i64,
     /// Probes resolved in it.
-    pub sent: u32,
+    pub sent: u64,
     /// Answered.
-    pub received: u32,
+    pub received: u64,
     /// Fastest reply (ms).
     pub min_ms: Option<f64>,
     /// Mean reply (ms).
@@ -35,9 +35,23 @@ pub struct TargetSecond {
 }
 
 impl TargetSecond {
+    /// The point of a bucket starting at `sec` (a second here, or a stored rollup of any
+    /// resolution) with statistics `s`.
+    pub fn of(sec: i64, s: &ProbeStats) -> Self {
+        let msf = |d: Duration| d.as_secs_f64() * 1e3;
+        TargetSecond {
+            sec,
+            sent: s.sent,
+            received: s.received,
+            min_ms: s.rtt.min().map(msf),
+            avg_ms: s.rtt.mean().map(msf),
+            max_ms: s.rtt.max().map(msf),
+        }
+    }
+
     /// Fraction lost, when anything was sent.
     pub fn loss(&self) -> Option<f64> {
-        (self.sent > 0).then(|| 1.0 - f64::from(self.received) / f64::from(self.sent))
+        (self.sent > 0).then(|| 1.0 - self.received as f64 / self.sent as f64)
     }
 }
 
@@ -81,9 +95,16 @@ pub struct TargetLive {
 }
 
 impl TargetLive {
+    /// In an outage right now.
+    pub fn in_outage(&self) -> bool {
+        self.outages.back().is_some_and(|o| o.ongoing)
+    }
+
     /// The second still being filled, as it stands.
     pub fn current_point(&self) -> Option<TargetSecond> {
-        self.current.as_ref().map(|(s, stats)| point(*s, stats))
+        self.current
+            .as_ref()
+            .map(|(s, stats)| TargetSecond::of(*s, stats))
     }
 
     /// The last closed seconds and the open one, oldest first.
@@ -96,14 +117,14 @@ impl TargetLive {
         let (mut sent, mut received) = (0u64, 0u64);
         let (mut min, mut max, mut sum, mut cnt) = (f64::INFINITY, 0f64, 0f64, 0u64);
         for s in self.seconds.iter().rev().take(n) {
-            sent += u64::from(s.sent);
-            received += u64::from(s.received);
+            sent += s.sent;
+            received += s.received;
             if let (Some(lo), Some(hi), Some(avg)) = (s.min_ms, s.max_ms, s.avg_ms) {
                 min = min.min(lo);
                 max = max.max(hi);
                 // Replies with an RTT; refused connections count as replies too.
-                sum += avg * f64::from(s.received);
-                cnt += u64::from(s.received);
+                sum += avg * s.received as f64;
+                cnt += s.received;
             }
         }
         let got = cnt > 0;
@@ -215,18 +236,6 @@ fn push_ring<T>(ring: &mut VecDeque<T>, item: T, cap: usize) {
     ring.push_back(item);
 }
 
-fn point(sec: i64, s: &ProbeStats) -> TargetSecond {
-    let msf = |d: Duration| d.as_secs_f64() * 1e3;
-    TargetSecond {
-        sec,
-        sent: s.sent as u32,
-        received: s.received as u32,
-        min_ms: s.rtt.min().map(msf),
-        avg_ms: s.rtt.mean().map(msf),
-        max_ms: s.rtt.max().map(msf),
-    }
-}
-
 impl LiveView {
     /// Adds (or re-activates) target `index`.
     pub fn add_target(&mut self, index: usize, label: &str, target: &str, kind: &str) {
@@ -251,8 +260,10 @@ impl LiveView {
     /// Marks target `index` as no longer probed (kept for its history).
     pub fn remove_target(&mut self, index: usize) {
         if let Some(Some(t)) = self.targets.get_mut(index) {
-            t.active = false;
-            self.version += 1;
+            if t.active {
+                t.active = false;
+                self.version += 1;
+            }
         }
     }
 
@@ -275,7 +286,7 @@ impl LiveView {
             Some((s, stats)) if *s == sec => stats.record(r),
             slot => {
                 if let Some((s, stats)) = slot.take() {
-                    push_ring(&mut t.seconds, point(s, &stats), HISTORY_SECONDS);
+                    push_ring(&mut t.seconds, TargetSecond::of(s, &stats), HISTORY_SECONDS);
                 }
                 let mut stats = ProbeStats::default();
                 stats.record(r);
@@ -291,7 +302,7 @@ impl LiveView {
         for t in self.targets.iter_mut().flatten() {
             if t.current.as_ref().is_some_and(|(s, _)| *s < sec) {
                 if let Some((s, stats)) = t.current.take() {
-                    push_ring(&mut t.seconds, point(s, &stats), HISTORY_SECONDS);
+                    push_ring(&mut t.seconds, TargetSecond::of(s, &stats), HISTORY_SECONDS);
                 }
             }
         }

@@ -263,7 +263,7 @@ fn draw_targets(f: &mut Frame, app: &App, targets: &[&TargetLive], area: Rect) {
     let rows = targets.iter().map(|t| {
         let (sent, received, min, avg, max) = t.recent(60);
         let loss = (sent > 0).then(|| 1.0 - received as f64 / sent as f64);
-        let out = t.outages.back().is_some_and(|o| o.ongoing);
+        let out = t.in_outage();
         let status = if !t.active {
             Cell::from("gone").dim()
         } else if out {

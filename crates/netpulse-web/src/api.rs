@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use netpulse_core::live::{LiveView, HISTORY_SECONDS};
+use netpulse_core::live::{LiveView, TargetSecond, HISTORY_SECONDS};
 use netpulse_core::rollup::Resolution;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -78,12 +78,15 @@ fn store(state: &AppState) -> Result<Option<netpulse_store::Store>, ApiError> {
     }
 }
 
+/// The resolution's name; `None` (the live view) is per second.
 fn res_name(res: Option<Resolution>) -> &'static str {
-    match res {
-        None | Some(Resolution::Second) => "1s",
-        Some(Resolution::Minute) => "1m",
-        Some(Resolution::Hour) => "1h",
-    }
+    res.unwrap_or(Resolution::Second).name()
+}
+
+/// One point of a series, as the API and the event stream give it (`t` in unix seconds).
+fn point_json(p: &TargetSecond) -> Value {
+    json!({"t": p.sec, "sent": p.sent, "received": p.received, "loss": p.loss(),
+           "min_ms": p.min_ms, "avg_ms": p.avg_ms, "max_ms": p.max_ms})
 }
 
 fn targets_json(live: &LiveView) -> Value {
@@ -102,7 +105,7 @@ fn targets_json(live: &LiveView) -> Value {
                 "received": t.total.received,
                 "loss": t.total.loss(),
                 "last_rtt_ms": t.last_rtt.map(|d| d.as_secs_f64() * 1e3),
-                "in_outage": t.outages.back().is_some_and(|o| o.ongoing),
+                "in_outage": t.in_outage(),
                 "last_minute": {
                     "sent": sent, "received": received,
                     "min_ms": min, "avg_ms": avg, "max_ms": max,
@@ -137,10 +140,7 @@ pub(crate) async fn series(
                 let points: Vec<Value> = t
                     .points()
                     .filter(|p| p.sec >= from)
-                    .map(|p| {
-                        json!({"t": p.sec, "sent": p.sent, "received": p.received,
-                               "loss": p.loss(), "min_ms": p.min_ms, "avg_ms": p.avg_ms, "max_ms": p.max_ms})
-                    })
+                    .map(|p| point_json(&p))
                     .collect();
                 out.push(json!({ "target": t.label, "points": points }));
             }
@@ -160,24 +160,18 @@ pub(crate) async fn series(
                     .or_default()
                     .merge(&row.stats);
             }
-            let mut cur: Option<(String, Vec<Value>)> = None;
-            let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+            let mut per_target: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
             for ((target, ts), s) in by {
-                if cur.as_ref().is_none_or(|(t, _)| *t != target) {
-                    if let Some((t, points)) = cur.take() {
-                        out.push(json!({ "target": t, "points": points }));
-                    }
-                    cur = Some((target.clone(), Vec::new()));
-                }
-                if let Some((_, points)) = cur.as_mut() {
-                    points.push(json!({"t": ts, "sent": s.sent, "received": s.received,
-                        "loss": (s.sent > 0).then(|| s.loss()), "min_ms": ms(s.rtt.min()),
-                        "avg_ms": ms(s.rtt.mean()), "max_ms": ms(s.rtt.max())}));
-                }
+                per_target
+                    .entry(target)
+                    .or_default()
+                    .push(point_json(&TargetSecond::of(ts, &s)));
             }
-            if let Some((t, points)) = cur {
-                out.push(json!({ "target": t, "points": points }));
-            }
+            out.extend(
+                per_target
+                    .into_iter()
+                    .map(|(t, points)| json!({ "target": t, "points": points })),
+            );
         }
     }
     Ok(Json(json!({ "resolution": res_name(res), "series": out })).into_response())
@@ -306,14 +300,11 @@ fn update_json(live: &LiveView) -> Value {
                 .copied()
                 .into_iter()
                 .chain(t.current_point())
-                .map(|p| {
-                    json!({"t": p.sec, "sent": p.sent, "received": p.received, "loss": p.loss(),
-                           "min_ms": p.min_ms, "avg_ms": p.avg_ms, "max_ms": p.max_ms})
-                })
+                .map(|p| point_json(&p))
                 .collect();
             json!({"label": t.label, "sent": t.total.sent, "received": t.total.received,
                    "last_rtt_ms": t.last_rtt.map(|d| d.as_secs_f64() * 1e3),
-                   "in_outage": t.outages.back().is_some_and(|o| o.ongoing), "points": last})
+                   "in_outage": t.in_outage(), "points": last})
         })
         .collect();
     let ifaces: Vec<Value> = live

@@ -132,14 +132,7 @@ pub fn start(cfg: WebConfig, shared: Arc<Shared>) -> Result<WebServer, WebError>
         token: cfg.token.map(Arc::from),
         db: cfg.db.map(Arc::new),
     };
-    let app = if cfg.metrics_only {
-        Router::new()
-            .route("/metrics", get(metrics))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
-            .with_state(state)
-    } else {
-        router(state)
-    };
+    let app = router(state, cfg.metrics_only);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -172,18 +165,24 @@ pub fn start(cfg: WebConfig, shared: Arc<Shared>) -> Result<WebServer, WebError>
     })
 }
 
-pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/app.js", get(app_js))
-        .route("/metrics", get(metrics))
-        .route("/api/targets", get(api::targets))
-        .route("/api/series", get(api::series))
-        .route("/api/outages", get(api::outages))
-        .route("/api/alerts", get(api::alerts))
-        .route("/api/interfaces", get(api::interfaces))
-        .route("/api/capture", get(api::capture))
-        .route("/api/events", get(api::events))
+/// The routes; `metrics_only` for a scrape address that serves nothing else.
+pub(crate) fn router(state: AppState, metrics_only: bool) -> Router {
+    let routes = Router::new().route("/metrics", get(metrics));
+    let routes = if metrics_only {
+        routes
+    } else {
+        routes
+            .route("/", get(index))
+            .route("/app.js", get(app_js))
+            .route("/api/targets", get(api::targets))
+            .route("/api/series", get(api::series))
+            .route("/api/outages", get(api::outages))
+            .route("/api/alerts", get(api::alerts))
+            .route("/api/interfaces", get(api::interfaces))
+            .route("/api/capture", get(api::capture))
+            .route("/api/events", get(api::events))
+    };
+    routes
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }

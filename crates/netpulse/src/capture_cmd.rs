@@ -58,7 +58,7 @@ fn rtt_json(r: &RttStats) -> Value {
 
 fn flow_json(f: &FlowRecord) -> Value {
     json!({
-        "proto": if f.key.proto == 6 { "tcp" } else { "udp" },
+        "proto": f.key.proto_name(),
         "a": format!("{}:{}", f.key.a.0, f.key.a.1), "b": format!("{}:{}", f.key.b.0, f.key.b.1),
         "packets": f.a_to_b.packets + f.b_to_a.packets, "bytes": f.a_to_b.bytes + f.b_to_a.bytes,
         "initial_rtt_ms": f.initial_rtt_ns().map(|n| n as f64 / 1e6),
@@ -174,7 +174,7 @@ fn report_text(r: &Report, out: &mut impl Write) -> io::Result<()> {
             writeln!(
                 out,
                 "    {} {}:{} ↔ {}:{}  {} packets {} bytes",
-                if f.key.proto == 6 { "tcp" } else { "udp" },
+                f.key.proto_name(),
                 f.key.a.0,
                 f.key.a.1,
                 f.key.b.0,
@@ -221,7 +221,7 @@ fn capture_second(sec: i64, counts: &[Count; 8]) -> netpulse_store::CaptureSecon
 fn flow_row(f: &FlowRecord) -> netpulse_store::FlowRow {
     let ms = |ns: u64| (ns / 1_000_000) as i64;
     netpulse_store::FlowRow {
-        proto: if f.key.proto == 6 { "tcp" } else { "udp" },
+        proto: f.key.proto_name(),
         a: format!("{}:{}", f.key.a.0, f.key.a.1),
         b: format!("{}:{}", f.key.b.0, f.key.b.1),
         first_ms: ms(f.first_ns),
@@ -429,7 +429,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             let _ = writeln!(
                 w,
                 "{},{}:{},{}:{},{},{},{},{},{},{},{},{},{},{},{}",
-                if f.key.proto == 6 { "tcp" } else { "udp" },
+                f.key.proto_name(),
                 f.key.a.0,
                 f.key.a.1,
                 f.key.b.0,
@@ -458,6 +458,10 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let mut next_progress = started + Duration::from_millis(250);
     let mut batch: Vec<PacketSummary> = Vec::new();
+    // Ctrl-C, or `-c` packets counted.
+    let finished = |seen: u64| {
+        stop.load(std::sync::atomic::Ordering::Relaxed) || args.count.is_some_and(|c| seen >= c)
+    };
     let damage: Option<String> = 'read: loop {
         match &mut source {
             Source::File(decoder, path) => match decoder.next_batch() {
@@ -481,9 +485,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             }
         }
         for p in &batch {
-            if stop.load(std::sync::atomic::Ordering::Relaxed)
-                || args.count.is_some_and(|c| seen >= c)
-            {
+            if finished(seen) {
                 break 'read None;
             }
             if file_size.is_some()
@@ -509,8 +511,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             }
         }
         // Live: a quiet ring still has to notice Ctrl-C, and `-c` must not wait for one more.
-        if stop.load(std::sync::atomic::Ordering::Relaxed) || args.count.is_some_and(|c| seen >= c)
-        {
+        if finished(seen) {
             break None;
         }
     };

@@ -29,14 +29,11 @@ impl MonitorCapture {
             };
             let mut analyzer = Analyzer::new(cfg, 10);
             let linktype = live.linktype();
-            let (mut packets, mut bytes) = (0u64, 0u64);
             let mut on_flow = |_: &netpulse_capture::stats::FlowRecord| {};
             while !flag.load(Ordering::Relaxed) {
                 let mut closed = None;
                 match live.next_packet() {
                     Ok(Some(p)) => {
-                        packets += 1;
-                        bytes += u64::from(p.len);
                         analyzer.packet(
                             p.ts_ns,
                             p.len,
@@ -64,8 +61,8 @@ impl MonitorCapture {
                     let top = analyzer.top_hosts(10);
                     let view = CaptureLive {
                         interface: name.clone(),
-                        packets,
-                        bytes,
+                        packets: analyzer.total().packets,
+                        bytes: analyzer.total().bytes,
                         bits_per_sec: i.total.bytes as f64 * 8.0 / i.length.as_secs_f64().max(1e-9),
                         protocols: Protocol::ALL
                             .iter()

@@ -244,7 +244,6 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     let mut alert_id = 0u64;
     let mut dropped = 0u64;
     let mut alert_events = Vec::new();
-    let mut removed = Vec::new();
     let outage_cfg = OutageConfig::default();
     if let Some(src) = ifaces.as_mut() {
         if src.poll(&mut samples).is_ok() {
@@ -264,7 +263,8 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
                     .map(|t| (t.key.label.as_str(), t.kind.as_str()))
                     .unwrap_or_default();
                 shared.metrics.probe(label, kind, &r);
-                shared.live().result(r.target, &r, wall);
+                let mut live = shared.live();
+                live.result(r.target, &r, wall);
                 match w.seconds.back_mut() {
                     Some((s, stats)) if *s == sec => stats.record(&r),
                     _ => {
@@ -279,7 +279,6 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
                 let was_out = detector.in_outage();
                 let ended = detector.record(r.seq, r.sent_at, r.outcome.is_reply());
                 let (now_out, start) = (detector.in_outage(), detector.current_start());
-                let mut live = shared.live();
                 for o in &ended {
                     live.outage(r.target, o);
                 }
@@ -311,15 +310,10 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
                         let kept = running.len();
                         {
                             let mut live = shared.live();
-                            for (i, t) in live.targets.iter().enumerate() {
-                                if t.as_ref().is_some_and(|t| t.active)
-                                    && !running.iter().any(|r| r.index == i)
-                                {
-                                    removed.push(i);
+                            for i in 0..live.targets.len() {
+                                if !running.iter().any(|r| r.index == i) {
+                                    live.remove_target(i);
                                 }
-                            }
-                            for i in removed.drain(..) {
-                                live.remove_target(i);
                             }
                         }
                         start_targets(

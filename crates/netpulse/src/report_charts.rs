@@ -3,6 +3,7 @@
 use crate::report_cmd::{series, Report, Scope};
 use anyhow::Context;
 use netpulse_chart::{fmt_bits, fmt_count, LatencyPoint};
+use netpulse_core::live::TargetSecond;
 use netpulse_core::rollup::Resolution;
 use netpulse_store::Store;
 use std::collections::BTreeMap;
@@ -46,14 +47,6 @@ fn resolution_for(span_s: i64) -> Resolution {
     }
 }
 
-fn step(res: Resolution) -> i64 {
-    match res {
-        Resolution::Second => 1,
-        Resolution::Minute => 60,
-        Resolution::Hour => 3600,
-    }
-}
-
 /// Draws one chart as both SVG and PNG; returns 2.
 fn both(
     dir: &Path,
@@ -85,16 +78,16 @@ pub fn write(dir: &Path, store: &Store, sc: &Scope, report: &Report) -> anyhow::
         rows = series(store, sc, res)?;
     }
     let mut per: BTreeMap<&str, Vec<LatencyPoint>> = BTreeMap::new();
-    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
     for r in &rows {
+        let p = TargetSecond::of(r.ts, &r.stats);
         per.entry(r.target.as_str())
             .or_default()
             .push(LatencyPoint {
-                t: r.ts,
-                min: ms(r.stats.rtt.min()),
-                avg: ms(r.stats.rtt.mean()),
-                max: ms(r.stats.rtt.max()),
-                loss: (r.stats.sent > 0).then(|| r.stats.loss()),
+                t: p.sec,
+                min: p.min_ms,
+                avg: p.avg_ms,
+                max: p.max_ms,
+                loss: p.loss(),
             });
     }
     for (target, points) in &per {
@@ -106,7 +99,7 @@ pub fn write(dir: &Path, store: &Store, sc: &Scope, report: &Report) -> anyhow::
             .collect();
         let title = format!("{target}: latency, loss and outages");
         written += both(dir, &format!("latency-{}", slug(target)), |p| {
-            netpulse_chart::latency(p, &title, points, &outages, step(res))
+            netpulse_chart::latency(p, &title, points, &outages, res.seconds())
         })?;
         if let Some(stats) = report.per_target.get(*target) {
             let bins: Vec<(String, f64)> = stats
