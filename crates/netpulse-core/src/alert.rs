@@ -344,8 +344,8 @@ impl RuleEngine {
         v
     }
 
-    /// Takes the current value of `metric` for `subject` (`None`: no data this time, which
-    /// neither advances nor clears a rule) at monotonic time `now` / wall time `wall`.
+    /// Takes the current value of `metric` for `subject` for every rule on that metric. Only
+    /// right when all those rules share one window; otherwise use [`RuleEngine::observe_rule`].
     pub fn observe(
         &mut self,
         metric: Metric,
@@ -355,13 +355,36 @@ impl RuleEngine {
         wall: SystemTime,
         out: &mut Vec<AlertEvent>,
     ) {
+        for i in 0..self.rules.len() {
+            if self.rules[i].metric == metric {
+                self.observe_rule(i, subject, value, now, wall, out);
+            }
+        }
+    }
+
+    /// Forgets every state of `subject` (a target or interface that is gone).
+    pub fn forget_subject(&mut self, subject: &str) {
+        self.states.retain(|(_, s), _| s != subject);
+    }
+
+    /// Takes rule `index`'s current value for `subject` (`None`: no data this time, which
+    /// neither advances nor clears it) at monotonic time `now` / wall time `wall`.
+    pub fn observe_rule(
+        &mut self,
+        index: usize,
+        subject: &str,
+        value: Option<f64>,
+        now: Duration,
+        wall: SystemTime,
+        out: &mut Vec<AlertEvent>,
+    ) {
         let Some(value) = value.filter(|v| v.is_finite()) else {
             return;
         };
-        for rule in self
-            .rules
-            .iter()
-            .filter(|r| r.metric == metric && r.applies_to(subject))
+        let Some(rule) = self.rules.get(index).filter(|r| r.applies_to(subject)) else {
+            return;
+        };
+        let metric = rule.metric;
         {
             let key = (rule.name.clone(), subject.to_string());
             let event = |kind, since| AlertEvent {

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod duration;
 pub mod iface;
 pub mod live;
+pub mod monitor;
 pub mod outage;
 pub mod record;
 pub mod rollup;

@@ -199,6 +199,8 @@ pub struct LiveView {
     pub version: u64,
     /// Results dropped on the way to the recording.
     pub record_dropped: u64,
+    /// Results dropped on the way from the probe engine to the monitor (views, alerts).
+    pub monitor_dropped: u64,
     /// Recording commits that failed.
     pub record_failed: u64,
     /// The live capture, when one runs.
@@ -424,6 +426,8 @@ mod tests {
                 Outcome::Timeout
             },
             detail: Detail::default(),
+            send_delay: std::time::Duration::ZERO,
+            late: false,
         }
     }
 

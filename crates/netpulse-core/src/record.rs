@@ -166,6 +166,16 @@ pub struct ProbeResult {
     pub outcome: Outcome,
     /// Protocol facts about the reply.
     pub detail: Detail,
+    /// How long after its nominal time the probe left (the scheduler's own error).
+    pub send_delay: Duration,
+    /// True when `send_delay` exceeded [`late_threshold`] of the target's interval.
+    pub late: bool,
+}
+
+/// A send counts as late when it leaves this much after its nominal time: half the interval,
+/// at most 1 ms.
+pub fn late_threshold(interval: Duration) -> Duration {
+    (interval / 2).min(Duration::from_millis(1))
 }
 
 #[cfg(test)]

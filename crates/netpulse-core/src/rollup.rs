@@ -251,6 +251,8 @@ mod tests {
             rtt: ok.then(|| Duration::from_millis(rtt_ms)),
             outcome: if ok { Outcome::Ok } else { Outcome::Timeout },
             detail: Detail::None,
+            send_delay: std::time::Duration::ZERO,
+            late: false,
         }
     }
 

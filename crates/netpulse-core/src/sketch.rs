@@ -76,6 +76,29 @@ impl LatencySketch {
         }
     }
 
+    /// The bucket a value (ns) is counted in, for callers that keep samples as bucket indices.
+    pub fn bucket_of(ns: u64) -> i16 {
+        Self::index(ns)
+    }
+
+    /// Counts one value already turned into its bucket by [`LatencySketch::bucket_of`].
+    pub fn record_bucket(&mut self, index: i16) {
+        self.add(index, 1);
+    }
+
+    /// Takes back one value counted in bucket `index` (sliding windows); a bucket that does not
+    /// hold a value is left alone.
+    pub fn remove_bucket(&mut self, index: i16) {
+        if let Ok(pos) = self.buckets.binary_search_by_key(&index, |&(i, _)| i) {
+            self.count -= 1;
+            if self.buckets[pos].1 > 1 {
+                self.buckets[pos].1 -= 1;
+            } else {
+                self.buckets.remove(pos);
+            }
+        }
+    }
+
     /// Values counted.
     pub fn count(&self) -> u64 {
         self.count

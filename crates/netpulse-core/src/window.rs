@@ -81,6 +81,8 @@ mod tests {
             rtt: ok.then(|| Duration::from_millis(10 + seq % 3)),
             outcome: if ok { Outcome::Ok } else { Outcome::Timeout },
             detail: Detail::None,
+            send_delay: std::time::Duration::ZERO,
+            late: false,
         }
     }
 

@@ -1,11 +1,17 @@
-//! The probe engine: one thread, one event loop, every target.
+//! The probe engine: one thread, one event loop, every target — of `netpulse probe` and of
+//! `netpulse monitor` alike. Targets are added and removed while it runs ([`EngineHandle`]), so a
+//! monitor reload starts and stops only what changed; the others keep their sequence and schedule.
 //!
-//! Sends are scheduled on a nominal timeline (target `i` of `n` starts `i/n` of an interval late, so
-//! sends are spread evenly, never bursted at a tick); a send that leaves late is counted, and the
+//! Sends are scheduled on a nominal timeline (target `i` of the `n` given at start leaves `i/n` of
+//! an interval late, a target added later at a phase of its own, so sends are spread evenly, never
+//! bursted at a tick); a send that leaves late is counted and reported with its result, and the
 //! next one keeps the nominal time, so intervals are never silently stretched. The loop sleeps in
-//! `ppoll` with a nanosecond timeout (and 1 µs timer slack) until the next send or timeout, or
-//! until a socket is readable. Replies are matched by a tag in the payload (target + 64-bit
-//! sequence), falling back to address + 16-bit sequence when the payload is too short for it.
+//! `ppoll` on one epoll descriptor with a nanosecond timeout (and 1 µs timer slack) until the next
+//! send or timeout, or until a socket is readable: sockets are registered once (UDP/DNS when their
+//! target is added, a TCP connect when it starts), so a wake-up costs O(ready), not O(targets).
+//! There is one ICMP socket per address family for all targets. Replies are matched by a tag in
+//! the payload (target + 64-bit sequence), falling back to address + 16-bit sequence when the
+//! payload is too short for it.
 //!
 //! RTTs: the send time is read from the clock immediately *before* `sendto`; the receive time is
 //! the kernel's `SO_TIMESTAMPNS` stamp, taken when the packet arrived, not when we woke up. If the
@@ -13,17 +19,20 @@
 //! TCP connect time is measured on the monotonic clock from just before `connect` to the wake-up
 //! that reports the handshake finished.
 //!
-//! Memory per target is fixed: in-flight probes live in a ring sized from timeout / interval.
+//! Memory per target is fixed: in-flight probes live in a ring sized from timeout / interval. A
+//! removed target's slot (and its sockets) are freed once its last answers are in, and reused.
 
 use crate::dns;
 use crate::error::ProbeError;
 use crate::sys;
 use crate::wire::{self, IcmpMessage, ProbeTag, TAG_LEN};
+pub use netpulse_core::record::late_threshold;
 use netpulse_core::record::{Detail, IcmpError, Outcome, ProbeResult};
 use netpulse_core::stats::ProbeStats;
 use netpulse_core::target::TargetKind;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{
     recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
@@ -36,11 +45,11 @@ use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One target to probe, resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProbePlan {
     /// How the target is shown (as the user wrote it, canonicalised).
     pub label: String,
@@ -54,6 +63,9 @@ pub struct ProbePlan {
     pub timeout: Duration,
     /// Stop after this many probes (`None`: until stopped).
     pub count: Option<u64>,
+    /// Payload bytes of its ICMP and UDP probes (`None`: the engine's
+    /// [`EngineConfig::payload_size`]).
+    pub payload_size: Option<usize>,
 }
 
 /// How ICMP echo is sent.
@@ -77,6 +89,9 @@ pub struct EngineConfig {
     pub payload_size: usize,
     /// Stop sending after this long (ping's `-w`).
     pub deadline: Option<Duration>,
+    /// Keep running with no target until stopped (a monitor adds targets later); otherwise the
+    /// run ends when every target has sent its count.
+    pub until_stopped: bool,
 }
 
 impl Default for EngineConfig {
@@ -85,23 +100,84 @@ impl Default for EngineConfig {
             icmp_mode: IcmpMode::Auto,
             payload_size: 56,
             deadline: None,
+            until_stopped: false,
         }
     }
 }
 
-/// Stops a running engine from another thread: no new probes, answers in flight are awaited.
-#[derive(Clone)]
-pub struct StopHandle {
-    flag: Arc<AtomicBool>,
-    wake: Arc<EventFd>,
+/// A change asked of a running engine.
+enum Command {
+    Add(Box<Prepared>),
+    Remove(usize),
 }
 
-impl StopHandle {
-    /// Asks the engine to stop; returns at once.
-    pub fn stop(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-        // A failed write only delays the stop until the next scheduled wake-up.
+/// What every handle and the engine share.
+struct Shared {
+    stop: AtomicBool,
+    wake: EventFd,
+    commands: Mutex<Vec<Command>>,
+    /// One ICMP socket per family, opened by the first target that needs it.
+    icmp4: Mutex<Option<Arc<IcmpSocket>>>,
+    icmp6: Mutex<Option<Arc<IcmpSocket>>>,
+    icmp_mode: IcmpMode,
+}
+
+impl Shared {
+    fn wake(&self) {
+        // A failed write only delays the change until the next scheduled wake-up.
         let _ = self.wake.write(1);
+    }
+
+    fn icmp(&self, v6: bool) -> Result<Arc<IcmpSocket>, ProbeError> {
+        let cell = if v6 { &self.icmp6 } else { &self.icmp4 };
+        let mut cell = cell.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = cell.as_ref() {
+            return Ok(Arc::clone(s));
+        }
+        let s = Arc::new(open_icmp(v6, self.icmp_mode)?);
+        *cell = Some(Arc::clone(&s));
+        Ok(s)
+    }
+}
+
+/// Controls a running engine from other threads: add and remove targets, stop.
+#[derive(Clone)]
+pub struct EngineHandle {
+    shared: Arc<Shared>,
+    payload_size: usize,
+}
+
+/// The old name of [`EngineHandle`], for callers that only stop.
+pub type StopHandle = EngineHandle;
+
+impl EngineHandle {
+    /// Asks the engine to stop; returns at once. No new probes; answers in flight are awaited.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.wake();
+    }
+
+    /// Starts probing `plan` as target `id` (results carry `id`) at a phase of its own. The
+    /// target's sockets are opened here, so a failure is returned to the caller.
+    pub fn add(&self, id: usize, plan: ProbePlan) -> Result<(), ProbeError> {
+        let prepared = prepare(&self.shared, id, plan, self.payload_size, None)?;
+        self.push(Command::Add(Box::new(prepared)));
+        Ok(())
+    }
+
+    /// Stops probing target `id`: it sends no more, its answers in flight are still awaited
+    /// and reported, then its slot and sockets are freed. Unknown ids are ignored.
+    pub fn remove(&self, id: usize) {
+        self.push(Command::Remove(id));
+    }
+
+    fn push(&self, c: Command) {
+        self.shared
+            .commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(c);
+        self.shared.wake();
     }
 }
 
@@ -123,14 +199,9 @@ pub struct TargetReport {
 /// What a whole run measured.
 #[derive(Debug, Clone, Default)]
 pub struct RunReport {
-    /// One per plan, in plan order.
+    /// Indexed by target id (for [`Engine::new`]: plan order); targets removed during the run
+    /// are not in it.
     pub targets: Vec<TargetReport>,
-}
-
-/// A send counts as late when it leaves this much after its nominal time: half the interval,
-/// at most 1 ms.
-pub fn late_threshold(interval: Duration) -> Duration {
-    (interval / 2).min(Duration::from_millis(1))
 }
 
 struct IcmpSocket {
@@ -145,10 +216,28 @@ struct Slot {
     seq: u64,
     sent_mono: Option<Instant>,
     sent_wall: Duration,
+    send_delay: Duration,
+    late: bool,
     tcp: Option<Socket>,
 }
 
+/// A target with its sockets opened, ready to join the loop.
+struct Prepared {
+    id: usize,
+    plan: ProbePlan,
+    dest: SockAddr,
+    conn: Option<Socket>,
+    dns_query: Vec<u8>,
+    /// Nominal time of the first send, when the caller chose it.
+    first_at: Option<Instant>,
+}
+
 struct TargetState {
+    /// The caller's id, carried by every result.
+    id: usize,
+    /// Slot index + generation, written into every probe's tag.
+    tag_id: u32,
+    alive: bool,
     plan: ProbePlan,
     dest: SockAddr,
     next_seq: u64,
@@ -156,6 +245,8 @@ struct TargetState {
     mask: u64,
     in_flight: usize,
     sending: bool,
+    /// Freed once its last answers are in.
+    removed: bool,
     /// Connected socket of UDP and DNS targets.
     conn: Option<Socket>,
     dns_query: Vec<u8>,
@@ -201,25 +292,28 @@ impl TargetState {
 /// kernel timestamp; it reads them when the timer fires (at most this much later).
 const LAZY_WINDOW: Duration = Duration::from_millis(2);
 
-/// How long `poll_io` may sleep.
-enum PollUntil {
-    /// Not at all: only look.
-    Now,
-    /// Until this time (`None`: until something happens).
-    At(Option<Instant>),
+/// Bits of a tag id that name the slot; the rest is the slot's generation, so an answer to a
+/// removed target is never taken for the target that reuses its slot.
+const SLOT_BITS: u32 = 20;
+/// At most this many targets at once (about a million).
+pub const MAX_TARGETS: usize = 1 << SLOT_BITS;
+
+/// Epoll data: what a ready descriptor is (top byte), the slot and, for TCP, the ring index.
+const EV_WAKE: u64 = 0;
+const EV_ICMP4: u64 = 1;
+const EV_ICMP6: u64 = 2;
+const EV_CONN: u64 = 3;
+const EV_TCP: u64 = 4;
+
+fn ev_data(kind: u64, slot: u32, ring: usize) -> u64 {
+    kind << 56 | (ring as u64 & 0xff_ffff) << 32 | u64::from(slot)
 }
 
-/// Which sockets `poll_io` watches.
-enum Interest {
-    /// Everything.
-    All,
-    /// ICMP, UDP and DNS sockets, whose replies carry kernel receive timestamps.
-    Timestamped,
-    /// The wake-up fd and TCP connects, which are timed when we wake.
-    Untimestamped,
+fn ev_parts(data: u64) -> (u64, u32, usize) {
+    (data >> 56, data as u32, ((data >> 32) & 0xff_ffff) as usize)
 }
 
-/// Heap entry: (when, target, seq); seq 0 = the target's next send, else that probe's timeout.
+/// Heap entry: (when, tag id, seq); seq 0 = the target's next send, else that probe's timeout.
 type Event = Reverse<(Instant, u32, u64)>;
 
 /// Buffers reused for every receive, so the hot path does not allocate.
@@ -227,6 +321,7 @@ struct RxBufs {
     data: Vec<u8>,
     cmsg: Vec<u8>,
     tx: Vec<u8>,
+    events: Vec<EpollEvent>,
 }
 
 /// What a received datagram said, taken out of the receive buffers.
@@ -239,16 +334,50 @@ struct Received {
     icmp_error: Option<IcmpError>,
 }
 
-/// The probe engine. Build it with [`Engine::new`], take a [`StopHandle`], then [`Engine::run`].
+/// The probe engine. Build it with [`Engine::new`], take an [`EngineHandle`], then [`Engine::run`].
 pub struct Engine {
     targets: Vec<TargetState>,
-    icmp4: Option<IcmpSocket>,
-    icmp6: Option<IcmpSocket>,
-    wake: Arc<EventFd>,
-    stop: Arc<AtomicBool>,
+    free: Vec<u32>,
+    by_id: HashMap<usize, u32>,
+    icmp4: Option<Arc<IcmpSocket>>,
+    icmp6: Option<Arc<IcmpSocket>>,
+    shared: Arc<Shared>,
+    /// Sockets whose answers carry kernel timestamps (ICMP, UDP, DNS).
+    timestamped: Epoll,
+    /// The wake-up fd and TCP connects, which are timed when we wake.
+    untimestamped: Epoll,
+    /// Both of the above, to sleep on either.
+    all: Epoll,
     config: EngineConfig,
     nonce: u32,
     icmp_by_addr: HashMap<IpAddr, Vec<u32>>,
+    /// Targets added before `run` (their first sends are spread when it starts).
+    initial: usize,
+    heap: BinaryHeap<Event>,
+}
+
+impl TargetState {
+    /// A placeholder for a new slot, overwritten at once (its generation starts at 0).
+    fn empty(slot: u32, p: &Prepared) -> Self {
+        Self {
+            id: p.id,
+            tag_id: slot,
+            alive: false,
+            plan: p.plan.clone(),
+            dest: p.dest.clone(),
+            next_seq: 1,
+            slots: Vec::new(),
+            mask: 0,
+            in_flight: 0,
+            sending: false,
+            removed: false,
+            conn: None,
+            dns_query: Vec::new(),
+            report: TargetReport::default(),
+            first_send: None,
+            last_resolved: None,
+        }
+    }
 }
 
 fn random_u32() -> u32 {
@@ -391,77 +520,115 @@ fn open_udp(addr: SocketAddr) -> Result<Socket, ProbeError> {
     Ok(sock)
 }
 
-impl Engine {
-    /// Opens every socket the plans need. Fails (with a hint) when ICMP is not permitted.
-    pub fn new(plans: Vec<ProbePlan>, config: EngineConfig) -> Result<Self, ProbeError> {
-        let needs = |v6: bool| {
-            plans
-                .iter()
-                .any(|p| p.kind == TargetKind::Icmp && p.addr.is_ipv6() == v6)
-        };
-        let icmp4 = needs(false)
-            .then(|| open_icmp(false, config.icmp_mode))
-            .transpose()?;
-        let icmp6 = needs(true)
-            .then(|| open_icmp(true, config.icmp_mode))
-            .transpose()?;
-        let wake =
-            EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).map_err(|e| {
-                ProbeError::Setup {
-                    op: "create event fd",
-                    source: e.into(),
-                }
-            })?;
-        let mut targets = Vec::with_capacity(plans.len());
-        let mut icmp_by_addr: HashMap<IpAddr, Vec<u32>> = HashMap::new();
-        for (i, plan) in plans.into_iter().enumerate() {
-            let port = plan.kind.port().unwrap_or(0);
-            let sa = SocketAddr::new(plan.addr, port);
-            let mut conn = None;
-            let mut dns_query = Vec::new();
-            match &plan.kind {
-                TargetKind::Icmp => icmp_by_addr.entry(plan.addr).or_default().push(i as u32),
-                TargetKind::Udp { .. } => conn = Some(open_udp(sa)?),
-                TargetKind::Dns { name, qtype, .. } => {
-                    dns_query = dns::encode_query(name, qtype).map_err(|message| {
-                        ProbeError::BadTarget {
-                            target: plan.label.clone(),
-                            message,
-                        }
-                    })?;
-                    conn = Some(open_udp(sa)?);
-                }
-                TargetKind::Tcp { .. } => {}
-            }
-            // Enough slots for every probe that can be in flight at once, plus slack; a power of
-            // two no larger than the 16-bit sequence space, so 16-bit lookups stay unambiguous.
-            let in_flight = plan.timeout.as_nanos() / plan.interval.as_nanos().max(1) + 2;
-            let cap = (in_flight.min(1 << 16) as u64).next_power_of_two().max(4);
-            targets.push(TargetState {
-                dest: sa.into(),
-                next_seq: 1,
-                slots: (0..cap).map(|_| Slot::default()).collect(),
-                mask: cap - 1,
-                in_flight: 0,
-                sending: true,
-                conn,
-                dns_query,
-                report: TargetReport::default(),
-                first_send: None,
-                last_resolved: None,
-                plan,
-            });
+/// Opens what `plan` needs of its own (a connected UDP socket, the DNS query, the shared ICMP
+/// socket of its family), on the caller's thread so errors reach the caller.
+fn prepare(
+    shared: &Shared,
+    id: usize,
+    plan: ProbePlan,
+    payload_size: usize,
+    first_at: Option<Instant>,
+) -> Result<Prepared, ProbeError> {
+    let _ = payload_size;
+    let port = plan.kind.port().unwrap_or(0);
+    let sa = SocketAddr::new(plan.addr, port);
+    let mut conn = None;
+    let mut dns_query = Vec::new();
+    match &plan.kind {
+        TargetKind::Icmp => {
+            shared.icmp(plan.addr.is_ipv6())?;
         }
-        Ok(Self {
-            targets,
-            icmp4,
-            icmp6,
-            wake: Arc::new(wake),
-            stop: Arc::new(AtomicBool::new(false)),
+        TargetKind::Udp { .. } => conn = Some(open_udp(sa)?),
+        TargetKind::Dns { name, qtype, .. } => {
+            dns_query =
+                dns::encode_query(name, qtype).map_err(|message| ProbeError::BadTarget {
+                    target: plan.label.clone(),
+                    message,
+                })?;
+            conn = Some(open_udp(sa)?);
+        }
+        TargetKind::Tcp { .. } => {}
+    }
+    Ok(Prepared {
+        id,
+        dest: sa.into(),
+        plan,
+        conn,
+        dns_query,
+        first_at,
+    })
+}
+
+fn setup_err(op: &'static str) -> impl Fn(Errno) -> ProbeError {
+    move |e| ProbeError::Setup {
+        op,
+        source: e.into(),
+    }
+}
+
+/// The phase of a target added while running: its id times the golden ratio, modulo one, so
+/// targets added together still spread over the interval.
+fn added_phase(id: usize, interval: Duration) -> Duration {
+    const PHI_FRACTION: f64 = 0.618_033_988_749_895;
+    let f = (id as f64 * PHI_FRACTION).fract();
+    interval.mul_f64(f)
+}
+
+impl Engine {
+    /// Opens every socket the plans need (target ids are plan indices). Fails (with a hint) when
+    /// ICMP is not permitted.
+    pub fn new(plans: Vec<ProbePlan>, config: EngineConfig) -> Result<Self, ProbeError> {
+        Self::with_ids(plans.into_iter().enumerate().collect(), config)
+    }
+
+    /// Like [`Engine::new`], with the ids results carry chosen by the caller.
+    pub fn with_ids(
+        plans: Vec<(usize, ProbePlan)>,
+        config: EngineConfig,
+    ) -> Result<Self, ProbeError> {
+        let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+            .map_err(setup_err("create event fd"))?;
+        let epoll =
+            || Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(setup_err("create epoll fd"));
+        let (timestamped, untimestamped, all) = (epoll()?, epoll()?, epoll()?);
+        let level_in = |data| EpollEvent::new(EpollFlags::EPOLLIN, data);
+        untimestamped
+            .add(&wake, level_in(ev_data(EV_WAKE, 0, 0)))
+            .map_err(setup_err("watch event fd"))?;
+        all.add(&timestamped.0, level_in(0))
+            .map_err(setup_err("nest epoll fd"))?;
+        all.add(&untimestamped.0, level_in(1))
+            .map_err(setup_err("nest epoll fd"))?;
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            wake,
+            commands: Mutex::new(Vec::new()),
+            icmp4: Mutex::new(None),
+            icmp6: Mutex::new(None),
+            icmp_mode: config.icmp_mode,
+        });
+        let mut engine = Self {
+            targets: Vec::with_capacity(plans.len()),
+            free: Vec::new(),
+            by_id: HashMap::with_capacity(plans.len()),
+            icmp4: None,
+            icmp6: None,
+            shared,
+            timestamped,
+            untimestamped,
+            all,
             config,
             nonce: random_u32(),
-            icmp_by_addr,
-        })
+            icmp_by_addr: HashMap::new(),
+            initial: 0,
+            heap: BinaryHeap::new(),
+        };
+        for (id, plan) in plans {
+            let p = prepare(&engine.shared, id, plan, engine.config.payload_size, None)?;
+            engine.adopt(p, None)?;
+        }
+        engine.initial = engine.targets.len();
+        Ok(engine)
     }
 
     /// `"dgram"` or `"raw"`: which ICMP socket this run uses, if any.
@@ -472,30 +639,189 @@ impl Engine {
             .map(|s| if s.raw { "raw" } else { "dgram" })
     }
 
-    /// A handle that stops this engine from another thread.
-    pub fn stop_handle(&self) -> StopHandle {
-        StopHandle {
-            flag: Arc::clone(&self.stop),
-            wake: Arc::clone(&self.wake),
+    /// A handle that adds, removes and stops from another thread.
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle {
+            shared: Arc::clone(&self.shared),
+            payload_size: self.config.payload_size,
         }
     }
 
-    /// Probes until every target has sent its count, the deadline passes or a stop is asked for,
-    /// then waits for the answers in flight. Every resolved probe is passed to `sink`.
+    /// A handle that stops this engine from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.handle()
+    }
+
+    /// The slot a probe tag's target id names, if that target still holds it.
+    fn slot_of_tag(&self, tag_id: u32) -> Option<u32> {
+        let slot = tag_id & ((1 << SLOT_BITS) - 1);
+        self.targets
+            .get(slot as usize)
+            .filter(|t| t.alive && t.tag_id == tag_id)
+            .map(|_| slot)
+    }
+
+    /// Takes a prepared target into the loop; its first send is at `first_at` (`None`: decided
+    /// when the run starts).
+    fn adopt(&mut self, p: Prepared, first_at: Option<Instant>) -> Result<(), ProbeError> {
+        if let Some(&old) = self.by_id.get(&p.id) {
+            // The same id again replaces the old target.
+            self.retire(old);
+        }
+        if self.by_id.len() >= MAX_TARGETS {
+            return Err(ProbeError::BadTarget {
+                target: p.plan.label,
+                message: format!("more than {MAX_TARGETS} targets in one engine"),
+            });
+        }
+        if p.plan.kind == TargetKind::Icmp {
+            let v6 = p.plan.addr.is_ipv6();
+            let have = if v6 { &self.icmp6 } else { &self.icmp4 };
+            if have.is_none() {
+                let sock = self.shared.icmp(v6)?;
+                let kind = if v6 { EV_ICMP6 } else { EV_ICMP4 };
+                self.timestamped
+                    .add(
+                        &sock.sock,
+                        EpollEvent::new(EpollFlags::EPOLLIN, ev_data(kind, 0, 0)),
+                    )
+                    .map_err(setup_err("watch ICMP socket"))?;
+                if v6 {
+                    self.icmp6 = Some(sock);
+                } else {
+                    self.icmp4 = Some(sock);
+                }
+            }
+        }
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.targets
+                    .push(TargetState::empty(self.targets.len() as u32, &p));
+                self.targets.len() as u32 - 1
+            }
+        };
+        // Enough ring slots for every probe that can be in flight at once, plus slack; a power
+        // of two no larger than the 16-bit sequence space, so 16-bit lookups stay unambiguous.
+        let in_flight = p.plan.timeout.as_nanos() / p.plan.interval.as_nanos().max(1) + 2;
+        let cap = (in_flight.min(1 << 16) as u64).next_power_of_two().max(4);
+        let generation = (self.targets[slot as usize].tag_id >> SLOT_BITS).wrapping_add(1);
+        let tag_id = slot | (generation << SLOT_BITS);
+        if let Some(c) = &p.conn {
+            self.timestamped
+                .add(
+                    c,
+                    EpollEvent::new(EpollFlags::EPOLLIN, ev_data(EV_CONN, slot, 0)),
+                )
+                .map_err(setup_err("watch UDP socket"))?;
+        }
+        if p.plan.kind == TargetKind::Icmp {
+            self.icmp_by_addr.entry(p.plan.addr).or_default().push(slot);
+        }
+        self.by_id.insert(p.id, slot);
+        let sending = p.plan.count != Some(0);
+        self.targets[slot as usize] = TargetState {
+            id: p.id,
+            tag_id,
+            alive: true,
+            dest: p.dest,
+            next_seq: 1,
+            slots: (0..cap).map(|_| Slot::default()).collect(),
+            mask: cap - 1,
+            in_flight: 0,
+            sending,
+            removed: false,
+            conn: p.conn,
+            dns_query: p.dns_query,
+            report: TargetReport::default(),
+            first_send: None,
+            last_resolved: None,
+            plan: p.plan,
+        };
+        if let (Some(at), true) = (first_at.or(p.first_at), sending) {
+            self.heap.push(Reverse((at, tag_id, 0)));
+        }
+        Ok(())
+    }
+
+    /// Stops a target's sends; frees it at once if nothing is in flight, else when its last
+    /// answer or timeout is in.
+    fn retire(&mut self, slot: u32) {
+        let t = &mut self.targets[slot as usize];
+        t.sending = false;
+        t.removed = true;
+        if t.in_flight == 0 {
+            self.free_slot(slot);
+        }
+    }
+
+    fn free_slot(&mut self, slot: u32) {
+        let t = &mut self.targets[slot as usize];
+        if !t.alive {
+            return;
+        }
+        t.alive = false;
+        // Dropping the sockets closes them, which also takes them out of every epoll set.
+        t.conn = None;
+        t.slots = Vec::new();
+        t.dns_query = Vec::new();
+        let (id, addr, icmp) = (t.id, t.plan.addr, t.plan.kind == TargetKind::Icmp);
+        if self.by_id.get(&id) == Some(&slot) {
+            self.by_id.remove(&id);
+        }
+        if icmp {
+            if let Some(v) = self.icmp_by_addr.get_mut(&addr) {
+                v.retain(|&s| s != slot);
+                if v.is_empty() {
+                    self.icmp_by_addr.remove(&addr);
+                }
+            }
+        }
+        self.free.push(slot);
+    }
+
+    /// Applies the adds and removes other threads asked for.
+    fn apply_commands(&mut self, stopping: bool) {
+        let commands = std::mem::take(
+            &mut *self
+                .shared
+                .commands
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for c in commands {
+            match c {
+                Command::Add(p) if !stopping => {
+                    let at = Instant::now() + added_phase(p.id, p.plan.interval);
+                    // A failure here (epoll out of memory) is the only one left after
+                    // `prepare`; the target is then not probed.
+                    let _ = self.adopt(*p, Some(at));
+                }
+                Command::Add(_) => {}
+                Command::Remove(id) => {
+                    if let Some(&slot) = self.by_id.get(&id) {
+                        self.retire(slot);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Probes until every target has sent its count, the deadline passes or a stop is asked for
+    /// (with [`EngineConfig::until_stopped`]: only the last two), then waits for the answers in
+    /// flight. Every resolved probe is passed to `sink`.
     pub fn run(mut self, sink: &mut dyn FnMut(&ProbeResult)) -> RunReport {
         // Precise wake-ups: the default 50 µs timer slack would blur 1 ms schedules.
         let _ = nix::sys::prctl::set_timerslack(1_000);
         let start = Instant::now();
         let deadline = self.config.deadline.map(|d| start + d);
-        let mut heap: BinaryHeap<Event> = BinaryHeap::new();
-        let n = self.targets.len().max(1) as u32;
-        for (i, t) in self.targets.iter_mut().enumerate() {
-            if t.plan.count == Some(0) {
-                t.sending = false;
-                continue;
+        let n = self.initial.max(1) as u32;
+        for i in 0..self.initial {
+            let t = &self.targets[i];
+            if t.alive && t.sending {
+                let offset = t.plan.interval * i as u32 / n;
+                self.heap.push(Reverse((start + offset, t.tag_id, 0)));
             }
-            let offset = t.plan.interval * i as u32 / n;
-            heap.push(Reverse((start + offset, i as u32, 0)));
         }
         let mut bufs = RxBufs {
             data: vec![0u8; 65536],
@@ -506,54 +832,57 @@ impl Engine {
                 libc::sockaddr_in6
             ),
             tx: Vec::with_capacity(65536),
+            events: vec![EpollEvent::empty(); 1024],
         };
-        let mut tcp_pending: Vec<(u32, u64)> = Vec::new();
         let mut stopping = false;
         // True when the last sleep left the kernel-timestamped sockets out (see LAZY_WINDOW).
         let mut unread = false;
         loop {
             if unread {
                 // Answers first: a probe must not time out while its reply waits in a buffer.
-                self.poll_io(
-                    PollUntil::Now,
-                    Interest::Timestamped,
-                    &mut tcp_pending,
-                    &mut bufs,
-                    sink,
-                );
+                self.harvest(true, &mut bufs, &mut stopping, sink);
             }
             let mut now = Instant::now();
             if !stopping
-                && (self.stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| now >= d))
+                && (self.shared.stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| now >= d))
             {
                 stopping = true;
                 for t in &mut self.targets {
                     t.sending = false;
                 }
             }
-            while let Some(&Reverse((at, ti, seq))) = heap.peek() {
+            while let Some(&Reverse((at, tag_id, seq))) = self.heap.peek() {
+                let slot = self.slot_of_tag(tag_id);
                 // Sends due within a small slack go out on this wake-up instead of their own:
                 // fewer wake-ups, and still evenly spread at that granularity.
-                let slack = if seq == 0 {
-                    self.targets[ti as usize].send_slack()
-                } else {
-                    Duration::ZERO
+                let slack = match slot {
+                    Some(s) if seq == 0 => self.targets[s as usize].send_slack(),
+                    _ => Duration::ZERO,
                 };
                 if at > now + slack {
                     break;
                 }
-                heap.pop();
+                self.heap.pop();
+                let Some(slot) = slot else {
+                    continue; // a removed target's timer
+                };
                 if seq == 0 {
-                    self.send(ti, at, &mut heap, &mut tcp_pending, &mut bufs, sink);
+                    self.send(slot, at, &mut bufs, sink);
                 } else {
-                    self.resolve(ti, seq, Outcome::Timeout, None, Detail::None, now, sink);
+                    self.resolve(slot, seq, Outcome::Timeout, None, Detail::None, now, sink);
                 }
                 now = Instant::now();
             }
-            if self.targets.iter().all(|t| !t.sending && t.in_flight == 0) {
+            let may_end = stopping || !self.config.until_stopped;
+            if may_end
+                && self
+                    .targets
+                    .iter()
+                    .all(|t| !t.alive || (!t.sending && t.in_flight == 0))
+            {
                 break;
             }
-            let mut next = heap.peek().map(|Reverse((at, _, _))| *at);
+            let mut next = self.heap.peek().map(|Reverse((at, _, _))| *at);
             if !stopping {
                 if let Some(d) = deadline {
                     next = Some(next.map_or(d, |n| n.min(d)));
@@ -562,39 +891,92 @@ impl Engine {
             // Replies carry kernel timestamps, so reading them late costs no precision: when a
             // timer is due soon anyway, sleep through their arrival and read them then.
             let lazy = next.is_some_and(|n| n.saturating_duration_since(now) < LAZY_WINDOW);
-            let interest = if lazy {
-                Interest::Untimestamped
+            let sleep_on = if lazy {
+                self.untimestamped.0.as_fd()
             } else {
-                Interest::All
+                self.all.0.as_fd()
             };
-            self.poll_io(
-                PollUntil::At(next),
-                interest,
-                &mut tcp_pending,
-                &mut bufs,
-                sink,
-            );
+            let timeout =
+                next.map(|n| TimeSpec::from_duration(n.saturating_duration_since(Instant::now())));
+            let mut fds = [PollFd::new(sleep_on, PollFlags::POLLIN)];
+            let ready = matches!(nix::poll::ppoll(&mut fds, timeout, None), Ok(n) if n > 0);
+            if ready {
+                if !lazy {
+                    self.harvest(true, &mut bufs, &mut stopping, sink);
+                }
+                self.harvest(false, &mut bufs, &mut stopping, sink);
+            }
             unread = lazy;
         }
         let mut report = RunReport::default();
         for t in self.targets {
+            if !t.alive || t.removed {
+                continue;
+            }
             let mut r = t.report;
             if let (Some(a), Some(b)) = (t.first_send, t.last_resolved) {
                 r.elapsed = b.saturating_duration_since(a);
             }
-            report.targets.push(r);
+            if report.targets.len() <= t.id {
+                report.targets.resize(t.id + 1, TargetReport::default());
+            }
+            report.targets[t.id] = r;
         }
         report
     }
 
+    /// Handles what is ready in one of the two epoll sets, without waiting.
+    fn harvest(
+        &mut self,
+        timestamped: bool,
+        bufs: &mut RxBufs,
+        stopping: &mut bool,
+        sink: &mut dyn FnMut(&ProbeResult),
+    ) {
+        loop {
+            let set = if timestamped {
+                &self.timestamped
+            } else {
+                &self.untimestamped
+            };
+            let n = match set.wait(&mut bufs.events, EpollTimeout::ZERO) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(_) => return,
+            };
+            let woke = Instant::now();
+            let ready: Vec<(u64, EpollFlags)> = bufs.events[..n]
+                .iter()
+                .map(|e| (e.data(), e.events()))
+                .collect();
+            for (data, flags) in ready {
+                let errors = flags.contains(EpollFlags::EPOLLERR);
+                let (kind, slot, ring) = ev_parts(data);
+                match kind {
+                    EV_WAKE => {
+                        let _ = self.shared.wake.read();
+                        // A stop is noticed by the loop right after this wake-up.
+                        self.apply_commands(*stopping || self.shared.stop.load(Ordering::Relaxed));
+                    }
+                    EV_ICMP4 | EV_ICMP6 => {
+                        self.read_icmp(kind == EV_ICMP6, errors, woke, bufs, sink)
+                    }
+                    EV_CONN => self.read_conn(slot as usize, errors, woke, bufs, sink),
+                    _ => self.finish_connect(slot, ring, woke, sink),
+                }
+            }
+            // A full batch may have left more behind (level-triggered: they are still ready).
+            if n < bufs.events.len() {
+                return;
+            }
+        }
+    }
+
     /// Sends target `ti`'s next probe (nominally due at `at`) and schedules the one after.
-    #[allow(clippy::too_many_arguments)]
     fn send(
         &mut self,
         ti: u32,
         at: Instant,
-        heap: &mut BinaryHeap<Event>,
-        tcp_pending: &mut Vec<(u32, u64)>,
         bufs: &mut RxBufs,
         sink: &mut dyn FnMut(&ProbeResult),
     ) {
@@ -618,19 +1000,20 @@ impl Engine {
             );
         }
         let nonce = self.nonce;
-        let payload_size = self.config.payload_size;
         let t = &mut self.targets[i];
+        let payload_size = t.plan.payload_size.unwrap_or(self.config.payload_size);
         t.next_seq += 1;
         let tag = ProbeTag {
             nonce,
-            target: ti,
+            target: t.tag_id,
             seq,
         };
         let mut tcp_sock = None;
         let mut immediate: Option<(Outcome, Option<Duration>)> = None;
         let sent_mono = Instant::now();
         let lateness = sent_mono.saturating_duration_since(at);
-        if lateness > late_threshold(t.plan.interval) {
+        let late = lateness > late_threshold(t.plan.interval);
+        if late {
             t.report.late_sends += 1;
         }
         t.report.max_lateness = t.report.max_lateness.max(lateness);
@@ -690,23 +1073,29 @@ impl Engine {
             },
         }
         let idx = t.slot_index(seq);
-        let has_tcp = tcp_sock.is_some();
+        if let Some(sock) = &tcp_sock {
+            let ev = EpollEvent::new(EpollFlags::EPOLLOUT, ev_data(EV_TCP, ti, idx));
+            if let Err(e) = self.untimestamped.add(sock, ev) {
+                immediate = Some((Outcome::Error(format!("epoll: {e}")), None));
+            }
+        }
+        let t = &mut self.targets[i];
         t.slots[idx] = Slot {
             seq,
             sent_mono: Some(sent_mono),
             sent_wall,
+            send_delay: lateness,
+            late,
             tcp: tcp_sock,
         };
         t.in_flight += 1;
         t.first_send.get_or_insert(sent_mono);
-        if has_tcp {
-            tcp_pending.push((ti, seq));
-        }
-        heap.push(Reverse((sent_mono + t.plan.timeout, ti, seq)));
+        self.heap
+            .push(Reverse((sent_mono + t.plan.timeout, t.tag_id, seq)));
         if t.plan.count.is_some_and(|c| seq >= c) {
             t.sending = false;
         } else {
-            heap.push(Reverse((at + t.plan.interval, ti, 0)));
+            self.heap.push(Reverse((at + t.plan.interval, t.tag_id, 0)));
         }
         if let Some((outcome, rtt)) = immediate {
             self.resolve(ti, seq, outcome, rtt, Detail::None, Instant::now(), sink);
@@ -725,7 +1114,7 @@ impl Engine {
         now: Instant,
         sink: &mut dyn FnMut(&ProbeResult),
     ) -> bool {
-        let Some(t) = self.targets.get_mut(ti as usize) else {
+        let Some(t) = self.targets.get_mut(ti as usize).filter(|t| t.alive) else {
             return false;
         };
         let Some(idx) = t.slot_of(seq) else {
@@ -738,7 +1127,7 @@ impl Engine {
         t.in_flight -= 1;
         t.last_resolved = Some(now);
         let result = ProbeResult {
-            target: ti as usize,
+            target: t.id,
             seq,
             sent_at: UNIX_EPOCH + slot.sent_wall,
             rtt: if outcome == Outcome::Timeout {
@@ -748,107 +1137,32 @@ impl Engine {
             },
             outcome,
             detail,
+            send_delay: slot.send_delay,
+            late: slot.late,
         };
         t.report.stats.record(&result);
+        let done = t.removed && t.in_flight == 0;
         sink(&result);
-        true
-    }
-
-    /// Waits as `until` says for the sockets in `interest`, then handles what arrived.
-    fn poll_io(
-        &mut self,
-        until: PollUntil,
-        interest: Interest,
-        tcp_pending: &mut Vec<(u32, u64)>,
-        bufs: &mut RxBufs,
-        sink: &mut dyn FnMut(&ProbeResult),
-    ) {
-        let timestamped = matches!(interest, Interest::All | Interest::Timestamped);
-        let untimestamped = matches!(interest, Interest::All | Interest::Untimestamped);
-        // What each poll entry is: 0 wake, 1 icmp4, 2 icmp6, 3 target conn (index), 4 tcp (pending index)
-        let mut what: Vec<(u8, usize)> = Vec::with_capacity(4 + tcp_pending.len());
-        let ready: Vec<(u8, usize, PollFlags)> = {
-            let mut fds: Vec<PollFd> = Vec::with_capacity(4 + tcp_pending.len());
-            let input = PollFlags::POLLIN;
-            if untimestamped {
-                fds.push(PollFd::new(self.wake.as_fd(), input));
-                what.push((0, 0));
-            }
-            if timestamped {
-                if let Some(s) = &self.icmp4 {
-                    fds.push(PollFd::new(s.sock.as_fd(), input));
-                    what.push((1, 0));
-                }
-                if let Some(s) = &self.icmp6 {
-                    fds.push(PollFd::new(s.sock.as_fd(), input));
-                    what.push((2, 0));
-                }
-                for (i, t) in self.targets.iter().enumerate() {
-                    if let Some(c) = &t.conn {
-                        fds.push(PollFd::new(c.as_fd(), input));
-                        what.push((3, i));
-                    }
-                }
-            }
-            if untimestamped {
-                tcp_pending.retain(|&(ti, seq)| {
-                    self.targets[ti as usize]
-                        .slot_of(seq)
-                        .is_some_and(|i| self.targets[ti as usize].slots[i].tcp.is_some())
-                });
-                for (pi, &(ti, seq)) in tcp_pending.iter().enumerate() {
-                    let t = &self.targets[ti as usize];
-                    if let Some(sock) = t.slot_of(seq).and_then(|i| t.slots[i].tcp.as_ref()) {
-                        fds.push(PollFd::new(sock.as_fd(), PollFlags::POLLOUT));
-                        what.push((4, pi));
-                    }
-                }
-            }
-            let timeout = match until {
-                PollUntil::Now => Some(TimeSpec::from_duration(Duration::ZERO)),
-                PollUntil::At(next) => next
-                    .map(|n| TimeSpec::from_duration(n.saturating_duration_since(Instant::now()))),
-            };
-            match nix::poll::ppoll(&mut fds, timeout, None) {
-                Ok(0) | Err(_) => Vec::new(),
-                Ok(_) => fds
-                    .iter()
-                    .zip(&what)
-                    .filter_map(|(fd, &(k, i))| {
-                        fd.revents().filter(|r| !r.is_empty()).map(|r| (k, i, r))
-                    })
-                    .collect(),
-            }
-        };
-        let woke = Instant::now();
-        for (kind, index, revents) in ready {
-            match kind {
-                0 => {
-                    let _ = self.wake.read();
-                }
-                1 | 2 => self.read_icmp(kind == 2, revents, woke, bufs, sink),
-                3 => self.read_conn(index, revents, woke, bufs, sink),
-                _ => {
-                    if let Some(&(ti, seq)) = tcp_pending.get(index) {
-                        self.finish_connect(ti, seq, woke, sink);
-                    }
-                }
-            }
+        if done {
+            self.free_slot(ti);
         }
+        true
     }
 
     fn finish_connect(
         &mut self,
         ti: u32,
-        seq: u64,
+        ring: usize,
         woke: Instant,
         sink: &mut dyn FnMut(&ProbeResult),
     ) {
-        let t = &self.targets[ti as usize];
-        let Some(idx) = t.slot_of(seq) else {
+        let Some(t) = self.targets.get(ti as usize).filter(|t| t.alive) else {
             return;
         };
-        let slot = &t.slots[idx];
+        let Some(slot) = t.slots.get(ring) else {
+            return;
+        };
+        let seq = slot.seq;
         let Some(sock) = slot.tcp.as_ref() else {
             return;
         };
@@ -863,7 +1177,6 @@ impl Engine {
         self.resolve(ti, seq, outcome, rtt, Detail::None, woke, sink);
     }
 
-    /// The RTT of an answer to the probe in `slot` that the kernel stamped `kernel_time`.
     fn rtt(slot: &Slot, kernel_time: Option<Duration>, woke: Instant) -> Duration {
         let mono = slot
             .sent_mono
@@ -881,7 +1194,7 @@ impl Engine {
     fn read_icmp(
         &mut self,
         v6: bool,
-        revents: PollFlags,
+        errors: bool,
         woke: Instant,
         bufs: &mut RxBufs,
         sink: &mut dyn FnMut(&ProbeResult),
@@ -895,7 +1208,7 @@ impl Engine {
         let raw = (if v6 { &self.icmp6 } else { &self.icmp4 })
             .as_ref()
             .is_some_and(|s| s.raw);
-        if revents.contains(PollFlags::POLLERR) {
+        if errors {
             while let Some(rx) = receive(fd, bufs, true) {
                 // Ping sockets queue ICMP errors with the request we sent (header + payload).
                 let Some(err) = rx.icmp_error else {
@@ -998,18 +1311,21 @@ impl Engine {
     ) -> Option<(u32, u64)> {
         if let Some(tag) = tag {
             if tag.nonce == self.nonce {
-                return Some((tag.target, tag.seq));
-            }
-            if self.config.payload_size >= TAG_LEN {
-                return None; // tagged by someone else
+                return self.slot_of_tag(tag.target).map(|ti| (ti, tag.seq));
             }
         }
+        // Tagged by someone else: only a target whose payload is too short to carry our tag
+        // can own it (its echo payload is all zeros, which may read as a foreign tag).
+        let tagged = tag.is_some();
         let seq16 = seq16?;
         let candidates = self.icmp_by_addr.get(&addr?)?;
         candidates.iter().find_map(|&ti| {
-            self.targets[ti as usize]
-                .slot_of_seq16(seq16)
-                .map(|seq| (ti, seq))
+            let t = &self.targets[ti as usize];
+            let size = t.plan.payload_size.unwrap_or(self.config.payload_size);
+            if tagged && size >= TAG_LEN {
+                return None;
+            }
+            t.slot_of_seq16(seq16).map(|seq| (ti, seq))
         })
     }
 
@@ -1034,8 +1350,9 @@ impl Engine {
     /// The UDP probe a datagram (reply, or our payload quoted by an error) answers: the one its
     /// tag names (an echoing service returns it), else the oldest still in flight.
     fn udp_probe_seq(&self, ti: usize, data: &[u8]) -> Option<u64> {
+        let tag_id = self.targets[ti].tag_id;
         ProbeTag::read(data)
-            .filter(|t| t.nonce == self.nonce)
+            .filter(|t| t.nonce == self.nonce && t.target == tag_id)
             .map(|t| t.seq)
             .or_else(|| self.targets[ti].oldest_in_flight())
     }
@@ -1044,7 +1361,7 @@ impl Engine {
     fn read_conn(
         &mut self,
         ti: usize,
-        revents: PollFlags,
+        errors: bool,
         woke: Instant,
         bufs: &mut RxBufs,
         sink: &mut dyn FnMut(&ProbeResult),
@@ -1054,7 +1371,7 @@ impl Engine {
         };
         let is_dns = matches!(self.targets[ti].plan.kind, TargetKind::Dns { .. });
         let nonce16 = self.nonce as u16;
-        if revents.contains(PollFlags::POLLERR) {
+        if errors {
             while let Some(rx) = receive(fd, bufs, true) {
                 let Some(err) = rx.icmp_error else {
                     continue;

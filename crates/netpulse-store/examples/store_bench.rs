@@ -87,6 +87,8 @@ fn main() {
                 rtt: (!lost).then(|| Duration::from_micros(20_000 + rng % 5_000)),
                 outcome: if lost { Outcome::Timeout } else { Outcome::Ok },
                 detail: Detail::None,
+                send_delay: std::time::Duration::ZERO,
+                late: false,
             };
             rec.record(&r);
         }

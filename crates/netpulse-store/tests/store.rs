@@ -42,6 +42,8 @@ fn result(target: usize, seq: u64, sent_ms: u64, ok: bool) -> ProbeResult {
         rtt: ok.then(|| Duration::from_micros(20_000 + (seq % 10) * 100)),
         outcome: if ok { Outcome::Ok } else { Outcome::Timeout },
         detail: Detail::None,
+        send_delay: std::time::Duration::ZERO,
+        late: false,
     }
 }
 

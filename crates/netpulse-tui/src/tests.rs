@@ -27,6 +27,8 @@ fn result(seq: u64, rtt_ms: Option<f64>) -> ProbeResult {
             Outcome::Timeout
         },
         detail: Detail::default(),
+        send_delay: std::time::Duration::ZERO,
+        late: false,
     }
 }
 

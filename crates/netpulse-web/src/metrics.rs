@@ -48,6 +48,13 @@ pub struct AlertLabels {
     pub severity: String,
 }
 
+/// Labels of a pipeline stage where results can be dropped.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    /// `monitor` (engine → monitor) or `recorder` (monitor → recording).
+    pub stage: String,
+}
+
 /// Labels of a captured protocol.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProtocolLabels {
@@ -64,6 +71,9 @@ pub struct Metrics {
     received: Family<TargetLabels, Counter>,
     outages: Family<TargetLabels, Counter>,
     in_outage: Family<TargetLabels, Gauge>,
+    late_sends: Family<TargetLabels, Counter>,
+    send_lateness: Histogram,
+    dropped_results: Family<StageLabels, Counter>,
     iface_bytes: Family<IfaceDirLabels, Counter>,
     iface_packets: Family<IfaceDirLabels, Counter>,
     iface_errors: Family<IfaceDirLabels, Counter>,
@@ -101,6 +111,9 @@ impl Metrics {
             received: Family::default(),
             outages: Family::default(),
             in_outage: Family::default(),
+            late_sends: Family::default(),
+            send_lateness: Histogram::new(exponential_buckets(0.000_01, 2.0, 20)),
+            dropped_results: Family::default(),
             iface_bytes: Family::default(),
             iface_packets: Family::default(),
             iface_errors: Family::default(),
@@ -138,6 +151,22 @@ impl Metrics {
             "target_in_outage",
             "1 while the target is in an outage",
             m.in_outage.clone(),
+        );
+        registry.register(
+            "probe_late_sends",
+            "Probes that left later than their schedule allows (half the interval, at most 1 ms)",
+            m.late_sends.clone(),
+        );
+        registry.register_with_unit(
+            "probe_send_lateness",
+            "How long after its nominal time each probe left (all targets)",
+            Unit::Seconds,
+            m.send_lateness.clone(),
+        );
+        registry.register(
+            "dropped_results",
+            "Probe results dropped on the way through the monitor, by stage",
+            m.dropped_results.clone(),
         );
         registry.register_with_unit(
             "interface",
@@ -225,11 +254,40 @@ impl Metrics {
             kind: kind.to_string(),
         };
         self.sent.get_or_create(&l).inc();
+        self.send_lateness.observe(r.send_delay.as_secs_f64());
+        if r.late {
+            self.late_sends.get_or_create(&l).inc();
+        }
         if r.outcome.is_reply() {
             self.received.get_or_create(&l).inc();
             if let Some(rtt) = r.rtt {
                 self.rtt.get_or_create(&l).observe(rtt.as_secs_f64());
             }
+        }
+    }
+
+    /// Removes every series of a target that is no longer probed.
+    pub fn remove_target(&self, target: &str, kind: &str) {
+        let l = TargetLabels {
+            target: target.to_string(),
+            kind: kind.to_string(),
+        };
+        self.rtt.remove(&l);
+        self.sent.remove(&l);
+        self.received.remove(&l);
+        self.outages.remove(&l);
+        self.in_outage.remove(&l);
+        self.late_sends.remove(&l);
+    }
+
+    /// Raises the drop counter of `stage` to `total` (totals are kept by the monitor).
+    pub fn dropped(&self, stage: &str, total: u64) {
+        let c = self.dropped_results.get_or_create(&StageLabels {
+            stage: stage.to_string(),
+        });
+        let now = c.get();
+        if total > now {
+            c.inc_by(total - now);
         }
     }
 
@@ -411,6 +469,8 @@ mod tests {
                 rtt: Some(std::time::Duration::from_millis(3)),
                 outcome: Outcome::Ok,
                 detail: Detail::default(),
+                send_delay: std::time::Duration::ZERO,
+                late: false,
             },
         );
         m.outage("gw", "icmp", true);

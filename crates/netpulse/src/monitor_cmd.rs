@@ -1,6 +1,9 @@
 //! `netpulse monitor`: every source from one config, recorded, judged against alert rules,
-//! delivered by notifiers; a status line on the console. SIGHUP reloads the config: targets
-//! whose settings did not change keep probing, untouched, and the recording goes on.
+//! delivered by notifiers; a status line on the console. This module is wiring only: one probe
+//! engine for every target (on its own thread), the interface source, and the monitor's model
+//! (`netpulse_core::monitor`, which judges) feeding the live view, the metrics, the recording and
+//! the notifiers. SIGHUP reloads the config: targets whose settings did not change keep probing,
+//! untouched (sequence and schedule go on), and the recording goes on.
 
 use crate::config::{Config, NotifierKind, TargetSection};
 use anyhow::Context;
@@ -8,22 +11,22 @@ use netpulse_alert::{
     Alert, ConsoleNotifier, Delivery, Dispatcher, EmailNotifier, EmailSecurity, ExecNotifier,
     Notifier, WebhookNotifier,
 };
-use netpulse_core::alert::{Metric, RuleEngine};
+use netpulse_core::alert::AlertKind;
 use netpulse_core::iface::{IfaceRate, RateTracker};
-use netpulse_core::outage::{OutageConfig, OutageDetector};
+use netpulse_core::monitor::{plan_reload, DropStage, MonitorModel, Output, RuleSpec};
+use netpulse_core::outage::OutageConfig;
 use netpulse_core::parse_duration;
 use netpulse_core::record::ProbeResult;
 use netpulse_core::rollup::unix_secs;
-use netpulse_core::stats::ProbeStats;
 use netpulse_core::target::parse_target;
 use netpulse_iface::IfaceSource;
-use netpulse_probe::{resolve, Engine, EngineConfig, Family, IcmpMode, ProbePlan, StopHandle};
+use netpulse_probe::{resolve, Engine, EngineConfig, EngineHandle, Family, IcmpMode, ProbePlan};
 use netpulse_store::{DeliveryRecord, RecordSink, RecordTarget, Recorder};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 /// What the main loop hears about.
@@ -36,6 +39,9 @@ enum Event {
 /// Results waiting for the main loop before they are dropped (and counted).
 const QUEUE: usize = 1 << 16;
 
+/// At most this many targets are named one by one in the status line; beyond, it summarises.
+const STATUS_TARGETS: usize = 6;
+
 /// What identifies a running target: a reload keeps it running if all of this is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct TargetKey {
@@ -46,39 +52,63 @@ struct TargetKey {
     size: usize,
 }
 
+/// A target the engine probes.
 struct RunningTarget {
     key: TargetKey,
-    /// Probe kind name (`icmp`, `tcp`, …).
-    kind: String,
-    /// Index in the recording (stable for the session).
+    /// Index in the engine, the model, the live view and the recording (stable for the session).
     index: usize,
-    stop: StopHandle,
-    thread: JoinHandle<()>,
-}
-
-/// Per-second probe statistics by arrival, for rule windows.
-#[derive(Default)]
-struct TargetWindow {
-    seconds: VecDeque<(i64, ProbeStats)>,
-    outage: Option<OutageDetector>,
-}
-
-/// Per-second interface traffic, for rule windows: (second, rx bytes, tx bytes, errors, ms).
-#[derive(Default)]
-struct IfaceWindow {
-    seconds: VecDeque<(i64, u64, u64, u64, u64)>,
 }
 
 /// Everything the config decides, rebuilt on reload.
 struct Setup {
     config: Config,
-    /// The rules, parsed once.
-    rules: Vec<netpulse_core::alert::Rule>,
-    rules_window: HashMap<String, Duration>,
+    /// The rules with their windows, parsed once.
+    rules: Vec<RuleSpec>,
     rule_notify: HashMap<String, Vec<String>>,
     status_every: Duration,
     /// Which interfaces are watched.
     ifaces: crate::ifaces_cmd::Selection,
+}
+
+/// Hands a result from the engine's thread to the recorder and the main loop. The main loop
+/// only judges and shows, so when it lags a result is dropped there — counted in `dropped`,
+/// never silently — while the recording still gets it (it counts its own drops).
+fn forward(
+    r: &ProbeResult,
+    sink: Option<&RecordSink>,
+    events: &SyncSender<Event>,
+    dropped: &AtomicU64,
+) {
+    if let Some(s) = sink {
+        s.offer(r);
+    }
+    match events.try_send(Event::Result(r.clone())) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        // The main loop is gone (shutting down): nothing left to show it to.
+        Err(TrySendError::Disconnected(_)) => {}
+    }
+}
+
+/// The running monitor: its sources' handles and the sinks they feed.
+struct Monitor {
+    setup: Setup,
+    model: MonitorModel,
+    engine: EngineHandle,
+    running: Vec<RunningTarget>,
+    next_index: usize,
+    sink: Option<RecordSink>,
+    shared: Arc<netpulse_web::Shared>,
+    dispatcher: Dispatcher,
+    delivery_tx: mpsc::Sender<Delivery>,
+    monitor_dropped: Arc<AtomicU64>,
+    host: String,
+    alert_id: u64,
+    outputs: Vec<Output>,
+    /// Drops already reported on stderr.
+    reported_drops: u64,
 }
 
 pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
@@ -106,8 +136,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     if config.targets.is_empty() {
         eprintln!("netpulse monitor: no targets (no default gateway or nameserver found): watching interfaces only");
     }
-    let host = crate::record::host_name();
-    let mut setup = make_setup(config)?;
+    let setup = make_setup(config)?;
 
     let db_path = setup
         .config
@@ -128,7 +157,531 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     };
     let sink = recorder.as_ref().map(Recorder::sink);
     let shared = Arc::new(netpulse_web::Shared::default());
-    let listen = &setup.config.listen;
+    let servers = start_servers(&args, &setup.config, db_path.as_deref(), &shared)?;
+
+    // One engine for every target, on a thread of its own.
+    let engine = Engine::with_ids(
+        Vec::new(),
+        EngineConfig {
+            icmp_mode: icmp_mode(&setup.config),
+            until_stopped: true,
+            ..EngineConfig::default()
+        },
+    )?;
+    let monitor_dropped = Arc::new(AtomicU64::new(0));
+    let handle = engine.handle();
+    let engine_thread = {
+        let (events, sink, dropped) = (
+            events_tx.clone(),
+            sink.clone(),
+            Arc::clone(&monitor_dropped),
+        );
+        std::thread::Builder::new()
+            .name("probe-engine".into())
+            .spawn(move || {
+                engine.run(&mut |r: &ProbeResult| forward(r, sink.as_ref(), &events, &dropped));
+            })
+            .context("cannot start the probe engine thread")?
+    };
+
+    let (delivery_tx, delivery_rx) = mpsc::channel::<Delivery>();
+    let dispatcher = Dispatcher::start(make_notifiers(&setup.config)?, delivery_tx.clone());
+    let mut monitor = Monitor {
+        model: MonitorModel::new(setup.rules.clone(), OutageConfig::default()),
+        setup,
+        engine: handle,
+        running: Vec::new(),
+        next_index: 0,
+        sink,
+        shared,
+        dispatcher,
+        delivery_tx,
+        monitor_dropped,
+        host: crate::record::host_name(),
+        alert_id: 0,
+        outputs: Vec::new(),
+        reported_drops: 0,
+    };
+    let wanted = wanted_keys(&monitor.setup.config);
+    monitor.start_targets(&wanted, &(0..wanted.len()).collect::<Vec<_>>());
+
+    let mut ifaces = if monitor.setup.config.ifaces.enabled {
+        match IfaceSource::open() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("netpulse monitor: interfaces not watched: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut tracker = RateTracker::new();
+    let (mut samples, mut rates, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+    let capture = start_capture(&monitor.setup.config, &monitor.shared);
+    let tui = if args.tui {
+        let quit = events_tx.clone();
+        Some(
+            crate::tui_cmd::Tui::start(Arc::clone(&monitor.shared), move || {
+                let _ = quit.send(Event::Stop);
+            })
+            .context("cannot start the terminal UI")?,
+        )
+    } else {
+        None
+    };
+    // The engine's thread holds the only other sender of results; ours goes so that the
+    // channel closes if everything else does.
+    drop(events_tx);
+
+    let started = Instant::now();
+    let mut next_tick = started + Duration::from_secs(1);
+    let mut next_status = started + monitor.setup.status_every;
+    if let Some(src) = ifaces.as_mut() {
+        if src.poll(&mut samples).is_ok() {
+            tracker.update(started.elapsed(), &samples, &mut rates, &mut gone);
+        }
+    }
+
+    loop {
+        match events.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
+            Ok(Event::Result(r)) => {
+                monitor.result(&r, SystemTime::now());
+                continue;
+            }
+            Ok(Event::Stop) => break,
+            Ok(Event::Reload) => {
+                monitor.reload(config_path.as_deref());
+                continue;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // One tick a second: interfaces, rules, deliveries, status.
+        next_tick += Duration::from_secs(1);
+        if next_tick < Instant::now() {
+            next_tick = Instant::now() + Duration::from_secs(1);
+        }
+        let now = started.elapsed();
+        let wall = SystemTime::now();
+        if let Some(src) = ifaces.as_mut() {
+            match src.poll(&mut samples) {
+                Ok(_) => {
+                    rates.clear();
+                    gone.clear();
+                    tracker.update(now, &samples, &mut rates, &mut gone);
+                    let picked: Vec<IfaceRate> = rates
+                        .iter()
+                        .filter(|r| {
+                            src.info(r.index)
+                                .is_some_and(|i| monitor.setup.ifaces.wants(i))
+                        })
+                        .cloned()
+                        .collect();
+                    monitor.ifaces(wall, &picked);
+                    for (_, name) in &gone {
+                        monitor.model.remove_iface(name);
+                    }
+                }
+                Err(e) => eprintln!("netpulse monitor: reading interfaces: {e}"),
+            }
+        }
+        monitor.tick(now, wall);
+        record_deliveries(&delivery_rx, monitor.sink.as_ref());
+        // Half a tick of slack: status lines land on the tick they are due, not one later.
+        if tui.is_none()
+            && !monitor.setup.status_every.is_zero()
+            && Instant::now() + Duration::from_millis(500) >= next_status
+        {
+            next_status += monitor.setup.status_every;
+            if next_status < Instant::now() {
+                next_status = Instant::now() + monitor.setup.status_every;
+            }
+            println!("{}", monitor.status_line(wall));
+        }
+    }
+
+    // The terminal first, so the last messages land on the normal screen.
+    if let Some(t) = tui {
+        t.stop();
+    }
+    eprintln!("netpulse monitor: stopping (Ctrl-C again to quit now)");
+    if let Some(c) = capture {
+        c.stop();
+    }
+    monitor.engine.stop();
+    let _ = engine_thread.join();
+    for w in servers {
+        w.stop();
+    }
+    let Monitor {
+        dispatcher, sink, ..
+    } = monitor;
+    dispatcher.shutdown(Duration::from_secs(10));
+    record_deliveries(&delivery_rx, sink.as_ref());
+    if let Some(rec) = recorder {
+        let report = rec.finish(SystemTime::now());
+        if let Some(e) = report.first_error {
+            eprintln!("netpulse monitor: recording: {e}");
+        }
+        if report.dropped > 0 {
+            eprintln!(
+                "netpulse monitor: recording dropped {} results (it fell behind)",
+                report.dropped
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Monitor {
+    /// One probe result, arrived at `wall`.
+    fn result(&mut self, r: &ProbeResult, wall: SystemTime) {
+        if let Some(t) = self.model.target(r.target) {
+            self.shared.metrics.probe(&t.label, &t.kind, r);
+        }
+        self.model.result(r, wall, &mut self.outputs);
+        let mut live = self.shared.live();
+        live.result(r.target, r, wall);
+        for o in self.outputs.drain(..) {
+            match o {
+                Output::Outage { target, outage } => live.outage(target, &outage),
+                Output::OutageState { target, down } => {
+                    if let Some(t) = self.model.target(target) {
+                        self.shared.metrics.outage(&t.label, &t.kind, down);
+                    }
+                }
+                Output::Alert(_) => {}
+            }
+        }
+    }
+
+    /// One reading of the watched interfaces.
+    fn ifaces(&mut self, wall: SystemTime, picked: &[IfaceRate]) {
+        if let Some(s) = &self.sink {
+            s.offer_traffic(wall, picked);
+        }
+        let mut live = self.shared.live();
+        for r in picked {
+            live.iface(
+                &r.name,
+                wall,
+                r.rx_bytes_per_sec(),
+                r.tx_bytes_per_sec(),
+                &r.totals,
+            );
+            if let (Some(d), Some(rx), Some(tx)) =
+                (r.delta.as_ref(), r.rx_bytes_per_sec(), r.tx_bytes_per_sec())
+            {
+                self.shared.metrics.iface(&r.name, d, rx, tx);
+            }
+            if let Some(d) = r.delta {
+                self.model.iface(
+                    &r.name,
+                    wall,
+                    d.rx_bytes,
+                    d.tx_bytes,
+                    d.rx_errors + d.tx_errors,
+                    r.elapsed,
+                );
+            }
+        }
+    }
+
+    /// Once a second: the model judges, alerts go out, drop counters are brought up to date.
+    fn tick(&mut self, now: Duration, wall: SystemTime) {
+        self.model.tick(now, wall, &mut self.outputs);
+        let monitor_dropped = self.monitor_dropped.load(Ordering::Relaxed);
+        let record_dropped = self.sink.as_ref().map_or(0, RecordSink::dropped);
+        let record_failed = self.sink.as_ref().map_or(0, RecordSink::failed_commits);
+        self.model.set_dropped(DropStage::Monitor, monitor_dropped);
+        self.model.set_dropped(DropStage::Recorder, record_dropped);
+        let metrics = &self.shared.metrics;
+        metrics.store(record_dropped, record_failed);
+        for stage in DropStage::ALL {
+            metrics.dropped(stage.name(), self.model.dropped(stage));
+        }
+        let alerts: Vec<_> = self
+            .outputs
+            .drain(..)
+            .filter_map(|o| match o {
+                Output::Alert(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        {
+            let mut live = self.shared.live();
+            live.tick(wall);
+            live.record_dropped = record_dropped;
+            live.record_failed = record_failed;
+            live.monitor_dropped = monitor_dropped;
+            for e in &alerts {
+                live.alert(e);
+                metrics.alert(
+                    &e.rule,
+                    &e.subject,
+                    e.severity.name(),
+                    e.kind != AlertKind::Resolved,
+                );
+            }
+        }
+        for e in alerts {
+            self.alert_id += 1;
+            if let Some(s) = &self.sink {
+                s.alert(self.alert_id, &e);
+            }
+            let to = self
+                .setup
+                .rule_notify
+                .get(&e.rule)
+                .cloned()
+                .unwrap_or_default();
+            self.dispatcher.send(
+                Alert {
+                    id: self.alert_id,
+                    event: e,
+                    host: self.host.clone(),
+                },
+                &to,
+            );
+        }
+        let drops = monitor_dropped + record_dropped;
+        if drops > self.reported_drops {
+            eprintln!(
+                "netpulse monitor: fell behind: results dropped so far: {monitor_dropped} by the monitor, {record_dropped} by the recording"
+            );
+            self.reported_drops = drops;
+        }
+    }
+
+    /// Starts `wanted[i]` for every `i` in `which`.
+    fn start_targets(&mut self, wanted: &[TargetKey], which: &[usize]) {
+        // One line per distinct error: a thousand ICMP targets without permission say it once.
+        let mut errors: Vec<(String, String, usize)> = Vec::new();
+        for &i in which {
+            let key = &wanted[i];
+            match self.start_target(key) {
+                Ok(()) => {}
+                Err(e) => {
+                    let text = format!("{e:#}");
+                    match errors.iter_mut().find(|(t, ..)| *t == text) {
+                        Some((_, _, n)) => *n += 1,
+                        None => errors.push((text, key.label.clone(), 0)),
+                    }
+                }
+            }
+        }
+        for (text, label, more) in errors {
+            let also = if more > 0 {
+                format!(" (and {more} more targets with the same error)")
+            } else {
+                String::new()
+            };
+            eprintln!("netpulse monitor: target \"{label}\" not probed{also}: {text}");
+        }
+    }
+
+    fn start_target(&mut self, key: &TargetKey) -> anyhow::Result<()> {
+        let spec = parse_target(&key.target)?;
+        let addr = resolve(&spec.host, Family::Any)?;
+        let kind = spec.kind.name().to_string();
+        let plan = ProbePlan {
+            label: key.label.clone(),
+            kind: spec.kind,
+            addr,
+            interval: key.interval,
+            timeout: key.timeout,
+            count: None,
+            payload_size: Some(key.size),
+        };
+        let index = self.next_index;
+        self.engine.add(index, plan)?;
+        self.next_index += 1;
+        if let Some(s) = &self.sink {
+            s.add_target(RecordTarget {
+                label: key.label.clone(),
+                kind: kind.clone(),
+                address: key.target.clone(),
+                interval: key.interval,
+                timeout: key.timeout,
+            });
+        }
+        self.model.add_target(index, &key.label, &kind);
+        self.shared
+            .live()
+            .add_target(index, &key.label, &key.target, &kind);
+        self.running.push(RunningTarget {
+            key: key.clone(),
+            index,
+        });
+        Ok(())
+    }
+
+    /// SIGHUP: the new config's plan is carried out; a broken file changes nothing.
+    fn reload(&mut self, path: Option<&std::path::Path>) {
+        let new = match reload(path) {
+            Ok(new) => new,
+            Err(e) => {
+                eprintln!("netpulse monitor: reload failed, the running config stays: {e:#}");
+                return;
+            }
+        };
+        let wanted = wanted_keys(&new.config);
+        let running: Vec<(usize, TargetKey)> = self
+            .running
+            .iter()
+            .map(|t| (t.index, t.key.clone()))
+            .collect();
+        let plan = plan_reload(&running, &wanted);
+        for &index in &plan.stop {
+            self.engine.remove(index);
+            if let Some(t) = self.model.target(index) {
+                self.shared.metrics.remove_target(&t.label, &t.kind);
+            }
+            self.model.remove_target(index);
+            self.shared.live().remove_target(index);
+        }
+        self.running.retain(|t| !plan.stop.contains(&t.index));
+        let before = running.len();
+        let kept = self.running.len();
+        self.start_targets(&wanted, &plan.start);
+        self.model.replace_rules(new.rules.clone());
+        if new.config.notifiers != self.setup.config.notifiers {
+            match make_notifiers(&new.config) {
+                Ok(n) => {
+                    let old = std::mem::replace(
+                        &mut self.dispatcher,
+                        Dispatcher::start(n, self.delivery_tx.clone()),
+                    );
+                    old.shutdown(Duration::from_secs(5));
+                }
+                Err(e) => eprintln!("netpulse monitor: notifiers unchanged: {e:#}"),
+            }
+        }
+        eprintln!(
+            "netpulse monitor: config reloaded: {kept} of {before} targets kept running, {} started, {} rules",
+            self.running.len() - kept,
+            self.model.rules().len()
+        );
+        self.setup = new;
+    }
+
+    /// The console status line: each target (or, with many, a summary and the worst), the
+    /// interfaces, alerts firing, the scheduler's lateness and any results dropped.
+    fn status_line(&self, wall: SystemTime) -> String {
+        let units = crate::units::Units::default();
+        let sec = unix_secs(wall);
+        let fmt_target = |label: &str, avg: Option<f64>, loss: Option<f64>| {
+            format!(
+                "{} {} {}",
+                label,
+                avg.map_or("-".into(), |v| format!("{v:.2} ms")),
+                loss.map_or("-".into(), |v| format!(
+                    "{}% loss",
+                    crate::output::fmt_percent(v)
+                ))
+            )
+        };
+        let mut parts = Vec::new();
+        let figures: Vec<(&str, Option<f64>, Option<f64>, bool)> = self
+            .running
+            .iter()
+            .map(|t| {
+                let (avg, loss) = self.model.status(t.index);
+                let down = self.model.target(t.index).is_some_and(|m| m.in_outage());
+                (t.key.label.as_str(), avg, loss, down)
+            })
+            .collect();
+        if figures.len() <= STATUS_TARGETS {
+            for (label, avg, loss, _) in &figures {
+                parts.push(fmt_target(label, *avg, *loss));
+            }
+        } else {
+            let down = figures.iter().filter(|f| f.3).count();
+            let lossy = figures
+                .iter()
+                .filter(|f| !f.3 && f.2.is_some_and(|l| l > 0.0))
+                .count();
+            let quiet = figures.iter().filter(|f| f.2.is_none()).count();
+            parts.push(format!(
+                "{} targets: {} ok, {lossy} with loss, {down} down{}",
+                figures.len(),
+                figures.len() - down - lossy - quiet,
+                if quiet > 0 {
+                    format!(", {quiet} no data yet")
+                } else {
+                    String::new()
+                }
+            ));
+            // The worst three: most loss first, then slowest.
+            let mut worst: Vec<_> = figures
+                .iter()
+                .filter(|f| f.1.is_some() || f.2.is_some_and(|l| l > 0.0))
+                .collect();
+            worst.sort_by(|a, b| {
+                let key = |f: &(&str, Option<f64>, Option<f64>, bool)| {
+                    (f.2.unwrap_or(0.0), f.1.unwrap_or(0.0))
+                };
+                key(b)
+                    .partial_cmp(&key(a))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            let worst: Vec<String> = worst
+                .iter()
+                .take(3)
+                .map(|f| fmt_target(f.0, f.1, f.2))
+                .collect();
+            if !worst.is_empty() {
+                parts.push(format!("worst: {}", worst.join(", ")));
+            }
+        }
+        for n in self.model.iface_names() {
+            let (rx, tx) = self.model.iface_status(n, sec);
+            parts.push(format!("{n} down {} up {}", units.rate(rx), units.rate(tx)));
+        }
+        let firing = self.model.firing().len();
+        let mut line = format!(
+            "{}  {}  | alerts firing: {firing}",
+            humantime::format_rfc3339_seconds(wall),
+            if parts.is_empty() {
+                "nothing watched".to_string()
+            } else {
+                parts.join(" | ")
+            }
+        );
+        let (late, sends, max) = self.model.lateness_total();
+        if late > 0 {
+            line.push_str(&format!(
+                " | late sends: {late} of {sends} (max {:.1} ms)",
+                max.as_secs_f64() * 1000.0
+            ));
+        }
+        let (m, r) = (
+            self.model.dropped(DropStage::Monitor),
+            self.model.dropped(DropStage::Recorder),
+        );
+        if m + r > 0 {
+            line.push_str(&format!(" | dropped: {m} monitor, {r} recording"));
+        }
+        line
+    }
+}
+
+fn icmp_mode(config: &Config) -> IcmpMode {
+    match config.monitor.icmp_socket.get_ref().as_str() {
+        "dgram" => IcmpMode::Dgram,
+        "raw" => IcmpMode::Raw,
+        _ => IcmpMode::Auto,
+    }
+}
+
+fn start_servers(
+    args: &crate::cli::MonitorArgs,
+    config: &Config,
+    db_path: Option<&std::path::Path>,
+    shared: &Arc<netpulse_web::Shared>,
+) -> anyhow::Result<Vec<netpulse_web::WebServer>> {
+    let listen = &config.listen;
     let parse_addr = |what: &str, text: &str| -> anyhow::Result<Option<std::net::SocketAddr>> {
         if text.is_empty() {
             return Ok(None);
@@ -151,10 +704,10 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
                 addr,
                 token: token.clone(),
                 insecure_no_auth: args.insecure_no_auth,
-                db: db_path.clone(),
+                db: db_path.map(std::path::Path::to_path_buf),
                 metrics_only,
             },
-            Arc::clone(&shared),
+            Arc::clone(shared),
         )
     };
     let mut servers = Vec::new();
@@ -174,378 +727,40 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         );
         servers.push(server);
     }
-    let (delivery_tx, delivery_rx) = mpsc::channel::<Delivery>();
-    let mut dispatcher = Dispatcher::start(make_notifiers(&setup.config)?, delivery_tx.clone());
-    let mut rules = RuleEngine::new(setup.rules.clone());
+    Ok(servers)
+}
 
-    let mut running: Vec<RunningTarget> = Vec::new();
-    // Recording index of the next target started (targets added on reload get new ones).
-    let mut next_index = 0usize;
-    let mut windows: HashMap<usize, TargetWindow> = HashMap::new();
-    start_targets(
-        &setup.config,
-        &mut running,
-        &mut next_index,
-        &events_tx,
-        sink.as_ref(),
-        &shared,
-    );
-
-    let mut ifaces = if setup.config.ifaces.enabled {
-        match IfaceSource::open() {
-            Ok(s) => Some(s),
-            Err(e) => {
-                eprintln!("netpulse monitor: interfaces not watched: {e}");
-                None
-            }
+fn start_capture(
+    config: &Config,
+    shared: &Arc<netpulse_web::Shared>,
+) -> Option<crate::worker::Worker> {
+    let c = &config.capture;
+    if c.interface.is_empty() {
+        return None;
+    }
+    let filter = (!c.filter.is_empty()).then_some(c.filter.as_str());
+    match crate::monitor_capture::MonitorCapture::start(&c.interface, filter, Arc::clone(shared)) {
+        Ok(cap) => {
+            eprintln!("netpulse monitor: capturing on {}", c.interface);
+            Some(cap)
         }
-    } else {
-        None
-    };
-    let mut tracker = RateTracker::new();
-    let (mut samples, mut rates, mut gone) = (Vec::new(), Vec::new(), Vec::new());
-    let mut iface_windows: HashMap<String, IfaceWindow> = HashMap::new();
-
-    let capture = if setup.config.capture.interface.is_empty() {
-        None
-    } else {
-        let c = &setup.config.capture;
-        let filter = (!c.filter.is_empty()).then_some(c.filter.as_str());
-        match crate::monitor_capture::MonitorCapture::start(
-            &c.interface,
-            filter,
-            Arc::clone(&shared),
-        ) {
-            Ok(cap) => {
-                eprintln!("netpulse monitor: capturing on {}", c.interface);
-                Some(cap)
-            }
-            Err(e) => {
-                eprintln!("netpulse monitor: no capture on {}: {e:#}", c.interface);
-                None
-            }
-        }
-    };
-    let tui = if args.tui {
-        let quit = events_tx.clone();
-        Some(
-            crate::tui_cmd::Tui::start(Arc::clone(&shared), move || {
-                let _ = quit.send(Event::Stop);
-            })
-            .context("cannot start the terminal UI")?,
-        )
-    } else {
-        None
-    };
-
-    let started = Instant::now();
-    let mut next_tick = started + Duration::from_secs(1);
-    let mut next_status = started + setup.status_every;
-    let mut alert_id = 0u64;
-    let mut dropped = 0u64;
-    let mut alert_events = Vec::new();
-    let outage_cfg = OutageConfig::default();
-    if let Some(src) = ifaces.as_mut() {
-        if src.poll(&mut samples).is_ok() {
-            tracker.update(started.elapsed(), &samples, &mut rates, &mut gone);
+        Err(e) => {
+            eprintln!("netpulse monitor: no capture on {}: {e:#}", c.interface);
+            None
         }
     }
-
-    loop {
-        match events.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
-            Ok(Event::Result(r)) => {
-                let w = windows.entry(r.target).or_default();
-                let wall = SystemTime::now();
-                let sec = unix_secs(wall);
-                let (label, kind) = running
-                    .iter()
-                    .find(|t| t.index == r.target)
-                    .map(|t| (t.key.label.as_str(), t.kind.as_str()))
-                    .unwrap_or_default();
-                shared.metrics.probe(label, kind, &r);
-                let mut live = shared.live();
-                live.result(r.target, &r, wall);
-                match w.seconds.back_mut() {
-                    Some((s, stats)) if *s == sec => stats.record(&r),
-                    _ => {
-                        let mut stats = ProbeStats::default();
-                        stats.record(&r);
-                        w.seconds.push_back((sec, stats));
-                    }
-                }
-                let detector = w
-                    .outage
-                    .get_or_insert_with(|| OutageDetector::new(outage_cfg, r.seq));
-                let was_out = detector.in_outage();
-                let ended = detector.record(r.seq, r.sent_at, r.outcome.is_reply());
-                let (now_out, start) = (detector.in_outage(), detector.current_start());
-                for o in &ended {
-                    live.outage(r.target, o);
-                }
-                if now_out {
-                    if let Some(start) = start {
-                        live.outage(
-                            r.target,
-                            &netpulse_core::outage::Outage {
-                                start,
-                                end: r.sent_at,
-                                sent: 0,
-                                received: 0,
-                                ongoing: true,
-                            },
-                        );
-                    }
-                }
-                if now_out != was_out || !ended.is_empty() {
-                    shared.metrics.outage(label, kind, now_out);
-                }
-                continue;
-            }
-            Ok(Event::Stop) => break,
-            Ok(Event::Reload) => {
-                match reload(config_path.as_deref()) {
-                    Ok(new) => {
-                        let before = running.len();
-                        stop_removed(&new.config, &mut running);
-                        let kept = running.len();
-                        {
-                            let mut live = shared.live();
-                            for i in 0..live.targets.len() {
-                                if !running.iter().any(|r| r.index == i) {
-                                    live.remove_target(i);
-                                }
-                            }
-                        }
-                        start_targets(
-                            &new.config,
-                            &mut running,
-                            &mut next_index,
-                            &events_tx,
-                            sink.as_ref(),
-                            &shared,
-                        );
-                        rules.replace_rules(new.rules.clone());
-                        if new.config.notifiers != setup.config.notifiers {
-                            match make_notifiers(&new.config) {
-                                Ok(n) => {
-                                    let old = std::mem::replace(
-                                        &mut dispatcher,
-                                        Dispatcher::start(n, delivery_tx.clone()),
-                                    );
-                                    old.shutdown(Duration::from_secs(5));
-                                }
-                                Err(e) => eprintln!("netpulse monitor: notifiers unchanged: {e:#}"),
-                            }
-                        }
-                        eprintln!(
-                            "netpulse monitor: config reloaded: {kept} of {before} targets kept running, {} started, {} rules",
-                            running.len() - kept,
-                            rules.rules().len()
-                        );
-                        setup = new;
-                    }
-                    Err(e) => eprintln!(
-                        "netpulse monitor: reload failed, the running config stays: {e:#}"
-                    ),
-                }
-                continue;
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        // One tick a second: interfaces, rules, deliveries, status.
-        next_tick += Duration::from_secs(1);
-        if next_tick < Instant::now() {
-            next_tick = Instant::now() + Duration::from_secs(1);
-        }
-        let now = started.elapsed();
-        let wall = SystemTime::now();
-        let sec = unix_secs(wall);
-        if let Some(src) = ifaces.as_mut() {
-            match src.poll(&mut samples) {
-                Ok(_) => {
-                    rates.clear();
-                    gone.clear();
-                    tracker.update(now, &samples, &mut rates, &mut gone);
-                    let picked: Vec<IfaceRate> = rates
-                        .iter()
-                        .filter(|r| src.info(r.index).is_some_and(|i| setup.ifaces.wants(i)))
-                        .cloned()
-                        .collect();
-                    if let Some(s) = &sink {
-                        s.offer_traffic(wall, &picked);
-                    }
-                    {
-                        let mut live = shared.live();
-                        for r in &picked {
-                            live.iface(
-                                &r.name,
-                                wall,
-                                r.rx_bytes_per_sec(),
-                                r.tx_bytes_per_sec(),
-                                &r.totals,
-                            );
-                            if let (Some(d), Some(rx), Some(tx)) =
-                                (r.delta.as_ref(), r.rx_bytes_per_sec(), r.tx_bytes_per_sec())
-                            {
-                                shared.metrics.iface(&r.name, d, rx, tx);
-                            }
-                        }
-                    }
-                    for r in &picked {
-                        if let Some(d) = r.delta {
-                            let w = iface_windows.entry(r.name.to_string()).or_default();
-                            w.seconds.push_back((
-                                sec,
-                                d.rx_bytes,
-                                d.tx_bytes,
-                                d.rx_errors + d.tx_errors,
-                                r.elapsed.as_millis() as u64,
-                            ));
-                        }
-                    }
-                }
-                Err(e) => eprintln!("netpulse monitor: reading interfaces: {e}"),
-            }
-        }
-        // Evaluate every rule on every subject it applies to.
-        alert_events.clear();
-        let max_window = setup
-            .rules_window
-            .values()
-            .max()
-            .copied()
-            .unwrap_or(Duration::from_secs(10));
-        for rule in &setup.rules {
-            let window = setup
-                .rules_window
-                .get(&rule.name)
-                .copied()
-                .unwrap_or(Duration::from_secs(10));
-            let from = sec - window.as_secs() as i64;
-            if rule.metric.is_interface() {
-                for (name, w) in &iface_windows {
-                    let value = iface_value(rule.metric, w, from);
-                    rules.observe(rule.metric, name, value, now, wall, &mut alert_events);
-                }
-            } else {
-                for t in &running {
-                    let w = windows.get(&t.index);
-                    let value = w.and_then(|w| target_value(rule.metric, w, from));
-                    rules.observe(
-                        rule.metric,
-                        &t.key.label,
-                        value,
-                        now,
-                        wall,
-                        &mut alert_events,
-                    );
-                }
-            }
-        }
-        // Keep windows bounded by the longest rule window.
-        let keep_from = sec - max_window.as_secs() as i64 - 1;
-        for w in windows.values_mut() {
-            while w.seconds.front().is_some_and(|(s, _)| *s < keep_from) {
-                w.seconds.pop_front();
-            }
-        }
-        for w in iface_windows.values_mut() {
-            while w.seconds.front().is_some_and(|(s, ..)| *s < keep_from) {
-                w.seconds.pop_front();
-            }
-        }
-        iface_windows.retain(|_, w| !w.seconds.is_empty());
-        {
-            let mut live = shared.live();
-            live.tick(wall);
-            live.record_dropped = sink.as_ref().map_or(0, RecordSink::dropped);
-            live.record_failed = sink.as_ref().map_or(0, RecordSink::failed_commits);
-            for e in &alert_events {
-                live.alert(e);
-                shared.metrics.alert(
-                    &e.rule,
-                    &e.subject,
-                    e.severity.name(),
-                    e.kind != netpulse_core::alert::AlertKind::Resolved,
-                );
-            }
-        }
-        for e in alert_events.drain(..) {
-            alert_id += 1;
-            if let Some(s) = &sink {
-                s.alert(alert_id, &e);
-            }
-            let to = setup.rule_notify.get(&e.rule).cloned().unwrap_or_default();
-            dispatcher.send(
-                Alert {
-                    id: alert_id,
-                    event: e,
-                    host: host.clone(),
-                },
-                &to,
-            );
-        }
-        record_deliveries(&delivery_rx, sink.as_ref());
-        // Half a tick of slack: status lines land on the tick they are due, not one later.
-        if tui.is_none()
-            && !setup.status_every.is_zero()
-            && Instant::now() + Duration::from_millis(500) >= next_status
-        {
-            next_status += setup.status_every;
-            if next_status < Instant::now() {
-                next_status = Instant::now() + setup.status_every;
-            }
-            print_status(wall, &running, &windows, &iface_windows, &rules, sec);
-        }
-        let d = sink.as_ref().map_or(0, RecordSink::dropped);
-        if d > dropped {
-            eprintln!(
-                "netpulse monitor: recording fell behind: {} results dropped so far",
-                d
-            );
-            dropped = d;
-        }
-    }
-
-    // The terminal first, so the last messages land on the normal screen.
-    if let Some(t) = tui {
-        t.stop();
-    }
-    eprintln!("netpulse monitor: stopping (Ctrl-C again to quit now)");
-    if let Some(c) = capture {
-        c.stop();
-    }
-    for t in running.drain(..) {
-        t.stop.stop();
-        let _ = t.thread.join();
-    }
-    for w in servers {
-        w.stop();
-    }
-    dispatcher.shutdown(Duration::from_secs(10));
-    record_deliveries(&delivery_rx, sink.as_ref());
-    if let Some(rec) = recorder {
-        let report = rec.finish(SystemTime::now());
-        if let Some(e) = report.first_error {
-            eprintln!("netpulse monitor: recording: {e}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn make_setup(config: Config) -> anyhow::Result<Setup> {
-    let mut rules_window = HashMap::new();
     let mut rule_notify = HashMap::new();
     let mut rules = Vec::with_capacity(config.rules.len());
     for r in &config.rules {
         let (rule, window) = config.rule(r).map_err(|(_, m)| anyhow::anyhow!(m))?;
-        rules_window.insert(rule.name.clone(), window);
         rule_notify.insert(
             rule.name.clone(),
             r.notify.iter().map(|n| n.get_ref().clone()).collect(),
         );
-        rules.push(rule);
+        rules.push(RuleSpec { rule, window });
     }
     let status_every = parse_duration(config.monitor.status_every.get_ref())?;
     Ok(Setup {
@@ -555,7 +770,6 @@ fn make_setup(config: Config) -> anyhow::Result<Setup> {
         },
         config,
         rules,
-        rules_window,
         rule_notify,
         status_every,
     })
@@ -579,164 +793,13 @@ fn target_key(config: &Config, t: &TargetSection) -> Option<TargetKey> {
     })
 }
 
-/// Stops targets the new config no longer has (or has with other settings).
-fn stop_removed(config: &Config, running: &mut Vec<RunningTarget>) {
-    let wanted: Vec<TargetKey> = config
+/// The targets a config asks for, as keys.
+fn wanted_keys(config: &Config) -> Vec<TargetKey> {
+    config
         .targets
         .iter()
         .filter_map(|t| target_key(config, t))
-        .collect();
-    let (keep, stop): (Vec<_>, Vec<_>) = running.drain(..).partition(|t| wanted.contains(&t.key));
-    for t in stop {
-        t.stop.stop();
-        // Its last answers are awaited in its own thread; no need to wait here.
-        drop(t.thread);
-    }
-    *running = keep;
-}
-
-/// Starts every configured target not already running.
-fn start_targets(
-    config: &Config,
-    running: &mut Vec<RunningTarget>,
-    next_index: &mut usize,
-    events: &SyncSender<Event>,
-    sink: Option<&RecordSink>,
-    shared: &netpulse_web::Shared,
-) {
-    let icmp_mode = match config.monitor.icmp_socket.get_ref().as_str() {
-        "dgram" => IcmpMode::Dgram,
-        "raw" => IcmpMode::Raw,
-        _ => IcmpMode::Auto,
-    };
-    for t in &config.targets {
-        let Some(key) = target_key(config, t) else {
-            continue;
-        };
-        if running.iter().any(|r| r.key == key) {
-            continue;
-        }
-        match start_target(&key, icmp_mode, *next_index, events, sink) {
-            Ok((stop, thread)) => {
-                let kind = parse_target(&key.target)
-                    .map(|s| s.kind.name().to_string())
-                    .unwrap_or_default();
-                if let Some(s) = sink {
-                    s.add_target(RecordTarget {
-                        label: key.label.clone(),
-                        kind: kind.clone(),
-                        address: key.target.clone(),
-                        interval: key.interval,
-                        timeout: key.timeout,
-                    });
-                }
-                shared
-                    .live()
-                    .add_target(*next_index, &key.label, &key.target, &kind);
-                running.push(RunningTarget {
-                    index: *next_index,
-                    kind,
-                    key,
-                    stop,
-                    thread,
-                });
-                *next_index += 1;
-            }
-            Err(e) => eprintln!(
-                "netpulse monitor: target \"{}\" not probed: {e:#}",
-                key.label
-            ),
-        }
-    }
-}
-
-fn start_target(
-    key: &TargetKey,
-    icmp_mode: IcmpMode,
-    index: usize,
-    events: &SyncSender<Event>,
-    sink: Option<&RecordSink>,
-) -> anyhow::Result<(StopHandle, JoinHandle<()>)> {
-    let spec = parse_target(&key.target)?;
-    let addr = resolve(&spec.host, Family::Any)?;
-    let plan = ProbePlan {
-        label: key.label.clone(),
-        kind: spec.kind.clone(),
-        addr,
-        interval: key.interval,
-        timeout: key.timeout,
-        count: None,
-    };
-    let engine = Engine::new(
-        vec![plan],
-        EngineConfig {
-            icmp_mode,
-            payload_size: key.size,
-            deadline: None,
-        },
-    )?;
-    let stop = engine.stop_handle();
-    let (events, sink) = (events.clone(), sink.cloned());
-    let thread = std::thread::Builder::new()
-        .name(format!("probe-{index}"))
-        .spawn(move || {
-            let mut forward = |r: &ProbeResult| {
-                let mut r = r.clone();
-                r.target = index;
-                if let Some(s) = &sink {
-                    s.offer(&r);
-                }
-                // The main loop only judges; when it lags, a result is skipped for alerting
-                // (never for recording).
-                if let Err(TrySendError::Full(_)) = events.try_send(Event::Result(r)) {}
-            };
-            engine.run(&mut forward);
-        })?;
-    Ok((stop, thread))
-}
-
-fn target_value(metric: Metric, w: &TargetWindow, from: i64) -> Option<f64> {
-    if metric == Metric::Outage {
-        return w
-            .outage
-            .as_ref()
-            .map(|d| if d.in_outage() { 1.0 } else { 0.0 });
-    }
-    let mut stats = ProbeStats::default();
-    for (_, s) in w.seconds.iter().filter(|(s, _)| *s > from) {
-        stats.merge(s);
-    }
-    if stats.sent == 0 {
-        return None;
-    }
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    match metric {
-        Metric::Loss => Some(stats.loss()),
-        Metric::LatencyAvg => stats.rtt.mean().map(ms),
-        Metric::LatencyP95 => stats.rtt.quantile(0.95).map(ms),
-        Metric::Jitter => stats.jitter.rfc3550().map(ms),
-        _ => None,
-    }
-}
-
-fn iface_value(metric: Metric, w: &IfaceWindow, from: i64) -> Option<f64> {
-    let (mut rx, mut tx, mut errors, mut ms) = (0u64, 0u64, 0u64, 0u64);
-    for (_, r, t, e, m) in w.seconds.iter().filter(|(s, ..)| *s > from) {
-        rx += r;
-        tx += t;
-        errors += e;
-        ms += m;
-    }
-    if ms == 0 {
-        return None;
-    }
-    let per_sec = |v: u64| v as f64 * 1000.0 / ms as f64;
-    match metric {
-        Metric::RxRate => Some(per_sec(rx)),
-        Metric::TxRate => Some(per_sec(tx)),
-        Metric::ErrorsRate => Some(per_sec(errors)),
-        _ => None,
-    }
+        .collect()
 }
 
 fn record_deliveries(rx: &Receiver<Delivery>, sink: Option<&RecordSink>) {
@@ -760,54 +823,6 @@ fn record_deliveries(rx: &Receiver<Delivery>, sink: Option<&RecordSink>) {
         }
     }
 }
-
-fn print_status(
-    wall: SystemTime,
-    running: &[RunningTarget],
-    windows: &HashMap<usize, TargetWindow>,
-    ifaces: &HashMap<String, IfaceWindow>,
-    rules: &RuleEngine,
-    sec: i64,
-) {
-    let units = crate::units::Units::default();
-    let mut parts = Vec::new();
-    for t in running {
-        let w = windows.get(&t.index);
-        let avg = w.and_then(|w| target_value(Metric::LatencyAvg, w, sec - 10));
-        let loss = w.and_then(|w| target_value(Metric::Loss, w, sec - 10));
-        parts.push(format!(
-            "{} {} {}",
-            t.key.label,
-            avg.map_or("-".into(), |v| format!("{v:.2} ms")),
-            loss.map_or("-".into(), |v| format!(
-                "{}% loss",
-                crate::output::fmt_percent(v)
-            ))
-        ));
-    }
-    let mut names: Vec<&String> = ifaces.keys().collect();
-    names.sort();
-    for n in names {
-        if let Some(w) = ifaces.get(n) {
-            parts.push(format!(
-                "{n} down {} up {}",
-                units.rate(iface_value(Metric::RxRate, w, sec - 10)),
-                units.rate(iface_value(Metric::TxRate, w, sec - 10))
-            ));
-        }
-    }
-    let firing = rules.firing().len();
-    println!(
-        "{}  {}  | alerts firing: {firing}",
-        humantime::format_rfc3339_seconds(wall),
-        if parts.is_empty() {
-            "nothing watched".to_string()
-        } else {
-            parts.join(" | ")
-        }
-    );
-}
-
 fn make_notifiers(config: &Config) -> anyhow::Result<Vec<Box<dyn Notifier>>> {
     let dur = |s: &str| parse_duration(s).map_err(|e| anyhow::anyhow!("bad duration {s:?}: {e}"));
     let mut out: Vec<Box<dyn Notifier>> = Vec::new();
@@ -872,4 +887,45 @@ fn make_notifiers(config: &Config) -> anyhow::Result<Vec<Box<dyn Notifier>>> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netpulse_core::record::{Detail, Outcome};
+
+    fn result(seq: u64) -> ProbeResult {
+        ProbeResult {
+            target: 0,
+            seq,
+            sent_at: SystemTime::UNIX_EPOCH,
+            rtt: None,
+            outcome: Outcome::Timeout,
+            detail: Detail::None,
+            send_delay: Duration::ZERO,
+            late: false,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_is_counted_not_lost_silently() {
+        let (tx, rx) = mpsc::sync_channel::<Event>(2);
+        let dropped = AtomicU64::new(0);
+        for seq in 1..=5 {
+            forward(&result(seq), None, &tx, &dropped);
+        }
+        assert_eq!(dropped.load(Ordering::Relaxed), 3);
+        let got: Vec<u64> = rx
+            .try_iter()
+            .filter_map(|e| match e {
+                Event::Result(r) => Some(r.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, vec![1, 2]);
+        // Once the loop is gone nothing is counted as dropped: there is nobody to show it to.
+        drop(rx);
+        forward(&result(6), None, &tx, &dropped);
+        assert_eq!(dropped.load(Ordering::Relaxed), 3);
+    }
 }

@@ -324,6 +324,7 @@ mod tests {
             interval: Duration::from_millis(10),
             timeout: Duration::from_secs(1),
             count: Some(200),
+            payload_size: None,
         }
     }
 
@@ -335,6 +336,8 @@ mod tests {
             rtt: rtt_us.map(Duration::from_micros),
             outcome,
             detail,
+            send_delay: std::time::Duration::ZERO,
+            late: false,
         }
     }
 

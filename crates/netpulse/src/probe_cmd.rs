@@ -122,6 +122,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
                 interval,
                 timeout,
                 count: args.count,
+                payload_size: None,
             }),
             Err(e) => {
                 unresolved += 1;
@@ -146,6 +147,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         },
         payload_size: args.size,
         deadline,
+        until_stopped: false,
     };
     // Validate recording options before anything starts.
     if args.record.is_some() {

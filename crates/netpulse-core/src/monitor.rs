@@ -1,0 +1,676 @@
+//! The monitor's model: a pure state machine (time passed in, no I/O). Probe results, interface
+//! deltas and once-a-second ticks go in; alert events and outage changes come out, for the binary
+//! to hand to the live view, the metrics, the recording and the notifiers.
+//!
+//! Each rule is judged on its own window. Windows slide: every result is added to the running
+//! sums of each distinct window length at once, and each tick takes back the seconds that left
+//! each window, so the cost of a tick is the same for a 2 s and a 1 h window (one dense ring of
+//! per-second sums per target, as long as the longest window). Percentile windows keep each
+//! reply's histogram bucket (2 bytes) so it can be taken back; targets without a p95 rule keep
+//! none. Jitter runs continuously across seconds (RFC 3550, exactly as `probe` computes it).
+
+use crate::alert::{AlertEvent, Metric, Rule, RuleEngine};
+use crate::outage::{Outage, OutageConfig, OutageDetector};
+use crate::record::ProbeResult;
+use crate::rollup::unix_secs;
+use crate::sketch::LatencySketch;
+use crate::stats::Jitter;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+/// A rule with the window its value is computed over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSpec {
+    /// The rule.
+    pub rule: Rule,
+    /// How far back its value looks.
+    pub window: Duration,
+}
+
+/// What the model tells the views and the notifiers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A rule fired, reminded or resolved.
+    Alert(AlertEvent),
+    /// An outage of `target` ended, or (`ongoing`) is in progress since `start`.
+    Outage {
+        /// Target id.
+        target: usize,
+        /// The outage (ongoing ones end at the latest probe's send time).
+        outage: Outage,
+    },
+    /// `target` went into or out of an outage.
+    OutageState {
+        /// Target id.
+        target: usize,
+        /// In an outage now.
+        down: bool,
+    },
+}
+
+/// Where a result can be dropped on its way through the monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropStage {
+    /// Engine → monitor queue full.
+    Monitor,
+    /// Monitor → recorder queue full.
+    Recorder,
+}
+
+impl DropStage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [DropStage; 2] = [DropStage::Monitor, DropStage::Recorder];
+
+    /// Label value in metrics and text.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropStage::Monitor => "monitor",
+            DropStage::Recorder => "recorder",
+        }
+    }
+}
+
+/// A target's send lateness: how far the scheduler was behind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lateness {
+    /// Sends that counted as late.
+    pub late_sends: u64,
+    /// Sends seen.
+    pub sends: u64,
+    /// The latest any send left.
+    pub max: Duration,
+    /// Histogram of send delays (ns).
+    pub hist: LatencySketch,
+}
+
+/// One second of a target's probes, as the windows need them.
+#[derive(Debug, Clone, Copy, Default)]
+struct SecondSums {
+    sent: u32,
+    received: u32,
+    rtts: u32,
+    rtt_sum_ns: u64,
+}
+
+/// Running sums over one window length.
+#[derive(Debug, Clone, Default)]
+struct WindowSums {
+    sent: u64,
+    received: u64,
+    rtts: u64,
+    rtt_sum_ns: u128,
+    hist: LatencySketch,
+    /// The newest second already taken back out.
+    evicted_through: i64,
+    /// Absolute index of the oldest sample still counted in `hist`.
+    hist_cursor: u64,
+}
+
+impl WindowSums {
+    fn add(&mut self, s: &SecondSums) {
+        self.sent += u64::from(s.sent);
+        self.received += u64::from(s.received);
+        self.rtts += u64::from(s.rtts);
+        self.rtt_sum_ns += u128::from(s.rtt_sum_ns);
+    }
+
+    fn sub(&mut self, s: &SecondSums) {
+        self.sent -= u64::from(s.sent);
+        self.received -= u64::from(s.received);
+        self.rtts -= u64::from(s.rtts);
+        self.rtt_sum_ns -= u128::from(s.rtt_sum_ns);
+    }
+}
+
+/// Everything the model keeps of one target. Fixed size apart from the ring (one entry per
+/// second of the longest window) and, with a p95 rule, 2 bytes per reply in that window.
+#[derive(Debug, Clone)]
+pub struct TargetModel {
+    /// Label (the subject of its alerts).
+    pub label: String,
+    /// Probe kind name.
+    pub kind: String,
+    /// Second of `ring[0]`.
+    ring_start: i64,
+    ring: VecDeque<SecondSums>,
+    /// Histogram buckets of the replies in the ring, oldest first, with their second.
+    samples: VecDeque<(i64, i16)>,
+    /// Absolute index of `samples[0]`.
+    samples_base: u64,
+    /// One per distinct window length of the model, same order.
+    windows: Vec<WindowSums>,
+    jitter: Jitter,
+    outage: Option<OutageDetector>,
+    lateness: Lateness,
+}
+
+impl TargetModel {
+    fn new(label: &str, kind: &str, windows: usize) -> Self {
+        Self {
+            label: label.to_string(),
+            kind: kind.to_string(),
+            ring_start: 0,
+            ring: VecDeque::new(),
+            samples: VecDeque::new(),
+            samples_base: 0,
+            windows: vec![WindowSums::default(); windows],
+            jitter: Jitter::default(),
+            outage: None,
+            lateness: Lateness::default(),
+        }
+    }
+
+    /// The scheduler's lateness for this target.
+    pub fn lateness(&self) -> &Lateness {
+        &self.lateness
+    }
+
+    /// True while an outage is in progress.
+    pub fn in_outage(&self) -> bool {
+        self.outage.as_ref().is_some_and(OutageDetector::in_outage)
+    }
+
+    /// The RFC 3550 jitter estimate across the whole run.
+    pub fn jitter(&self) -> Option<Duration> {
+        self.jitter.rfc3550()
+    }
+
+    fn reset(&mut self, sec: i64) {
+        self.ring.clear();
+        self.samples_base += self.samples.len() as u64;
+        self.samples.clear();
+        self.ring_start = sec;
+        self.ring.push_back(SecondSums::default());
+        for w in &mut self.windows {
+            *w = WindowSums {
+                evicted_through: sec - 1,
+                hist_cursor: self.samples_base,
+                ..WindowSums::default()
+            };
+        }
+    }
+
+    /// Moves time on to `sec`: opens the seconds up to it, takes back what left each window.
+    fn advance(&mut self, sec: i64, lens: &[i64], keep_hist: bool) {
+        let longest = lens.last().copied().unwrap_or(1).max(1);
+        if self.ring.is_empty() {
+            self.reset(sec);
+            return;
+        }
+        let last = self.ring_start + self.ring.len() as i64 - 1;
+        if sec <= last {
+            return; // same second, or the wall clock stepped back: count it in the newest
+        }
+        if sec - last > longest {
+            self.reset(sec);
+            return;
+        }
+        for _ in last..sec {
+            self.ring.push_back(SecondSums::default());
+        }
+        for (w, &len) in self.windows.iter_mut().zip(lens) {
+            // Window `len` holds seconds in (sec - len, sec].
+            while w.evicted_through < sec - len {
+                w.evicted_through += 1;
+                let at = w.evicted_through - self.ring_start;
+                if let Some(s) = usize::try_from(at).ok().and_then(|i| self.ring.get(i)) {
+                    w.sub(s);
+                }
+                if keep_hist {
+                    // Samples are in second order: take back those of the evicted second.
+                    while let Some(&(s, b)) = w
+                        .hist_cursor
+                        .checked_sub(self.samples_base)
+                        .and_then(|i| usize::try_from(i).ok())
+                        .and_then(|i| self.samples.get(i))
+                    {
+                        if s > w.evicted_through {
+                            break;
+                        }
+                        w.hist.remove_bucket(b);
+                        w.hist_cursor += 1;
+                    }
+                }
+            }
+        }
+        while self.ring_start <= sec - longest {
+            self.ring.pop_front();
+            self.ring_start += 1;
+        }
+        while self
+            .samples
+            .front()
+            .is_some_and(|(s, _)| *s < self.ring_start)
+        {
+            self.samples.pop_front();
+            self.samples_base += 1;
+        }
+    }
+
+    fn record(&mut self, r: &ProbeResult, sec: i64, lens: &[i64], keep_hist: bool) {
+        self.advance(sec, lens, keep_hist);
+        let mut one = SecondSums {
+            sent: 1,
+            ..SecondSums::default()
+        };
+        let mut bucket = None;
+        if r.outcome.is_reply() {
+            one.received = 1;
+            if let Some(rtt) = r.rtt {
+                let ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
+                one.rtts = 1;
+                one.rtt_sum_ns = ns;
+                self.jitter.record(rtt);
+                if keep_hist {
+                    let b = LatencySketch::bucket_of(ns);
+                    self.samples
+                        .push_back((self.ring_start + self.ring.len() as i64 - 1, b));
+                    bucket = Some(b);
+                }
+            }
+        }
+        if let Some(s) = self.ring.back_mut() {
+            s.sent += one.sent;
+            s.received += one.received;
+            s.rtts += one.rtts;
+            s.rtt_sum_ns += one.rtt_sum_ns;
+        }
+        for w in &mut self.windows {
+            w.add(&one);
+            if let Some(b) = bucket {
+                w.hist.record_bucket(b);
+            }
+        }
+        let l = &mut self.lateness;
+        l.sends += 1;
+        l.late_sends += u64::from(r.late);
+        l.max = l.max.max(r.send_delay);
+        l.hist
+            .record(u64::try_from(r.send_delay.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// The value of `metric` over window number `w`.
+    fn value(&self, metric: Metric, w: usize) -> Option<f64> {
+        let ms = |ns: f64| ns / 1e6;
+        if metric == Metric::Outage {
+            return self
+                .outage
+                .as_ref()
+                .map(|d| if d.in_outage() { 1.0 } else { 0.0 });
+        }
+        let s = self.windows.get(w)?;
+        if s.sent == 0 {
+            return None;
+        }
+        match metric {
+            Metric::Loss => Some(1.0 - s.received as f64 / s.sent as f64),
+            Metric::LatencyAvg => (s.rtts > 0).then(|| ms(s.rtt_sum_ns as f64 / s.rtts as f64)),
+            Metric::LatencyP95 => s.hist.quantile(0.95).map(|v| ms(v as f64)),
+            Metric::Jitter => {
+                if s.rtts == 0 {
+                    return None;
+                }
+                self.jitter.rfc3550().map(|d| ms(d.as_nanos() as f64))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One second of an interface's traffic.
+#[derive(Debug, Clone, Copy, Default)]
+struct IfaceSecond {
+    sec: i64,
+    rx: u64,
+    tx: u64,
+    errors: u64,
+    ms: u64,
+}
+
+/// Everything the model keeps of one interface: its last seconds (as many as the longest
+/// window; interfaces are few and are polled once a tick, so windows are summed on demand).
+#[derive(Debug, Clone, Default)]
+struct IfaceModel {
+    seconds: VecDeque<IfaceSecond>,
+}
+
+impl IfaceModel {
+    fn value(&self, metric: Metric, from: i64) -> Option<f64> {
+        let (mut rx, mut tx, mut errors, mut ms) = (0u64, 0u64, 0u64, 0u64);
+        for s in self.seconds.iter().filter(|s| s.sec > from) {
+            rx += s.rx;
+            tx += s.tx;
+            errors += s.errors;
+            ms += s.ms;
+        }
+        if ms == 0 {
+            return None;
+        }
+        let per_sec = |v: u64| v as f64 * 1000.0 / ms as f64;
+        match metric {
+            Metric::RxRate => Some(per_sec(rx)),
+            Metric::TxRate => Some(per_sec(tx)),
+            Metric::ErrorsRate => Some(per_sec(errors)),
+            _ => None,
+        }
+    }
+}
+
+/// What a reload does with the running targets: keep, stop and start, by identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadPlan {
+    /// Running ids that stay, untouched.
+    pub keep: Vec<usize>,
+    /// Running ids to stop.
+    pub stop: Vec<usize>,
+    /// Indices into the new list of what to start.
+    pub start: Vec<usize>,
+}
+
+/// Plans a reload: a running target whose key is in `wanted` keeps running (one match per
+/// wanted entry, so duplicates start again), the rest stop; wanted keys not running start.
+pub fn plan_reload<K: PartialEq>(running: &[(usize, K)], wanted: &[K]) -> ReloadPlan {
+    let mut plan = ReloadPlan::default();
+    let mut taken = vec![false; running.len()];
+    for (wi, key) in wanted.iter().enumerate() {
+        match running
+            .iter()
+            .enumerate()
+            .position(|(ri, (_, k))| !taken[ri] && k == key)
+        {
+            Some(ri) => {
+                taken[ri] = true;
+                plan.keep.push(running[ri].0);
+            }
+            None => plan.start.push(wi),
+        }
+    }
+    for (ri, (id, _)) in running.iter().enumerate() {
+        if !taken[ri] {
+            plan.stop.push(*id);
+        }
+    }
+    plan
+}
+
+/// The monitor's state: targets, interfaces, rules, drop counters.
+#[derive(Debug)]
+pub struct MonitorModel {
+    targets: HashMap<usize, TargetModel>,
+    ifaces: HashMap<String, IfaceModel>,
+    specs: Vec<RuleSpec>,
+    rules: RuleEngine,
+    /// Distinct target-rule window lengths in seconds, ascending.
+    lens: Vec<i64>,
+    /// For each rule, its index in `lens`.
+    rule_lens: Vec<usize>,
+    /// A p95 rule exists, so replies keep their histogram buckets.
+    keep_hist: bool,
+    outage_cfg: OutageConfig,
+    dropped: HashMap<DropStage, u64>,
+    /// Results of targets the model does not know (removed ones still answering).
+    pub unknown_results: u64,
+}
+
+/// Default window of the status line, seconds.
+pub const STATUS_WINDOW_SECS: i64 = 10;
+
+impl MonitorModel {
+    /// A model judging `rules`, detecting outages with `outage`.
+    pub fn new(rules: Vec<RuleSpec>, outage: OutageConfig) -> Self {
+        let mut m = Self {
+            targets: HashMap::new(),
+            ifaces: HashMap::new(),
+            specs: Vec::new(),
+            rules: RuleEngine::new(Vec::new()),
+            lens: Vec::new(),
+            rule_lens: Vec::new(),
+            keep_hist: false,
+            outage_cfg: outage,
+            dropped: HashMap::new(),
+            unknown_results: 0,
+        };
+        m.replace_rules(rules);
+        m
+    }
+
+    /// Replaces the rules (reload): unchanged rules keep their state (no re-fire, nothing
+    /// forgotten); windows are rebuilt and fill again from the next result.
+    pub fn replace_rules(&mut self, specs: Vec<RuleSpec>) {
+        let secs = |d: Duration| (d.as_secs() as i64).max(1);
+        // The status line's window is always there.
+        let mut lens: Vec<i64> = specs
+            .iter()
+            .filter(|s| !s.rule.metric.is_interface())
+            .map(|s| secs(s.window))
+            .chain([STATUS_WINDOW_SECS])
+            .collect();
+        lens.sort_unstable();
+        lens.dedup();
+        self.rule_lens = specs
+            .iter()
+            .map(|s| lens.binary_search(&secs(s.window)).unwrap_or(0))
+            .collect();
+        let keep_hist = specs.iter().any(|s| s.rule.metric == Metric::LatencyP95);
+        if lens != self.lens || keep_hist != self.keep_hist {
+            for t in self.targets.values_mut() {
+                t.windows = vec![WindowSums::default(); lens.len()];
+                t.ring.clear();
+                t.samples.clear();
+            }
+        }
+        self.lens = lens;
+        self.keep_hist = keep_hist;
+        self.rules
+            .replace_rules(specs.iter().map(|s| s.rule.clone()).collect());
+        self.specs = specs;
+    }
+
+    /// The rules, with their windows.
+    pub fn rules(&self) -> &[RuleSpec] {
+        &self.specs
+    }
+
+    /// Names of (rule, subject) pairs firing now.
+    pub fn firing(&self) -> Vec<(String, String)> {
+        self.rules.firing()
+    }
+
+    /// Starts keeping target `id`.
+    pub fn add_target(&mut self, id: usize, label: &str, kind: &str) {
+        self.targets
+            .insert(id, TargetModel::new(label, kind, self.lens.len()));
+    }
+
+    /// Forgets target `id` and its rule states.
+    pub fn remove_target(&mut self, id: usize) {
+        if let Some(t) = self.targets.remove(&id) {
+            if !self.targets.values().any(|o| o.label == t.label) {
+                self.rules.forget_subject(&t.label);
+            }
+        }
+    }
+
+    /// Target `id`, if kept.
+    pub fn target(&self, id: usize) -> Option<&TargetModel> {
+        self.targets.get(&id)
+    }
+
+    /// Number of targets kept.
+    pub fn target_count(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Counts `n` results dropped at `stage`.
+    pub fn count_dropped(&mut self, stage: DropStage, n: u64) {
+        *self.dropped.entry(stage).or_default() += n;
+    }
+
+    /// Sets the running total of drops at `stage` (for counters kept elsewhere).
+    pub fn set_dropped(&mut self, stage: DropStage, total: u64) {
+        self.dropped.insert(stage, total);
+    }
+
+    /// Results dropped at `stage` so far.
+    pub fn dropped(&self, stage: DropStage) -> u64 {
+        self.dropped.get(&stage).copied().unwrap_or(0)
+    }
+
+    /// Takes one resolved probe that arrived at wall time `wall`.
+    pub fn result(&mut self, r: &ProbeResult, wall: SystemTime, out: &mut Vec<Output>) {
+        let sec = unix_secs(wall);
+        let Some(t) = self.targets.get_mut(&r.target) else {
+            self.unknown_results += 1;
+            return;
+        };
+        t.record(r, sec, &self.lens, self.keep_hist);
+        let cfg = self.outage_cfg;
+        let detector = t
+            .outage
+            .get_or_insert_with(|| OutageDetector::new(cfg, r.seq));
+        let was_down = detector.in_outage();
+        let ended = detector.record(r.seq, r.sent_at, r.outcome.is_reply());
+        let down = detector.in_outage();
+        for o in &ended {
+            out.push(Output::Outage {
+                target: r.target,
+                outage: o.clone(),
+            });
+        }
+        if down {
+            if let Some(start) = detector.current_start() {
+                out.push(Output::Outage {
+                    target: r.target,
+                    outage: Outage {
+                        start,
+                        end: r.sent_at,
+                        sent: 0,
+                        received: 0,
+                        ongoing: true,
+                    },
+                });
+            }
+        }
+        if down != was_down || !ended.is_empty() {
+            out.push(Output::OutageState {
+                target: r.target,
+                down,
+            });
+        }
+    }
+
+    /// Takes one interface reading: the deltas since the last over `elapsed`, at `wall`.
+    pub fn iface(
+        &mut self,
+        name: &str,
+        wall: SystemTime,
+        rx: u64,
+        tx: u64,
+        errors: u64,
+        elapsed: Duration,
+    ) {
+        let sec = unix_secs(wall);
+        let w = self.ifaces.entry(name.to_string()).or_default();
+        w.seconds.push_back(IfaceSecond {
+            sec,
+            rx,
+            tx,
+            errors,
+            ms: elapsed.as_millis() as u64,
+        });
+    }
+
+    /// Forgets interface `name` (it vanished) and its rule states.
+    pub fn remove_iface(&mut self, name: &str) {
+        if self.ifaces.remove(name).is_some() {
+            self.rules.forget_subject(name);
+        }
+    }
+
+    /// One tick at monotonic `now` / wall `wall`: windows move on, every rule is judged on its
+    /// own window for every subject it applies to.
+    pub fn tick(&mut self, now: Duration, wall: SystemTime, out: &mut Vec<Output>) {
+        let sec = unix_secs(wall);
+        for t in self.targets.values_mut() {
+            if !t.ring.is_empty() {
+                t.advance(sec, &self.lens, self.keep_hist);
+            }
+        }
+        let longest_iface = self
+            .specs
+            .iter()
+            .filter(|s| s.rule.metric.is_interface())
+            .map(|s| s.window.as_secs() as i64)
+            .chain([STATUS_WINDOW_SECS])
+            .max()
+            .unwrap_or(STATUS_WINDOW_SECS);
+        for w in self.ifaces.values_mut() {
+            while w
+                .seconds
+                .front()
+                .is_some_and(|s| s.sec < sec - longest_iface)
+            {
+                w.seconds.pop_front();
+            }
+        }
+        let mut alerts = Vec::new();
+        for (i, spec) in self.specs.iter().enumerate() {
+            let metric = spec.rule.metric;
+            if metric.is_interface() {
+                let from = sec - spec.window.as_secs() as i64;
+                for (name, w) in &self.ifaces {
+                    let v = w.value(metric, from);
+                    self.rules.observe_rule(i, name, v, now, wall, &mut alerts);
+                }
+            } else {
+                let wi = self.rule_lens[i];
+                for t in self.targets.values() {
+                    let v = t.value(metric, wi);
+                    self.rules
+                        .observe_rule(i, &t.label, v, now, wall, &mut alerts);
+                }
+            }
+        }
+        out.extend(alerts.into_iter().map(Output::Alert));
+    }
+
+    /// Status-line figures of target `id` over the last [`STATUS_WINDOW_SECS`]: average RTT
+    /// (ms) and loss (0–1).
+    pub fn status(&self, id: usize) -> (Option<f64>, Option<f64>) {
+        let Some(t) = self.targets.get(&id) else {
+            return (None, None);
+        };
+        let wi = self
+            .lens
+            .binary_search(&STATUS_WINDOW_SECS)
+            .unwrap_or_default();
+        (t.value(Metric::LatencyAvg, wi), t.value(Metric::Loss, wi))
+    }
+
+    /// Receive and send rates (bytes/s) of interface `name` over the status window.
+    pub fn iface_status(&self, name: &str, sec: i64) -> (Option<f64>, Option<f64>) {
+        let Some(w) = self.ifaces.get(name) else {
+            return (None, None);
+        };
+        let from = sec - STATUS_WINDOW_SECS;
+        (w.value(Metric::RxRate, from), w.value(Metric::TxRate, from))
+    }
+
+    /// Names of the interfaces with data, sorted.
+    pub fn iface_names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.ifaces.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Every target's lateness summed: (late sends, sends, max).
+    pub fn lateness_total(&self) -> (u64, u64, Duration) {
+        self.targets.values().fold((0, 0, Duration::ZERO), |a, t| {
+            let l = &t.lateness;
+            (a.0 + l.late_sends, a.1 + l.sends, a.2.max(l.max))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,313 @@
+use super::*;
+use crate::alert::{AlertKind, Comparator, Severity};
+use crate::record::{Detail, Outcome};
+use proptest::prelude::*;
+use std::time::UNIX_EPOCH;
+
+fn spec(name: &str, metric: Metric, threshold: f64, hold_s: u64, window_s: u64) -> RuleSpec {
+    RuleSpec {
+        rule: Rule {
+            name: name.into(),
+            metric,
+            op: Comparator::Above,
+            threshold,
+            hold: Duration::from_secs(hold_s),
+            hysteresis: 0.1,
+            repeat: None,
+            subjects: vec![],
+            severity: Severity::Warning,
+        },
+        window: Duration::from_secs(window_s),
+    }
+}
+
+fn reply(target: usize, seq: u64, at_ms: u64, rtt_ms: f64) -> ProbeResult {
+    ProbeResult {
+        target,
+        seq,
+        sent_at: UNIX_EPOCH + Duration::from_millis(at_ms),
+        rtt: Some(Duration::from_secs_f64(rtt_ms / 1000.0)),
+        outcome: Outcome::Ok,
+        detail: Detail::None,
+        send_delay: Duration::ZERO,
+        late: false,
+    }
+}
+
+fn lost(target: usize, seq: u64, at_ms: u64) -> ProbeResult {
+    ProbeResult {
+        rtt: None,
+        outcome: Outcome::Timeout,
+        ..reply(target, seq, at_ms, 0.0)
+    }
+}
+
+/// Drives a model on virtual time: one probe per second (arriving at .100 of each second,
+/// RTT from `rtt(second)`), a tick at .500; returns (second, rule, kind) of every alert.
+fn drive(
+    model: &mut MonitorModel,
+    from_s: u64,
+    seconds: u64,
+    rtt: impl Fn(u64) -> Option<f64>,
+) -> Vec<(u64, String, AlertKind)> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for s in from_s..from_s + seconds {
+        let at = UNIX_EPOCH + Duration::from_millis(s * 1000 + 100);
+        let r = match rtt(s) {
+            Some(v) => reply(0, s + 1, s * 1000 + 100, v),
+            None => lost(0, s + 1, s * 1000 + 100),
+        };
+        model.result(&r, at, &mut out);
+        let tick = Duration::from_millis(s * 1000 + 500);
+        model.tick(tick, UNIX_EPOCH + tick, &mut out);
+        for o in out.drain(..) {
+            if let Output::Alert(e) = o {
+                seen.push((s, e.rule.clone(), e.kind));
+            }
+        }
+    }
+    seen
+}
+
+fn model_with(specs: Vec<RuleSpec>) -> MonitorModel {
+    let mut m = MonitorModel::new(specs, OutageConfig::default());
+    m.add_target(0, "lab", "icmp");
+    m
+}
+
+#[test]
+fn jitter_rule_fires_at_one_probe_a_second_on_jittery_replies() {
+    // ±8 ms around 40 ms, alternating: |ΔRTT| = 16 ms every reply, so the RFC 3550 estimate
+    // climbs past 1 ms within a few replies (J += (16 − J)/16: 1.0, 1.9, 2.8 …).
+    let mut m = model_with(vec![spec("jit", Metric::Jitter, 1.0, 3, 10)]);
+    let alerts = drive(&mut m, 1000, 20, |s| {
+        Some(if s % 2 == 0 { 32.0 } else { 48.0 })
+    });
+    let fired: Vec<_> = alerts
+        .iter()
+        .filter(|(_, _, k)| *k == AlertKind::Fired)
+        .collect();
+    assert_eq!(fired.len(), 1, "{alerts:?}");
+    // Second reply (1001) gives J = 1.0 ms (not > 1); 1002 gives 1.9: pending from 1002,
+    // fires once it has held 3 s.
+    assert_eq!(fired[0].0, 1005, "{alerts:?}");
+}
+
+#[test]
+fn jitter_rule_stays_quiet_on_steady_replies() {
+    let mut m = model_with(vec![spec("jit", Metric::Jitter, 1.0, 3, 10)]);
+    let alerts = drive(&mut m, 1000, 30, |_| Some(40.0));
+    assert!(alerts.is_empty(), "{alerts:?}");
+    assert_eq!(
+        m.target(0).and_then(TargetModel::jitter),
+        Some(Duration::ZERO)
+    );
+}
+
+#[test]
+fn each_rule_is_judged_on_its_own_window() {
+    // 10 ms for 60 s, then 50 ms. The 2 s rule (hold 3 s) sees 50 ms two seconds after the
+    // step and fires 3 s later; the 60 s rule's average crosses 30 ms only once more than half
+    // of its window is at 50 ms: 10·(60−k) + 50·k > 30·60 ⇔ k > 30.
+    let mut m = model_with(vec![
+        spec("fast", Metric::LatencyAvg, 30.0, 3, 2),
+        spec("slow", Metric::LatencyAvg, 30.0, 0, 60),
+    ]);
+    let step = 1060;
+    let alerts = drive(&mut m, 1000, 120, |s| {
+        Some(if s < step { 10.0 } else { 50.0 })
+    });
+    let fired = |rule: &str| {
+        alerts
+            .iter()
+            .find(|(_, r, k)| r == rule && *k == AlertKind::Fired)
+            .map(|(s, ..)| *s)
+    };
+    // Fast: window (s−2, s] holds second s−1 and s; at the step second it is (10+50)/2 = 30
+    // (not above), from step+1 it is 50: pending at step+1, fires at step+4.
+    assert_eq!(fired("fast"), Some(step + 4), "{alerts:?}");
+    // Slow: k = s − step + 1 seconds at 50 ms in its window; k = 31 at s = step + 30.
+    assert_eq!(fired("slow"), Some(step + 30), "{alerts:?}");
+    // And with the old bug (both rules fed both windows) "slow" would have fired with "fast".
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+}
+
+#[test]
+fn loss_and_p95_windows_slide() {
+    let mut m = model_with(vec![
+        spec("loss", Metric::Loss, 0.5, 0, 4),
+        spec("p95", Metric::LatencyP95, 100.0, 0, 4),
+    ]);
+    // Window (s−4, s]: lost 1002..=1005 → 3 of 4 lost at 1004 (fires), 1 of 4 at 1008
+    // (below 0.5 − 10 %: resolves). The 300 ms reply at 1008 is the p95 of its window until
+    // it leaves at 1012.
+    let alerts = drive(&mut m, 1000, 14, |s| match s {
+        1002..=1005 => None,
+        1008 => Some(300.0),
+        _ => Some(10.0),
+    });
+    let kinds: Vec<_> = alerts
+        .iter()
+        .map(|(s, r, k)| (*s, r.as_str(), *k))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (1004, "loss", AlertKind::Fired),
+            (1008, "loss", AlertKind::Resolved),
+            (1008, "p95", AlertKind::Fired),
+            (1012, "p95", AlertKind::Resolved),
+        ],
+        "{alerts:?}"
+    );
+}
+
+#[test]
+fn reload_plan_keeps_changes_and_stops() {
+    let running = vec![(0, "a"), (1, "b"), (2, "c")];
+    let plan = plan_reload(&running, &["a", "c2", "c", "d"]);
+    assert_eq!(plan.keep, vec![0, 2]);
+    assert_eq!(plan.stop, vec![1]);
+    assert_eq!(plan.start, vec![1, 3]);
+    // Duplicates: a second "a" starts again.
+    let plan = plan_reload(&running, &["a", "a"]);
+    assert_eq!(plan.keep, vec![0]);
+    assert_eq!(plan.start, vec![1]);
+    assert_eq!(plan.stop, vec![1, 2]);
+}
+
+#[test]
+fn reload_keeps_target_state_and_firing_rules() {
+    let rules = vec![spec("slow", Metric::LatencyAvg, 30.0, 0, 2)];
+    let mut m = model_with(rules.clone());
+    let alerts = drive(&mut m, 1000, 5, |_| Some(50.0));
+    assert_eq!(alerts.len(), 1);
+    // Same rules again (and one more): no re-fire, the firing alert is still known.
+    let mut more = rules.clone();
+    more.push(spec("loss", Metric::Loss, 0.5, 0, 2));
+    m.replace_rules(more);
+    assert_eq!(m.firing(), vec![("slow".to_string(), "lab".to_string())]);
+    let alerts = drive(&mut m, 1005, 5, |_| Some(50.0));
+    assert!(alerts.is_empty(), "{alerts:?}");
+    // It resolves when latency drops.
+    let alerts = drive(&mut m, 1010, 3, |_| Some(5.0));
+    assert_eq!(alerts[0].2, AlertKind::Resolved);
+    // A removed target is forgotten everywhere.
+    let _ = drive(&mut m, 1013, 3, |_| Some(50.0));
+    assert_eq!(m.firing().len(), 1);
+    m.remove_target(0);
+    assert!(m.firing().is_empty());
+    let mut out = Vec::new();
+    m.result(&reply(0, 99, 1_016_100, 1.0), UNIX_EPOCH, &mut out);
+    assert_eq!(m.unknown_results, 1);
+}
+
+#[test]
+fn drops_are_counted_per_stage() {
+    let mut m = model_with(vec![]);
+    m.count_dropped(DropStage::Monitor, 3);
+    m.count_dropped(DropStage::Monitor, 2);
+    m.set_dropped(DropStage::Recorder, 7);
+    assert_eq!(m.dropped(DropStage::Monitor), 5);
+    assert_eq!(m.dropped(DropStage::Recorder), 7);
+}
+
+#[test]
+fn outages_come_out_as_they_start_and_end() {
+    let mut m = model_with(vec![spec("down", Metric::Outage, 0.5, 0, 10)]);
+    let alerts = drive(&mut m, 1000, 10, |s| {
+        (!(1003..1006).contains(&s)).then_some(5.0)
+    });
+    let kinds: Vec<_> = alerts.iter().map(|(s, _, k)| (*s, *k)).collect();
+    assert_eq!(
+        kinds,
+        vec![(1003, AlertKind::Fired), (1006, AlertKind::Resolved)]
+    );
+}
+
+#[test]
+fn lateness_is_kept_per_target() {
+    let mut m = model_with(vec![]);
+    let mut out = Vec::new();
+    let mut r = reply(0, 1, 1000, 1.0);
+    r.send_delay = Duration::from_millis(3);
+    r.late = true;
+    m.result(&r, UNIX_EPOCH + Duration::from_secs(1), &mut out);
+    m.result(
+        &reply(0, 2, 2000, 1.0),
+        UNIX_EPOCH + Duration::from_secs(2),
+        &mut out,
+    );
+    let l = m
+        .target(0)
+        .map(TargetModel::lateness)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (l.late_sends, l.sends, l.max),
+        (1, 2, Duration::from_millis(3))
+    );
+    assert_eq!(m.lateness_total(), (1, 2, Duration::from_millis(3)));
+}
+
+/// Brute force: the same figures from every result kept.
+fn brute(
+    results: &[(i64, Option<f64>)],
+    now: i64,
+    window: i64,
+) -> (u64, u64, Option<f64>, Option<u64>) {
+    let inside: Vec<_> = results
+        .iter()
+        .filter(|(s, _)| *s > now - window && *s <= now)
+        .collect();
+    let sent = inside.len() as u64;
+    let rtts: Vec<f64> = inside.iter().filter_map(|(_, r)| *r).collect();
+    let avg = (!rtts.is_empty()).then(|| rtts.iter().sum::<f64>() / rtts.len() as f64);
+    let mut sk = LatencySketch::default();
+    for r in &rtts {
+        sk.record((r * 1e6) as u64);
+    }
+    (sent, rtts.len() as u64, avg, sk.quantile(0.95))
+}
+
+proptest! {
+    /// Sliding sums equal sums recomputed from scratch, whatever the arrival pattern (gaps,
+    /// bursts).
+    #[test]
+    fn sliding_windows_equal_brute_force(
+        steps in proptest::collection::vec((0i64..4, proptest::option::of(1u32..500)), 1..200),
+        w1 in 1u64..8, w2 in 1u64..30,
+    ) {
+        let mut m = model_with(vec![
+            spec("a", Metric::LatencyP95, 1e9, 0, w1),
+            spec("b", Metric::LatencyAvg, 1e9, 0, w2),
+        ]);
+        let mut kept: Vec<(i64, Option<f64>)> = Vec::new();
+        let mut sec = 10_000i64;
+        let mut out = Vec::new();
+        for (i, (gap, rtt)) in steps.iter().enumerate() {
+            sec += gap;
+            let r = match rtt {
+                Some(v) => reply(0, i as u64 + 1, 0, f64::from(*v)),
+                None => lost(0, i as u64 + 1, 0),
+            };
+            let rtt_ms = r.rtt.map(|d| d.as_nanos() as f64 / 1e6);
+            m.result(&r, UNIX_EPOCH + Duration::from_secs(sec as u64), &mut out);
+            kept.push((sec, rtt_ms));
+            let t = m.target(0).expect("target");
+            for (wi, &len) in m.lens.iter().enumerate() {
+                let (sent, rtts, avg, p95) = brute(&kept, sec, len);
+                let w = &t.windows[wi];
+                prop_assert_eq!(w.sent, sent, "window {} at {}", len, sec);
+                prop_assert_eq!(w.rtts, rtts);
+                let got = t.value(Metric::LatencyAvg, wi);
+                match (got, avg) {
+                    (Some(a), Some(b)) => prop_assert!((a - b).abs() < 1e-6 * b.max(1.0)),
+                    (a, b) => prop_assert_eq!(a.is_some(), b.is_some()),
+                }
+                prop_assert_eq!(w.hist.quantile(0.95), p95);
+            }
+        }
+    }
+}
