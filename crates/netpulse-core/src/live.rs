@@ -10,8 +10,57 @@ use crate::stats::{ProbeStats, RttStats};
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
-/// Seconds of per-second history kept per target and interface (15 minutes).
+/// Seconds of per-second history kept per target and interface (15 minutes), when targets
+/// are few (see [`LiveView::fit_history`]).
 pub const HISTORY_SECONDS: usize = 900;
+/// The least per-second history a target keeps, however many there are.
+pub const MIN_HISTORY_SECONDS: usize = 60;
+/// Per-second points kept over all targets (20 bytes each: ~2.4 MB): 15 minutes for up to
+/// 133 targets, 2 minutes at 1 000, the 1-minute floor beyond 2 000. Longer ranges come
+/// from the recording.
+pub const HISTORY_POINTS: usize = 120_000;
+/// Targets removed by reloads that stay listed (as gone, without history).
+pub const GONE_KEPT: usize = 64;
+
+/// One second of a target as the ring keeps it: 20 bytes instead of 72 (unix seconds fit
+/// 32 bits until 2106; counts saturate at 65 535 a second, 65 times the 1 ms probe rate;
+/// times in ms as f32 are exact to 0.1 µs at 10 ms; NaN = no reply).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PackedSecond {
+    sec: u32,
+    sent: u16,
+    received: u16,
+    min_ms: f32,
+    avg_ms: f32,
+    max_ms: f32,
+}
+
+impl PackedSecond {
+    fn pack(p: &TargetSecond) -> Self {
+        let f = |v: Option<f64>| v.map_or(f32::NAN, |v| v as f32);
+        let c = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+        PackedSecond {
+            sec: u32::try_from(p.sec.max(0)).unwrap_or(u32::MAX),
+            sent: c(p.sent),
+            received: c(p.received),
+            min_ms: f(p.min_ms),
+            avg_ms: f(p.avg_ms),
+            max_ms: f(p.max_ms),
+        }
+    }
+
+    fn unpack(&self) -> TargetSecond {
+        let f = |v: f32| (!v.is_nan()).then_some(f64::from(v));
+        TargetSecond {
+            sec: i64::from(self.sec),
+            sent: u64::from(self.sent),
+            received: u64::from(self.received),
+            min_ms: f(self.min_ms),
+            avg_ms: f(self.avg_ms),
+            max_ms: f(self.max_ms),
+        }
+    }
+}
 /// Outages kept per target.
 pub const OUTAGES_KEPT: usize = 50;
 /// Alert events kept.
@@ -79,8 +128,8 @@ pub struct TargetLive {
     pub target: String,
     /// Probe kind (`icmp`, `tcp`, `udp`, `dns`, `http`).
     pub kind: String,
-    /// Per-second points, oldest first.
-    pub seconds: VecDeque<TargetSecond>,
+    /// Per-second points, oldest first (read them with [`TargetLive::points`]).
+    seconds: VecDeque<PackedSecond>,
     /// Everything since the start.
     pub total: ProbeStats,
     /// The latest reply's RTT.
@@ -107,16 +156,24 @@ impl TargetLive {
             .map(|(s, stats)| TargetSecond::of(*s, stats))
     }
 
+    /// The latest closed second.
+    pub fn last_closed(&self) -> Option<TargetSecond> {
+        self.seconds.back().map(PackedSecond::unpack)
+    }
+
     /// The last closed seconds and the open one, oldest first.
     pub fn points(&self) -> impl Iterator<Item = TargetSecond> + '_ {
-        self.seconds.iter().copied().chain(self.current_point())
+        self.seconds
+            .iter()
+            .map(PackedSecond::unpack)
+            .chain(self.current_point())
     }
 
     /// The latest `n` seconds' statistics merged.
     pub fn recent(&self, n: usize) -> (u64, u64, Option<f64>, Option<f64>, Option<f64>) {
         let (mut sent, mut received) = (0u64, 0u64);
         let (mut min, mut max, mut sum, mut cnt) = (f64::INFINITY, 0f64, 0f64, 0u64);
-        for s in self.seconds.iter().rev().take(n) {
+        for s in self.seconds.iter().rev().take(n).map(PackedSecond::unpack) {
             sent += s.sent;
             received += s.received;
             if let (Some(lo), Some(hi), Some(avg)) = (s.min_ms, s.max_ms, s.avg_ms) {
@@ -197,6 +254,8 @@ pub struct LiveView {
     pub alerts: VecDeque<AlertLine>,
     /// Bumped on every change, so a view can tell whether to redraw.
     pub version: u64,
+    /// Seconds of history each target keeps (0: [`HISTORY_SECONDS`]).
+    pub history_seconds: usize,
     /// Results dropped on the way to the recording.
     pub record_dropped: u64,
     /// Results dropped on the way from the probe engine to the monitor (views, alerts).
@@ -239,6 +298,28 @@ fn push_ring<T>(ring: &mut VecDeque<T>, item: T, cap: usize) {
 }
 
 impl LiveView {
+    /// Seconds of per-second history each target keeps now.
+    pub fn history_len(&self) -> usize {
+        if self.history_seconds == 0 {
+            HISTORY_SECONDS
+        } else {
+            self.history_seconds
+        }
+    }
+
+    /// Sizes each target's history for `targets` targets within [`HISTORY_POINTS`] (between
+    /// [`MIN_HISTORY_SECONDS`] and [`HISTORY_SECONDS`]), trimming what is already kept.
+    pub fn fit_history(&mut self, targets: usize) {
+        let len = (HISTORY_POINTS / targets.max(1)).clamp(MIN_HISTORY_SECONDS, HISTORY_SECONDS);
+        self.history_seconds = len;
+        for t in self.targets.iter_mut().flatten() {
+            while t.seconds.len() > len {
+                t.seconds.pop_front();
+            }
+            t.seconds.shrink_to(len);
+        }
+    }
+
     /// Adds (or re-activates) target `index`.
     pub fn add_target(&mut self, index: usize, label: &str, target: &str, kind: &str) {
         if self.targets.len() <= index {
@@ -259,18 +340,36 @@ impl LiveView {
         self.version += 1;
     }
 
-    /// Marks target `index` as no longer probed (kept for its history).
+    /// Marks target `index` as no longer probed: it stays listed as gone, with its totals and
+    /// outages but without its per-second history; beyond [`GONE_KEPT`] gone targets the
+    /// oldest are forgotten.
     pub fn remove_target(&mut self, index: usize) {
         if let Some(Some(t)) = self.targets.get_mut(index) {
             if t.active {
                 t.active = false;
+                t.seconds = VecDeque::new();
+                t.current = None;
                 self.version += 1;
             }
+        }
+        let gone: Vec<usize> = self
+            .targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.as_ref().is_some_and(|t| !t.active))
+            .map(|(i, _)| i)
+            .collect();
+        for &i in gone.iter().take(gone.len().saturating_sub(GONE_KEPT)) {
+            self.targets[i] = None;
+        }
+        while self.targets.last().is_some_and(Option::is_none) {
+            self.targets.pop();
         }
     }
 
     /// Counts a probe result in the second it arrived (`now`).
     pub fn result(&mut self, index: usize, r: &ProbeResult, now: SystemTime) {
+        let history = self.history_len();
         let Some(Some(t)) = self.targets.get_mut(index) else {
             return;
         };
@@ -288,7 +387,8 @@ impl LiveView {
             Some((s, stats)) if *s == sec => stats.record(r),
             slot => {
                 if let Some((s, stats)) = slot.take() {
-                    push_ring(&mut t.seconds, TargetSecond::of(s, &stats), HISTORY_SECONDS);
+                    let p = PackedSecond::pack(&TargetSecond::of(s, &stats));
+                    push_ring(&mut t.seconds, p, history);
                 }
                 let mut stats = ProbeStats::default();
                 stats.record(r);
@@ -301,10 +401,12 @@ impl LiveView {
     /// Closes the seconds before `now` (called once a second), so quiet seconds end too.
     pub fn tick(&mut self, now: SystemTime) {
         let sec = unix_secs(now);
+        let history = self.history_len();
         for t in self.targets.iter_mut().flatten() {
             if t.current.as_ref().is_some_and(|(s, _)| *s < sec) {
                 if let Some((s, stats)) = t.current.take() {
-                    push_ring(&mut t.seconds, TargetSecond::of(s, &stats), HISTORY_SECONDS);
+                    let p = PackedSecond::pack(&TargetSecond::of(s, &stats));
+                    push_ring(&mut t.seconds, p, history);
                 }
             }
         }
@@ -444,13 +546,14 @@ mod tests {
         v.result(0, &result(2, None), at(101, 0));
         v.tick(at(102, 0));
         let t = v.targets[0].as_ref().expect("target");
-        assert_eq!(t.seconds.len(), 2);
-        assert_eq!(t.seconds[0].sec, 100);
-        assert_eq!((t.seconds[0].sent, t.seconds[0].received), (2, 2));
-        assert_eq!(t.seconds[0].min_ms, Some(10.0));
-        assert_eq!(t.seconds[0].avg_ms, Some(20.0));
-        assert_eq!(t.seconds[0].max_ms, Some(30.0));
-        assert_eq!(t.seconds[1].loss(), Some(1.0));
+        let p: Vec<TargetSecond> = t.seconds.iter().map(PackedSecond::unpack).collect();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].sec, 100);
+        assert_eq!((p[0].sent, p[0].received), (2, 2));
+        assert_eq!(p[0].min_ms, Some(10.0));
+        assert_eq!(p[0].avg_ms, Some(20.0));
+        assert_eq!(p[0].max_ms, Some(30.0));
+        assert_eq!(p[1].loss(), Some(1.0));
         assert_eq!(t.unanswered_run, 1);
         assert_eq!(t.recent(10), (3, 2, Some(10.0), Some(20.0), Some(30.0)));
         for s in 0..2000 {
@@ -459,6 +562,47 @@ mod tests {
         let t = v.targets[0].as_ref().expect("target");
         assert_eq!(t.seconds.len(), HISTORY_SECONDS);
         assert_eq!(t.total.sent, 2003);
+        // Many targets: each keeps less, within the point budget, never under a minute.
+        v.fit_history(1000);
+        assert_eq!(v.history_len(), HISTORY_POINTS / 1000);
+        let t = v.targets[0].as_ref().expect("target");
+        assert_eq!(
+            t.points().count(),
+            HISTORY_POINTS / 1000 + 1,
+            "closed + the open one"
+        );
+        v.fit_history(1_000_000);
+        assert_eq!(v.history_len(), MIN_HISTORY_SECONDS);
+        for s in 0..10 {
+            v.result(0, &result(3000 + s, Some(1)), at(3000 + s, 0));
+        }
+        assert_eq!(
+            v.targets[0].as_ref().map(|t| t.seconds.len()),
+            Some(MIN_HISTORY_SECONDS)
+        );
+    }
+
+    #[test]
+    fn gone_targets_lose_their_history_and_are_bounded() {
+        let mut v = LiveView::default();
+        for i in 0..GONE_KEPT + 10 {
+            v.add_target(i, &format!("t{i}"), "x", "icmp");
+            v.result(i, &result(1, Some(1)), at(100, 0));
+            v.tick(at(101, 0));
+        }
+        v.add_target(GONE_KEPT + 10, "stays", "x", "icmp");
+        for i in 0..GONE_KEPT + 10 {
+            v.remove_target(i);
+        }
+        let gone: Vec<&TargetLive> = v.targets.iter().flatten().filter(|t| !t.active).collect();
+        assert_eq!(gone.len(), GONE_KEPT);
+        assert!(gone.iter().all(|t| t.points().count() == 0));
+        assert_eq!(gone[0].label, "t10", "the oldest are forgotten first");
+        assert!(v
+            .targets
+            .iter()
+            .flatten()
+            .any(|t| t.active && t.label == "stays"));
     }
 
     #[test]

@@ -133,8 +133,11 @@ pub struct TargetModel {
     /// Second of `ring[0]`.
     ring_start: i64,
     ring: VecDeque<SecondSums>,
-    /// Histogram buckets of the replies in the ring, oldest first, with their second.
-    samples: VecDeque<(i64, i16)>,
+    /// Histogram buckets of the replies in the ring, oldest first, with their second as an
+    /// offset from `ring_start`'s epoch (`samples_epoch`): 8 bytes a reply, not 16.
+    samples: VecDeque<(u32, i16)>,
+    /// The second sample offsets count from.
+    samples_epoch: i64,
     /// Absolute index of `samples[0]`.
     samples_base: u64,
     /// One per distinct window length of the model, same order.
@@ -152,6 +155,7 @@ impl TargetModel {
             ring_start: 0,
             ring: VecDeque::new(),
             samples: VecDeque::new(),
+            samples_epoch: 0,
             samples_base: 0,
             windows: vec![WindowSums::default(); windows],
             jitter: Jitter::default(),
@@ -179,6 +183,7 @@ impl TargetModel {
         self.ring.clear();
         self.samples_base += self.samples.len() as u64;
         self.samples.clear();
+        self.samples_epoch = sec;
         self.ring_start = sec;
         self.ring.push_back(SecondSums::default());
         for w in &mut self.windows {
@@ -224,7 +229,7 @@ impl TargetModel {
                         .and_then(|i| usize::try_from(i).ok())
                         .and_then(|i| self.samples.get(i))
                     {
-                        if s > w.evicted_through {
+                        if self.samples_epoch + i64::from(s) > w.evicted_through {
                             break;
                         }
                         w.hist.remove_bucket(b);
@@ -237,10 +242,11 @@ impl TargetModel {
             self.ring.pop_front();
             self.ring_start += 1;
         }
+        let epoch = self.samples_epoch;
         while self
             .samples
             .front()
-            .is_some_and(|(s, _)| *s < self.ring_start)
+            .is_some_and(|(s, _)| epoch + i64::from(*s) < self.ring_start)
         {
             self.samples.pop_front();
             self.samples_base += 1;
@@ -263,8 +269,10 @@ impl TargetModel {
                 self.jitter.record(rtt);
                 if keep_hist {
                     let b = LatencySketch::bucket_of(ns);
-                    self.samples
-                        .push_back((self.ring_start + self.ring.len() as i64 - 1, b));
+                    let newest = self.ring_start + self.ring.len() as i64 - 1;
+                    // Offsets stay small: the ring resets after any gap longer than it.
+                    let offset = u32::try_from(newest - self.samples_epoch).unwrap_or(u32::MAX);
+                    self.samples.push_back((offset, b));
                     bucket = Some(b);
                 }
             }

@@ -89,6 +89,9 @@ pub struct EngineConfig {
     pub payload_size: usize,
     /// Stop sending after this long (ping's `-w`).
     pub deadline: Option<Duration>,
+    /// How long results may wait to be handed over together (see [`Engine::run_batched`]);
+    /// zero hands each over before the engine next sleeps.
+    pub batch_for: Duration,
     /// Keep running with no target until stopped (a monitor adds targets later); otherwise the
     /// run ends when every target has sent its count.
     pub until_stopped: bool,
@@ -100,6 +103,7 @@ impl Default for EngineConfig {
             icmp_mode: IcmpMode::Auto,
             payload_size: 56,
             deadline: None,
+            batch_for: Duration::ZERO,
             until_stopped: false,
         }
     }
@@ -272,11 +276,12 @@ impl TargetState {
         (s.seq != 0 && s.seq as u16 == seq16).then_some(s.seq)
     }
 
-    /// How early a send may leave to share a wake-up with another: 1/16 of the interval (62 µs
-    /// at 1 ms, 625 µs at 10 ms), at most 1 ms. Intervals stay exact on average; a single one
-    /// may be shorter by this much, which no RTT or loss figure depends on.
+    /// How early a send may leave to share a wake-up with others: 1/16 of the interval (62 µs
+    /// at 1 ms, 625 µs at 10 ms, 6.25 ms at 100 ms), at most [`MAX_SEND_SLACK`]. Intervals stay
+    /// exact on average; a single one may be shorter by this much, which no RTT or loss figure
+    /// depends on. This is what lets thousands of targets share ~100 wake-ups a second.
     fn send_slack(&self) -> Duration {
-        (self.plan.interval / 16).min(Duration::from_millis(1))
+        (self.plan.interval / 16).min(MAX_SEND_SLACK)
     }
 
     fn oldest_in_flight(&self) -> Option<u64> {
@@ -289,8 +294,13 @@ impl TargetState {
 }
 
 /// When the next timer is closer than this, the loop does not wake up for replies that carry a
-/// kernel timestamp; it reads them when the timer fires (at most this much later).
-const LAZY_WINDOW: Duration = Duration::from_millis(2);
+/// kernel timestamp; it reads them when the timer fires (at most this much later), and always
+/// before it handles a timeout. Larger than [`MAX_SEND_SLACK`], so that with many targets the
+/// loop wakes once per group of sends and reads the replies to the last group then.
+const LAZY_WINDOW: Duration = Duration::from_millis(20);
+
+/// The most a send may leave early to share a wake-up (see `TargetState::send_slack`).
+const MAX_SEND_SLACK: Duration = Duration::from_millis(10);
 
 /// Bits of a tag id that name the slot; the rest is the slot's generation, so an answer to a
 /// removed target is never taken for the target that reuses its slot.
@@ -354,7 +364,13 @@ pub struct Engine {
     /// Targets added before `run` (their first sends are spread when it starts).
     initial: usize,
     heap: BinaryHeap<Event>,
+    /// Results not yet handed over, and when the oldest of them came.
+    batch: Vec<ProbeResult>,
+    batch_since: Option<Instant>,
 }
+
+/// A batch this large is handed over at once.
+const MAX_BATCH: usize = 4096;
 
 impl TargetState {
     /// A placeholder for a new slot, overwritten at once (its generation starts at 0).
@@ -622,6 +638,8 @@ impl Engine {
             icmp_by_addr: HashMap::new(),
             initial: 0,
             heap: BinaryHeap::new(),
+            batch: Vec::new(),
+            batch_since: None,
         };
         for (id, plan) in plans {
             let p = prepare(&engine.shared, id, plan, engine.config.payload_size, None)?;
@@ -809,8 +827,43 @@ impl Engine {
 
     /// Probes until every target has sent its count, the deadline passes or a stop is asked for
     /// (with [`EngineConfig::until_stopped`]: only the last two), then waits for the answers in
-    /// flight. Every resolved probe is passed to `sink`.
-    pub fn run(mut self, sink: &mut dyn FnMut(&ProbeResult)) -> RunReport {
+    /// flight. Every resolved probe is passed to `sink`, as soon as the engine has nothing else
+    /// to do (before it sleeps).
+    pub fn run(self, sink: &mut dyn FnMut(&ProbeResult)) -> RunReport {
+        self.run_batched(&mut |batch| {
+            for r in batch.drain(..) {
+                sink(&r);
+            }
+        })
+    }
+
+    /// Like [`Engine::run`], handing results over in batches that `flush` drains: a batch is
+    /// handed over once it is [`EngineConfig::batch_for`] old (or large), or the engine is
+    /// about to sleep longer than that — one wake-up of the consumer per batch, not per result.
+    pub fn run_batched(mut self, flush: &mut dyn FnMut(&mut Vec<ProbeResult>)) -> RunReport {
+        self.run_inner(flush);
+        if !self.batch.is_empty() {
+            flush(&mut self.batch);
+            self.batch.clear();
+        }
+        let mut report = RunReport::default();
+        for t in std::mem::take(&mut self.targets) {
+            if !t.alive || t.removed {
+                continue;
+            }
+            let mut r = t.report;
+            if let (Some(a), Some(b)) = (t.first_send, t.last_resolved) {
+                r.elapsed = b.saturating_duration_since(a);
+            }
+            if report.targets.len() <= t.id {
+                report.targets.resize(t.id + 1, TargetReport::default());
+            }
+            report.targets[t.id] = r;
+        }
+        report
+    }
+
+    fn run_inner(&mut self, flush: &mut dyn FnMut(&mut Vec<ProbeResult>)) {
         // Precise wake-ups: the default 50 µs timer slack would blur 1 ms schedules.
         let _ = nix::sys::prctl::set_timerslack(1_000);
         let start = Instant::now();
@@ -840,7 +893,7 @@ impl Engine {
         loop {
             if unread {
                 // Answers first: a probe must not time out while its reply waits in a buffer.
-                self.harvest(true, &mut bufs, &mut stopping, sink);
+                self.harvest(true, &mut bufs, &mut stopping);
             }
             let mut now = Instant::now();
             if !stopping
@@ -867,9 +920,9 @@ impl Engine {
                     continue; // a removed target's timer
                 };
                 if seq == 0 {
-                    self.send(slot, at, &mut bufs, sink);
+                    self.send(slot, at, &mut bufs);
                 } else {
-                    self.resolve(slot, seq, Outcome::Timeout, None, Detail::None, now, sink);
+                    self.resolve(slot, seq, Outcome::Timeout, None, Detail::None, now);
                 }
                 now = Instant::now();
             }
@@ -888,6 +941,18 @@ impl Engine {
                     next = Some(next.map_or(d, |n| n.min(d)));
                 }
             }
+            if let Some(since) = self.batch_since.filter(|_| !self.batch.is_empty()) {
+                let due = since + self.config.batch_for;
+                if now >= due
+                    || self.batch.len() >= MAX_BATCH
+                    || next.is_none_or(|n| n > due + self.config.batch_for)
+                {
+                    flush(&mut self.batch);
+                    self.batch.clear();
+                } else {
+                    next = Some(next.map_or(due, |n| n.min(due)));
+                }
+            }
             // Replies carry kernel timestamps, so reading them late costs no precision: when a
             // timer is due soon anyway, sleep through their arrival and read them then.
             let lazy = next.is_some_and(|n| n.saturating_duration_since(now) < LAZY_WINDOW);
@@ -902,37 +967,16 @@ impl Engine {
             let ready = matches!(nix::poll::ppoll(&mut fds, timeout, None), Ok(n) if n > 0);
             if ready {
                 if !lazy {
-                    self.harvest(true, &mut bufs, &mut stopping, sink);
+                    self.harvest(true, &mut bufs, &mut stopping);
                 }
-                self.harvest(false, &mut bufs, &mut stopping, sink);
+                self.harvest(false, &mut bufs, &mut stopping);
             }
             unread = lazy;
         }
-        let mut report = RunReport::default();
-        for t in self.targets {
-            if !t.alive || t.removed {
-                continue;
-            }
-            let mut r = t.report;
-            if let (Some(a), Some(b)) = (t.first_send, t.last_resolved) {
-                r.elapsed = b.saturating_duration_since(a);
-            }
-            if report.targets.len() <= t.id {
-                report.targets.resize(t.id + 1, TargetReport::default());
-            }
-            report.targets[t.id] = r;
-        }
-        report
     }
 
     /// Handles what is ready in one of the two epoll sets, without waiting.
-    fn harvest(
-        &mut self,
-        timestamped: bool,
-        bufs: &mut RxBufs,
-        stopping: &mut bool,
-        sink: &mut dyn FnMut(&ProbeResult),
-    ) {
+    fn harvest(&mut self, timestamped: bool, bufs: &mut RxBufs, stopping: &mut bool) {
         loop {
             let set = if timestamped {
                 &self.timestamped
@@ -958,11 +1002,9 @@ impl Engine {
                         // A stop is noticed by the loop right after this wake-up.
                         self.apply_commands(*stopping || self.shared.stop.load(Ordering::Relaxed));
                     }
-                    EV_ICMP4 | EV_ICMP6 => {
-                        self.read_icmp(kind == EV_ICMP6, errors, woke, bufs, sink)
-                    }
-                    EV_CONN => self.read_conn(slot as usize, errors, woke, bufs, sink),
-                    _ => self.finish_connect(slot, ring, woke, sink),
+                    EV_ICMP4 | EV_ICMP6 => self.read_icmp(kind == EV_ICMP6, errors, woke, bufs),
+                    EV_CONN => self.read_conn(slot as usize, errors, woke, bufs),
+                    _ => self.finish_connect(slot, ring, woke),
                 }
             }
             // A full batch may have left more behind (level-triggered: they are still ready).
@@ -973,13 +1015,7 @@ impl Engine {
     }
 
     /// Sends target `ti`'s next probe (nominally due at `at`) and schedules the one after.
-    fn send(
-        &mut self,
-        ti: u32,
-        at: Instant,
-        bufs: &mut RxBufs,
-        sink: &mut dyn FnMut(&ProbeResult),
-    ) {
+    fn send(&mut self, ti: u32, at: Instant, bufs: &mut RxBufs) {
         let i = ti as usize;
         if !self.targets[i].sending {
             return;
@@ -996,7 +1032,6 @@ impl Engine {
                 None,
                 Detail::None,
                 Instant::now(),
-                sink,
             );
         }
         let nonce = self.nonce;
@@ -1098,7 +1133,7 @@ impl Engine {
             self.heap.push(Reverse((at + t.plan.interval, t.tag_id, 0)));
         }
         if let Some((outcome, rtt)) = immediate {
-            self.resolve(ti, seq, outcome, rtt, Detail::None, Instant::now(), sink);
+            self.resolve(ti, seq, outcome, rtt, Detail::None, Instant::now());
         }
     }
 
@@ -1112,7 +1147,6 @@ impl Engine {
         rtt: Option<Duration>,
         detail: Detail,
         now: Instant,
-        sink: &mut dyn FnMut(&ProbeResult),
     ) -> bool {
         let Some(t) = self.targets.get_mut(ti as usize).filter(|t| t.alive) else {
             return false;
@@ -1142,20 +1176,17 @@ impl Engine {
         };
         t.report.stats.record(&result);
         let done = t.removed && t.in_flight == 0;
-        sink(&result);
+        if self.batch.is_empty() {
+            self.batch_since = Some(now);
+        }
+        self.batch.push(result);
         if done {
             self.free_slot(ti);
         }
         true
     }
 
-    fn finish_connect(
-        &mut self,
-        ti: u32,
-        ring: usize,
-        woke: Instant,
-        sink: &mut dyn FnMut(&ProbeResult),
-    ) {
+    fn finish_connect(&mut self, ti: u32, ring: usize, woke: Instant) {
         let Some(t) = self.targets.get(ti as usize).filter(|t| t.alive) else {
             return;
         };
@@ -1174,7 +1205,7 @@ impl Engine {
             Ok(None) => (Outcome::Ok, Some(rtt)),
             Ok(Some(e)) | Err(e) => connect_error_outcome(e, t.plan.addr, rtt),
         };
-        self.resolve(ti, seq, outcome, rtt, Detail::None, woke, sink);
+        self.resolve(ti, seq, outcome, rtt, Detail::None, woke);
     }
 
     fn rtt(slot: &Slot, kernel_time: Option<Duration>, woke: Instant) -> Duration {
@@ -1191,14 +1222,7 @@ impl Engine {
         mono
     }
 
-    fn read_icmp(
-        &mut self,
-        v6: bool,
-        errors: bool,
-        woke: Instant,
-        bufs: &mut RxBufs,
-        sink: &mut dyn FnMut(&ProbeResult),
-    ) {
+    fn read_icmp(&mut self, v6: bool, errors: bool, woke: Instant, bufs: &mut RxBufs) {
         let Some(fd) = (if v6 { &self.icmp6 } else { &self.icmp4 })
             .as_ref()
             .map(|s| s.sock.as_raw_fd())
@@ -1225,7 +1249,6 @@ impl Engine {
                         Detail::None,
                         rx.kernel_time,
                         woke,
-                        sink,
                     );
                 }
             }
@@ -1256,15 +1279,7 @@ impl Engine {
                             bytes: len as u32,
                             ttl,
                         };
-                        self.resolve_answer(
-                            ti,
-                            seq,
-                            Outcome::Ok,
-                            detail,
-                            rx.kernel_time,
-                            woke,
-                            sink,
-                        );
+                        self.resolve_answer(ti, seq, Outcome::Ok, detail, rx.kernel_time, woke);
                     }
                 }
                 IcmpMessage::Error {
@@ -1293,7 +1308,6 @@ impl Engine {
                             Detail::None,
                             rx.kernel_time,
                             woke,
-                            sink,
                         );
                     }
                 }
@@ -1338,13 +1352,12 @@ impl Engine {
         detail: Detail,
         kernel_time: Option<Duration>,
         woke: Instant,
-        sink: &mut dyn FnMut(&ProbeResult),
     ) {
         let rtt = self.targets.get(ti as usize).and_then(|t| {
             t.slot_of(seq)
                 .map(|i| Self::rtt(&t.slots[i], kernel_time, woke))
         });
-        self.resolve(ti, seq, outcome, rtt, detail, woke, sink);
+        self.resolve(ti, seq, outcome, rtt, detail, woke);
     }
 
     /// The UDP probe a datagram (reply, or our payload quoted by an error) answers: the one its
@@ -1358,14 +1371,7 @@ impl Engine {
     }
 
     /// Reads the connected socket of a UDP or DNS target.
-    fn read_conn(
-        &mut self,
-        ti: usize,
-        errors: bool,
-        woke: Instant,
-        bufs: &mut RxBufs,
-        sink: &mut dyn FnMut(&ProbeResult),
-    ) {
+    fn read_conn(&mut self, ti: usize, errors: bool, woke: Instant, bufs: &mut RxBufs) {
         let Some(fd) = self.targets[ti].conn.as_ref().map(|c| c.as_raw_fd()) else {
             return;
         };
@@ -1390,15 +1396,7 @@ impl Engine {
                 } else {
                     Outcome::Unreachable(err)
                 };
-                self.resolve_answer(
-                    ti as u32,
-                    seq,
-                    outcome,
-                    Detail::None,
-                    rx.kernel_time,
-                    woke,
-                    sink,
-                );
+                self.resolve_answer(ti as u32, seq, outcome, Detail::None, rx.kernel_time, woke);
             }
         }
         while let Some(rx) = receive(fd, bufs, false) {
@@ -1415,15 +1413,7 @@ impl Engine {
                     rcode: h.rcode,
                     answers: h.answers,
                 };
-                self.resolve_answer(
-                    ti as u32,
-                    seq,
-                    Outcome::Ok,
-                    detail,
-                    rx.kernel_time,
-                    woke,
-                    sink,
-                );
+                self.resolve_answer(ti as u32, seq, Outcome::Ok, detail, rx.kernel_time, woke);
             } else {
                 // An echoing service returns our tag; any other reply answers the oldest probe.
                 let seq = self.udp_probe_seq(ti, data);
@@ -1434,15 +1424,7 @@ impl Engine {
                 let detail = Detail::Udp {
                     bytes: rx.len as u32,
                 };
-                self.resolve_answer(
-                    ti as u32,
-                    seq,
-                    Outcome::Ok,
-                    detail,
-                    rx.kernel_time,
-                    woke,
-                    sink,
-                );
+                self.resolve_answer(ti as u32, seq, Outcome::Ok, detail, rx.kernel_time, woke);
             }
         }
     }

@@ -173,6 +173,7 @@ pub struct FlowRow {
 
 enum Msg {
     Result(ProbeResult),
+    Results(Vec<ProbeResult>),
     CaptureSecond(CaptureSecond),
     Flow(FlowRow),
     AddTarget(RecordTarget),
@@ -194,6 +195,20 @@ impl RecordSink {
     /// Queues a result; drops it (and counts) if the recorder is behind.
     pub fn offer(&self, r: &ProbeResult) {
         self.offer_msg(Msg::Result(r.clone()));
+    }
+
+    /// Queues a batch of results as one message; drops them all (and counts each) if the
+    /// recorder is behind.
+    pub fn offer_batch(&self, batch: &[ProbeResult]) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.tx.try_send(Msg::Results(batch.to_vec()))
+        {
+            self.dropped
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        }
     }
 
     /// Queues without waiting; a message that does not fit is dropped and counted.
@@ -422,6 +437,11 @@ impl Recording {
     fn handle(&mut self, msg: Msg) -> Option<SystemTime> {
         match msg {
             Msg::Result(r) => self.record(&r),
+            Msg::Results(v) => {
+                for r in &v {
+                    self.record(r);
+                }
+            }
             Msg::Traffic(at, rates) => self.record_traffic(at, &rates),
             Msg::AddTarget(t) => self.add_target(&t),
             Msg::Alert(id, e) => self.pending_alerts.push((id, e)),

@@ -52,16 +52,19 @@ fn now_s() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The range asked for and the resolution that serves it.
-fn range(q: &RangeQuery) -> Result<(Duration, Option<Resolution>), ApiError> {
+/// The range asked for and the resolution that serves it: memory while the live view holds
+/// the range (`live_secs`), else the recording (per second up to 15 minutes).
+fn range(q: &RangeQuery, live_secs: usize) -> Result<(Duration, Option<Resolution>), ApiError> {
     let text = q.range.as_deref().unwrap_or("15m");
     let d =
         netpulse_core::parse_duration(text).map_err(|e| bad(format!("bad range {text:?}: {e}")))?;
     if d.is_zero() || d > Duration::from_secs(366 * 86_400) {
         return Err(bad(format!("range {text:?} must be between 1s and 366d")));
     }
-    let res = if d <= Duration::from_secs(HISTORY_SECONDS as u64) {
+    let res = if d <= Duration::from_secs(live_secs as u64) {
         None
+    } else if d <= Duration::from_secs(HISTORY_SECONDS as u64) {
+        Some(Resolution::Second)
     } else if d <= Duration::from_secs(2 * 86_400) {
         Some(Resolution::Minute)
     } else {
@@ -127,7 +130,11 @@ pub(crate) async fn series(
     State(state): State<AppState>,
     Query(q): Query<RangeQuery>,
 ) -> Result<Response, ApiError> {
-    let (d, res) = range(&q)?;
+    let live_secs = state.shared.live().history_len();
+    let (d, mut res) = range(&q, live_secs)?;
+    if res == Some(Resolution::Second) && store(&state)?.is_none() {
+        res = None; // not recorded: what memory has is all there is
+    }
     let from = now_s() - d.as_secs() as i64;
     let mut out = Vec::new();
     match res {
@@ -182,7 +189,7 @@ pub(crate) async fn outages(
     State(state): State<AppState>,
     Query(q): Query<RangeQuery>,
 ) -> Result<Response, ApiError> {
-    let (d, res) = range(&q)?;
+    let (d, res) = range(&q, state.shared.live().history_len())?;
     let from_ms = (now_s() - d.as_secs() as i64) * 1000;
     let mut out = Vec::new();
     if res.is_some() {
@@ -250,7 +257,7 @@ pub(crate) async fn interfaces(
     State(state): State<AppState>,
     Query(q): Query<RangeQuery>,
 ) -> Result<Response, ApiError> {
-    let (d, res) = range(&q)?;
+    let (d, res) = range(&q, HISTORY_SECONDS)?;
     let from = now_s() - d.as_secs() as i64;
     let mut list = ifaces_json(&state.shared.live(), from);
     if let Some(r) = res {
@@ -295,9 +302,7 @@ fn update_json(live: &LiveView) -> Value {
         .flatten()
         .map(|t| {
             let last: Vec<Value> = t
-                .seconds
-                .back()
-                .copied()
+                .last_closed()
                 .into_iter()
                 .chain(t.current_point())
                 .map(|p| point_json(&p))

@@ -7,7 +7,7 @@ mod api;
 pub mod metrics;
 pub mod process;
 
-pub use metrics::Metrics;
+pub use metrics::{Metrics, TargetMetrics};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};

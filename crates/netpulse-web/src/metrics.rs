@@ -62,6 +62,44 @@ pub struct ProtocolLabels {
     pub protocol: String,
 }
 
+/// One target's series, looked up once (each is a shared handle): a result then costs a few
+/// atomic increments instead of label allocations and map lookups.
+#[derive(Debug, Clone)]
+pub struct TargetMetrics {
+    rtt: Histogram,
+    sent: Counter,
+    received: Counter,
+    late_sends: Counter,
+    outages: Counter,
+    in_outage: Gauge,
+    send_lateness: Histogram,
+}
+
+impl TargetMetrics {
+    /// One probe result.
+    pub fn probe(&self, r: &ProbeResult) {
+        self.sent.inc();
+        self.send_lateness.observe(r.send_delay.as_secs_f64());
+        if r.late {
+            self.late_sends.inc();
+        }
+        if r.outcome.is_reply() {
+            self.received.inc();
+            if let Some(rtt) = r.rtt {
+                self.rtt.observe(rtt.as_secs_f64());
+            }
+        }
+    }
+
+    /// The target's outage began (`true`) or ended.
+    pub fn outage(&self, began: bool) {
+        if began {
+            self.outages.inc();
+        }
+        self.in_outage.set(i64::from(began));
+    }
+}
+
 /// Every metric netpulse exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -263,6 +301,23 @@ impl Metrics {
             if let Some(rtt) = r.rtt {
                 self.rtt.get_or_create(&l).observe(rtt.as_secs_f64());
             }
+        }
+    }
+
+    /// The series of one target, created if new.
+    pub fn target(&self, target: &str, kind: &str) -> TargetMetrics {
+        let l = TargetLabels {
+            target: target.to_string(),
+            kind: kind.to_string(),
+        };
+        TargetMetrics {
+            rtt: self.rtt.get_or_create(&l).clone(),
+            sent: self.sent.get_or_create(&l).clone(),
+            received: self.received.get_or_create(&l).clone(),
+            late_sends: self.late_sends.get_or_create(&l).clone(),
+            outages: self.outages.get_or_create(&l).clone(),
+            in_outage: self.in_outage.get_or_create(&l).clone(),
+            send_lateness: self.send_lateness.clone(),
         }
     }
 

@@ -31,13 +31,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// What the main loop hears about.
 enum Event {
-    Result(ProbeResult),
+    Results(Vec<ProbeResult>),
     Stop,
     Reload,
 }
 
-/// Results waiting for the main loop before they are dropped (and counted).
-const QUEUE: usize = 1 << 16;
+/// Batches of results waiting for the main loop before they are dropped (and counted).
+const QUEUE: usize = 1 << 10;
+
+/// How long the engine collects results before handing them over: one wake-up of the monitor
+/// (and of the recorder) per batch instead of per result.
+const BATCH_FOR: Duration = Duration::from_millis(50);
 
 /// At most this many targets are named one by one in the status line; beyond, it summarises.
 const STATUS_TARGETS: usize = 6;
@@ -70,22 +74,23 @@ struct Setup {
     ifaces: crate::ifaces_cmd::Selection,
 }
 
-/// Hands a result from the engine's thread to the recorder and the main loop. The main loop
-/// only judges and shows, so when it lags a result is dropped there — counted in `dropped`,
-/// never silently — while the recording still gets it (it counts its own drops).
+/// Hands a batch of results from the engine's thread to the recorder and the main loop. The
+/// main loop only judges and shows, so when it lags a batch is dropped there — counted in
+/// `dropped`, never silently — while the recording still gets it (it counts its own drops).
 fn forward(
-    r: &ProbeResult,
+    batch: &mut Vec<ProbeResult>,
     sink: Option<&RecordSink>,
     events: &SyncSender<Event>,
     dropped: &AtomicU64,
 ) {
     if let Some(s) = sink {
-        s.offer(r);
+        s.offer_batch(batch);
     }
-    match events.try_send(Event::Result(r.clone())) {
+    let n = batch.len() as u64;
+    match events.try_send(Event::Results(std::mem::take(batch))) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
-            dropped.fetch_add(1, Ordering::Relaxed);
+            dropped.fetch_add(n, Ordering::Relaxed);
         }
         // The main loop is gone (shutting down): nothing left to show it to.
         Err(TrySendError::Disconnected(_)) => {}
@@ -109,6 +114,8 @@ struct Monitor {
     outputs: Vec<Output>,
     /// Drops already reported on stderr.
     reported_drops: u64,
+    /// Each target's metric series, looked up once.
+    target_metrics: HashMap<usize, netpulse_web::TargetMetrics>,
 }
 
 pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
@@ -165,6 +172,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         EngineConfig {
             icmp_mode: icmp_mode(&setup.config),
             until_stopped: true,
+            batch_for: BATCH_FOR,
             ..EngineConfig::default()
         },
     )?;
@@ -179,7 +187,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         std::thread::Builder::new()
             .name("probe-engine".into())
             .spawn(move || {
-                engine.run(&mut |r: &ProbeResult| forward(r, sink.as_ref(), &events, &dropped));
+                engine.run_batched(&mut |batch| forward(batch, sink.as_ref(), &events, &dropped));
             })
             .context("cannot start the probe engine thread")?
     };
@@ -201,9 +209,11 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         alert_id: 0,
         outputs: Vec::new(),
         reported_drops: 0,
+        target_metrics: HashMap::new(),
     };
     let wanted = wanted_keys(&monitor.setup.config);
     monitor.start_targets(&wanted, &(0..wanted.len()).collect::<Vec<_>>());
+    monitor.shared.live().fit_history(monitor.running.len());
 
     let mut ifaces = if monitor.setup.config.ifaces.enabled {
         match IfaceSource::open() {
@@ -245,8 +255,8 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
 
     loop {
         match events.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
-            Ok(Event::Result(r)) => {
-                monitor.result(&r, SystemTime::now());
+            Ok(Event::Results(batch)) => {
+                monitor.results(&batch, SystemTime::now());
                 continue;
             }
             Ok(Event::Stop) => break,
@@ -335,23 +345,25 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
 }
 
 impl Monitor {
-    /// One probe result, arrived at `wall`.
-    fn result(&mut self, r: &ProbeResult, wall: SystemTime) {
-        if let Some(t) = self.model.target(r.target) {
-            self.shared.metrics.probe(&t.label, &t.kind, r);
-        }
-        self.model.result(r, wall, &mut self.outputs);
+    /// A batch of probe results, arrived at `wall`.
+    fn results(&mut self, batch: &[ProbeResult], wall: SystemTime) {
         let mut live = self.shared.live();
-        live.result(r.target, r, wall);
-        for o in self.outputs.drain(..) {
-            match o {
-                Output::Outage { target, outage } => live.outage(target, &outage),
-                Output::OutageState { target, down } => {
-                    if let Some(t) = self.model.target(target) {
-                        self.shared.metrics.outage(&t.label, &t.kind, down);
+        for r in batch {
+            if let Some(m) = self.target_metrics.get(&r.target) {
+                m.probe(r);
+            }
+            self.model.result(r, wall, &mut self.outputs);
+            live.result(r.target, r, wall);
+            for o in self.outputs.drain(..) {
+                match o {
+                    Output::Outage { target, outage } => live.outage(target, &outage),
+                    Output::OutageState { target, down } => {
+                        if let Some(m) = self.target_metrics.get(&target) {
+                            m.outage(down);
+                        }
                     }
+                    Output::Alert(_) => {}
                 }
-                Output::Alert(_) => {}
             }
         }
     }
@@ -507,6 +519,8 @@ impl Monitor {
             });
         }
         self.model.add_target(index, &key.label, &kind);
+        self.target_metrics
+            .insert(index, self.shared.metrics.target(&key.label, &kind));
         self.shared
             .live()
             .add_target(index, &key.label, &key.target, &kind);
@@ -538,6 +552,7 @@ impl Monitor {
             if let Some(t) = self.model.target(index) {
                 self.shared.metrics.remove_target(&t.label, &t.kind);
             }
+            self.target_metrics.remove(&index);
             self.model.remove_target(index);
             self.shared.live().remove_target(index);
         }
@@ -545,6 +560,7 @@ impl Monitor {
         let before = running.len();
         let kept = self.running.len();
         self.start_targets(&wanted, &plan.start);
+        self.shared.live().fit_history(self.running.len());
         self.model.replace_rules(new.rules.clone());
         if new.config.notifiers != self.setup.config.notifiers {
             match make_notifiers(&new.config) {
@@ -911,21 +927,33 @@ mod tests {
     fn a_full_queue_is_counted_not_lost_silently() {
         let (tx, rx) = mpsc::sync_channel::<Event>(2);
         let dropped = AtomicU64::new(0);
-        for seq in 1..=5 {
-            forward(&result(seq), None, &tx, &dropped);
+        // Batches of 1, 2, 3, 4 results: the first two fit, the last two (7 results) do not.
+        let mut seq = 0;
+        for n in 1..=4 {
+            let mut batch: Vec<ProbeResult> = (0..n)
+                .map(|_| {
+                    seq += 1;
+                    result(seq)
+                })
+                .collect();
+            forward(&mut batch, None, &tx, &dropped);
+            assert!(
+                batch.is_empty(),
+                "the batch is handed over or dropped, never kept"
+            );
         }
-        assert_eq!(dropped.load(Ordering::Relaxed), 3);
+        assert_eq!(dropped.load(Ordering::Relaxed), 7);
         let got: Vec<u64> = rx
             .try_iter()
-            .filter_map(|e| match e {
-                Event::Result(r) => Some(r.seq),
-                _ => None,
+            .flat_map(|e| match e {
+                Event::Results(v) => v.into_iter().map(|r| r.seq).collect(),
+                _ => Vec::new(),
             })
             .collect();
-        assert_eq!(got, vec![1, 2]);
+        assert_eq!(got, vec![1, 2, 3]);
         // Once the loop is gone nothing is counted as dropped: there is nobody to show it to.
         drop(rx);
-        forward(&result(6), None, &tx, &dropped);
-        assert_eq!(dropped.load(Ordering::Relaxed), 3);
+        forward(&mut vec![result(11)], None, &tx, &dropped);
+        assert_eq!(dropped.load(Ordering::Relaxed), 7);
     }
 }

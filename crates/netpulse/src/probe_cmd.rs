@@ -147,7 +147,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         },
         payload_size: args.size,
         deadline,
-        until_stopped: false,
+        ..EngineConfig::default()
     };
     // Validate recording options before anything starts.
     if args.record.is_some() {

@@ -128,6 +128,9 @@ pub fn start_traffic(
     let store = Store::open(path)?;
     let cfg = RecorderConfig {
         retention,
+        // The monitor hands results over in batches (one message per ~50 ms), so a short queue
+        // still holds minutes of them; a long one would only cost memory.
+        queue: 1 << 12,
         ..RecorderConfig::default()
     };
     Ok(Recorder::start(store, &session_info(&config), &[], cfg)?)
