@@ -196,7 +196,7 @@ impl TargetModel {
     }
 
     /// Moves time on to `sec`: opens the seconds up to it, takes back what left each window.
-    fn advance(&mut self, sec: i64, lens: &[i64], keep_hist: bool) {
+    fn advance(&mut self, sec: i64, lens: &[i64], hist: &[bool]) {
         let longest = lens.last().copied().unwrap_or(1).max(1);
         if self.ring.is_empty() {
             self.reset(sec);
@@ -213,7 +213,7 @@ impl TargetModel {
         for _ in last..sec {
             self.ring.push_back(SecondSums::default());
         }
-        for (w, &len) in self.windows.iter_mut().zip(lens) {
+        for ((w, &len), &keep_hist) in self.windows.iter_mut().zip(lens).zip(hist) {
             // Window `len` holds seconds in (sec - len, sec].
             while w.evicted_through < sec - len {
                 w.evicted_through += 1;
@@ -253,8 +253,9 @@ impl TargetModel {
         }
     }
 
-    fn record(&mut self, r: &ProbeResult, sec: i64, lens: &[i64], keep_hist: bool) {
-        self.advance(sec, lens, keep_hist);
+    fn record(&mut self, r: &ProbeResult, sec: i64, lens: &[i64], hist: &[bool]) {
+        self.advance(sec, lens, hist);
+        let keep_hist = hist.contains(&true);
         let mut one = SecondSums {
             sent: 1,
             ..SecondSums::default()
@@ -283,9 +284,9 @@ impl TargetModel {
             s.rtts += one.rtts;
             s.rtt_sum_ns += one.rtt_sum_ns;
         }
-        for w in &mut self.windows {
+        for (w, &h) in self.windows.iter_mut().zip(hist) {
             w.add(&one);
-            if let Some(b) = bucket {
+            if let (Some(b), true) = (bucket, h) {
                 w.hist.record_bucket(b);
             }
         }
@@ -414,6 +415,8 @@ pub struct MonitorModel {
     rule_lens: Vec<usize>,
     /// A p95 rule exists, so replies keep their histogram buckets.
     keep_hist: bool,
+    /// Per window length: a p95 rule uses it, so it keeps a histogram.
+    hist_lens: Vec<bool>,
     outage_cfg: OutageConfig,
     dropped: HashMap<DropStage, u64>,
     /// Results of targets the model does not know (removed ones still answering).
@@ -434,6 +437,7 @@ impl MonitorModel {
             lens: Vec::new(),
             rule_lens: Vec::new(),
             keep_hist: false,
+            hist_lens: Vec::new(),
             outage_cfg: outage,
             dropped: HashMap::new(),
             unknown_results: 0,
@@ -460,7 +464,15 @@ impl MonitorModel {
             .map(|s| lens.binary_search(&secs(s.window)).unwrap_or(0))
             .collect();
         let keep_hist = specs.iter().any(|s| s.rule.metric == Metric::LatencyP95);
-        if lens != self.lens || keep_hist != self.keep_hist {
+        let hist_lens: Vec<bool> = lens
+            .iter()
+            .map(|&l| {
+                specs
+                    .iter()
+                    .any(|s| s.rule.metric == Metric::LatencyP95 && secs(s.window) == l)
+            })
+            .collect();
+        if lens != self.lens || hist_lens != self.hist_lens {
             for t in self.targets.values_mut() {
                 t.windows = vec![WindowSums::default(); lens.len()];
                 t.ring.clear();
@@ -469,6 +481,7 @@ impl MonitorModel {
         }
         self.lens = lens;
         self.keep_hist = keep_hist;
+        self.hist_lens = hist_lens;
         self.rules
             .replace_rules(specs.iter().map(|s| s.rule.clone()).collect());
         self.specs = specs;
@@ -531,7 +544,7 @@ impl MonitorModel {
             self.unknown_results += 1;
             return;
         };
-        t.record(r, sec, &self.lens, self.keep_hist);
+        t.record(r, sec, &self.lens, &self.hist_lens);
         let cfg = self.outage_cfg;
         let detector = t
             .outage
@@ -601,7 +614,7 @@ impl MonitorModel {
         let sec = unix_secs(wall);
         for t in self.targets.values_mut() {
             if !t.ring.is_empty() {
-                t.advance(sec, &self.lens, self.keep_hist);
+                t.advance(sec, &self.lens, &self.hist_lens);
             }
         }
         let longest_iface = self

@@ -6,7 +6,7 @@
 
 use crate::record::ProbeResult;
 use crate::stats::{Jitter, ProbeStats};
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A rollup resolution.
@@ -71,7 +71,14 @@ pub struct RollupRow {
     pub stats: ProbeStats,
     /// False while the bucket may still change (it will be reported again).
     pub complete: bool,
+    /// The row was already written (provisionally) with exactly these figures: only its
+    /// `complete` flag changes, so a writer need not rewrite the figures.
+    pub unchanged: bool,
 }
+
+/// Open minutes and hours are rewritten at most this often (seconds): their seconds are on
+/// disk already, so this bounds how far a crash can leave them behind, not what is lost.
+pub const PROVISIONAL_EVERY_SECS: i64 = 10;
 
 /// Unix seconds (floored) of a time; times before 1970 count as 0.
 pub fn unix_secs(t: SystemTime) -> i64 {
@@ -83,7 +90,10 @@ pub fn unix_secs(t: SystemTime) -> i64 {
 #[derive(Debug, Clone, Default)]
 struct Bucket {
     stats: ProbeStats,
+    /// Changed since it was last written.
     dirty: bool,
+    /// Written (provisionally) at this unix second.
+    written_at: Option<i64>,
 }
 
 /// The rollup state of one series.
@@ -92,7 +102,7 @@ pub struct Rollups {
     series: usize,
     /// Seconds after a second ends until it is closed: the probe timeout plus a margin.
     grace_secs: i64,
-    open: BTreeMap<i64, Bucket>,
+    open: VecDeque<(i64, Bucket)>,
     minute: Option<(i64, Bucket)>,
     hour: Option<(i64, Bucket)>,
     /// The jitter stream so far, continued by each new bucket.
@@ -109,7 +119,7 @@ impl Rollups {
         Self {
             series,
             grace_secs: timeout.as_secs() as i64 + 1,
-            open: BTreeMap::new(),
+            open: VecDeque::new(),
             minute: None,
             hour: None,
             closed_through: None,
@@ -126,13 +136,24 @@ impl Rollups {
             return;
         }
         let running = &self.running_jitter;
-        let b = self.open.entry(sec).or_insert_with(|| Bucket {
-            stats: ProbeStats {
-                jitter: running.continuing(),
-                ..ProbeStats::default()
-            },
-            dirty: false,
-        });
+        // Open seconds are few and nearly always appended in order: a sorted deque costs one
+        // allocation per series, where a BTreeMap node held room for eleven buckets.
+        let at = match self.open.binary_search_by_key(&sec, |(s, _)| *s) {
+            Ok(i) => i,
+            Err(i) => {
+                let bucket = Bucket {
+                    stats: ProbeStats {
+                        jitter: running.continuing(),
+                        ..ProbeStats::default()
+                    },
+                    dirty: false,
+                    written_at: None,
+                };
+                self.open.insert(i, (sec, bucket));
+                i
+            }
+        };
+        let b = &mut self.open[at].1;
         b.stats.record(r);
         b.dirty = true;
         // The next bucket continues the RFC 3550 estimate from here (arrival order).
@@ -144,23 +165,27 @@ impl Rollups {
     /// provisionally.
     pub fn flush(&mut self, now: SystemTime, finish: bool, out: &mut Vec<RollupRow>) {
         let now = unix_secs(now);
-        while let Some((&sec, _)) = self.open.first_key_value() {
+        while let Some(&(sec, _)) = self.open.front() {
             if !finish && sec + 1 + self.grace_secs > now {
                 break;
             }
-            let Some((sec, bucket)) = self.open.pop_first() else {
+            let Some((sec, bucket)) = self.open.pop_front() else {
                 break;
             };
-            self.close_second(sec, bucket.stats, out);
+            let unchanged = bucket.written_at.is_some() && !bucket.dirty;
+            self.close_second(sec, bucket.stats, unchanged, out);
         }
-        for (&sec, b) in self.open.iter_mut().filter(|(_, b)| b.dirty) {
+        for (sec, b) in self.open.iter_mut().filter(|(_, b)| b.dirty) {
+            let sec = *sec;
             b.dirty = false;
+            b.written_at = Some(now);
             out.push(RollupRow {
                 series: self.series,
                 resolution: Resolution::Second,
                 start: sec,
                 stats: b.stats.clone(),
                 complete: false,
+                unchanged: false,
             });
         }
         if finish {
@@ -177,14 +202,21 @@ impl Rollups {
             (Resolution::Minute, &mut self.minute),
             (Resolution::Hour, &mut self.hour),
         ] {
-            if let Some((start, b)) = slot.as_mut().filter(|(_, b)| b.dirty) {
+            let due = |b: &Bucket| {
+                b.dirty
+                    && b.written_at
+                        .is_none_or(|w| now - w >= PROVISIONAL_EVERY_SECS)
+            };
+            if let Some((start, b)) = slot.as_mut().filter(|(_, b)| due(b)) {
                 b.dirty = false;
+                b.written_at = Some(now);
                 out.push(RollupRow {
                     series,
                     resolution: res,
                     start: *start,
                     stats: b.stats.clone(),
                     complete: false,
+                    unchanged: false,
                 });
             }
         }
@@ -203,10 +235,17 @@ impl Rollups {
             start,
             stats,
             complete,
+            unchanged: false,
         }
     }
 
-    fn close_second(&mut self, sec: i64, stats: ProbeStats, out: &mut Vec<RollupRow>) {
+    fn close_second(
+        &mut self,
+        sec: i64,
+        stats: ProbeStats,
+        unchanged: bool,
+        out: &mut Vec<RollupRow>,
+    ) {
         self.closed_through = Some(sec);
         let minute = Resolution::Minute.bucket(sec);
         if self.minute.as_ref().is_some_and(|(m, _)| *m != minute) {
@@ -219,7 +258,9 @@ impl Rollups {
             .get_or_insert_with(|| (minute, Bucket::default()));
         b.stats.merge(&stats);
         b.dirty = true;
-        out.push(self.row(Resolution::Second, sec, stats, true));
+        let mut row = self.row(Resolution::Second, sec, stats, true);
+        row.unchanged = unchanged;
+        out.push(row);
     }
 
     fn close_minute(&mut self, minute: i64, stats: ProbeStats, out: &mut Vec<RollupRow>) {
@@ -307,6 +348,57 @@ mod tests {
             hours[0].stats.jitter.mean_abs_delta(),
             stream.mean_abs_delta()
         );
+    }
+
+    #[test]
+    fn a_second_written_provisionally_and_unchanged_is_only_marked_complete() {
+        let mut r = Rollups::new(0, Duration::from_secs(1));
+        let mut rows = Vec::new();
+        r.record(&probe(100, true, 5));
+        r.flush(at(1), false, &mut rows);
+        assert!(rows.len() == 1 && !rows[0].complete && !rows[0].unchanged);
+        rows.clear();
+        r.flush(at(3), false, &mut rows);
+        let sec: Vec<_> = rows
+            .iter()
+            .filter(|x| x.resolution == Resolution::Second)
+            .collect();
+        assert_eq!(sec.len(), 1);
+        assert!(sec[0].complete && sec[0].unchanged, "{sec:?}");
+        assert_eq!(sec[0].stats.sent, 1, "the figures still travel with it");
+        // One that changed after its provisional write is written whole.
+        rows.clear();
+        r.record(&probe(3_100, true, 5));
+        r.flush(at(4), false, &mut rows);
+        r.record(&probe(3_900, false, 0));
+        rows.clear();
+        r.flush(at(6), false, &mut rows);
+        let sec: Vec<_> = rows
+            .iter()
+            .filter(|x| x.resolution == Resolution::Second && x.start == T0 as i64 + 3)
+            .collect();
+        assert!(
+            sec.len() == 1 && sec[0].complete && !sec[0].unchanged,
+            "{sec:?}"
+        );
+    }
+
+    #[test]
+    fn open_minutes_are_rewritten_at_most_every_ten_seconds() {
+        let mut r = Rollups::new(0, Duration::from_secs(1));
+        let mut rows = Vec::new();
+        let mut minute_writes = 0;
+        for s in 0..50u64 {
+            r.record(&probe(s * 1000 + 100, true, 5));
+            rows.clear();
+            r.flush(at(s + 1), false, &mut rows);
+            minute_writes += rows
+                .iter()
+                .filter(|x| x.resolution == Resolution::Minute)
+                .count();
+        }
+        // Seconds close from the 3rd flush on; the minute is written then and every 10 s.
+        assert!((4..=5).contains(&minute_writes), "{minute_writes}");
     }
 
     #[test]

@@ -1174,7 +1174,10 @@ impl Engine {
             send_delay: slot.send_delay,
             late: slot.late,
         };
-        t.report.stats.record(&result);
+        if !self.config.until_stopped {
+            // A run report's figures; a monitor keeps its own (and would pay per target).
+            t.report.stats.record(&result);
+        }
         let done = t.removed && t.in_flight == 0;
         if self.batch.is_empty() {
             self.batch_since = Some(now);

@@ -677,6 +677,33 @@ impl Store {
 }
 
 /// Upserts one rollup row inside a write transaction.
+/// Marks a row written provisionally, whose figures did not change since, as final: one
+/// integer column by primary key instead of rewriting every figure. False when there is no
+/// such row (its provisional write was in a commit that failed): the caller writes it whole.
+pub(crate) fn mark_complete(
+    tx: &Transaction<'_>,
+    res: Resolution,
+    session: i64,
+    target: i64,
+    ts: i64,
+) -> rusqlite::Result<bool> {
+    let sql = match res {
+        Resolution::Second => {
+            "UPDATE probe_1s SET complete = 1 WHERE target_id = ?1 AND ts = ?2 AND session_id = ?3"
+        }
+        Resolution::Minute => {
+            "UPDATE probe_1m SET complete = 1 WHERE target_id = ?1 AND ts = ?2 AND session_id = ?3"
+        }
+        Resolution::Hour => {
+            "UPDATE probe_1h SET complete = 1 WHERE target_id = ?1 AND ts = ?2 AND session_id = ?3"
+        }
+    };
+    Ok(tx
+        .prepare_cached(sql)?
+        .execute(params![target, ts, session])?
+        == 1)
+}
+
 pub(crate) fn put_rollup(
     tx: &Transaction<'_>,
     res: Resolution,

@@ -532,6 +532,18 @@ impl Recording {
             let tx = self.store.transaction().map_err(|e| e.to_string())?;
             for row in &self.rows {
                 let target = self.target_ids[row.series];
+                if row.unchanged
+                    && crate::db::mark_complete(
+                        &tx,
+                        row.resolution,
+                        self.session_id,
+                        target,
+                        row.start,
+                    )
+                    .map_err(|e| e.to_string())?
+                {
+                    continue;
+                }
                 put_rollup(
                     &tx,
                     row.resolution,
