@@ -82,7 +82,7 @@ fn icmp_loopback_text_is_ping_like() {
 #[test]
 fn icmp_loopback_v6() {
     if UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("SKIPPED: no IPv6 loopback here");
+        skip("no IPv6 loopback here");
         return;
     }
     let out = netpulse(&["probe", "-6", "-c", "3", "-i", "10ms", "--json", "::1"]);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Lab;
+use common::{skip, Lab};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -56,7 +56,7 @@ impl Session {
 #[test]
 fn the_terminal_ui_under_tmux_against_the_lab() {
     if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: tmux not installed (`.ci/run` installs it)");
+        skip("tmux not installed (`.ci/run` installs it)");
         return;
     }
     let Some(lab) = Lab::up(5.0, 0.0, 0.0) else {

@@ -4,6 +4,7 @@
 //! `.ci/run` into tests/browser).
 
 mod common;
+use common::skip;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -304,9 +305,7 @@ fn free_port() -> u16 {
 #[test]
 fn prometheus_scrapes_netpulse_and_promtool_accepts_the_metrics() {
     if !on_path("prometheus") || !on_path("promtool") {
-        eprintln!(
-            "skipped: prometheus/promtool not installed (`.ci/run` installs Debian's prometheus)"
-        );
+        skip("prometheus/promtool not installed (`.ci/run` installs Debian's prometheus)");
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -391,13 +390,11 @@ fn prometheus_scrapes_netpulse_and_promtool_accepts_the_metrics() {
 fn the_dashboard_in_chromium_shows_points_and_a_new_result_within_two_seconds() {
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
     if !on_path("node") || !Path::new("/usr/bin/chromium").exists() {
-        eprintln!("skipped: node or /usr/bin/chromium missing (`.ci/run` installs chromium)");
+        skip("node or /usr/bin/chromium missing (`.ci/run` installs chromium)");
         return;
     }
     if !browser_dir.join("node_modules/playwright-core").exists() {
-        eprintln!(
-            "skipped: playwright-core not installed (`.ci/run` runs npm ci in tests/browser)"
-        );
+        skip("playwright-core not installed (`.ci/run` runs npm ci in tests/browser)");
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -446,7 +443,7 @@ fn the_dashboard_in_chromium_shows_points_and_a_new_result_within_two_seconds() 
 #[test]
 fn the_deploy_prometheus_config_and_rules_pass_promtool() {
     if !on_path("promtool") {
-        eprintln!("skipped: promtool not installed (`.ci/run` installs Debian's prometheus)");
+        skip("promtool not installed (`.ci/run` installs Debian's prometheus)");
         return;
     }
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
@@ -493,7 +490,7 @@ fn a_capture_source_feeds_metrics_and_top_talkers() {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
     {
-        eprintln!("skipped: capturing on lo needs root (CAP_NET_RAW)");
+        skip("capturing on lo needs root (CAP_NET_RAW)");
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

@@ -58,10 +58,20 @@ pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Says why a test is skipped; under `CI=true` (where `.ci/run` installed everything and runs
+/// as root) a missing prerequisite is a failure instead.
+pub fn skip(reason: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI must be able to run this test, but: {reason}"
+    );
+    eprintln!("SKIPPED: {reason}");
+}
+
 /// True (with a printed reason) when ICMP sockets cannot be opened here, so the test is skipped.
 pub fn icmp_unavailable(out: &Output) -> bool {
     if out.status.code() == Some(2) && stderr(out).contains("cannot open an ICMP socket") {
-        eprintln!("SKIPPED: no ICMP socket permission here: {}", stderr(out));
+        skip(&format!("no ICMP socket permission here: {}", stderr(out)));
         return true;
     }
     false
@@ -88,14 +98,14 @@ impl Netns {
         match out {
             Ok(o) if o.status.success() => {}
             Ok(o) => {
-                eprintln!(
-                    "SKIPPED: cannot create a network namespace (needs root/CAP_SYS_ADMIN): {}",
+                skip(&format!(
+                    "cannot create a network namespace (needs root/CAP_SYS_ADMIN): {}",
                     String::from_utf8_lossy(&o.stderr).trim()
-                );
+                ));
                 return None;
             }
             Err(e) => {
-                eprintln!("SKIPPED: cannot run `ip` (install iproute2): {e}");
+                skip(&format!("cannot run `ip` (install iproute2): {e}"));
                 return None;
             }
         }
