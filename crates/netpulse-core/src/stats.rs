@@ -258,12 +258,18 @@ pub struct ProbeStats {
     pub rtt: RttStats,
     /// Jitter of replies.
     pub jitter: Jitter,
+    /// Probes that left later than their schedule allows (the scheduler's own error).
+    pub late_sends: u64,
+    /// The latest any probe left after its nominal time.
+    pub max_send_delay: Duration,
 }
 
 impl ProbeStats {
     /// Counts one resolved probe.
     pub fn record(&mut self, result: &ProbeResult) {
         self.record_outcome(&result.outcome, result.rtt);
+        self.late_sends += u64::from(result.late);
+        self.max_send_delay = self.max_send_delay.max(result.send_delay);
     }
 
     /// Counts one resolved probe from its parts.
@@ -305,6 +311,8 @@ impl ProbeStats {
         self.local_errors += later.local_errors;
         self.rtt.merge(&later.rtt);
         self.jitter.merge(&later.jitter);
+        self.late_sends += later.late_sends;
+        self.max_send_delay = self.max_send_delay.max(later.max_send_delay);
     }
 }
 

@@ -577,7 +577,8 @@ impl Store {
         let sql = format!(
             "SELECT p.session_id, t.label, p.ts, p.sent, p.received, p.refused, p.timeouts,
                     p.icmp_errors, p.local_errors, p.rtt_count, p.rtt_sum_ns, p.rtt_sum_sq_ns2,
-                    p.rtt_min_ms, p.rtt_max_ms, p.jitter_ms, p.jitter_sum_abs_ns, p.jitter_deltas, p.hist
+                    p.rtt_min_ms, p.rtt_max_ms, p.jitter_ms, p.jitter_sum_abs_ns, p.jitter_deltas, p.hist,
+                    p.late_sends, p.max_send_delay_ms
              FROM {} p JOIN targets t ON t.id = p.target_id
              WHERE p.ts >= ?1 AND p.ts < ?2 AND (?3 IS NULL OR p.session_id = ?3)
                    AND (?4 IS NULL OR t.label = ?4)
@@ -619,6 +620,8 @@ impl Store {
                         r.get(15)?,
                         r.get::<_, i64>(16)? as u64,
                     ),
+                    late_sends: r.get::<_, i64>(18)?.max(0) as u64,
+                    max_send_delay: ms_to(r.get(19)?),
                 };
                 Ok(RollupRecord {
                     session_id: r.get(0)?,
@@ -717,9 +720,9 @@ pub(crate) fn put_rollup(
         "INSERT INTO {} (session_id, target_id, ts, sent, received, refused, timeouts, icmp_errors,
             local_errors, loss, rtt_count, rtt_sum_ns, rtt_sum_sq_ns2, rtt_min_ms, rtt_avg_ms,
             rtt_max_ms, rtt_mdev_ms, rtt_p50_ms, rtt_p95_ms, rtt_p99_ms, jitter_ms,
-            jitter_sum_abs_ns, jitter_deltas, hist, complete)
+            jitter_sum_abs_ns, jitter_deltas, hist, complete, late_sends, max_send_delay_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                 ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+                 ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
          ON CONFLICT (target_id, ts, session_id) DO UPDATE SET
             sent = excluded.sent, received = excluded.received, refused = excluded.refused,
             timeouts = excluded.timeouts, icmp_errors = excluded.icmp_errors,
@@ -731,7 +734,8 @@ pub(crate) fn put_rollup(
             rtt_p95_ms = excluded.rtt_p95_ms, rtt_p99_ms = excluded.rtt_p99_ms,
             jitter_ms = excluded.jitter_ms, jitter_sum_abs_ns = excluded.jitter_sum_abs_ns,
             jitter_deltas = excluded.jitter_deltas, hist = excluded.hist,
-            complete = excluded.complete",
+            complete = excluded.complete, late_sends = excluded.late_sends,
+            max_send_delay_ms = excluded.max_send_delay_ms",
         table(res)
     );
     let p = s.rtt.parts();
@@ -765,6 +769,8 @@ pub(crate) fn put_rollup(
         deltas as i64,
         p.hist.to_bytes(),
         complete,
+        s.late_sends as i64,
+        ms(s.max_send_delay),
     ])?;
     Ok(())
 }

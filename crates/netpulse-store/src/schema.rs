@@ -2,7 +2,7 @@
 //! upgrades it in one transaction, a newer one is refused. Append new migrations, never edit one.
 
 /// Migrations in order; migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -202,4 +202,14 @@ CREATE TABLE capture_flows (
     rst INTEGER NOT NULL
 );
 CREATE INDEX capture_flows_first ON capture_flows (first_ms);
+";
+
+/// Version 5: the scheduler's own lateness in every probe rollup (sends that left later than
+/// their schedule allows, and the latest any left).
+const V5: &str = "ALTER TABLE probe_1s ADD COLUMN late_sends INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE probe_1s ADD COLUMN max_send_delay_ms REAL NOT NULL DEFAULT 0;
+ALTER TABLE probe_1m ADD COLUMN late_sends INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE probe_1m ADD COLUMN max_send_delay_ms REAL NOT NULL DEFAULT 0;
+ALTER TABLE probe_1h ADD COLUMN late_sends INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE probe_1h ADD COLUMN max_send_delay_ms REAL NOT NULL DEFAULT 0;
 ";

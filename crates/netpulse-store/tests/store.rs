@@ -42,8 +42,13 @@ fn result(target: usize, seq: u64, sent_ms: u64, ok: bool) -> ProbeResult {
         rtt: ok.then(|| Duration::from_micros(20_000 + (seq % 10) * 100)),
         outcome: if ok { Outcome::Ok } else { Outcome::Timeout },
         detail: Detail::None,
-        send_delay: std::time::Duration::ZERO,
-        late: false,
+        // Target 1's every 100th probe left 3 ms late.
+        send_delay: if target == 1 && seq % 100 == 0 {
+            Duration::from_millis(3)
+        } else {
+            Duration::from_micros(20)
+        },
+        late: target == 1 && seq % 100 == 0,
     }
 }
 
@@ -115,6 +120,29 @@ fn recording_reads_back_at_every_resolution() {
         .expect("hour row");
     assert_eq!(merged.rtt.quantile(0.95), h.stats.rtt.quantile(0.95));
     assert_eq!(merged.rtt.count(), h.stats.rtt.count());
+    // The scheduler's lateness is recorded at every resolution.
+    let late = |res: Resolution| {
+        let rows = store
+            .rollups(res, 0, i64::MAX, None, Some("10.0.0.2"))
+            .expect("rows");
+        let n: u64 = rows.iter().map(|r| r.stats.late_sends).sum();
+        let max = rows.iter().map(|r| r.stats.max_send_delay).max();
+        (n, max)
+    };
+    for res in Resolution::ALL {
+        assert_eq!(late(res), (13, Some(Duration::from_millis(3))), "{res:?}");
+    }
+    // Every second ended final: the ones unchanged since their provisional write only had
+    // their flag set, and none was lost on the way.
+    let conn = rusqlite::Connection::open(&path).expect("sqlite");
+    let open: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM probe_1s WHERE complete = 0",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(open, 0);
     let outages = store.outages(0, i64::MAX, None, None).expect("outages");
     assert_eq!(outages.len(), 1);
     assert_eq!(

@@ -176,7 +176,7 @@ pub fn draw(f: &mut Frame, app: &App, live: &LiveView, now_s: i64) {
     let mut head = vec![
         Span::styled(" netpulse ", Style::new().bold().reversed()),
         Span::raw(format!(
-            "  {} targets  {} interfaces  ",
+            "  {} targets  {} ifaces  ",
             targets.len(),
             live.ifaces.len()
         )),
@@ -194,6 +194,28 @@ pub fn draw(f: &mut Frame, app: &App, live: &LiveView, now_s: i64) {
             "no alerts firing",
             Style::new().fg(Color::Green),
         ));
+    }
+    // What the monitor lost on the way and how late its own sends were: always shown.
+    let dropped = live.monitor_dropped + live.record_dropped;
+    let drop_style = if dropped > 0 {
+        Style::new().fg(Color::Red).bold()
+    } else {
+        Style::new().dim()
+    };
+    head.push(Span::styled(format!("  dropped {dropped}"), drop_style));
+    let (late, max) = targets.iter().fold((0u64, 0f64), |(n, m), t| {
+        (
+            n + t.total.late_sends,
+            m.max(t.total.max_send_delay.as_secs_f64() * 1e3),
+        )
+    });
+    if late > 0 {
+        head.push(Span::styled(
+            format!("  late {late} ({max:.1} ms)"),
+            Style::new().fg(Color::Yellow),
+        ));
+    } else {
+        head.push(Span::styled("  late 0", Style::new().dim()));
     }
     if app.paused {
         head.push(Span::styled(
@@ -405,12 +427,14 @@ fn draw_detail(f: &mut Frame, t: &TargetLive, area: Rect) {
     let summary = t.total.rtt.summary();
     let title = match summary {
         Some(s) => format!(
-            " {} — {} replies · median {} · p95 {} · p99 {} ms (Enter/Esc: back) ",
+            " {} — {} replies · median {} · p95 {} · p99 {} ms · late sends {} (max {} ms) (Enter/Esc: back) ",
             t.label,
             t.total.rtt.count(),
             ms(Some(s.median.as_secs_f64() * 1e3)),
             ms(Some(s.p95.as_secs_f64() * 1e3)),
-            ms(Some(s.p99.as_secs_f64() * 1e3))
+            ms(Some(s.p99.as_secs_f64() * 1e3)),
+            t.total.late_sends,
+            ms(Some(t.total.max_send_delay.as_secs_f64() * 1e3))
         ),
         None => format!(" {} — no replies yet (Enter/Esc: back) ", t.label),
     };

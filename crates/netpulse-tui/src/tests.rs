@@ -42,7 +42,13 @@ fn scene() -> LiveView {
     for s in NOW - 120..NOW {
         for k in 0..4u64 {
             seq += 1;
-            v.result(0, &result(seq, Some(10.0 + (s % 7) as f64)), at(s, k * 250));
+            let mut r = result(seq, Some(10.0 + (s % 7) as f64));
+            // Three of the gateway's sends left late, the worst by 2.5 ms.
+            if s == NOW - 50 && k < 3 {
+                r.late = true;
+                r.send_delay = Duration::from_micros(1500 + 500 * k);
+            }
+            v.result(0, &r, at(s, k * 250));
             let lost = (NOW - 40..NOW - 30).contains(&s);
             v.result(1, &result(seq, (!lost).then_some(25.0)), at(s, k * 250));
         }
@@ -97,6 +103,8 @@ fn the_main_screen_in_80_by_24_shows_every_panel() {
     let screen = render(&App::default(), &live, 80, 24);
     assert!(screen.contains("netpulse"), "{screen}");
     assert!(screen.contains("1 ALERT FIRING"), "{screen}");
+    assert!(screen.contains("dropped 0"), "{screen}");
+    assert!(screen.contains("late 3 (2.5 ms)"), "{screen}");
     assert!(screen.contains("gateway"), "{screen}");
     assert!(screen.contains("dns"), "{screen}");
     assert!(screen.contains("eth0"), "{screen}");
@@ -177,6 +185,7 @@ fn enter_shows_the_histogram_and_outages_and_help_overlays() {
     assert!(app.detail);
     let screen = render(&app, &live, 120, 30);
     assert!(screen.contains("440 replies"), "{screen}");
+    assert!(screen.contains("late sends 0"), "{screen}");
     assert!(screen.contains("outages of dns"), "{screen}");
     let hhmmss = |s: i64| {
         format!(

@@ -129,7 +129,8 @@ function renderTarget(label) {
   const stats = card.querySelector(".stats");
   stats.innerHTML = "";
   const parts = [["last", fmtMs(info.last_rtt_ms)], ["min/avg/max (1 min)", fmtMs(lm.min_ms) + " / " + fmtMs(lm.avg_ms) + " / " + fmtMs(lm.max_ms)],
-    ["loss", fmtPct(info.loss)], ["sent", String(info.sent ?? "–")]];
+    ["loss", fmtPct(info.loss)], ["sent", String(info.sent ?? "–")],
+    ["late sends", String(info.late_sends ?? 0) + (info.late_sends ? " (max " + fmtMs(info.max_send_delay_ms) + ")" : "")]];
   for (const [k, v] of parts) { stats.append(k + " "); stats.append(el("b", k === "loss" && info.loss > 0 ? { class: "bad" } : {}, v)); stats.append("  "); }
   if (info.in_outage) stats.append(el("b", { class: "bad" }, " OUTAGE"));
   stats.querySelector("b:nth-of-type(4)")?.setAttribute("data-sent", String(info.sent ?? 0));
@@ -222,7 +223,8 @@ function onUpdate(u) {
   for (const t of u.targets) {
     const info = (state.targets || []).find((x) => x.label === t.label);
     if (info) { info.sent = t.sent; info.received = t.received; info.last_rtt_ms = t.last_rtt_ms; info.in_outage = t.in_outage;
-      info.loss = t.sent ? 1 - t.received / t.sent : null; }
+      info.loss = t.sent ? 1 - t.received / t.sent : null;
+      info.late_sends = t.late_sends; info.max_send_delay_ms = t.max_send_delay_ms; }
     if (state.resolution === "1s") {
       const pts = state.series.get(t.label) || [];
       for (const p of t.points) {
@@ -252,6 +254,16 @@ function onUpdate(u) {
   renderAll();
 }
 
+// What the monitor lost (results dropped on the way) and how late its own sends were.
+function renderHealth(h) {
+  const box = document.getElementById("health");
+  if (!box || !h) return;
+  const dropped = (h.dropped.monitor || 0) + (h.dropped.recorder || 0);
+  box.textContent = "dropped " + dropped + (dropped ? " (monitor " + h.dropped.monitor + ", recording " + h.dropped.recorder + ")" : "") +
+    " · late sends " + h.late_sends + " of " + h.probes + (h.late_sends ? " (max " + fmtMs(h.max_send_delay_ms) + ")" : "");
+  box.className = dropped ? "bad" : "";
+}
+
 function showError(e) {
   document.getElementById("status").textContent = "error: " + e.message;
   console.error("netpulse dashboard:", e);
@@ -262,7 +274,9 @@ function connect() {
   const status = document.getElementById("status");
   es.addEventListener("update", (ev) => {
     status.textContent = "live · " + new Date().toLocaleTimeString();
-    onUpdate(JSON.parse(ev.data));
+    const u = JSON.parse(ev.data);
+    renderHealth(u.health);
+    onUpdate(u);
   });
   es.onerror = () => { status.textContent = "reconnecting…"; };
 }

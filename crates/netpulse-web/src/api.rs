@@ -114,6 +114,8 @@ fn targets_json(live: &LiveView) -> Value {
                     "min_ms": min, "avg_ms": avg, "max_ms": max,
                 },
                 "outages": t.outages.len(),
+                "late_sends": t.total.late_sends,
+                "max_send_delay_ms": t.total.max_send_delay.as_secs_f64() * 1e3,
             })
         })
         .collect();
@@ -309,7 +311,9 @@ fn update_json(live: &LiveView) -> Value {
                 .collect();
             json!({"label": t.label, "sent": t.total.sent, "received": t.total.received,
                    "last_rtt_ms": t.last_rtt.map(|d| d.as_secs_f64() * 1e3),
-                   "in_outage": t.in_outage(), "points": last})
+                   "in_outage": t.in_outage(), "points": last,
+                   "late_sends": t.total.late_sends,
+                   "max_send_delay_ms": t.total.max_send_delay.as_secs_f64() * 1e3})
         })
         .collect();
     let ifaces: Vec<Value> = live
@@ -321,7 +325,26 @@ fn update_json(live: &LiveView) -> Value {
         })
         .collect();
     json!({"version": live.version, "targets": targets, "interfaces": ifaces,
-           "firing": live.firing.len(), "alerts": live.alerts.len()})
+           "firing": live.firing.len(), "alerts": live.alerts.len(), "health": health_json(live)})
+}
+
+/// What the monitor lost and how late its scheduler was: results dropped per stage, failed
+/// recording commits, late sends over all targets and the latest send.
+pub(crate) fn health_json(live: &LiveView) -> Value {
+    let (mut late, mut sends, mut max) = (0u64, 0u64, std::time::Duration::ZERO);
+    for t in live.targets.iter().flatten() {
+        late += t.total.late_sends;
+        sends += t.total.sent;
+        max = max.max(t.total.max_send_delay);
+    }
+    json!({"dropped": {"monitor": live.monitor_dropped, "recorder": live.record_dropped},
+           "record_failed_commits": live.record_failed,
+           "late_sends": late, "probes": sends, "max_send_delay_ms": max.as_secs_f64() * 1e3})
+}
+
+/// `GET /api/health`: [`health_json`].
+pub(crate) async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(health_json(&state.shared.live())).into_response())
 }
 
 /// `GET /api/events`: an `update` event whenever the live view changed, at most 4 a second.

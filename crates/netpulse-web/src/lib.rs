@@ -175,6 +175,7 @@ pub(crate) fn router(state: AppState, metrics_only: bool) -> Router {
             .route("/", get(index))
             .route("/app.js", get(app_js))
             .route("/api/targets", get(api::targets))
+            .route("/api/health", get(api::health))
             .route("/api/series", get(api::series))
             .route("/api/outages", get(api::outages))
             .route("/api/alerts", get(api::alerts))
