@@ -43,12 +43,12 @@ fn result(target: usize, seq: u64, sent_ms: u64, ok: bool) -> ProbeResult {
         outcome: if ok { Outcome::Ok } else { Outcome::Timeout },
         detail: Detail::None,
         // Target 1's every 100th probe left 3 ms late.
-        send_delay: if target == 1 && seq % 100 == 0 {
+        send_delay: if target == 1 && seq.is_multiple_of(100) {
             Duration::from_millis(3)
         } else {
             Duration::from_micros(20)
         },
-        late: target == 1 && seq % 100 == 0,
+        late: target == 1 && seq.is_multiple_of(100),
     }
 }
 

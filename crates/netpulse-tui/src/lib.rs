@@ -240,7 +240,8 @@ pub fn draw(f: &mut Frame, app: &App, live: &LiveView, now_s: i64) {
         ])
         .areas(top)
     } else {
-        Layout::horizontal([Constraint::Length(52), Constraint::Min(30)]).areas(top)
+        // 58: every column of the targets table at its full width (12 + 4 × 7 + 6 + 4, spacing, borders).
+        Layout::horizontal([Constraint::Length(58), Constraint::Min(30)]).areas(top)
     };
     let [iface_area, alert_area] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(bottom);
@@ -427,14 +428,18 @@ fn draw_detail(f: &mut Frame, t: &TargetLive, area: Rect) {
     let summary = t.total.rtt.summary();
     let title = match summary {
         Some(s) => format!(
-            " {} — {} replies · median {} · p95 {} · p99 {} ms · late sends {} (max {} ms) (Enter/Esc: back) ",
+            " {} — {} replies · late sends {}{} · median {} · p95 {} · p99 {} ms (Enter/Esc: back) ",
             t.label,
             t.total.rtt.count(),
+            t.total.late_sends,
+            if t.total.late_sends > 0 {
+                format!(" (max {} ms)", ms(Some(t.total.max_send_delay.as_secs_f64() * 1e3)))
+            } else {
+                String::new()
+            },
             ms(Some(s.median.as_secs_f64() * 1e3)),
             ms(Some(s.p95.as_secs_f64() * 1e3)),
-            ms(Some(s.p99.as_secs_f64() * 1e3)),
-            t.total.late_sends,
-            ms(Some(t.total.max_send_delay.as_secs_f64() * 1e3))
+            ms(Some(s.p99.as_secs_f64() * 1e3))
         ),
         None => format!(" {} — no replies yet (Enter/Esc: back) ", t.label),
     };
