@@ -239,20 +239,22 @@ fn a_jitter_rule_fires_at_one_probe_a_second_on_a_jittery_path_only() {
         let Some(lab) = Lab::up(20.0, 8.0, 0.0) else {
             return;
         };
-        let seen = jitter_run(&lab, 20);
-        let at = seen.iter().position(|l| l.contains("ALERT"));
-        let status_before = seen
+        let seen = jitter_run(&lab, 30);
+        let alert = seen
             .iter()
-            .take(at.unwrap_or(seen.len()))
-            .filter(|l| l.contains("alerts firing:"))
-            .count();
-        assert!(at.is_some(), "no jitter alert in 20 s: {seen:?}");
-        assert!(
-            seen[at.unwrap_or(0)].contains("jittery lab: jitter"),
-            "{seen:?}"
-        );
-        // Two replies give the first jitter value, three seconds of `for`, two of slack.
-        assert!(status_before <= 3 + 2 + 2, "late: {seen:?}");
+            .find(|l| l.contains("ALERT"))
+            .unwrap_or_else(|| panic!("no jitter alert in 30 s: {seen:?}"));
+        assert!(alert.contains("jittery lab: jitter"), "{alert}");
+        // The RFC 3550 estimate needs a few replies to climb past the threshold (it moves 1/16
+        // of each change); from the moment it holds, the rule fires after its `for` (3 s) and
+        // within two more seconds — the notice says how long the condition had held.
+        let held: u64 = alert
+            .rsplit("(for ")
+            .next()
+            .and_then(|t| t.strip_suffix("s)"))
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no hold time in {alert}"));
+        assert!((3..=5).contains(&held), "{alert}");
     }
     {
         let Some(lab) = Lab::up(20.0, 0.0, 0.0) else {
