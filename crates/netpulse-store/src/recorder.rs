@@ -177,6 +177,7 @@ enum Msg {
     CaptureSecond(CaptureSecond),
     Flow(FlowRow),
     AddTarget(RecordTarget),
+    RemoveTarget(usize, SystemTime),
     Alert(u64, AlertEvent),
     Delivery(DeliveryRecord),
     Traffic(SystemTime, Vec<IfaceRate>),
@@ -228,6 +229,13 @@ impl RecordSink {
     /// Waits for room in the queue: this must not be lost.
     pub fn add_target(&self, target: RecordTarget) {
         let _ = self.tx.send(Msg::AddTarget(target));
+    }
+
+    /// Target `index` is no longer probed (config reload): once its last answers can have
+    /// arrived (its timeout and a margin after `at`), its open rows are written as final, an
+    /// outage going on ends, and its memory is freed. Waits for room: this must not be lost.
+    pub fn remove_target(&self, index: usize, at: SystemTime) {
+        let _ = self.tx.send(Msg::RemoveTarget(index, at));
     }
 
     /// Records an alert under the caller's `id` (used again by its deliveries); waits for room.
@@ -334,6 +342,12 @@ pub struct Recording {
     pending_deliveries: Vec<DeliveryRecord>,
     pending_seconds: Vec<CaptureSecond>,
     pending_flows: Vec<FlowRow>,
+    /// Removed targets to retire once their last answers are in: (index, when).
+    retiring: Vec<(usize, SystemTime)>,
+    /// Final rows of retired targets, for the next commit.
+    retired_rows: Vec<RollupRow>,
+    /// Per target: its timeout (how long after removal answers can still come).
+    timeouts: Vec<Duration>,
     /// Caller's alert id → row id, for deliveries (bounded: oldest forgotten first).
     alert_rows: std::collections::VecDeque<(u64, i64)>,
     dropped: Arc<AtomicU64>,
@@ -383,6 +397,9 @@ impl Recording {
             pending_deliveries: Vec::new(),
             pending_seconds: Vec::new(),
             pending_flows: Vec::new(),
+            retiring: Vec::new(),
+            retired_rows: Vec::new(),
+            timeouts: targets.iter().map(|t| t.timeout).collect(),
             alert_rows: std::collections::VecDeque::new(),
             dropped: Arc::new(AtomicU64::new(0)),
             failed: Arc::new(AtomicU64::new(0)),
@@ -444,6 +461,7 @@ impl Recording {
             }
             Msg::Traffic(at, rates) => self.record_traffic(at, &rates),
             Msg::AddTarget(t) => self.add_target(&t),
+            Msg::RemoveTarget(i, at) => self.remove_target(i, at),
             Msg::Alert(id, e) => self.pending_alerts.push((id, e)),
             Msg::Delivery(d) => self.pending_deliveries.push(d),
             Msg::CaptureSecond(c) => self.pending_seconds.push(c),
@@ -497,8 +515,38 @@ impl Recording {
                 self.rollups
                     .push(Rollups::new(self.rollups.len(), t.timeout));
                 self.detectors.push(OutageDetector::new(self.cfg.outage, 1));
+                self.timeouts.push(t.timeout);
             }
             Err(e) => self.note_error(&e.to_string()),
+        }
+    }
+
+    /// Target `index` was removed at `at`: it is retired (see [`RecordSink::remove_target`]) at
+    /// the first commit after its timeout and a two-second margin.
+    pub fn remove_target(&mut self, index: usize, at: SystemTime) {
+        let wait = self.timeouts.get(index).copied().unwrap_or_default() + Duration::from_secs(2);
+        self.retiring.push((index, at + wait));
+    }
+
+    fn retire_due(&mut self, now: SystemTime) {
+        let mut i = 0;
+        while i < self.retiring.len() {
+            let (index, due) = self.retiring[i];
+            if due > now {
+                i += 1;
+                continue;
+            }
+            self.retiring.swap_remove(i);
+            if let Some(r) = self.rollups.get_mut(index) {
+                r.flush(now, true, &mut self.retired_rows);
+                *r = Rollups::new(index, Duration::ZERO);
+            }
+            if let Some(d) = self.detectors.get_mut(index) {
+                for o in d.finish(now) {
+                    self.pending_outages.push((index, o));
+                }
+                *d = OutageDetector::new(self.cfg.outage, 1);
+            }
         }
     }
 
@@ -510,6 +558,8 @@ impl Recording {
     /// Writes every row that changed and the outages found, in one transaction.
     pub fn commit(&mut self, now: SystemTime, finish: bool) {
         self.rows.clear();
+        self.retire_due(now);
+        self.rows.append(&mut self.retired_rows);
         for r in &mut self.rollups {
             r.flush(now, finish, &mut self.rows);
         }

@@ -387,3 +387,58 @@ fn a_version_1_database_is_upgraded_with_its_data() {
     drop(store);
     assert_eq!(rusqlite_version(&path), SCHEMA_VERSION);
 }
+
+#[test]
+fn a_removed_target_is_finished_once_its_last_answers_are_in() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("r.db");
+    let store = Store::open(&path).expect("open");
+    let mut rec = Recording::new(
+        store,
+        &session(),
+        &[target("10.0.0.1"), target("10.0.0.2")],
+        RecorderConfig::default(),
+    )
+    .expect("recording");
+    // 30 s of both (10 probes/s), then target 1 is removed; target 0 goes on for 10 s.
+    for step in 0..400u64 {
+        let t = step * 100;
+        rec.record(&result(0, step + 1, t, true));
+        if t < 30_000 {
+            rec.record(&result(1, step + 1, t, t < 29_000));
+        }
+        if t == 30_000 {
+            rec.remove_target(1, at_ms(t));
+        }
+        if t % 1000 == 900 {
+            rec.commit(at_ms(t + 100), false);
+        }
+    }
+    // Before the session ends, the removed target's minute is already final, with every probe,
+    // and its outage (the last second unanswered) is closed.
+    let conn = rusqlite::Connection::open(&path).expect("sqlite");
+    let (sent, complete): (i64, i64) = conn
+        .query_row(
+            "SELECT p.sent, p.complete FROM probe_1m p JOIN targets t ON t.id = p.target_id
+             WHERE t.label = '10.0.0.2'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("minute row");
+    assert_eq!((sent, complete), (300, 1));
+    let open: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM probe_1s p JOIN targets t ON t.id = p.target_id
+             WHERE t.label = '10.0.0.2' AND p.complete = 0",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(open, 0);
+    let outages: i64 = conn
+        .query_row("SELECT count(*) FROM outages", [], |r| r.get(0))
+        .expect("outages");
+    assert_eq!(outages, 1);
+    let report = rec.finish(at_ms(40_000));
+    assert_eq!(report.dropped + report.failed_commits, 0);
+}

@@ -35,10 +35,27 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let _ = io::stdout().flush();
-            eprintln!("netpulse: {err:#}");
+            eprintln!("netpulse: {}", error_text(&err));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, each said once: library errors already name their cause in their
+/// message ("cannot listen on ADDR: address in use"), which `{:#}` would repeat.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
@@ -59,5 +76,27 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             print!("{}", config::Config::builtin().to_toml());
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod error_text_tests {
+    use super::error_text;
+    use anyhow::Context;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let source = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let bind = netpulse_web::WebError::Bind {
+            addr: "127.0.0.1:9".parse().expect("address"),
+            source,
+        };
+        let err = Err::<(), _>(bind)
+            .context("starting the dashboard")
+            .expect_err("an error");
+        assert_eq!(
+            error_text(&err),
+            "starting the dashboard: cannot listen on 127.0.0.1:9: Address already in use"
+        );
     }
 }

@@ -553,6 +553,9 @@ impl Monitor {
                 self.shared.metrics.remove_target(&t.label, &t.kind);
             }
             self.target_metrics.remove(&index);
+            if let Some(sink) = &self.sink {
+                sink.remove_target(index, SystemTime::now());
+            }
             self.model.remove_target(index);
             self.shared.live().remove_target(index);
         }
