@@ -14,8 +14,11 @@ fn gamma() -> f64 {
 /// Sparse log-bucketed histogram of nanosecond values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LatencySketch {
-    /// (bucket index, count), sorted by index. Index 0 holds zeros.
-    buckets: Vec<(i16, u64)>,
+    /// (bucket index, count) packed as `index << 48 | count`, sorted by index (indices are
+    /// never negative, so the packed values sort the same). Index 0 holds zeros. 8 bytes a
+    /// bucket instead of 16: sketches are kept per target in several places, so this halves
+    /// a large share of the monitor's memory per target.
+    buckets: Vec<u64>,
     count: u64,
 }
 
@@ -24,7 +27,23 @@ pub struct LatencySketch {
 #[error("corrupt latency histogram blob: {0}")]
 pub struct SketchDecodeError(&'static str);
 
+/// The most one bucket counts (2^48 − 1: a million values a second for eight years); beyond,
+/// it saturates.
+pub const MAX_BUCKET_COUNT: u64 = (1 << 48) - 1;
+
+fn pack(index: i16, count: u64) -> u64 {
+    (u64::from(index.max(0) as u16) << 48) | count.min(MAX_BUCKET_COUNT)
+}
+
+fn unpack(b: u64) -> (i16, u64) {
+    ((b >> 48) as i16, b & MAX_BUCKET_COUNT)
+}
+
 impl LatencySketch {
+    /// (bucket index, count) of every non-empty bucket, by index.
+    fn pairs(&self) -> impl Iterator<Item = (i16, u64)> + '_ {
+        self.buckets.iter().map(|&b| unpack(b))
+    }
     fn index(ns: u64) -> i16 {
         if ns == 0 {
             return 0;
@@ -45,16 +64,19 @@ impl LatencySketch {
     /// The counts re-binned into `bins` equal-width bins between the smallest and largest
     /// value held: (bin start ns, bin end ns, count), for drawing a histogram.
     pub fn linear_bins(&self, bins: usize) -> Vec<(f64, f64, u64)> {
-        let (Some(&(lo, _)), Some(&(hi, _))) = (self.buckets.first(), self.buckets.last()) else {
+        let (Some(&lo), Some(&hi)) = (self.buckets.first(), self.buckets.last()) else {
             return Vec::new();
         };
         let bins = bins.max(1);
-        let (lo, hi) = (Self::value(lo) as f64, Self::value(hi) as f64);
+        let (lo, hi) = (
+            Self::value(unpack(lo).0) as f64,
+            Self::value(unpack(hi).0) as f64,
+        );
         let width = ((hi - lo) / bins as f64).max(1.0);
         let mut out: Vec<(f64, f64, u64)> = (0..bins)
             .map(|b| (lo + b as f64 * width, lo + (b + 1) as f64 * width, 0))
             .collect();
-        for &(i, n) in &self.buckets {
+        for (i, n) in self.pairs() {
             let at = ((Self::value(i) as f64 - lo) / width) as usize;
             if let Some(bin) = out.get_mut(at.min(bins - 1)) {
                 bin.2 += n;
@@ -70,9 +92,12 @@ impl LatencySketch {
 
     fn add(&mut self, index: i16, n: u64) {
         self.count += n;
-        match self.buckets.binary_search_by_key(&index, |&(i, _)| i) {
-            Ok(pos) => self.buckets[pos].1 += n,
-            Err(pos) => self.buckets.insert(pos, (index, n)),
+        match self.buckets.binary_search_by_key(&index, |&b| unpack(b).0) {
+            Ok(pos) => {
+                let c = unpack(self.buckets[pos]).1;
+                self.buckets[pos] = pack(index, c.saturating_add(n));
+            }
+            Err(pos) => self.buckets.insert(pos, pack(index, n)),
         }
     }
 
@@ -89,10 +114,11 @@ impl LatencySketch {
     /// Takes back one value counted in bucket `index` (sliding windows); a bucket that does not
     /// hold a value is left alone.
     pub fn remove_bucket(&mut self, index: i16) {
-        if let Ok(pos) = self.buckets.binary_search_by_key(&index, |&(i, _)| i) {
+        if let Ok(pos) = self.buckets.binary_search_by_key(&index, |&b| unpack(b).0) {
             self.count -= 1;
-            if self.buckets[pos].1 > 1 {
-                self.buckets[pos].1 -= 1;
+            let c = unpack(self.buckets[pos]).1;
+            if c > 1 {
+                self.buckets[pos] = pack(index, c - 1);
             } else {
                 self.buckets.remove(pos);
             }
@@ -110,34 +136,33 @@ impl LatencySketch {
             return;
         }
         let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
-        let (mut a, mut b) = (
-            self.buckets.iter().peekable(),
-            other.buckets.iter().peekable(),
-        );
-        loop {
-            match (a.peek(), b.peek()) {
-                (Some(&&(ia, ca)), Some(&&(ib, cb))) => {
-                    if ia == ib {
-                        merged.push((ia, ca + cb));
+        {
+            let (mut a, mut b) = (self.pairs().peekable(), other.pairs().peekable());
+            loop {
+                match (a.peek().copied(), b.peek().copied()) {
+                    (Some((ia, ca)), Some((ib, cb))) => {
+                        if ia == ib {
+                            merged.push(pack(ia, ca.saturating_add(cb)));
+                            a.next();
+                            b.next();
+                        } else if ia < ib {
+                            merged.push(pack(ia, ca));
+                            a.next();
+                        } else {
+                            merged.push(pack(ib, cb));
+                            b.next();
+                        }
+                    }
+                    (Some((i, c)), None) => {
+                        merged.push(pack(i, c));
                         a.next();
-                        b.next();
-                    } else if ia < ib {
-                        merged.push((ia, ca));
-                        a.next();
-                    } else {
-                        merged.push((ib, cb));
+                    }
+                    (None, Some((i, c))) => {
+                        merged.push(pack(i, c));
                         b.next();
                     }
+                    (None, None) => break,
                 }
-                (Some(&&x), None) => {
-                    merged.push(x);
-                    a.next();
-                }
-                (None, Some(&&x)) => {
-                    merged.push(x);
-                    b.next();
-                }
-                (None, None) => break,
             }
         }
         self.buckets = merged;
@@ -151,13 +176,13 @@ impl LatencySketch {
         }
         let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).clamp(1, self.count);
         let mut seen = 0;
-        for &(i, c) in &self.buckets {
+        for (i, c) in self.pairs() {
             seen += c;
             if seen >= rank {
                 return Some(Self::value(i));
             }
         }
-        self.buckets.last().map(|&(i, _)| Self::value(i))
+        self.buckets.last().map(|&b| Self::value(unpack(b).0))
     }
 
     /// Compact bytes for storage: LEB128 varints of (index delta, count) pairs.
@@ -165,7 +190,7 @@ impl LatencySketch {
         let mut out = Vec::with_capacity(self.buckets.len() * 3 + 1);
         put_varint(&mut out, self.buckets.len() as u64);
         let mut prev: i32 = 0;
-        for &(i, c) in &self.buckets {
+        for (i, c) in self.pairs() {
             put_varint(&mut out, (i32::from(i) - prev) as u64);
             put_varint(&mut out, c);
             prev = i32::from(i);
@@ -189,7 +214,10 @@ impl LatencySketch {
             let index = prev + delta as i64;
             let index = i16::try_from(index).map_err(|_| SketchDecodeError("bucket index"))?;
             let c = get_varint(&mut b)?;
-            s.buckets.push((index, c));
+            if c > MAX_BUCKET_COUNT {
+                return Err(SketchDecodeError("bucket count too large"));
+            }
+            s.buckets.push(pack(index, c));
             s.count = s
                 .count
                 .checked_add(c)
@@ -250,6 +278,27 @@ mod tests {
         let mut s = LatencySketch::default();
         s.record(0);
         assert_eq!(s.quantile(0.5), Some(0));
+    }
+
+    #[test]
+    fn packed_buckets_keep_index_order_and_saturate() {
+        let mut s = LatencySketch::default();
+        for ns in [5_000_000u64, 0, 1, 40_000, 5_000_000] {
+            s.record(ns);
+        }
+        let pairs: Vec<(i16, u64)> = s.pairs().collect();
+        assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0), "{pairs:?}");
+        assert_eq!(pairs.first(), Some(&(0, 1)));
+        assert_eq!(pairs.last().map(|p| p.1), Some(2));
+        s.add(7, MAX_BUCKET_COUNT);
+        let c = s.pairs().find(|p| p.0 == 7).map(|p| p.1);
+        assert_eq!(c, Some(MAX_BUCKET_COUNT), "a full bucket saturates, never wraps");
+        // A stored blob with a count beyond what a bucket holds is refused, not truncated.
+        let mut blob = Vec::new();
+        put_varint(&mut blob, 1);
+        put_varint(&mut blob, 3);
+        put_varint(&mut blob, MAX_BUCKET_COUNT + 1);
+        assert!(LatencySketch::from_bytes(&blob).is_err());
     }
 
     #[test]

@@ -164,9 +164,21 @@ impl EngineHandle {
     /// Starts probing `plan` as target `id` (results carry `id`) at a phase of its own. The
     /// target's sockets are opened here, so a failure is returned to the caller.
     pub fn add(&self, id: usize, plan: ProbePlan) -> Result<(), ProbeError> {
-        let prepared = prepare(&self.shared, id, plan, self.payload_size, None)?;
-        self.push(Command::Add(Box::new(prepared)));
+        let prepared = self.prepare(id, plan)?;
+        self.start(prepared);
         Ok(())
+    }
+
+    /// The first half of [`EngineHandle::add`]: opens what target `id` needs, so the caller can
+    /// tell everything downstream about it (a recording, say) before its first probe leaves.
+    pub fn prepare(&self, id: usize, plan: ProbePlan) -> Result<PreparedTarget, ProbeError> {
+        let prepared = prepare(&self.shared, id, plan, self.payload_size, None)?;
+        Ok(PreparedTarget(Box::new(prepared)))
+    }
+
+    /// The second half of [`EngineHandle::add`]: the prepared target starts at a phase of its own.
+    pub fn start(&self, target: PreparedTarget) {
+        self.push(Command::Add(target.0));
     }
 
     /// Stops probing target `id`: it sends no more, its answers in flight are still awaited
@@ -184,6 +196,9 @@ impl EngineHandle {
         self.shared.wake();
     }
 }
+
+/// A target whose sockets are open, ready for [`EngineHandle::start`].
+pub struct PreparedTarget(Box<Prepared>);
 
 /// What a run measured for one target.
 #[derive(Debug, Clone, Default)]

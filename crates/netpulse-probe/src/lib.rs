@@ -9,8 +9,8 @@ mod sys;
 pub mod wire;
 
 pub use engine::{
-    late_threshold, Engine, EngineConfig, EngineHandle, IcmpMode, ProbePlan, RunReport, StopHandle,
-    TargetReport, MAX_TARGETS,
+    late_threshold, Engine, EngineConfig, EngineHandle, IcmpMode, PreparedTarget, ProbePlan,
+    RunReport, StopHandle, TargetReport, MAX_TARGETS,
 };
 pub use error::{ProbeError, ResolveError};
 pub use resolve::{resolve, Family};

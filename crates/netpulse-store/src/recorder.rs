@@ -177,6 +177,7 @@ enum Msg {
     CaptureSecond(CaptureSecond),
     Flow(FlowRow),
     AddTarget(RecordTarget),
+    AddTargets(Vec<RecordTarget>),
     RemoveTarget(usize, SystemTime),
     Alert(u64, AlertEvent),
     Delivery(DeliveryRecord),
@@ -229,6 +230,14 @@ impl RecordSink {
     /// Waits for room in the queue: this must not be lost.
     pub fn add_target(&self, target: RecordTarget) {
         let _ = self.tx.send(Msg::AddTarget(target));
+    }
+
+    /// Adds many targets in one message (a monitor starting thousands): they get the next
+    /// indices, in order. Waits for room: this must not be lost.
+    pub fn add_targets(&self, targets: Vec<RecordTarget>) {
+        if !targets.is_empty() {
+            let _ = self.tx.send(Msg::AddTargets(targets));
+        }
     }
 
     /// Target `index` is no longer probed (config reload): once its last answers can have
@@ -461,6 +470,11 @@ impl Recording {
             }
             Msg::Traffic(at, rates) => self.record_traffic(at, &rates),
             Msg::AddTarget(t) => self.add_target(&t),
+            Msg::AddTargets(list) => {
+                for t in &list {
+                    self.add_target(t);
+                }
+            }
             Msg::RemoveTarget(i, at) => self.remove_target(i, at),
             Msg::Alert(id, e) => self.pending_alerts.push((id, e)),
             Msg::Delivery(d) => self.pending_deliveries.push(d),

@@ -466,14 +466,18 @@ impl Monitor {
         }
     }
 
-    /// Starts `wanted[i]` for every `i` in `which`.
+    /// Starts `wanted[i]` for every `i` in `which`: each is prepared (resolved, its sockets
+    /// opened), then all are told to the recording in one message, and only then do they start
+    /// probing — so the recording knows every target before its first result, and thousands of
+    /// targets do not crowd the recording's queue while results already flow.
     fn start_targets(&mut self, wanted: &[TargetKey], which: &[usize]) {
         // One line per distinct error: a thousand ICMP targets without permission say it once.
         let mut errors: Vec<(String, String, usize)> = Vec::new();
+        let mut ready = Vec::with_capacity(which.len());
         for &i in which {
             let key = &wanted[i];
-            match self.start_target(key) {
-                Ok(()) => {}
+            match self.prepare_target(key, self.next_index + ready.len()) {
+                Ok((kind, prepared)) => ready.push((key.clone(), kind, prepared)),
                 Err(e) => {
                     let text = format!("{e:#}");
                     match errors.iter_mut().find(|(t, ..)| *t == text) {
@@ -491,9 +495,40 @@ impl Monitor {
             };
             eprintln!("netpulse monitor: target \"{label}\" not probed{also}: {text}");
         }
+        if let Some(s) = &self.sink {
+            s.add_targets(
+                ready
+                    .iter()
+                    .map(|(key, kind, _)| RecordTarget {
+                        label: key.label.clone(),
+                        kind: kind.clone(),
+                        address: key.target.clone(),
+                        interval: key.interval,
+                        timeout: key.timeout,
+                    })
+                    .collect(),
+            );
+        }
+        for (key, kind, prepared) in ready {
+            let index = self.next_index;
+            self.next_index += 1;
+            self.model.add_target(index, &key.label, &kind);
+            self.target_metrics
+                .insert(index, self.shared.metrics.target(&key.label, &kind));
+            self.shared
+                .live()
+                .add_target(index, &key.label, &key.target, &kind);
+            self.running.push(RunningTarget { key, index });
+            self.engine.start(prepared);
+        }
     }
 
-    fn start_target(&mut self, key: &TargetKey) -> anyhow::Result<()> {
+    /// Resolves `key` and opens its sockets as engine target `index`; returns its kind name.
+    fn prepare_target(
+        &self,
+        key: &TargetKey,
+        index: usize,
+    ) -> anyhow::Result<(String, netpulse_probe::PreparedTarget)> {
         let spec = parse_target(&key.target)?;
         let addr = resolve(&spec.host, Family::Any)?;
         let kind = spec.kind.name().to_string();
@@ -506,29 +541,7 @@ impl Monitor {
             count: None,
             payload_size: Some(key.size),
         };
-        let index = self.next_index;
-        self.engine.add(index, plan)?;
-        self.next_index += 1;
-        if let Some(s) = &self.sink {
-            s.add_target(RecordTarget {
-                label: key.label.clone(),
-                kind: kind.clone(),
-                address: key.target.clone(),
-                interval: key.interval,
-                timeout: key.timeout,
-            });
-        }
-        self.model.add_target(index, &key.label, &kind);
-        self.target_metrics
-            .insert(index, self.shared.metrics.target(&key.label, &kind));
-        self.shared
-            .live()
-            .add_target(index, &key.label, &key.target, &kind);
-        self.running.push(RunningTarget {
-            key: key.clone(),
-            index,
-        });
-        Ok(())
+        Ok((kind, self.engine.prepare(index, plan)?))
     }
 
     /// SIGHUP: the new config's plan is carried out; a broken file changes nothing.
