@@ -320,6 +320,11 @@ impl LiveView {
         }
     }
 
+    /// Makes room for `more` targets at once (thousands added together), exactly.
+    pub fn reserve_targets(&mut self, more: usize) {
+        self.targets.reserve_exact(more);
+    }
+
     /// Adds (or re-activates) target `index`.
     pub fn add_target(&mut self, index: usize, label: &str, target: &str, kind: &str) {
         if self.targets.len() <= index {

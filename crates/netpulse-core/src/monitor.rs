@@ -497,6 +497,11 @@ impl MonitorModel {
         self.rules.firing()
     }
 
+    /// Makes room for `more` targets at once.
+    pub fn reserve_targets(&mut self, more: usize) {
+        self.targets.reserve(more);
+    }
+
     /// Starts keeping target `id`.
     pub fn add_target(&mut self, id: usize, label: &str, kind: &str) {
         self.targets

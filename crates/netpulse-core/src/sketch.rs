@@ -292,7 +292,11 @@ mod tests {
         assert_eq!(pairs.last().map(|p| p.1), Some(2));
         s.add(7, MAX_BUCKET_COUNT);
         let c = s.pairs().find(|p| p.0 == 7).map(|p| p.1);
-        assert_eq!(c, Some(MAX_BUCKET_COUNT), "a full bucket saturates, never wraps");
+        assert_eq!(
+            c,
+            Some(MAX_BUCKET_COUNT),
+            "a full bucket saturates, never wraps"
+        );
         // A stored blob with a count beyond what a bucket holds is refused, not truncated.
         let mut blob = Vec::new();
         put_varint(&mut blob, 1);

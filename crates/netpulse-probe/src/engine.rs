@@ -822,6 +822,14 @@ impl Engine {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
+        // Thousands of targets arrive together: room for exactly them, not the next power of two.
+        let adds = commands
+            .iter()
+            .filter(|c| matches!(c, Command::Add(_)))
+            .count();
+        let free = self.free.len();
+        self.targets.reserve_exact(adds.saturating_sub(free));
+        self.by_id.reserve(adds);
         for c in commands {
             match c {
                 Command::Add(p) if !stopping => {

@@ -471,6 +471,10 @@ impl Recording {
             Msg::Traffic(at, rates) => self.record_traffic(at, &rates),
             Msg::AddTarget(t) => self.add_target(&t),
             Msg::AddTargets(list) => {
+                self.rollups.reserve_exact(list.len());
+                self.detectors.reserve_exact(list.len());
+                self.target_ids.reserve_exact(list.len());
+                self.timeouts.reserve_exact(list.len());
                 for t in &list {
                     self.add_target(t);
                 }

@@ -509,6 +509,10 @@ impl Monitor {
                     .collect(),
             );
         }
+        self.model.reserve_targets(ready.len());
+        self.target_metrics.reserve(ready.len());
+        self.running.reserve_exact(ready.len());
+        self.shared.live().reserve_targets(ready.len());
         for (key, kind, prepared) in ready {
             let index = self.next_index;
             self.next_index += 1;
