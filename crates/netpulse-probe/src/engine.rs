@@ -320,6 +320,8 @@ const MAX_SEND_SLACK: Duration = Duration::from_millis(10);
 /// Bits of a tag id that name the slot; the rest is the slot's generation, so an answer to a
 /// removed target is never taken for the target that reuses its slot.
 const SLOT_BITS: u32 = 20;
+/// The generation bits left above the slot in a 32-bit tag id.
+const GENERATION_MASK: u32 = (1 << (32 - SLOT_BITS)) - 1;
 /// At most this many targets at once (about a million).
 pub const MAX_TARGETS: usize = 1 << SLOT_BITS;
 
@@ -701,7 +703,7 @@ impl Engine {
             // The same id again replaces the old target.
             self.retire(old);
         }
-        if self.by_id.len() >= MAX_TARGETS {
+        if self.free.is_empty() && self.targets.len() >= MAX_TARGETS {
             return Err(ProbeError::BadTarget {
                 target: p.plan.label,
                 message: format!("more than {MAX_TARGETS} targets in one engine"),
@@ -738,7 +740,9 @@ impl Engine {
         // of two no larger than the 16-bit sequence space, so 16-bit lookups stay unambiguous.
         let in_flight = p.plan.timeout.as_nanos() / p.plan.interval.as_nanos().max(1) + 2;
         let cap = (in_flight.min(1 << 16) as u64).next_power_of_two().max(4);
-        let generation = (self.targets[slot as usize].tag_id >> SLOT_BITS).wrapping_add(1);
+        // 12 bits of generation: it wraps after 4 096 reuses of one slot, long after any
+        // answer to the slot's old target could still arrive.
+        let generation = ((self.targets[slot as usize].tag_id >> SLOT_BITS) + 1) & GENERATION_MASK;
         let tag_id = slot | (generation << SLOT_BITS);
         if let Some(c) = &p.conn {
             self.timestamped
@@ -1583,5 +1587,45 @@ fn send_error_outcome(e: io::Error, addr: IpAddr) -> (Outcome, Option<Duration>)
         // A port-unreachable from an earlier probe, reported on this send: the port is closed.
         Some(libc::ECONNREFUSED) => (Outcome::Refused, None),
         _ => connect_error_outcome(e, addr, Duration::ZERO),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoll_data_round_trips() {
+        for (kind, slot, ring) in [
+            (EV_TCP, 0, 0),
+            (EV_CONN, (1 << SLOT_BITS) - 1, 65_535),
+            (EV_ICMP6, 7, 1 << 16),
+        ] {
+            assert_eq!(ev_parts(ev_data(kind, slot, ring)), (kind, slot, ring));
+        }
+    }
+
+    #[test]
+    fn generations_wrap_inside_the_tag() {
+        let slot = 5u32;
+        let last = slot | (GENERATION_MASK << SLOT_BITS);
+        let next = ((last >> SLOT_BITS) + 1) & GENERATION_MASK;
+        assert_eq!(next, 0, "wraps instead of overflowing");
+        assert_eq!((slot | (next << SLOT_BITS)) & ((1 << SLOT_BITS) - 1), slot);
+    }
+
+    #[test]
+    fn added_targets_spread_over_the_interval() {
+        let interval = Duration::from_secs(1);
+        let mut phases: Vec<Duration> = (0..100).map(|id| added_phase(id, interval)).collect();
+        assert!(phases.iter().all(|p| *p < interval));
+        phases.sort();
+        // Golden-ratio phases leave no gap much wider than an even spread would (10 ms here).
+        let widest = phases
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default();
+        assert!(widest < Duration::from_millis(25), "{widest:?}");
     }
 }
