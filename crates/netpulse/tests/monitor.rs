@@ -4,23 +4,13 @@
 
 mod common;
 
-use common::{Lab, Netns};
+use common::{Lab, Netns, Reaped};
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
 
 /// One lab at a time in this binary: each takes a core for its delay line.
 static LAB: Mutex<()> = Mutex::new(());
-
-/// A child process killed and reaped when the test ends, pass or fail.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A Python helper in namespace `ns` whose stdout lines are events; waits for its `ready`.
 fn helper(ns: &str, python: &str, script: &str) -> (Reaped, Lines<BufReader<ChildStdout>>) {

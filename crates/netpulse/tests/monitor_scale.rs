@@ -4,25 +4,15 @@
 
 mod common;
 
-use common::{skip, Lab};
+use common::{http_get, skip, Lab, Reaped};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Lines, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::io::{BufRead, BufReader, Lines, Read};
+use std::net::SocketAddr;
+use std::process::{ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
-use std::time::Duration;
 
 /// One lab (or a thousand targets) at a time in this binary.
 static ONE: Mutex<()> = Mutex::new(());
-
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct Monitor {
     child: Reaped,
@@ -76,19 +66,9 @@ fn threads(pid: u32) -> u64 {
 }
 
 fn get_json(addr: SocketAddr, path: &str) -> Value {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("response");
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (_, body) = text.split_once("\r\n\r\n").expect("a header");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    let (status, _, body) = http_get(addr, path, None);
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
 }
 
 /// A config probing `n` loopback addresses (127.1.x.y) every second.

@@ -4,24 +4,14 @@
 //! `.ci/run` into tests/browser).
 
 mod common;
-use common::skip;
+use common::{http_get as get, skip, Reaped};
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A child process killed and reaped when the test ends, pass or fail.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 const CONFIG: &str = r#"
 [monitor]
@@ -83,39 +73,6 @@ fn start_with(
         }
     }
     panic!("monitor ended without saying where the dashboard is");
-}
-
-/// A plain HTTP/1.1 GET: (status, content type, body).
-fn get(addr: SocketAddr, path: &str, auth: Option<&str>) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let auth = auth
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("response");
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a header");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    let ctype = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
-    (status, ctype, body.to_string())
 }
 
 fn get_json(addr: SocketAddr, path: &str) -> Value {
