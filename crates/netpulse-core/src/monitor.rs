@@ -77,18 +77,20 @@ pub struct Lateness {
     pub late_sends: u64,
     /// Sends seen.
     pub sends: u64,
-    /// The latest any send left.
+    /// The latest any send left. (The distribution of send delays is one histogram over all
+    /// targets, `netpulse_probe_send_lateness_seconds`: per target it would cost a histogram
+    /// each for a figure nobody reads per target.)
     pub max: Duration,
-    /// Histogram of send delays (ns).
-    pub hist: LatencySketch,
 }
 
 /// One second of a target's probes, as the windows need them.
 #[derive(Debug, Clone, Copy, Default)]
+/// 16 bytes: counts fit 16 bits (65 535 results in one second of one target, 65 times the 1 ms
+/// probe rate); a second that full stops counting for the windows (see `TargetModel::record`).
 struct SecondSums {
-    sent: u32,
-    received: u32,
-    rtts: u32,
+    sent: u16,
+    received: u16,
+    rtts: u16,
     rtt_sum_ns: u64,
 }
 
@@ -255,7 +257,10 @@ impl TargetModel {
 
     fn record(&mut self, r: &ProbeResult, sec: i64, lens: &[i64], hist: &[bool]) {
         self.advance(sec, lens, hist);
-        let keep_hist = hist.contains(&true);
+        // A second already holding 65 535 results takes no more into the windows (what is
+        // added must be exactly what is taken back); jitter, outages and lateness still count.
+        let full = self.ring.back().is_some_and(|s| s.sent == u16::MAX);
+        let keep_hist = hist.contains(&true) && !full;
         let mut one = SecondSums {
             sent: 1,
             ..SecondSums::default()
@@ -278,24 +283,22 @@ impl TargetModel {
                 }
             }
         }
-        if let Some(s) = self.ring.back_mut() {
+        if let Some(s) = self.ring.back_mut().filter(|_| !full) {
             s.sent += one.sent;
             s.received += one.received;
             s.rtts += one.rtts;
             s.rtt_sum_ns += one.rtt_sum_ns;
-        }
-        for (w, &h) in self.windows.iter_mut().zip(hist) {
-            w.add(&one);
-            if let (Some(b), true) = (bucket, h) {
-                w.hist.record_bucket(b);
+            for (w, &h) in self.windows.iter_mut().zip(hist) {
+                w.add(&one);
+                if let (Some(b), true) = (bucket, h) {
+                    w.hist.record_bucket(b);
+                }
             }
         }
         let l = &mut self.lateness;
         l.sends += 1;
         l.late_sends += u64::from(r.late);
         l.max = l.max.max(r.send_delay);
-        l.hist
-            .record(u64::try_from(r.send_delay.as_nanos()).unwrap_or(u64::MAX));
     }
 
     /// The value of `metric` over window number `w`.

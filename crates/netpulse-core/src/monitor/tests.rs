@@ -315,3 +315,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_flooded_second_saturates_and_still_leaves_the_window_cleanly() {
+    let mut m = model_with(vec![spec("p95", Metric::LatencyP95, 1e9, 0, 2)]);
+    let mut out = Vec::new();
+    let at = UNIX_EPOCH + Duration::from_secs(5000);
+    for seq in 1..=70_000u64 {
+        m.result(&reply(0, seq, 5_000_000, 1.0), at, &mut out);
+    }
+    let t = m.target(0).expect("target");
+    let wi = m.lens.iter().position(|&l| l == 2).expect("2 s window");
+    assert_eq!(t.windows[wi].sent, u64::from(u16::MAX));
+    assert_eq!(t.windows[wi].hist.count(), u64::from(u16::MAX));
+    // Three seconds later the flood has left every window: nothing drifts, nothing underflows.
+    let later = UNIX_EPOCH + Duration::from_secs(5003);
+    m.tick(Duration::from_secs(3), later, &mut out);
+    let t = m.target(0).expect("target");
+    assert_eq!(t.windows[wi].sent, 0);
+    assert_eq!(t.windows[wi].hist.count(), 0);
+    assert_eq!(
+        t.lateness().sends,
+        70_000,
+        "lateness still counts every result"
+    );
+}
