@@ -575,15 +575,11 @@ impl Recording {
 
     /// Writes every row that changed and the outages found, in one transaction.
     pub fn commit(&mut self, now: SystemTime, finish: bool) {
-        self.rows.clear();
         self.retire_due(now);
-        self.rows.append(&mut self.retired_rows);
-        for r in &mut self.rollups {
-            r.flush(now, finish, &mut self.rows);
-        }
         self.traffic_rows.clear();
         self.traffic.flush(now, finish, &mut self.traffic_rows);
-        if self.rows.is_empty()
+        if self.rollups.is_empty()
+            && self.retired_rows.is_empty()
             && self.pending_outages.is_empty()
             && self.traffic_rows.is_empty()
             && self.pending_alerts.is_empty()
@@ -596,32 +592,24 @@ impl Recording {
         let (session_id, iface_ids) = (self.session_id, &mut self.iface_ids);
         let alert_rows = &self.alert_rows;
         let mut new_alert_rows = Vec::new();
+        // Each target's rows are flushed and written in turn, so only one target's rows are
+        // held at a time (a few, not a second's worth for every target: ~15 MB at 10 000).
+        let (rows, retired, rollups) = (&mut self.rows, &mut self.retired_rows, &mut self.rollups);
+        let target_ids = &self.target_ids;
+        let mut rollup_rows = 0u64;
         let result = (|| -> Result<(), String> {
             let tx = self.store.transaction().map_err(|e| e.to_string())?;
-            for row in &self.rows {
-                let target = self.target_ids[row.series];
-                if row.unchanged
-                    && crate::db::mark_complete(
-                        &tx,
-                        row.resolution,
-                        self.session_id,
-                        target,
-                        row.start,
-                    )
-                    .map_err(|e| e.to_string())?
-                {
-                    continue;
+            for row in retired.drain(..) {
+                write_rollup(&tx, session_id, target_ids, &row)?;
+                rollup_rows += 1;
+            }
+            for r in rollups.iter_mut() {
+                rows.clear();
+                r.flush(now, finish, rows);
+                for row in rows.iter() {
+                    write_rollup(&tx, session_id, target_ids, row)?;
+                    rollup_rows += 1;
                 }
-                put_rollup(
-                    &tx,
-                    row.resolution,
-                    self.session_id,
-                    target,
-                    row.start,
-                    &row.stats,
-                    row.complete,
-                )
-                .map_err(|e| e.to_string())?;
             }
             for (i, o) in &self.pending_outages {
                 put_outage(&tx, self.session_id, self.target_ids[*i], o)
@@ -672,7 +660,7 @@ impl Recording {
         })();
         match result {
             Ok(()) => {
-                self.report.rows_written += (self.rows.len() + self.traffic_rows.len()) as u64;
+                self.report.rows_written += rollup_rows + self.traffic_rows.len() as u64;
                 self.report.outages.append(&mut self.pending_outages);
                 self.pending_alerts.clear();
                 self.pending_deliveries.clear();
@@ -718,4 +706,33 @@ impl Recording {
             self.report.first_error = Some(e.to_string());
         }
     }
+}
+
+/// Writes one rollup row: a row unchanged since its provisional write only has its `complete`
+/// flag set (or is written whole when that write was lost with a failed commit).
+fn write_rollup(
+    tx: &rusqlite::Transaction<'_>,
+    session_id: i64,
+    target_ids: &[i64],
+    row: &RollupRow,
+) -> Result<(), String> {
+    let Some(&target) = target_ids.get(row.series) else {
+        return Ok(());
+    };
+    if row.unchanged
+        && crate::db::mark_complete(tx, row.resolution, session_id, target, row.start)
+            .map_err(|e| e.to_string())?
+    {
+        return Ok(());
+    }
+    put_rollup(
+        tx,
+        row.resolution,
+        session_id,
+        target,
+        row.start,
+        &row.stats,
+        row.complete,
+    )
+    .map_err(|e| e.to_string())
 }
