@@ -104,6 +104,62 @@ impl TargetSecond {
     }
 }
 
+/// The second a target is filling: the few sums its point needs (56 bytes, no allocation),
+/// not a whole `ProbeStats` with a histogram.
+#[derive(Debug, Clone, Copy)]
+struct SecondAcc {
+    sec: i64,
+    sent: u64,
+    received: u64,
+    rtts: u64,
+    sum_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+}
+
+impl SecondAcc {
+    fn new(sec: i64) -> Self {
+        SecondAcc {
+            sec,
+            sent: 0,
+            received: 0,
+            rtts: 0,
+            sum_ns: 0,
+            min_ns: u64::MAX,
+            max_ns: 0,
+        }
+    }
+
+    fn record(&mut self, r: &ProbeResult) {
+        self.sent += 1;
+        if r.outcome.is_reply() {
+            self.received += 1;
+            if let Some(rtt) = r.rtt {
+                let ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
+                self.rtts += 1;
+                self.sum_ns = self.sum_ns.saturating_add(ns);
+                self.min_ns = self.min_ns.min(ns);
+                self.max_ns = self.max_ns.max(ns);
+            }
+        }
+    }
+
+    /// The same figures as [`TargetSecond::of`] gives for these probes.
+    fn point(&self) -> TargetSecond {
+        let ms = |ns: u64| Duration::from_nanos(ns).as_secs_f64() * 1e3;
+        let got = self.rtts > 0;
+        TargetSecond {
+            sec: self.sec,
+            sent: self.sent,
+            received: self.received,
+            min_ms: got.then(|| ms(self.min_ns)),
+            avg_ms: got
+                .then(|| ms((self.sum_ns as f64 / self.rtts as f64).round().max(0.0) as u64)),
+            max_ms: got.then(|| ms(self.max_ns)),
+        }
+    }
+}
+
 /// An outage as the views list it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct OutageLine {
@@ -140,7 +196,7 @@ pub struct TargetLive {
     pub unanswered_run: u64,
     /// Still running (false once removed by a reload).
     pub active: bool,
-    current: Option<(i64, ProbeStats)>,
+    current: Option<SecondAcc>,
 }
 
 impl TargetLive {
@@ -151,9 +207,7 @@ impl TargetLive {
 
     /// The second still being filled, as it stands.
     pub fn current_point(&self) -> Option<TargetSecond> {
-        self.current
-            .as_ref()
-            .map(|(s, stats)| TargetSecond::of(*s, stats))
+        self.current.as_ref().map(SecondAcc::point)
     }
 
     /// The latest closed second.
@@ -389,15 +443,14 @@ impl LiveView {
             t.unanswered_run += 1;
         }
         match &mut t.current {
-            Some((s, stats)) if *s == sec => stats.record(r),
+            Some(acc) if acc.sec == sec => acc.record(r),
             slot => {
-                if let Some((s, stats)) = slot.take() {
-                    let p = PackedSecond::pack(&TargetSecond::of(s, &stats));
-                    push_ring(&mut t.seconds, p, history);
+                if let Some(acc) = slot.take() {
+                    push_ring(&mut t.seconds, PackedSecond::pack(&acc.point()), history);
                 }
-                let mut stats = ProbeStats::default();
-                stats.record(r);
-                *slot = Some((sec, stats));
+                let mut acc = SecondAcc::new(sec);
+                acc.record(r);
+                *slot = Some(acc);
             }
         }
         self.version += 1;
@@ -408,10 +461,9 @@ impl LiveView {
         let sec = unix_secs(now);
         let history = self.history_len();
         for t in self.targets.iter_mut().flatten() {
-            if t.current.as_ref().is_some_and(|(s, _)| *s < sec) {
-                if let Some((s, stats)) = t.current.take() {
-                    let p = PackedSecond::pack(&TargetSecond::of(s, &stats));
-                    push_ring(&mut t.seconds, p, history);
+            if t.current.as_ref().is_some_and(|acc| acc.sec < sec) {
+                if let Some(acc) = t.current.take() {
+                    push_ring(&mut t.seconds, PackedSecond::pack(&acc.point()), history);
                 }
             }
         }
@@ -584,6 +636,22 @@ mod tests {
         assert_eq!(
             v.targets[0].as_ref().map(|t| t.seconds.len()),
             Some(MIN_HISTORY_SECONDS)
+        );
+    }
+
+    #[test]
+    fn the_open_second_gives_the_figures_a_full_rollup_gives() {
+        let mut acc = SecondAcc::new(5);
+        let mut stats = ProbeStats::default();
+        for (seq, rtt) in [(1, Some(7)), (2, None), (3, Some(11)), (4, Some(13))] {
+            let r = result(seq, rtt);
+            acc.record(&r);
+            stats.record(&r);
+        }
+        assert_eq!(acc.point(), TargetSecond::of(5, &stats));
+        assert_eq!(
+            SecondAcc::new(9).point(),
+            TargetSecond::of(9, &ProbeStats::default())
         );
     }
 

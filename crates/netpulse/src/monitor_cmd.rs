@@ -214,6 +214,9 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     let wanted = wanted_keys(&monitor.setup.config);
     monitor.start_targets(&wanted, &(0..wanted.len()).collect::<Vec<_>>());
     monitor.shared.live().fit_history(monitor.running.len());
+    // What a reload compares is in `running`; the parsed sections (with their source spans)
+    // would only cost memory per target from here on.
+    monitor.setup.config.targets = Vec::new();
 
     let mut ifaces = if monitor.setup.config.ifaces.enabled {
         match IfaceSource::open() {
@@ -600,6 +603,7 @@ impl Monitor {
             self.model.rules().len()
         );
         self.setup = new;
+        self.setup.config.targets = Vec::new();
     }
 
     /// The console status line: each target (or, with many, a summary and the worst), the
