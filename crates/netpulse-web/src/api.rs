@@ -370,3 +370,37 @@ pub(crate) async fn events(
     );
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(range: &str, live_secs: usize) -> Option<Resolution> {
+        let q = RangeQuery {
+            range: Some(range.into()),
+            target: None,
+            iface: None,
+        };
+        range_for(&q, live_secs)
+    }
+
+    fn range_for(q: &RangeQuery, live_secs: usize) -> Option<Resolution> {
+        match range(q, live_secs) {
+            Ok((_, r)) => r,
+            Err(_) => Some(Resolution::Hour),
+        }
+    }
+
+    #[test]
+    fn ranges_come_from_memory_while_it_holds_them_then_from_the_recording() {
+        // Few targets: the live view holds 15 min.
+        assert_eq!(res("15m", HISTORY_SECONDS), None);
+        // Thousands: it holds 1 min, so the rest of the 15 min comes per second from the store.
+        assert_eq!(res("1m", 60), None);
+        assert_eq!(res("5m", 60), Some(Resolution::Second));
+        assert_eq!(res("15m", 60), Some(Resolution::Second));
+        assert_eq!(res("16m", 60), Some(Resolution::Minute));
+        assert_eq!(res("2d", 60), Some(Resolution::Minute));
+        assert_eq!(res("3d", 60), Some(Resolution::Hour));
+    }
+}
