@@ -148,7 +148,6 @@ impl Shared {
 #[derive(Clone)]
 pub struct EngineHandle {
     shared: Arc<Shared>,
-    payload_size: usize,
 }
 
 /// The old name of [`EngineHandle`], for callers that only stop.
@@ -172,7 +171,7 @@ impl EngineHandle {
     /// The first half of [`EngineHandle::add`]: opens what target `id` needs, so the caller can
     /// tell everything downstream about it (a recording, say) before its first probe leaves.
     pub fn prepare(&self, id: usize, plan: ProbePlan) -> Result<PreparedTarget, ProbeError> {
-        let prepared = prepare(&self.shared, id, plan, self.payload_size, None)?;
+        let prepared = prepare(&self.shared, id, plan)?;
         Ok(PreparedTarget(Box::new(prepared)))
     }
 
@@ -247,8 +246,6 @@ struct Prepared {
     dest: SockAddr,
     conn: Option<Socket>,
     dns_query: Vec<u8>,
-    /// Nominal time of the first send, when the caller chose it.
-    first_at: Option<Instant>,
 }
 
 struct TargetState {
@@ -388,30 +385,6 @@ pub struct Engine {
 
 /// A batch this large is handed over at once.
 const MAX_BATCH: usize = 4096;
-
-impl TargetState {
-    /// A placeholder for a new slot, overwritten at once (its generation starts at 0).
-    fn empty(slot: u32, p: &Prepared) -> Self {
-        Self {
-            id: p.id,
-            tag_id: slot,
-            alive: false,
-            plan: p.plan.clone(),
-            dest: p.dest.clone(),
-            next_seq: 1,
-            slots: Vec::new(),
-            mask: 0,
-            in_flight: 0,
-            sending: false,
-            removed: false,
-            conn: None,
-            dns_query: Vec::new(),
-            report: TargetReport::default(),
-            first_send: None,
-            last_resolved: None,
-        }
-    }
-}
 
 fn random_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
@@ -555,14 +528,7 @@ fn open_udp(addr: SocketAddr) -> Result<Socket, ProbeError> {
 
 /// Opens what `plan` needs of its own (a connected UDP socket, the DNS query, the shared ICMP
 /// socket of its family), on the caller's thread so errors reach the caller.
-fn prepare(
-    shared: &Shared,
-    id: usize,
-    plan: ProbePlan,
-    payload_size: usize,
-    first_at: Option<Instant>,
-) -> Result<Prepared, ProbeError> {
-    let _ = payload_size;
+fn prepare(shared: &Shared, id: usize, plan: ProbePlan) -> Result<Prepared, ProbeError> {
     let port = plan.kind.port().unwrap_or(0);
     let sa = SocketAddr::new(plan.addr, port);
     let mut conn = None;
@@ -588,7 +554,6 @@ fn prepare(
         plan,
         conn,
         dns_query,
-        first_at,
     })
 }
 
@@ -659,7 +624,7 @@ impl Engine {
             batch_since: None,
         };
         for (id, plan) in plans {
-            let p = prepare(&engine.shared, id, plan, engine.config.payload_size, None)?;
+            let p = prepare(&engine.shared, id, plan)?;
             engine.adopt(p, None)?;
         }
         engine.initial = engine.targets.len();
@@ -678,7 +643,6 @@ impl Engine {
     pub fn handle(&self) -> EngineHandle {
         EngineHandle {
             shared: Arc::clone(&self.shared),
-            payload_size: self.config.payload_size,
         }
     }
 
@@ -728,21 +692,19 @@ impl Engine {
                 }
             }
         }
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                self.targets
-                    .push(TargetState::empty(self.targets.len() as u32, &p));
-                self.targets.len() as u32 - 1
-            }
-        };
+        // The slot it will take: a freed one, else a new one at the end (taken only once
+        // nothing below can fail, so a failure leaks no slot).
+        let reused = self.free.last().copied();
+        let slot = reused.unwrap_or(self.targets.len() as u32);
         // Enough ring slots for every probe that can be in flight at once, plus slack; a power
         // of two no larger than the 16-bit sequence space, so 16-bit lookups stay unambiguous.
         let in_flight = p.plan.timeout.as_nanos() / p.plan.interval.as_nanos().max(1) + 2;
         let cap = (in_flight.min(1 << 16) as u64).next_power_of_two().max(4);
         // 12 bits of generation: it wraps after 4 096 reuses of one slot, long after any
         // answer to the slot's old target could still arrive.
-        let generation = ((self.targets[slot as usize].tag_id >> SLOT_BITS) + 1) & GENERATION_MASK;
+        let generation = reused.map_or(1, |s| {
+            ((self.targets[s as usize].tag_id >> SLOT_BITS) + 1) & GENERATION_MASK
+        });
         let tag_id = slot | (generation << SLOT_BITS);
         if let Some(c) = &p.conn {
             self.timestamped
@@ -757,7 +719,7 @@ impl Engine {
         }
         self.by_id.insert(p.id, slot);
         let sending = p.plan.count != Some(0);
-        self.targets[slot as usize] = TargetState {
+        let state = TargetState {
             id: p.id,
             tag_id,
             alive: true,
@@ -775,7 +737,14 @@ impl Engine {
             last_resolved: None,
             plan: p.plan,
         };
-        if let (Some(at), true) = (first_at.or(p.first_at), sending) {
+        match reused {
+            Some(_) => {
+                self.free.pop();
+                self.targets[slot as usize] = state;
+            }
+            None => self.targets.push(state),
+        }
+        if let (Some(at), true) = (first_at, sending) {
             self.heap.push(Reverse((at, tag_id, 0)));
         }
         Ok(())
@@ -920,7 +889,7 @@ impl Engine {
         loop {
             if unread {
                 // Answers first: a probe must not time out while its reply waits in a buffer.
-                self.harvest(true, &mut bufs, &mut stopping);
+                self.harvest(true, &mut bufs, stopping);
             }
             let mut now = Instant::now();
             if !stopping
@@ -994,40 +963,38 @@ impl Engine {
             let ready = matches!(nix::poll::ppoll(&mut fds, timeout, None), Ok(n) if n > 0);
             if ready {
                 if !lazy {
-                    self.harvest(true, &mut bufs, &mut stopping);
+                    self.harvest(true, &mut bufs, stopping);
                 }
-                self.harvest(false, &mut bufs, &mut stopping);
+                self.harvest(false, &mut bufs, stopping);
             }
             unread = lazy;
         }
     }
 
     /// Handles what is ready in one of the two epoll sets, without waiting.
-    fn harvest(&mut self, timestamped: bool, bufs: &mut RxBufs, stopping: &mut bool) {
+    fn harvest(&mut self, timestamped: bool, bufs: &mut RxBufs, stopping: bool) {
+        // The event array is lent out while its entries are handled (they need the buffers).
+        let mut events = std::mem::take(&mut bufs.events);
         loop {
             let set = if timestamped {
                 &self.timestamped
             } else {
                 &self.untimestamped
             };
-            let n = match set.wait(&mut bufs.events, EpollTimeout::ZERO) {
+            let n = match set.wait(&mut events, EpollTimeout::ZERO) {
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
-                Err(_) => return,
+                Err(_) => break,
             };
             let woke = Instant::now();
-            let ready: Vec<(u64, EpollFlags)> = bufs.events[..n]
-                .iter()
-                .map(|e| (e.data(), e.events()))
-                .collect();
-            for (data, flags) in ready {
-                let errors = flags.contains(EpollFlags::EPOLLERR);
-                let (kind, slot, ring) = ev_parts(data);
+            for e in &events[..n] {
+                let errors = e.events().contains(EpollFlags::EPOLLERR);
+                let (kind, slot, ring) = ev_parts(e.data());
                 match kind {
                     EV_WAKE => {
                         let _ = self.shared.wake.read();
                         // A stop is noticed by the loop right after this wake-up.
-                        self.apply_commands(*stopping || self.shared.stop.load(Ordering::Relaxed));
+                        self.apply_commands(stopping || self.shared.stop.load(Ordering::Relaxed));
                     }
                     EV_ICMP4 | EV_ICMP6 => self.read_icmp(kind == EV_ICMP6, errors, woke, bufs),
                     EV_CONN => self.read_conn(slot as usize, errors, woke, bufs),
@@ -1035,10 +1002,11 @@ impl Engine {
                 }
             }
             // A full batch may have left more behind (level-triggered: they are still ready).
-            if n < bufs.events.len() {
-                return;
+            if n < events.len() {
+                break;
             }
         }
+        bufs.events = events;
     }
 
     /// Sends target `ti`'s next probe (nominally due at `at`) and schedules the one after.
