@@ -52,16 +52,21 @@ fn result(target: usize, seq: u64, sent_ms: u64, ok: bool) -> ProbeResult {
     }
 }
 
-/// 130 s of 10 probes/s on two targets; target 0 is down from 60.0 s to 62.0 s.
-fn record_run(path: &Path) -> netpulse_store::RecorderReport {
+/// A recording of 10.0.0.1 and 10.0.0.2 into a new database at `path`.
+fn two_targets(path: &Path) -> Recording {
     let store = Store::open(path).expect("open");
-    let mut rec = Recording::new(
+    Recording::new(
         store,
         &session(),
         &[target("10.0.0.1"), target("10.0.0.2")],
         RecorderConfig::default(),
     )
-    .expect("recording");
+    .expect("recording")
+}
+
+/// 130 s of 10 probes/s on two targets; target 0 is down from 60.0 s to 62.0 s.
+fn record_run(path: &Path) -> netpulse_store::RecorderReport {
+    let mut rec = two_targets(path);
     for step in 0..1300u64 {
         let t = step * 100;
         let down = (60_000..62_000).contains(&t);
@@ -392,14 +397,7 @@ fn a_version_1_database_is_upgraded_with_its_data() {
 fn a_removed_target_is_finished_once_its_last_answers_are_in() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("r.db");
-    let store = Store::open(&path).expect("open");
-    let mut rec = Recording::new(
-        store,
-        &session(),
-        &[target("10.0.0.1"), target("10.0.0.2")],
-        RecorderConfig::default(),
-    )
-    .expect("recording");
+    let mut rec = two_targets(&path);
     // 30 s of both (10 probes/s), then target 1 is removed; target 0 goes on for 10 s.
     for step in 0..400u64 {
         let t = step * 100;

@@ -242,11 +242,7 @@ async fn app_js() -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    let (dropped, failed) = {
-        let live = state.shared.live();
-        (live.record_dropped, live.record_failed)
-    };
-    state.shared.metrics.store(dropped, failed);
+    // The recording's counters are brought up to date by the monitor's tick, with the live view.
     let open = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

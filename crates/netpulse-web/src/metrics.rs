@@ -285,25 +285,6 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// One probe result.
-    pub fn probe(&self, target: &str, kind: &str, r: &ProbeResult) {
-        let l = TargetLabels {
-            target: target.to_string(),
-            kind: kind.to_string(),
-        };
-        self.sent.get_or_create(&l).inc();
-        self.send_lateness.observe(r.send_delay.as_secs_f64());
-        if r.late {
-            self.late_sends.get_or_create(&l).inc();
-        }
-        if r.outcome.is_reply() {
-            self.received.get_or_create(&l).inc();
-            if let Some(rtt) = r.rtt {
-                self.rtt.get_or_create(&l).observe(rtt.as_secs_f64());
-            }
-        }
-    }
-
     /// The series of one target, created if new.
     pub fn target(&self, target: &str, kind: &str) -> TargetMetrics {
         let l = TargetLabels {
@@ -337,25 +318,12 @@ impl Metrics {
 
     /// Raises the drop counter of `stage` to `total` (totals are kept by the monitor).
     pub fn dropped(&self, stage: &str, total: u64) {
-        let c = self.dropped_results.get_or_create(&StageLabels {
-            stage: stage.to_string(),
-        });
-        let now = c.get();
-        if total > now {
-            c.inc_by(total - now);
-        }
-    }
-
-    /// A target's outage began (`true`) or ended.
-    pub fn outage(&self, target: &str, kind: &str, began: bool) {
-        let l = TargetLabels {
-            target: target.to_string(),
-            kind: kind.to_string(),
-        };
-        if began {
-            self.outages.get_or_create(&l).inc();
-        }
-        self.in_outage.get_or_create(&l).set(i64::from(began));
+        raise_to(
+            &self.dropped_results.get_or_create(&StageLabels {
+                stage: stage.to_string(),
+            }),
+            total,
+        );
     }
 
     /// An interface reading: counts since the previous one and the rates (bytes/s).
@@ -413,14 +381,8 @@ impl Metrics {
 
     /// The recording's health: totals of dropped results and failed writes.
     pub fn store(&self, dropped: u64, errors: u64) {
-        let bump = |c: &Counter, total: u64| {
-            let now = c.get();
-            if total > now {
-                c.inc_by(total - now);
-            }
-        };
-        bump(&self.store_dropped, dropped);
-        bump(&self.store_errors, errors);
+        raise_to(&self.store_dropped, dropped);
+        raise_to(&self.store_errors, errors);
     }
 
     /// The process's own figures (from `/proc/self`), refreshed before each scrape.
@@ -450,6 +412,14 @@ impl Metrics {
     /// there are no `# UNIT` or `# EOF` lines.
     pub fn encode_text(&self) -> String {
         to_text_004(&self.encode())
+    }
+}
+
+/// Raises a counter to a total kept elsewhere (counters only go up).
+fn raise_to(c: &Counter, total: u64) {
+    let now = c.get();
+    if total > now {
+        c.inc_by(total - now);
     }
 }
 
@@ -513,22 +483,19 @@ mod tests {
     fn every_metric_the_deploy_files_use_is_exported() {
         use netpulse_core::record::{Detail, Outcome};
         let m = Metrics::new();
-        // Families show once they have a series.
-        m.probe(
-            "gw",
-            "icmp",
-            &ProbeResult {
-                target: 0,
-                seq: 0,
-                sent_at: std::time::SystemTime::now(),
-                rtt: Some(std::time::Duration::from_millis(3)),
-                outcome: Outcome::Ok,
-                detail: Detail::default(),
-                send_delay: std::time::Duration::ZERO,
-                late: false,
-            },
-        );
-        m.outage("gw", "icmp", true);
+        // Families show once they have a series; a target's are created as the monitor does.
+        let gw = m.target("gw", "icmp");
+        gw.probe(&ProbeResult {
+            target: 0,
+            seq: 0,
+            sent_at: std::time::SystemTime::now(),
+            rtt: Some(std::time::Duration::from_millis(3)),
+            outcome: Outcome::Ok,
+            detail: Detail::default(),
+            send_delay: std::time::Duration::ZERO,
+            late: false,
+        });
+        gw.outage(true);
         m.iface("eth0", &IfaceCounters::default(), 1.0, 2.0);
         m.captured("tcp", 1, 60);
         m.alert("slow", "gw", "warning", true);
