@@ -362,6 +362,11 @@ impl RuleEngine {
         }
     }
 
+    /// True if any rule is pending or firing for `subject`.
+    pub fn has_subject(&self, subject: &str) -> bool {
+        self.states.keys().any(|(_, s)| s == subject)
+    }
+
     /// Forgets every state of `subject` (a target or interface that is gone).
     pub fn forget_subject(&mut self, subject: &str) {
         self.states.retain(|(_, s), _| s != subject);

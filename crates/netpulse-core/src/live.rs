@@ -318,6 +318,8 @@ pub struct LiveView {
     pub record_failed: u64,
     /// The live capture, when one runs.
     pub capture: Option<CaptureLive>,
+    /// Indices of gone targets still listed, oldest removal first (at most [`GONE_KEPT`]).
+    gone: VecDeque<usize>,
 }
 
 /// A live capture's picture.
@@ -381,6 +383,7 @@ impl LiveView {
 
     /// Adds (or re-activates) target `index`.
     pub fn add_target(&mut self, index: usize, label: &str, target: &str, kind: &str) {
+        self.gone.retain(|&i| i != index);
         if self.targets.len() <= index {
             self.targets.resize(index + 1, None);
         }
@@ -409,17 +412,20 @@ impl LiveView {
                 t.seconds = VecDeque::new();
                 t.current = None;
                 self.version += 1;
+                self.gone.push_back(index);
             }
         }
-        let gone: Vec<usize> = self
-            .targets
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.as_ref().is_some_and(|t| !t.active))
-            .map(|(i, _)| i)
-            .collect();
-        for &i in gone.iter().take(gone.len().saturating_sub(GONE_KEPT)) {
-            self.targets[i] = None;
+        while self.gone.len() > GONE_KEPT {
+            if let Some(i) = self.gone.pop_front() {
+                // Only if still gone (an index added again is active).
+                if let Some(t) = self
+                    .targets
+                    .get_mut(i)
+                    .filter(|t| t.as_ref().is_some_and(|t| !t.active))
+                {
+                    *t = None;
+                }
+            }
         }
         while self.targets.last().is_some_and(Option::is_none) {
             self.targets.pop();

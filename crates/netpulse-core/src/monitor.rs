@@ -380,16 +380,17 @@ pub struct ReloadPlan {
 }
 
 /// Plans a reload: a running target whose key is in `wanted` keeps running (one match per
-/// wanted entry, so duplicates start again), the rest stop; wanted keys not running start.
-pub fn plan_reload<K: PartialEq>(running: &[(usize, K)], wanted: &[K]) -> ReloadPlan {
+/// wanted entry, in running order, so duplicates start again), the rest stop; wanted keys not
+/// running start. Linear in both lists: a reload of 10 000 targets is not 10⁸ comparisons.
+pub fn plan_reload<K: Eq + std::hash::Hash>(running: &[(usize, K)], wanted: &[K]) -> ReloadPlan {
     let mut plan = ReloadPlan::default();
+    let mut by_key: HashMap<&K, VecDeque<usize>> = HashMap::with_capacity(running.len());
+    for (ri, (_, k)) in running.iter().enumerate() {
+        by_key.entry(k).or_default().push_back(ri);
+    }
     let mut taken = vec![false; running.len()];
     for (wi, key) in wanted.iter().enumerate() {
-        match running
-            .iter()
-            .enumerate()
-            .position(|(ri, (_, k))| !taken[ri] && k == key)
-        {
+        match by_key.get_mut(key).and_then(VecDeque::pop_front) {
             Some(ri) => {
                 taken[ri] = true;
                 plan.keep.push(running[ri].0);
@@ -416,8 +417,6 @@ pub struct MonitorModel {
     lens: Vec<i64>,
     /// For each rule, its index in `lens`.
     rule_lens: Vec<usize>,
-    /// A p95 rule exists, so replies keep their histogram buckets.
-    keep_hist: bool,
     /// Per window length: a p95 rule uses it, so it keeps a histogram.
     hist_lens: Vec<bool>,
     outage_cfg: OutageConfig,
@@ -439,7 +438,6 @@ impl MonitorModel {
             rules: RuleEngine::new(Vec::new()),
             lens: Vec::new(),
             rule_lens: Vec::new(),
-            keep_hist: false,
             hist_lens: Vec::new(),
             outage_cfg: outage,
             dropped: HashMap::new(),
@@ -466,7 +464,6 @@ impl MonitorModel {
             .iter()
             .map(|s| lens.binary_search(&secs(s.window)).unwrap_or(0))
             .collect();
-        let keep_hist = specs.iter().any(|s| s.rule.metric == Metric::LatencyP95);
         let hist_lens: Vec<bool> = lens
             .iter()
             .map(|&l| {
@@ -483,7 +480,6 @@ impl MonitorModel {
             }
         }
         self.lens = lens;
-        self.keep_hist = keep_hist;
         self.hist_lens = hist_lens;
         self.rules
             .replace_rules(specs.iter().map(|s| s.rule.clone()).collect());
@@ -514,7 +510,11 @@ impl MonitorModel {
     /// Forgets target `id` and its rule states.
     pub fn remove_target(&mut self, id: usize) {
         if let Some(t) = self.targets.remove(&id) {
-            if !self.targets.values().any(|o| o.label == t.label) {
+            // Most targets have no rule state: look for another with the label only if needed
+            // (a reload removing thousands would otherwise scan them all for each).
+            if self.rules.has_subject(&t.label)
+                && !self.targets.values().any(|o| o.label == t.label)
+            {
                 self.rules.forget_subject(&t.label);
             }
         }

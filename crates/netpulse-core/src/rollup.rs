@@ -128,6 +128,11 @@ impl Rollups {
         }
     }
 
+    /// Seconds after a second ends until it is closed (the probe timeout, rounded down, + 1).
+    pub fn grace_secs(&self) -> i64 {
+        self.grace_secs
+    }
+
     /// Counts one resolved probe in the second it was sent.
     pub fn record(&mut self, r: &ProbeResult) {
         let sec = unix_secs(r.sent_at);

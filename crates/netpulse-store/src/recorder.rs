@@ -355,8 +355,6 @@ pub struct Recording {
     retiring: Vec<(usize, SystemTime)>,
     /// Final rows of retired targets, for the next commit.
     retired_rows: Vec<RollupRow>,
-    /// Per target: its timeout (how long after removal answers can still come).
-    timeouts: Vec<Duration>,
     /// Caller's alert id → row id, for deliveries (bounded: oldest forgotten first).
     alert_rows: std::collections::VecDeque<(u64, i64)>,
     dropped: Arc<AtomicU64>,
@@ -408,7 +406,6 @@ impl Recording {
             pending_flows: Vec::new(),
             retiring: Vec::new(),
             retired_rows: Vec::new(),
-            timeouts: targets.iter().map(|t| t.timeout).collect(),
             alert_rows: std::collections::VecDeque::new(),
             dropped: Arc::new(AtomicU64::new(0)),
             failed: Arc::new(AtomicU64::new(0)),
@@ -474,7 +471,6 @@ impl Recording {
                 self.rollups.reserve_exact(list.len());
                 self.detectors.reserve_exact(list.len());
                 self.target_ids.reserve_exact(list.len());
-                self.timeouts.reserve_exact(list.len());
                 for t in &list {
                     self.add_target(t);
                 }
@@ -533,16 +529,17 @@ impl Recording {
                 self.rollups
                     .push(Rollups::new(self.rollups.len(), t.timeout));
                 self.detectors.push(OutageDetector::new(self.cfg.outage, 1));
-                self.timeouts.push(t.timeout);
             }
             Err(e) => self.note_error(&e.to_string()),
         }
     }
 
     /// Target `index` was removed at `at`: it is retired (see [`RecordSink::remove_target`]) at
-    /// the first commit after its timeout and a two-second margin.
+    /// the first commit after its rollups' grace (its timeout, rounded down, + 1 s) and a second.
     pub fn remove_target(&mut self, index: usize, at: SystemTime) {
-        let wait = self.timeouts.get(index).copied().unwrap_or_default() + Duration::from_secs(2);
+        // Its last answers come within its timeout, which its rollups' grace already covers.
+        let grace = self.rollups.get(index).map_or(0, Rollups::grace_secs);
+        let wait = Duration::from_secs(u64::try_from(grace).unwrap_or(0) + 1);
         self.retiring.push((index, at + wait));
     }
 

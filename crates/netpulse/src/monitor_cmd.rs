@@ -47,7 +47,7 @@ const BATCH_FOR: Duration = Duration::from_millis(50);
 const STATUS_TARGETS: usize = 6;
 
 /// What identifies a running target: a reload keeps it running if all of this is unchanged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct TargetKey {
     target: String,
     label: String,
@@ -579,7 +579,8 @@ impl Monitor {
             self.model.remove_target(index);
             self.shared.live().remove_target(index);
         }
-        self.running.retain(|t| !plan.stop.contains(&t.index));
+        let stopped: std::collections::HashSet<usize> = plan.stop.iter().copied().collect();
+        self.running.retain(|t| !stopped.contains(&t.index));
         let before = running.len();
         let kept = self.running.len();
         self.start_targets(&wanted, &plan.start);
