@@ -135,11 +135,10 @@ pub struct TargetModel {
     /// Second of `ring[0]`.
     ring_start: i64,
     ring: VecDeque<SecondSums>,
-    /// Histogram buckets of the replies in the ring, oldest first, with their second as an
-    /// offset from `ring_start`'s epoch (`samples_epoch`): 8 bytes a reply, not 16.
-    samples: VecDeque<(u32, i16)>,
-    /// The second sample offsets count from.
-    samples_epoch: i64,
+    /// With a p95 rule: the histogram bucket of every reply in the ring, oldest first (2 bytes
+    /// a reply). Which second a bucket belongs to follows from the ring: second `i` holds the
+    /// next `ring[i].rtts` of them.
+    samples: VecDeque<i16>,
     /// Absolute index of `samples[0]`.
     samples_base: u64,
     /// One per distinct window length of the model, same order.
@@ -157,7 +156,6 @@ impl TargetModel {
             ring_start: 0,
             ring: VecDeque::new(),
             samples: VecDeque::new(),
-            samples_epoch: 0,
             samples_base: 0,
             windows: vec![WindowSums::default(); windows],
             jitter: Jitter::default(),
@@ -185,7 +183,6 @@ impl TargetModel {
         self.ring.clear();
         self.samples_base += self.samples.len() as u64;
         self.samples.clear();
-        self.samples_epoch = sec;
         self.ring_start = sec;
         self.ring.push_back(SecondSums::default());
         for w in &mut self.windows {
@@ -220,38 +217,36 @@ impl TargetModel {
             while w.evicted_through < sec - len {
                 w.evicted_through += 1;
                 let at = w.evicted_through - self.ring_start;
-                if let Some(s) = usize::try_from(at).ok().and_then(|i| self.ring.get(i)) {
-                    w.sub(s);
-                }
+                let Some(s) = usize::try_from(at).ok().and_then(|i| self.ring.get(i)) else {
+                    continue;
+                };
+                w.sub(s);
                 if keep_hist {
-                    // Samples are in second order: take back those of the evicted second.
-                    while let Some(&(s, b)) = w
-                        .hist_cursor
-                        .checked_sub(self.samples_base)
-                        .and_then(|i| usize::try_from(i).ok())
-                        .and_then(|i| self.samples.get(i))
-                    {
-                        if self.samples_epoch + i64::from(s) > w.evicted_through {
-                            break;
+                    // Samples are in second order: take back the evicted second's.
+                    for _ in 0..s.rtts {
+                        let b = w
+                            .hist_cursor
+                            .checked_sub(self.samples_base)
+                            .and_then(|i| usize::try_from(i).ok())
+                            .and_then(|i| self.samples.get(i));
+                        if let Some(&b) = b {
+                            w.hist.remove_bucket(b);
                         }
-                        w.hist.remove_bucket(b);
                         w.hist_cursor += 1;
                     }
                 }
             }
         }
+        let any_hist = hist.contains(&true);
         while self.ring_start <= sec - longest {
-            self.ring.pop_front();
+            if let Some(s) = self.ring.pop_front() {
+                if any_hist {
+                    let n = usize::from(s.rtts).min(self.samples.len());
+                    self.samples.drain(..n);
+                    self.samples_base += n as u64;
+                }
+            }
             self.ring_start += 1;
-        }
-        let epoch = self.samples_epoch;
-        while self
-            .samples
-            .front()
-            .is_some_and(|(s, _)| epoch + i64::from(*s) < self.ring_start)
-        {
-            self.samples.pop_front();
-            self.samples_base += 1;
         }
     }
 
@@ -275,10 +270,7 @@ impl TargetModel {
                 self.jitter.record(rtt);
                 if keep_hist {
                     let b = LatencySketch::bucket_of(ns);
-                    let newest = self.ring_start + self.ring.len() as i64 - 1;
-                    // Offsets stay small: the ring resets after any gap longer than it.
-                    let offset = u32::try_from(newest - self.samples_epoch).unwrap_or(u32::MAX);
-                    self.samples.push_back((offset, b));
+                    self.samples.push_back(b);
                     bucket = Some(b);
                 }
             }
@@ -409,7 +401,8 @@ pub fn plan_reload<K: Eq + std::hash::Hash>(running: &[(usize, K)], wanted: &[K]
 /// The monitor's state: targets, interfaces, rules, drop counters.
 #[derive(Debug)]
 pub struct MonitorModel {
-    targets: HashMap<usize, TargetModel>,
+    /// Boxed: a map has up to twice the slots it holds, and a target is ~450 bytes.
+    targets: HashMap<usize, Box<TargetModel>>,
     ifaces: HashMap<String, IfaceModel>,
     specs: Vec<RuleSpec>,
     rules: RuleEngine,
@@ -504,7 +497,7 @@ impl MonitorModel {
     /// Starts keeping target `id`.
     pub fn add_target(&mut self, id: usize, label: &str, kind: &str) {
         self.targets
-            .insert(id, TargetModel::new(label, kind, self.lens.len()));
+            .insert(id, Box::new(TargetModel::new(label, kind, self.lens.len())));
     }
 
     /// Forgets target `id` and its rule states.
@@ -522,7 +515,7 @@ impl MonitorModel {
 
     /// Target `id`, if kept.
     pub fn target(&self, id: usize) -> Option<&TargetModel> {
-        self.targets.get(&id)
+        self.targets.get(&id).map(|t| &**t)
     }
 
     /// Number of targets kept.

@@ -266,7 +266,9 @@ struct TargetState {
     /// Connected socket of UDP and DNS targets.
     conn: Option<Socket>,
     dns_query: Vec<u8>,
-    report: TargetReport,
+    /// The run report's figures; `None` in a monitor (`until_stopped`), which keeps its own:
+    /// ~450 bytes a target, and a histogram that grows over the run.
+    report: Option<Box<TargetReport>>,
     first_send: Option<Instant>,
     last_resolved: Option<Instant>,
 }
@@ -732,7 +734,7 @@ impl Engine {
             removed: false,
             conn: p.conn,
             dns_query: p.dns_query,
-            report: TargetReport::default(),
+            report: (!self.config.until_stopped).then(Box::default),
             first_send: None,
             last_resolved: None,
             plan: p.plan,
@@ -847,14 +849,16 @@ impl Engine {
             if !t.alive || t.removed {
                 continue;
             }
-            let mut r = t.report;
+            let Some(mut r) = t.report else {
+                continue;
+            };
             if let (Some(a), Some(b)) = (t.first_send, t.last_resolved) {
                 r.elapsed = b.saturating_duration_since(a);
             }
             if report.targets.len() <= t.id {
                 report.targets.resize(t.id + 1, TargetReport::default());
             }
-            report.targets[t.id] = r;
+            report.targets[t.id] = *r;
         }
         report
     }
@@ -1043,10 +1047,10 @@ impl Engine {
         let sent_mono = Instant::now();
         let lateness = sent_mono.saturating_duration_since(at);
         let late = lateness > late_threshold(t.plan.interval);
-        if late {
-            t.report.late_sends += 1;
+        if let Some(r) = &mut t.report {
+            r.late_sends += u64::from(late);
+            r.max_lateness = r.max_lateness.max(lateness);
         }
-        t.report.max_lateness = t.report.max_lateness.max(lateness);
         let sent_wall = wall_now();
         match &t.plan.kind {
             TargetKind::Icmp => {
@@ -1148,7 +1152,9 @@ impl Engine {
         };
         let Some(idx) = t.slot_of(seq) else {
             if outcome != Outcome::Timeout {
-                t.report.late_or_duplicate_replies += 1;
+                if let Some(r) = &mut t.report {
+                    r.late_or_duplicate_replies += 1;
+                }
             }
             return false;
         };
@@ -1169,9 +1175,8 @@ impl Engine {
             send_delay: slot.send_delay,
             late: slot.late,
         };
-        if !self.config.until_stopped {
-            // A run report's figures; a monitor keeps its own (and would pay per target).
-            t.report.stats.record(&result);
+        if let Some(report) = &mut t.report {
+            report.stats.record(&result);
         }
         let done = t.removed && t.in_flight == 0;
         if self.batch.is_empty() {
@@ -1404,7 +1409,9 @@ impl Engine {
                     continue;
                 };
                 let Some(seq) = self.targets[ti].slot_of_seq16(h.id.wrapping_sub(nonce16)) else {
-                    self.targets[ti].report.late_or_duplicate_replies += 1;
+                    if let Some(r) = &mut self.targets[ti].report {
+                        r.late_or_duplicate_replies += 1;
+                    }
                     continue;
                 };
                 let detail = Detail::Dns {
@@ -1416,7 +1423,9 @@ impl Engine {
                 // An echoing service returns our tag; any other reply answers the oldest probe.
                 let seq = self.udp_probe_seq(ti, data);
                 let Some(seq) = seq else {
-                    self.targets[ti].report.late_or_duplicate_replies += 1;
+                    if let Some(r) = &mut self.targets[ti].report {
+                        r.late_or_duplicate_replies += 1;
+                    }
                     continue;
                 };
                 let detail = Detail::Udp {

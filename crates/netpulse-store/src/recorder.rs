@@ -173,7 +173,7 @@ pub struct FlowRow {
 
 enum Msg {
     Result(ProbeResult),
-    Results(Vec<ProbeResult>),
+    Results(Arc<[ProbeResult]>),
     CaptureSecond(CaptureSecond),
     Flow(FlowRow),
     AddTarget(RecordTarget),
@@ -200,16 +200,17 @@ impl RecordSink {
     }
 
     /// Queues a batch of results as one message; drops them all (and counts each) if the
-    /// recorder is behind.
-    pub fn offer_batch(&self, batch: &[ProbeResult]) {
+    /// recorder is behind. The batch is shared, not copied: the monitor's views read the same
+    /// one.
+    pub fn offer_batch(&self, batch: Arc<[ProbeResult]>) {
         if batch.is_empty() {
             return;
         }
+        let n = batch.len() as u64;
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.tx.try_send(Msg::Results(batch.to_vec()))
+            self.tx.try_send(Msg::Results(batch))
         {
-            self.dropped
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            self.dropped.fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -461,7 +462,7 @@ impl Recording {
         match msg {
             Msg::Result(r) => self.record(&r),
             Msg::Results(v) => {
-                for r in &v {
+                for r in v.iter() {
                     self.record(r);
                 }
             }

@@ -157,7 +157,7 @@ fn sparkline(values: impl DoubleEndedIterator<Item = f64>, width: usize) -> Stri
 
 /// The targets as listed (active first, in run order).
 pub fn listed(live: &LiveView) -> Vec<&TargetLive> {
-    let mut t: Vec<&TargetLive> = live.targets.iter().flatten().collect();
+    let mut t: Vec<&TargetLive> = live.targets.iter().flatten().map(|t| &**t).collect();
     t.sort_by_key(|t| !t.active);
     t
 }

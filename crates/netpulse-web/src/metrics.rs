@@ -4,22 +4,18 @@
 
 use netpulse_core::iface::IfaceCounters;
 use netpulse_core::record::ProbeResult;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
-use std::sync::atomic::AtomicU64;
-
-/// Labels of a probe target's series.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TargetLabels {
-    /// The target's label.
-    pub target: String,
-    /// Probe kind.
-    pub kind: String,
-}
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
 
 /// Labels of an interface's series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,31 +58,140 @@ pub struct ProtocolLabels {
     pub protocol: String,
 }
 
-/// One target's series, looked up once (each is a shared handle): a result then costs a few
-/// atomic increments instead of label allocations and map lookups.
+/// Upper bounds (s) of the RTT histogram's buckets before `+Inf`: 50 µs … ~13 s, doubling,
+/// from a LAN ping to a stalled HTTP request.
+const RTT_BOUNDS: usize = 19;
+
+fn rtt_bounds() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.000_05, 2.0, RTT_BOUNDS as u16)
+}
+
+/// One target's counters, updated with atomics (no lock, no lookup per result).
+#[derive(Debug, Default)]
+struct TargetSeries {
+    sent: AtomicU64,
+    received: AtomicU64,
+    late_sends: AtomicU64,
+    outages: AtomicU64,
+    in_outage: AtomicBool,
+    rtt_sum_ns: AtomicU64,
+    /// Replies per bucket (not cumulative), the last one `+Inf`.
+    rtt_buckets: [AtomicU64; RTT_BOUNDS + 1],
+}
+
+/// Every target's series in one table, encoded at scrape time. ~0.4 KB a target: six
+/// prometheus-client families cost ~1.5 KB (the labels cloned into each family's map, an `Arc`
+/// per series, a locked 20-bucket histogram), 15 MB of heap at 10 000 targets (heaptrack,
+/// `bench/monitor_scale.sh`).
+#[derive(Debug, Default)]
+struct TargetTable {
+    rows: Mutex<BTreeMap<(String, String), Arc<TargetSeries>>>,
+}
+
+impl TargetTable {
+    fn rows(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Arc<TargetSeries>>> {
+        // A panic while holding the lock leaves only counters behind: still worth serving.
+        self.rows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Picks one counter of a target's series.
+type SeriesField = fn(&TargetSeries) -> &AtomicU64;
+
+fn labels((target, kind): &(String, String)) -> [(&'static str, &str); 2] {
+    [("target", target.as_str()), ("kind", kind.as_str())]
+}
+
+impl Collector for TargetTable {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let rows = self.rows();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let bounds: Vec<f64> = rtt_bounds().chain([f64::INFINITY]).collect();
+        let mut e = encoder.encode_descriptor(
+            "probe_rtt",
+            "Round-trip time of answered probes",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (key, s) in rows.iter() {
+            let buckets: Vec<(f64, u64)> = bounds
+                .iter()
+                .zip(&s.rtt_buckets)
+                .map(|(&b, n)| (b, n.load(Relaxed)))
+                .collect();
+            let count = buckets.iter().map(|(_, n)| n).sum();
+            let sum = s.rtt_sum_ns.load(Relaxed) as f64 / 1e9;
+            let l = labels(key);
+            e.encode_family(&l)?
+                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        }
+        let counters: [(&str, &str, SeriesField); 4] = [
+            (
+                "probes_sent",
+                "Probes resolved (answered, timed out or failed)",
+                |s| &s.sent,
+            ),
+            ("probes_received", "Probes answered", |s| &s.received),
+            (
+                "outages",
+                "Outages that began (loss above the outage threshold)",
+                |s| &s.outages,
+            ),
+            (
+                "probe_late_sends",
+                "Probes that left later than their schedule allows (half the interval, at most 1 ms)",
+                |s| &s.late_sends,
+            ),
+        ];
+        for (name, help, field) in counters {
+            let mut e = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (key, s) in rows.iter() {
+                let l = labels(key);
+                e.encode_family(&l)?
+                    .encode_counter::<NoLabelSet, _, u64>(&field(s).load(Relaxed), None)?;
+            }
+        }
+        let mut e = encoder.encode_descriptor(
+            "target_in_outage",
+            "1 while the target is in an outage",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (key, s) in rows.iter() {
+            let l = labels(key);
+            e.encode_family(&l)?
+                .encode_gauge(&i64::from(s.in_outage.load(Relaxed)))?;
+        }
+        Ok(())
+    }
+}
+
+/// One target's series, looked up once: a result then costs a few atomic increments.
 #[derive(Debug, Clone)]
 pub struct TargetMetrics {
-    rtt: Histogram,
-    sent: Counter,
-    received: Counter,
-    late_sends: Counter,
-    outages: Counter,
-    in_outage: Gauge,
+    series: Arc<TargetSeries>,
     send_lateness: Histogram,
 }
 
 impl TargetMetrics {
     /// One probe result.
     pub fn probe(&self, r: &ProbeResult) {
-        self.sent.inc();
+        let s = &self.series;
+        s.sent.fetch_add(1, Relaxed);
         self.send_lateness.observe(r.send_delay.as_secs_f64());
         if r.late {
-            self.late_sends.inc();
+            s.late_sends.fetch_add(1, Relaxed);
         }
         if r.outcome.is_reply() {
-            self.received.inc();
+            s.received.fetch_add(1, Relaxed);
             if let Some(rtt) = r.rtt {
-                self.rtt.observe(rtt.as_secs_f64());
+                let secs = rtt.as_secs_f64();
+                let bucket = rtt_bounds().position(|b| secs <= b).unwrap_or(RTT_BOUNDS);
+                s.rtt_buckets[bucket].fetch_add(1, Relaxed);
+                s.rtt_sum_ns
+                    .fetch_add(u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX), Relaxed);
             }
         }
     }
@@ -94,9 +199,9 @@ impl TargetMetrics {
     /// The target's outage began (`true`) or ended.
     pub fn outage(&self, began: bool) {
         if began {
-            self.outages.inc();
+            self.series.outages.fetch_add(1, Relaxed);
         }
-        self.in_outage.set(i64::from(began));
+        self.series.in_outage.store(began, Relaxed);
     }
 }
 
@@ -104,12 +209,7 @@ impl TargetMetrics {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    rtt: Family<TargetLabels, Histogram, fn() -> Histogram>,
-    sent: Family<TargetLabels, Counter>,
-    received: Family<TargetLabels, Counter>,
-    outages: Family<TargetLabels, Counter>,
-    in_outage: Family<TargetLabels, Gauge>,
-    late_sends: Family<TargetLabels, Counter>,
+    targets: Arc<TargetTable>,
     send_lateness: Histogram,
     dropped_results: Family<StageLabels, Counter>,
     iface_bytes: Family<IfaceDirLabels, Counter>,
@@ -126,11 +226,8 @@ pub struct Metrics {
     resident: Gauge,
     cpu: Counter<f64, AtomicU64>,
     start_time: Gauge,
-}
-
-fn rtt_histogram() -> Histogram {
-    // 50 µs … ~13 s, doubling: from a LAN ping to a stalled HTTP request.
-    Histogram::new(exponential_buckets(0.000_05, 2.0, 19))
+    /// Bytes of the latest scrape's text (to size the next one's buffer).
+    last_scrape_len: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Metrics {
@@ -144,12 +241,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("netpulse");
         let m = Metrics {
-            rtt: Family::new_with_constructor(rtt_histogram as fn() -> Histogram),
-            sent: Family::default(),
-            received: Family::default(),
-            outages: Family::default(),
-            in_outage: Family::default(),
-            late_sends: Family::default(),
+            targets: Arc::default(),
             send_lateness: Histogram::new(exponential_buckets(0.000_01, 2.0, 20)),
             dropped_results: Family::default(),
             iface_bytes: Family::default(),
@@ -166,35 +258,10 @@ impl Metrics {
             resident: Gauge::default(),
             cpu: Counter::default(),
             start_time: Gauge::default(),
+            last_scrape_len: Default::default(),
             registry: Registry::default(),
         };
-        registry.register_with_unit(
-            "probe_rtt",
-            "Round-trip time of answered probes",
-            Unit::Seconds,
-            m.rtt.clone(),
-        );
-        registry.register(
-            "probes_sent",
-            "Probes resolved (answered, timed out or failed)",
-            m.sent.clone(),
-        );
-        registry.register("probes_received", "Probes answered", m.received.clone());
-        registry.register(
-            "outages",
-            "Outages that began (loss above the outage threshold)",
-            m.outages.clone(),
-        );
-        registry.register(
-            "target_in_outage",
-            "1 while the target is in an outage",
-            m.in_outage.clone(),
-        );
-        registry.register(
-            "probe_late_sends",
-            "Probes that left later than their schedule allows (half the interval, at most 1 ms)",
-            m.late_sends.clone(),
-        );
+        registry.register_collector(Box::new(Arc::clone(&m.targets)));
         registry.register_with_unit(
             "probe_send_lateness",
             "How long after its nominal time each probe left (all targets)",
@@ -285,35 +352,26 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// The series of one target, created if new.
+    /// The series of one target, created if new (a second target with the same label and
+    /// kind shares them, as it would a Prometheus series).
     pub fn target(&self, target: &str, kind: &str) -> TargetMetrics {
-        let l = TargetLabels {
-            target: target.to_string(),
-            kind: kind.to_string(),
-        };
+        let series = Arc::clone(
+            self.targets
+                .rows()
+                .entry((target.to_string(), kind.to_string()))
+                .or_default(),
+        );
         TargetMetrics {
-            rtt: self.rtt.get_or_create(&l).clone(),
-            sent: self.sent.get_or_create(&l).clone(),
-            received: self.received.get_or_create(&l).clone(),
-            late_sends: self.late_sends.get_or_create(&l).clone(),
-            outages: self.outages.get_or_create(&l).clone(),
-            in_outage: self.in_outage.get_or_create(&l).clone(),
+            series,
             send_lateness: self.send_lateness.clone(),
         }
     }
 
     /// Removes every series of a target that is no longer probed.
     pub fn remove_target(&self, target: &str, kind: &str) {
-        let l = TargetLabels {
-            target: target.to_string(),
-            kind: kind.to_string(),
-        };
-        self.rtt.remove(&l);
-        self.sent.remove(&l);
-        self.received.remove(&l);
-        self.outages.remove(&l);
-        self.in_outage.remove(&l);
-        self.late_sends.remove(&l);
+        self.targets
+            .rows()
+            .remove(&(target.to_string(), kind.to_string()));
     }
 
     /// Raises the drop counter of `stage` to `total` (totals are kept by the monitor).
@@ -400,18 +458,39 @@ impl Metrics {
 
     /// The OpenMetrics exposition text (what Prometheus asks for when it scrapes).
     pub fn encode(&self) -> String {
-        self.refresh_process();
-        let mut out = String::new();
+        let mut out = self.scrape_buffer();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = self.encode_into(&mut out);
+        self.last_scrape_len.store(out.len(), Relaxed);
         out
     }
 
     /// The classic Prometheus text format (0.0.4), for clients that do not ask for OpenMetrics
     /// (curl, `promtool check metrics`): counters are described under their `_total` name, and
-    /// there are no `# UNIT` or `# EOF` lines.
+    /// there are no `# UNIT` or `# EOF` lines. Converted line by line as it is encoded, so a
+    /// scrape holds one copy of the text (~2 KB a target), not two.
     pub fn encode_text(&self) -> String {
-        to_text_004(&self.encode())
+        let mut w = Text004 {
+            out: self.scrape_buffer(),
+            line: String::new(),
+            held_help: None,
+        };
+        let _ = self.encode_into(&mut w);
+        let out = w.out;
+        self.last_scrape_len.store(out.len(), Relaxed);
+        out
+    }
+
+    fn encode_into(&self, w: &mut impl std::fmt::Write) -> std::fmt::Result {
+        self.refresh_process();
+        prometheus_client::encoding::text::encode(w, &self.registry)
+    }
+
+    /// An empty text buffer as large as the last scrape's (+1/8), so that encoding thousands
+    /// of targets does not regrow it, holding old and new copies at once, along the way.
+    fn scrape_buffer(&self) -> String {
+        let last = self.last_scrape_len.load(Relaxed);
+        String::with_capacity(last + last / 8)
     }
 }
 
@@ -423,31 +502,67 @@ fn raise_to(c: &Counter, total: u64) {
     }
 }
 
-/// OpenMetrics text → Prometheus text 0.0.4.
-fn to_text_004(open: &str) -> String {
-    let counters: std::collections::HashSet<&str> = open
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(open.len());
-    for line in open.lines() {
-        if line.starts_with("# UNIT ") || line == "# EOF" {
-            continue;
+/// Rewrites OpenMetrics text to Prometheus text 0.0.4 as it is written: `# UNIT` and `# EOF`
+/// lines go, and a counter's `# HELP`/`# TYPE` lines name it `…_total` as its samples do (the
+/// `# HELP` line is held until its `# TYPE` line tells whether it is a counter).
+struct Text004 {
+    out: String,
+    line: String,
+    held_help: Option<String>,
+}
+
+impl Text004 {
+    fn line_done(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        if line.starts_with("# HELP ") {
+            self.flush_help(false);
+            self.held_help = Some(line);
+            return;
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let counter = rest.ends_with(" counter");
+            self.flush_help(counter);
+            match rest.split_once(' ').filter(|_| counter) {
+                Some((name, kind)) => self.push(&format!("# TYPE {name}_total {kind}")),
+                None => self.push(&line),
+            }
+        } else if !(line.starts_with("# UNIT ") || line == "# EOF") {
+            self.flush_help(false);
+            self.push(&line);
         }
-        let described = ["# HELP ", "# TYPE "].iter().find_map(|p| {
-            let rest = line.strip_prefix(p)?;
-            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-            counters
-                .contains(name)
-                .then(|| format!("{p}{name}_total {tail}"))
-        });
-        match described {
-            Some(l) => out.push_str(l.trim_end()),
-            None => out.push_str(line),
-        }
-        out.push('\n');
+        // Reuse the line buffer's allocation.
+        self.line = line;
+        self.line.clear();
     }
-    out
+
+    fn flush_help(&mut self, counter: bool) {
+        let Some(help) = self.held_help.take() else {
+            return;
+        };
+        let rest = &help["# HELP ".len()..];
+        match rest.split_once(' ') {
+            Some((name, text)) if counter => self.push(&format!("# HELP {name}_total {text}")),
+            None if counter => self.push(&format!("# HELP {rest}_total")),
+            _ => self.push(help.trim_end()),
+        }
+    }
+
+    fn push(&mut self, line: &str) {
+        self.out.push_str(line.trim_end());
+        self.out.push('\n');
+    }
+}
+
+impl std::fmt::Write for Text004 {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let mut rest = s;
+        while let Some(i) = rest.find('\n') {
+            self.line.push_str(&rest[..i]);
+            self.line_done();
+            rest = &rest[i + 1..];
+        }
+        self.line.push_str(rest);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -477,6 +592,67 @@ mod tests {
         ));
         let open = m.encode();
         assert!(open.contains("# TYPE netpulse_alert_events counter") && open.ends_with("# EOF\n"));
+    }
+
+    fn reply(ms: u64) -> ProbeResult {
+        ProbeResult {
+            target: 0,
+            seq: 0,
+            sent_at: std::time::SystemTime::now(),
+            rtt: Some(std::time::Duration::from_millis(ms)),
+            outcome: netpulse_core::record::Outcome::Ok,
+            detail: netpulse_core::record::Detail::default(),
+            send_delay: std::time::Duration::ZERO,
+            late: ms > 100,
+        }
+    }
+
+    #[test]
+    fn target_series_encode_as_prometheus_families_and_go_when_removed() {
+        let m = Metrics::new();
+        let gw = m.target("gw", "icmp");
+        gw.probe(&reply(3));
+        gw.probe(&reply(3));
+        gw.probe(&reply(200));
+        gw.outage(true);
+        m.target("dns", "dns").probe(&ProbeResult {
+            outcome: netpulse_core::record::Outcome::Timeout,
+            rtt: None,
+            ..reply(1)
+        });
+        let text = m.encode_text();
+        let gw_l = "{target=\"gw\",kind=\"icmp\"}";
+        for line in [
+            "# TYPE netpulse_probe_rtt_seconds histogram".to_string(),
+            "netpulse_probe_rtt_seconds_count{target=\"gw\",kind=\"icmp\"} 3".into(),
+            "netpulse_probe_rtt_seconds_sum{target=\"gw\",kind=\"icmp\"} 0.206".into(),
+            // 3 ms falls in the 3.2 ms bucket, 200 ms in 204.8 ms; buckets are cumulative.
+            "netpulse_probe_rtt_seconds_bucket{le=\"0.0016\",target=\"gw\",kind=\"icmp\"} 0".into(),
+            "netpulse_probe_rtt_seconds_bucket{le=\"0.0032\",target=\"gw\",kind=\"icmp\"} 2".into(),
+            "netpulse_probe_rtt_seconds_bucket{le=\"0.2048\",target=\"gw\",kind=\"icmp\"} 3".into(),
+            "netpulse_probe_rtt_seconds_bucket{le=\"+Inf\",target=\"gw\",kind=\"icmp\"} 3".into(),
+            "# TYPE netpulse_probes_sent_total counter".into(),
+            format!("netpulse_probes_sent_total{gw_l} 3"),
+            format!("netpulse_probes_received_total{gw_l} 3"),
+            format!("netpulse_probe_late_sends_total{gw_l} 1"),
+            format!("netpulse_outages_total{gw_l} 1"),
+            format!("netpulse_target_in_outage{gw_l} 1"),
+            "netpulse_probes_sent_total{target=\"dns\",kind=\"dns\"} 1".into(),
+            "netpulse_probes_received_total{target=\"dns\",kind=\"dns\"} 0".into(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        gw.outage(false);
+        assert!(m
+            .encode_text()
+            .contains(&format!("netpulse_target_in_outage{gw_l} 0")));
+        m.remove_target("gw", "icmp");
+        m.remove_target("dns", "dns");
+        let text = m.encode_text();
+        assert!(
+            !text.contains("target=") && !text.contains("netpulse_probes_sent"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// What the main loop hears about.
 enum Event {
-    Results(Vec<ProbeResult>),
+    Results(Arc<[ProbeResult]>),
     Stop,
     Reload,
 }
@@ -83,11 +83,14 @@ fn forward(
     events: &SyncSender<Event>,
     dropped: &AtomicU64,
 ) {
+    // One copy, shared by both readers; the engine's buffer keeps its capacity.
+    let shared: Arc<[ProbeResult]> = Arc::from(batch.as_slice());
+    batch.clear();
     if let Some(s) = sink {
-        s.offer_batch(batch);
+        s.offer_batch(Arc::clone(&shared));
     }
-    let n = batch.len() as u64;
-    match events.try_send(Event::Results(std::mem::take(batch))) {
+    let n = shared.len() as u64;
+    match events.try_send(Event::Results(shared)) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
             dropped.fetch_add(n, Ordering::Relaxed);
@@ -971,7 +974,7 @@ mod tests {
         let got: Vec<u64> = rx
             .try_iter()
             .flat_map(|e| match e {
-                Event::Results(v) => v.into_iter().map(|r| r.seq).collect(),
+                Event::Results(v) => v.iter().map(|r| r.seq).collect(),
                 _ => Vec::new(),
             })
             .collect();
