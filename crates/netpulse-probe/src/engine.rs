@@ -95,6 +95,9 @@ pub struct EngineConfig {
     /// Keep running with no target until stopped (a monitor adds targets later); otherwise the
     /// run ends when every target has sent its count.
     pub until_stopped: bool,
+    /// Keep each target's figures for the [`RunReport`]; a monitor, which keeps its own, turns
+    /// this off (~450 bytes and a growing histogram per target).
+    pub run_report: bool,
 }
 
 impl Default for EngineConfig {
@@ -105,6 +108,7 @@ impl Default for EngineConfig {
             deadline: None,
             batch_for: Duration::ZERO,
             until_stopped: false,
+            run_report: true,
         }
     }
 }
@@ -266,8 +270,7 @@ struct TargetState {
     /// Connected socket of UDP and DNS targets.
     conn: Option<Socket>,
     dns_query: Vec<u8>,
-    /// The run report's figures; `None` in a monitor (`until_stopped`), which keeps its own:
-    /// ~450 bytes a target, and a histogram that grows over the run.
+    /// The run report's figures; `None` without [`EngineConfig::run_report`].
     report: Option<Box<TargetReport>>,
     first_send: Option<Instant>,
     last_resolved: Option<Instant>,
@@ -734,7 +737,7 @@ impl Engine {
             removed: false,
             conn: p.conn,
             dns_query: p.dns_query,
-            report: (!self.config.until_stopped).then(Box::default),
+            report: self.config.run_report.then(Box::default),
             first_send: None,
             last_resolved: None,
             plan: p.plan,

@@ -7,15 +7,18 @@ use netpulse_core::rollup::Resolution;
 use netpulse_core::sketch::LatencySketch;
 use netpulse_core::stats::{Jitter, ProbeStats, RttParts, RttStats};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Everything that can go wrong with the history database; each names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The file exists but is not an SQLite database.
-    #[error("{path} is not a netpulse database (not SQLite); it was left untouched")]
+    /// The file exists but SQLite does not take it for a database (not SQLite, or its header
+    /// is damaged).
+    #[error(
+        "{path} is not a netpulse database (SQLite does not read it as a database: another \
+         kind of file, or a damaged header); it was left untouched"
+    )]
     NotADatabase {
         /// The file.
         path: PathBuf,
@@ -197,24 +200,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// True when the file at `path` starts like an SQLite database (or is empty/absent).
-fn looks_like_sqlite(path: &Path) -> std::io::Result<bool> {
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(e),
-    };
-    let mut head = [0u8; 16];
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n == 0 || (n == 16 && &head == b"SQLite format 3\0"))
-}
-
 impl Store {
     /// Opens (creating it and its directory if needed) the database for recording; upgrades an
     /// older schema. A file that is not ours, damaged or newer is refused and left untouched.
@@ -227,7 +212,10 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(|e| unwritable(format!("cannot create {}: {e}", dir.display())))?;
         }
-        Self::check_header(path)?;
+        // No header check of our own: opening the file with anything but SQLite and closing it
+        // would drop every POSIX lock this process holds on it (SQLite's "How To Corrupt", 2.2),
+        // and an outside reader would then delete the WAL under the recording. SQLite refuses a
+        // file that is not a database itself, before writing anything.
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -255,7 +243,6 @@ impl Store {
                 path: path.to_path_buf(),
             });
         }
-        Self::check_header(path)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -284,24 +271,19 @@ impl Store {
         &self.path
     }
 
-    fn check_header(path: &Path) -> Result<(), StoreError> {
-        match looks_like_sqlite(path) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(StoreError::NotADatabase {
-                path: path.to_path_buf(),
-            }),
-            Err(e) => Err(StoreError::Unwritable {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            }),
-        }
-    }
-
     /// Reads the schema version and the table list: both fail on a damaged file, before any write.
     fn validate(&self) -> Result<u32, StoreError> {
-        let corrupt = |source| StoreError::Corrupt {
-            path: self.path.clone(),
-            source,
+        let corrupt = |source: rusqlite::Error| {
+            if source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+                StoreError::NotADatabase {
+                    path: self.path.clone(),
+                }
+            } else {
+                StoreError::Corrupt {
+                    path: self.path.clone(),
+                    source,
+                }
+            }
         };
         let version: u32 = self
             .conn

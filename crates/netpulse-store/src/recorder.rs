@@ -338,7 +338,12 @@ impl Recorder {
 pub struct Recording {
     store: Store,
     session_id: i64,
-    target_ids: Vec<i64>,
+    /// Database id of each target, by its index in the run; `None` while its registration
+    /// failed (retried at every commit; its rows wait in its rollups meanwhile). An index is
+    /// never reused or shifted, so results are always recorded under their own target.
+    target_ids: Vec<Option<i64>>,
+    /// Targets whose registration failed, to retry: (index, target).
+    unregistered: Vec<(usize, RecordTarget)>,
     rollups: Vec<Rollups>,
     detectors: Vec<OutageDetector>,
     cfg: RecorderConfig,
@@ -374,14 +379,15 @@ impl Recording {
         let session_id = store.begin_session(session)?;
         let mut target_ids = Vec::with_capacity(targets.len());
         for t in targets {
-            target_ids.push(store.add_target(
+            target_ids.push(Some(store.add_target(
                 session_id, &t.label, &t.kind, &t.address, t.interval, t.timeout,
-            )?);
+            )?));
         }
         Ok(Recording {
             store,
             session_id,
             target_ids,
+            unregistered: Vec::new(),
             rollups: targets
                 .iter()
                 .enumerate()
@@ -517,6 +523,18 @@ impl Recording {
 
     /// Adds a target mid-session; it gets the next index.
     pub fn add_target(&mut self, t: &RecordTarget) {
+        // The index is taken whatever happens: the caller numbers its results the same way.
+        let index = self.rollups.len();
+        self.rollups.push(Rollups::new(index, t.timeout));
+        self.detectors.push(OutageDetector::new(self.cfg.outage, 1));
+        let id = self.register(t);
+        if id.is_none() {
+            self.unregistered.push((index, t.clone()));
+        }
+        self.target_ids.push(id);
+    }
+
+    fn register(&mut self, t: &RecordTarget) -> Option<i64> {
         match self.store.add_target(
             self.session_id,
             &t.label,
@@ -525,14 +543,29 @@ impl Recording {
             t.interval,
             t.timeout,
         ) {
-            Ok(id) => {
-                self.target_ids.push(id);
-                self.rollups
-                    .push(Rollups::new(self.rollups.len(), t.timeout));
-                self.detectors.push(OutageDetector::new(self.cfg.outage, 1));
+            Ok(id) => Some(id),
+            Err(e) => {
+                self.note_error(&format!(
+                    "target \"{}\" not registered yet, retrying: {e}",
+                    t.label
+                ));
+                None
             }
-            Err(e) => self.note_error(&e.to_string()),
         }
+    }
+
+    /// Retries the registrations that failed (the database was locked or full).
+    fn register_pending(&mut self) {
+        for (index, t) in std::mem::take(&mut self.unregistered) {
+            match self.register(&t) {
+                Some(id) => self.target_ids[index] = Some(id),
+                None => self.unregistered.push((index, t)),
+            }
+        }
+    }
+
+    fn registered(&self, index: usize) -> bool {
+        self.target_ids.get(index).is_some_and(Option::is_some)
     }
 
     /// Target `index` was removed at `at`: it is retired (see [`RecordSink::remove_target`]) at
@@ -548,7 +581,8 @@ impl Recording {
         let mut i = 0;
         while i < self.retiring.len() {
             let (index, due) = self.retiring[i];
-            if due > now {
+            // An unregistered target keeps its rows until it can be written.
+            if due > now || !self.registered(index) {
                 i += 1;
                 continue;
             }
@@ -573,6 +607,7 @@ impl Recording {
 
     /// Writes every row that changed and the outages found, in one transaction.
     pub fn commit(&mut self, now: SystemTime, finish: bool) {
+        self.register_pending();
         self.retire_due(now);
         self.traffic_rows.clear();
         self.traffic.flush(now, finish, &mut self.traffic_rows);
@@ -601,7 +636,10 @@ impl Recording {
                 write_rollup(&tx, session_id, target_ids, &row)?;
                 rollup_rows += 1;
             }
-            for r in rollups.iter_mut() {
+            for (r, id) in rollups.iter_mut().zip(target_ids) {
+                if id.is_none() {
+                    continue; // its rows wait in its rollups until it is registered
+                }
                 rows.clear();
                 r.flush(now, finish, rows);
                 for row in rows.iter() {
@@ -610,8 +648,9 @@ impl Recording {
                 }
             }
             for (i, o) in &self.pending_outages {
-                put_outage(&tx, self.session_id, self.target_ids[*i], o)
-                    .map_err(|e| e.to_string())?;
+                if let Some(Some(id)) = target_ids.get(*i) {
+                    put_outage(&tx, session_id, *id, o).map_err(|e| e.to_string())?;
+                }
             }
             for row in &self.traffic_rows {
                 let id = match iface_ids.get(&row.iface) {
@@ -659,7 +698,14 @@ impl Recording {
         match result {
             Ok(()) => {
                 self.report.rows_written += rollup_rows + self.traffic_rows.len() as u64;
-                self.report.outages.append(&mut self.pending_outages);
+                // Outages of unregistered targets stay queued.
+                let ids = &self.target_ids;
+                let (written, waiting): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut self.pending_outages)
+                        .into_iter()
+                        .partition(|(i, _)| ids.get(*i).is_some_and(Option::is_some));
+                self.report.outages.extend(written);
+                self.pending_outages = waiting;
                 self.pending_alerts.clear();
                 self.pending_deliveries.clear();
                 self.pending_seconds.clear();
@@ -711,10 +757,10 @@ impl Recording {
 fn write_rollup(
     tx: &rusqlite::Transaction<'_>,
     session_id: i64,
-    target_ids: &[i64],
+    target_ids: &[Option<i64>],
     row: &RollupRow,
 ) -> Result<(), String> {
-    let Some(&target) = target_ids.get(row.series) else {
+    let Some(&Some(target)) = target_ids.get(row.series) else {
         return Ok(());
     };
     if row.unchanged

@@ -222,12 +222,14 @@ fn foreign_damaged_and_newer_files_are_refused_untouched() {
     ));
     assert_eq!(digest(&text), before);
 
+    // SQLite's own verdict on a damaged header (the file is only ever opened through SQLite).
     let damaged = dir.path().join("damaged.db");
     let mut bytes = b"SQLite format 3\0".to_vec();
     bytes.extend((0..8192u32).map(|i| (i * 7919 % 251) as u8));
     std::fs::write(&damaged, &bytes).expect("write");
     let e = Store::open(&damaged).err().expect("refused");
-    assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+    assert!(matches!(e, StoreError::NotADatabase { .. }), "{e}");
+    assert!(e.to_string().contains("damaged header"), "{e}");
     assert_eq!(digest(&damaged), bytes);
 
     let newer = dir.path().join("newer.db");
@@ -439,4 +441,73 @@ fn a_removed_target_is_finished_once_its_last_answers_are_in() {
     assert_eq!(outages, 1);
     let report = rec.finish(at_ms(40_000));
     assert_eq!(report.dropped + report.failed_commits, 0);
+}
+
+/// Sum of `sent` in `table` for the target labelled `label`.
+fn sent_of(path: &Path, table: &str, label: &str) -> i64 {
+    let conn = rusqlite::Connection::open(path).expect("sqlite");
+    conn.query_row(
+        &format!(
+            "SELECT coalesce(sum(p.sent), 0) FROM {table} p JOIN targets t ON t.id = p.target_id
+             WHERE t.label = ?1"
+        ),
+        [label],
+        |r| r.get(0),
+    )
+    .expect("sum")
+}
+
+#[test]
+fn a_failed_registration_shifts_no_target_and_is_retried() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("r.db");
+    let mut rec = two_targets(&path);
+    // Registering "C" fails (as it would with the database locked or full); "D" after it works.
+    let outside = rusqlite::Connection::open(&path).expect("sqlite");
+    outside
+        .execute_batch(
+            "CREATE TRIGGER fail_c BEFORE INSERT ON targets WHEN NEW.label = 'C'
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        )
+        .expect("trigger");
+    rec.add_target(&target("C")); // index 2
+    rec.add_target(&target("D")); // index 3
+                                  // 10 s: C (index 2) answers 10 probes a second, D (index 3) 5.
+    let mut seq = 0;
+    for step in 0..100u64 {
+        let t = step * 100;
+        seq += 1;
+        rec.record(&result(2, seq, t, true));
+        if step % 2 == 0 {
+            rec.record(&result(3, seq, t, true));
+        }
+        if t % 1000 == 900 {
+            rec.commit(at_ms(t + 100), false);
+        }
+    }
+    assert_eq!(
+        sent_of(&path, "probe_1s", "C"),
+        0,
+        "C cannot be written yet"
+    );
+    let d_so_far = sent_of(&path, "probe_1s", "D");
+    assert!(
+        (35..=50).contains(&d_so_far),
+        "D's own probes only: {d_so_far}"
+    );
+    // The database recovers: C is registered at the next commit with every probe it kept.
+    outside.execute_batch("DROP TRIGGER fail_c").expect("drop");
+    for step in 100..200u64 {
+        let t = step * 100;
+        seq += 1;
+        rec.record(&result(2, seq, t, true));
+        if t % 1000 == 900 {
+            rec.commit(at_ms(t + 100), false);
+        }
+    }
+    rec.finish(at_ms(20_000));
+    assert_eq!(sent_of(&path, "probe_1s", "C"), 200);
+    assert_eq!(sent_of(&path, "probe_1m", "C"), 200);
+    assert_eq!(sent_of(&path, "probe_1s", "D"), 50);
+    assert_eq!(sent_of(&path, "probe_1s", "10.0.0.1"), 0);
 }

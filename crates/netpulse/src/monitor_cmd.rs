@@ -175,6 +175,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         EngineConfig {
             icmp_mode: icmp_mode(&setup.config),
             until_stopped: true,
+            run_report: false,
             batch_for: BATCH_FOR,
             ..EngineConfig::default()
         },

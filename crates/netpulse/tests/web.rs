@@ -518,3 +518,59 @@ fn web_without_an_address_serves_on_loopback_port_9750() {
         .expect("the dashboard line");
     assert!(said.contains("http://127.0.0.1:9750/"), "{said}");
 }
+
+/// Rows of the loopback target in the 1 s table, counted by an outside `sqlite3`.
+fn outside_count(db: &Path) -> u64 {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(
+            "select count(*) from probe_1s p join targets t on t.id = p.target_id \
+             where t.label = 'loopback'",
+        )
+        .output()
+        .expect("run sqlite3");
+    assert!(out.status.success(), "sqlite3: {}", common::stderr(&out));
+    common::stdout(&out).trim().parse().expect("a count")
+}
+
+/// An outside `sqlite3` reading the recording while the dashboard has opened it (a long range)
+/// must not take the recording's locks away: the WAL stays, the recording goes on where outside
+/// readers see it, long ranges keep answering, and after a kill -9 every committed second is
+/// kept. (A header check once opened the file with a plain `File`; closing it dropped all of
+/// the process's POSIX locks, so the outside reader, thinking itself last, deleted the WAL.)
+#[test]
+fn an_outside_sqlite3_reader_does_not_break_the_recording() {
+    if !on_path("sqlite3") {
+        skip("no sqlite3 here (apt-get install sqlite3)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("history.db");
+    let wal = dir.path().join("history.db-wal");
+    let (mut monitor, addr, _err) = start(dir.path(), &["--web", "127.0.0.1:0"]);
+    eventually(Duration::from_secs(20), "recorded seconds", || {
+        (db.exists() && outside_count(&db) >= 2).then_some(())
+    });
+    for _ in 0..2 {
+        let (status, _, body) = get(addr, "/api/series?range=1h", None);
+        assert_eq!(status, 200, "{body}");
+        let before = outside_count(&db);
+        assert!(
+            wal.exists(),
+            "the recording's WAL was deleted by an outside reader"
+        );
+        // The recording goes on, visibly to outside readers.
+        eventually(Duration::from_secs(20), "3 more recorded seconds", || {
+            (outside_count(&db) >= before + 3).then_some(())
+        });
+    }
+    let (status, _, body) = get(addr, "/api/series?range=1h", None);
+    assert_eq!(status, 200, "a long range after outside reads: {body}");
+    let seen = outside_count(&db);
+    monitor.0.kill().expect("kill -9");
+    let _ = monitor.0.wait();
+    assert!(
+        outside_count(&db) >= seen,
+        "seconds committed before the kill -9 were lost"
+    );
+}
