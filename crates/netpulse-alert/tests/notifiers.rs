@@ -21,6 +21,7 @@ fn alert() -> Alert {
             severity: Severity::Warning,
             at: UNIX_EPOCH + Duration::from_secs(1_800_000_030),
             since: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            gone: false,
         },
         host: "testhost".into(),
     }

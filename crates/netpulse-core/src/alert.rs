@@ -241,6 +241,9 @@ pub struct AlertEvent {
     pub at: SystemTime,
     /// When the condition started holding (for resolved: how long it lasted).
     pub since: SystemTime,
+    /// Resolved because the subject is no longer monitored (removed by a reload, or an
+    /// interface that vanished); `value` is then its last reading.
+    pub gone: bool,
 }
 
 impl fmt::Display for AlertEvent {
@@ -257,6 +260,15 @@ impl fmt::Display for AlertEvent {
         };
         let lasted = self.at.duration_since(self.since).unwrap_or_default();
         match self.kind {
+            AlertKind::Resolved if self.gone => write!(
+                f,
+                "RESOLVED {} {}: no longer monitored (last {} {}) (after {}s)",
+                self.rule,
+                self.subject,
+                self.metric.name(),
+                value(self.value),
+                lasted.as_secs()
+            ),
             AlertKind::Resolved => write!(
                 f,
                 "RESOLVED {} {}: {} {} (after {}s)",
@@ -296,6 +308,8 @@ enum State {
     Firing {
         since_wall: SystemTime,
         last_notice: Duration,
+        /// The latest value judged (what a resolve without a new reading reports).
+        last_value: f64,
     },
 }
 
@@ -367,9 +381,43 @@ impl RuleEngine {
         self.states.keys().any(|(_, s)| s == subject)
     }
 
-    /// Forgets every state of `subject` (a target or interface that is gone).
-    pub fn forget_subject(&mut self, subject: &str) {
-        self.states.retain(|(_, s), _| s != subject);
+    /// Forgets every state of `subject` (a target or interface that is gone); each alert that
+    /// was firing for it is resolved (`gone`, with its last value), so no alert, gauge or
+    /// notification stays firing forever.
+    pub fn forget_subject(&mut self, subject: &str, wall: SystemTime, out: &mut Vec<AlertEvent>) {
+        let mut resolved: Vec<AlertEvent> = Vec::new();
+        let rules = &self.rules;
+        self.states.retain(|(rule, s), state| {
+            if s != subject {
+                return true;
+            }
+            if let (
+                State::Firing {
+                    since_wall,
+                    last_value,
+                    ..
+                },
+                Some(r),
+            ) = (state, rules.iter().find(|r| r.name == *rule))
+            {
+                resolved.push(AlertEvent {
+                    rule: r.name.clone(),
+                    subject: subject.to_string(),
+                    metric: r.metric,
+                    kind: AlertKind::Resolved,
+                    value: *last_value,
+                    op: r.op,
+                    threshold: r.threshold,
+                    severity: r.severity,
+                    at: wall,
+                    since: *since_wall,
+                    gone: true,
+                });
+            }
+            false
+        });
+        resolved.sort_by(|a, b| a.rule.cmp(&b.rule));
+        out.extend(resolved);
     }
 
     /// Takes rule `index`'s current value for `subject` (`None`: no data this time, which
@@ -403,6 +451,7 @@ impl RuleEngine {
                 severity: rule.severity,
                 at: wall,
                 since,
+                gone: false,
             };
             let holds = rule.op.holds(value, rule.threshold);
             match self.states.get(&key).copied() {
@@ -414,6 +463,7 @@ impl RuleEngine {
                             State::Firing {
                                 since_wall: wall,
                                 last_notice: now,
+                                last_value: value,
                             },
                         );
                     } else {
@@ -441,6 +491,7 @@ impl RuleEngine {
                             State::Firing {
                                 since_wall,
                                 last_notice: now,
+                                last_value: value,
                             },
                         );
                     }
@@ -448,21 +499,26 @@ impl RuleEngine {
                 Some(State::Firing {
                     since_wall,
                     last_notice,
+                    ..
                 }) => {
                     if rule.op.cleared(value, rule.threshold, rule.margin()) {
                         out.push(event(AlertKind::Resolved, since_wall));
                         self.states.remove(&key);
-                    } else if let Some(every) = rule.repeat {
-                        if now.saturating_sub(last_notice) >= every {
+                    } else {
+                        let notice = rule
+                            .repeat
+                            .is_some_and(|every| now.saturating_sub(last_notice) >= every);
+                        if notice {
                             out.push(event(AlertKind::Reminder, since_wall));
-                            self.states.insert(
-                                key,
-                                State::Firing {
-                                    since_wall,
-                                    last_notice: now,
-                                },
-                            );
                         }
+                        self.states.insert(
+                            key,
+                            State::Firing {
+                                since_wall,
+                                last_notice: if notice { now } else { last_notice },
+                                last_value: value,
+                            },
+                        );
                     }
                 }
             }
@@ -650,6 +706,7 @@ mod tests {
             severity: Severity::Critical,
             at: UNIX_EPOCH + Duration::from_secs(30),
             since: UNIX_EPOCH + Duration::from_secs(20),
+            gone: false,
         };
         assert_eq!(
             ev.to_string(),

@@ -706,6 +706,7 @@ mod tests {
             severity: Severity::Warning,
             at: at(10, 0),
             since: at(5, 0),
+            gone: false,
         };
         v.alert(&e);
         assert_eq!(v.firing.len(), 1);

@@ -416,6 +416,9 @@ pub struct MonitorModel {
     dropped: HashMap<DropStage, u64>,
     /// Results of targets the model does not know (removed ones still answering).
     pub unknown_results: u64,
+    /// Subjects removed since the last tick, whose rule states the tick forgets (resolving
+    /// what fired for them).
+    gone_subjects: Vec<String>,
 }
 
 /// Default window of the status line, seconds.
@@ -435,6 +438,7 @@ impl MonitorModel {
             outage_cfg: outage,
             dropped: HashMap::new(),
             unknown_results: 0,
+            gone_subjects: Vec::new(),
         };
         m.replace_rules(rules);
         m
@@ -508,7 +512,7 @@ impl MonitorModel {
             if self.rules.has_subject(&t.label)
                 && !self.targets.values().any(|o| o.label == t.label)
             {
-                self.rules.forget_subject(&t.label);
+                self.gone_subjects.push(t.label);
             }
         }
     }
@@ -605,7 +609,7 @@ impl MonitorModel {
     /// Forgets interface `name` (it vanished) and its rule states.
     pub fn remove_iface(&mut self, name: &str) {
         if self.ifaces.remove(name).is_some() {
-            self.rules.forget_subject(name);
+            self.gone_subjects.push(name.to_string());
         }
     }
 
@@ -613,6 +617,16 @@ impl MonitorModel {
     /// own window for every subject it applies to.
     pub fn tick(&mut self, now: Duration, wall: SystemTime, out: &mut Vec<Output>) {
         let sec = unix_secs(wall);
+        let mut events = Vec::new();
+        for subject in std::mem::take(&mut self.gone_subjects) {
+            // Unless it came back meanwhile (a reload re-adding the label).
+            let back = self.targets.values().any(|t| t.label == subject)
+                || self.ifaces.contains_key(&subject);
+            if !back {
+                self.rules.forget_subject(&subject, wall, &mut events);
+            }
+        }
+        out.extend(events.into_iter().map(Output::Alert));
         for t in self.targets.values_mut() {
             if !t.ring.is_empty() {
                 t.advance(sec, &self.lens, &self.hist_lens);

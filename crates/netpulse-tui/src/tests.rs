@@ -83,6 +83,7 @@ fn scene() -> LiveView {
         severity: Severity::Critical,
         at: at(NOW - 30, 0),
         since: at(NOW - 40, 0),
+        gone: false,
     });
     v
 }

@@ -193,12 +193,45 @@ fn reload_keeps_target_state_and_firing_rules() {
     // It resolves when latency drops.
     let alerts = drive(&mut m, 1010, 3, |_| Some(5.0));
     assert_eq!(alerts[0].2, AlertKind::Resolved);
-    // A removed target is forgotten everywhere.
+    // A removed target is forgotten everywhere, and what fired for it is resolved at the next
+    // tick (nothing stays firing forever for a target no longer monitored).
     let _ = drive(&mut m, 1013, 3, |_| Some(50.0));
     assert_eq!(m.firing().len(), 1);
     m.remove_target(0);
-    assert!(m.firing().is_empty());
     let mut out = Vec::new();
+    let tick = Duration::from_millis(1_016_500);
+    m.tick(tick, UNIX_EPOCH + tick, &mut out);
+    let resolved: Vec<_> = out
+        .drain(..)
+        .filter_map(|o| match o {
+            Output::Alert(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    assert_eq!(
+        (
+            resolved[0].rule.as_str(),
+            resolved[0].subject.as_str(),
+            resolved[0].kind
+        ),
+        ("slow", "lab", AlertKind::Resolved)
+    );
+    assert!(
+        resolved[0].gone && resolved[0].value == 50.0,
+        "{:?}",
+        resolved[0]
+    );
+    assert!(
+        resolved[0]
+            .to_string()
+            .starts_with("RESOLVED slow lab: no longer monitored (last latency_avg 50.00 ms)"),
+        "{}",
+        resolved[0]
+    );
+    assert!(m.firing().is_empty());
+    m.tick(tick, UNIX_EPOCH + tick, &mut out);
+    assert!(out.is_empty(), "resolved once: {out:?}");
     m.result(&reply(0, 99, 1_016_100, 1.0), UNIX_EPOCH, &mut out);
     assert_eq!(m.unknown_results, 1);
 }
