@@ -133,6 +133,11 @@ impl Rollups {
         self.grace_secs
     }
 
+    /// Results held in seconds not yet closed (what would be lost if they were never flushed).
+    pub fn held_results(&self) -> u64 {
+        self.open.iter().map(|(_, b)| b.stats.sent).sum()
+    }
+
     /// Counts one resolved probe in the second it was sent.
     pub fn record(&mut self, r: &ProbeResult) {
         let sec = unix_secs(r.sent_at);

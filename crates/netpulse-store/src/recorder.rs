@@ -503,6 +503,12 @@ impl Recording {
         if let Err(e) = self.store.end_session(self.session_id, finished_at) {
             self.note_error(&e.to_string());
         }
+        // A target still unregistered at the end never had its rows written: counted, not
+        // lost silently.
+        for &(index, _) in &self.unregistered {
+            let held = self.rollups.get(index).map_or(0, Rollups::held_results);
+            self.dropped.fetch_add(held, Ordering::Relaxed);
+        }
         self.report.dropped = self.dropped.load(Ordering::Relaxed);
         self.report.late = self.rollups.iter().map(|r| r.late_results).sum();
         std::mem::take(&mut self.report)

@@ -511,3 +511,27 @@ fn a_failed_registration_shifts_no_target_and_is_retried() {
     assert_eq!(sent_of(&path, "probe_1s", "D"), 50);
     assert_eq!(sent_of(&path, "probe_1s", "10.0.0.1"), 0);
 }
+
+#[test]
+fn a_target_never_registered_is_counted_as_dropped_at_the_end() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("r.db");
+    let mut rec = two_targets(&path);
+    let outside = rusqlite::Connection::open(&path).expect("sqlite");
+    outside
+        .execute_batch(
+            "CREATE TRIGGER fail_c BEFORE INSERT ON targets WHEN NEW.label = 'C'
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        )
+        .expect("trigger");
+    rec.add_target(&target("C")); // index 2, never registered
+    for step in 0..30u64 {
+        rec.record(&result(2, step + 1, step * 100, true));
+        rec.record(&result(0, step + 1, step * 100, true));
+    }
+    rec.commit(at_ms(3_000), false);
+    let report = rec.finish(at_ms(4_000));
+    assert_eq!(report.dropped, 30, "C's results were never written");
+    assert!(report.first_error.is_some_and(|e| e.contains("\"C\"")));
+    assert_eq!(sent_of(&path, "probe_1s", "10.0.0.1"), 30);
+}
