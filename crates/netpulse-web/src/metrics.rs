@@ -58,12 +58,19 @@ pub struct ProtocolLabels {
     pub protocol: String,
 }
 
-/// Upper bounds (s) of the RTT histogram's buckets before `+Inf`: 50 µs … ~13 s, doubling,
-/// from a LAN ping to a stalled HTTP request.
+/// How many finite upper bounds the RTT histogram has: 50 µs … ~13 s, doubling, from a LAN ping
+/// to a stalled HTTP request (then `+Inf`).
 const RTT_BOUNDS: usize = 19;
 
-fn rtt_bounds() -> impl Iterator<Item = f64> {
-    exponential_buckets(0.000_05, 2.0, RTT_BOUNDS as u16)
+/// The bucket bounds with `+Inf` last, computed once: every reply looks its bucket up here, and
+/// every scrape labels the buckets with them.
+fn rtt_bounds() -> &'static [f64] {
+    static BOUNDS: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    BOUNDS.get_or_init(|| {
+        exponential_buckets(0.000_05, 2.0, RTT_BOUNDS as u16)
+            .chain([f64::INFINITY])
+            .collect()
+    })
 }
 
 /// One target's counters, updated with atomics (no lock, no lookup per result).
@@ -108,7 +115,7 @@ impl Collector for TargetTable {
         if rows.is_empty() {
             return Ok(());
         }
-        let bounds: Vec<f64> = rtt_bounds().chain([f64::INFINITY]).collect();
+        let mut buckets: Vec<(f64, u64)> = Vec::with_capacity(RTT_BOUNDS + 1);
         let mut e = encoder.encode_descriptor(
             "probe_rtt",
             "Round-trip time of answered probes",
@@ -116,11 +123,13 @@ impl Collector for TargetTable {
             MetricType::Histogram,
         )?;
         for (key, s) in rows.iter() {
-            let buckets: Vec<(f64, u64)> = bounds
-                .iter()
-                .zip(&s.rtt_buckets)
-                .map(|(&b, n)| (b, n.load(Relaxed)))
-                .collect();
+            buckets.clear();
+            buckets.extend(
+                rtt_bounds()
+                    .iter()
+                    .zip(&s.rtt_buckets)
+                    .map(|(&b, n)| (b, n.load(Relaxed))),
+            );
             let count = buckets.iter().map(|(_, n)| n).sum();
             let sum = s.rtt_sum_ns.load(Relaxed) as f64 / 1e9;
             let l = labels(key);
@@ -188,7 +197,11 @@ impl TargetMetrics {
             s.received.fetch_add(1, Relaxed);
             if let Some(rtt) = r.rtt {
                 let secs = rtt.as_secs_f64();
-                let bucket = rtt_bounds().position(|b| secs <= b).unwrap_or(RTT_BOUNDS);
+                // The last bound is +Inf, so a bucket is always found.
+                let bucket = rtt_bounds()
+                    .iter()
+                    .position(|&b| secs <= b)
+                    .unwrap_or(RTT_BOUNDS);
                 s.rtt_buckets[bucket].fetch_add(1, Relaxed);
                 s.rtt_sum_ns
                     .fetch_add(u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX), Relaxed);
