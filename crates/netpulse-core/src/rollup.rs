@@ -94,6 +94,24 @@ struct Bucket {
     dirty: bool,
     /// Written (provisionally) at this unix second.
     written_at: Option<i64>,
+    /// What an earlier series of the same target stored for this minute or hour (see
+    /// [`Rollups::seed`]): written with this bucket, never passed up to the hour (the stored
+    /// hour has it already).
+    base: Option<Box<ProbeStats>>,
+}
+
+impl Bucket {
+    /// What the row says: the stored part and this series' own.
+    fn total(&self) -> ProbeStats {
+        match &self.base {
+            Some(base) => {
+                let mut all = (**base).clone();
+                all.merge(&self.stats);
+                all
+            }
+            None => self.stats.clone(),
+        }
+    }
 }
 
 /// The rollup state of one series.
@@ -133,6 +151,64 @@ impl Rollups {
         self.grace_secs
     }
 
+    /// Raises the grace to cover probes resolving `timeout` after they are sent (a second
+    /// target now feeds this series: a reload that changed its interval or timeout).
+    pub fn widen_grace(&mut self, timeout: Duration) {
+        self.grace_secs = self.grace_secs.max(timeout.as_secs() as i64 + 1);
+    }
+
+    /// This series gets no more results: any that still come are counted late, never written
+    /// over the rows already final.
+    pub fn retire(&mut self) {
+        self.closed_through = Some(i64::MAX);
+    }
+
+    /// Merges a row stored earlier in this session by another series of the same target (one
+    /// removed and re-added by a reload) into this series' minute or hour, so its writes carry
+    /// both instead of replacing the stored row. Only the minute and hour this series starts in
+    /// (its first open second, else `now`) can hold such a row; others are ignored, and so is a
+    /// second (a re-added target's seconds all come after the earlier series' last).
+    pub fn seed(
+        &mut self,
+        resolution: Resolution,
+        start: i64,
+        stored: &ProbeStats,
+        now: SystemTime,
+    ) {
+        let first = self
+            .open
+            .front()
+            .map_or_else(|| unix_secs(now), |(sec, _)| *sec);
+        let slot = match resolution {
+            Resolution::Second => return,
+            Resolution::Minute => &mut self.minute,
+            Resolution::Hour => &mut self.hour,
+        };
+        if resolution.bucket(first) != start {
+            return;
+        }
+        match slot {
+            Some((s, b)) if *s == start => {
+                let mut base = stored.clone();
+                if let Some(old) = b.base.take() {
+                    base.merge(&old);
+                }
+                b.base = Some(Box::new(base));
+                b.dirty = true;
+            }
+            Some(_) => {}
+            None => {
+                *slot = Some((
+                    start,
+                    Bucket {
+                        base: Some(Box::new(stored.clone())),
+                        ..Bucket::default()
+                    },
+                ))
+            }
+        }
+    }
+
     /// Results held in seconds not yet closed (what would be lost if they were never flushed).
     pub fn held_results(&self) -> u64 {
         self.open.iter().map(|(_, b)| b.stats.sent).sum()
@@ -156,8 +232,7 @@ impl Rollups {
                         jitter: running.continuing(),
                         ..ProbeStats::default()
                     },
-                    dirty: false,
-                    written_at: None,
+                    ..Bucket::default()
                 };
                 self.open.insert(i, (sec, bucket));
                 i
@@ -200,10 +275,10 @@ impl Rollups {
         }
         if finish {
             if let Some((m, b)) = self.minute.take() {
-                self.close_minute(m, b.stats, out);
+                self.close_minute(m, b, out);
             }
             if let Some((h, b)) = self.hour.take() {
-                out.push(self.row(Resolution::Hour, h, b.stats, true));
+                out.push(self.row(Resolution::Hour, h, b.total(), true));
             }
             return;
         }
@@ -224,7 +299,7 @@ impl Rollups {
                     series,
                     resolution: res,
                     start: *start,
-                    stats: b.stats.clone(),
+                    stats: b.total(),
                     complete: false,
                     unchanged: false,
                 });
@@ -260,7 +335,7 @@ impl Rollups {
         let minute = Resolution::Minute.bucket(sec);
         if self.minute.as_ref().is_some_and(|(m, _)| *m != minute) {
             if let Some((m, b)) = self.minute.take() {
-                self.close_minute(m, b.stats, out);
+                self.close_minute(m, b, out);
             }
         }
         let (_, b) = self
@@ -273,17 +348,18 @@ impl Rollups {
         out.push(row);
     }
 
-    fn close_minute(&mut self, minute: i64, stats: ProbeStats, out: &mut Vec<RollupRow>) {
+    fn close_minute(&mut self, minute: i64, bucket: Bucket, out: &mut Vec<RollupRow>) {
         let hour = Resolution::Hour.bucket(minute);
         if self.hour.as_ref().is_some_and(|(h, _)| *h != hour) {
             if let Some((h, b)) = self.hour.take() {
-                out.push(self.row(Resolution::Hour, h, b.stats, true));
+                out.push(self.row(Resolution::Hour, h, b.total(), true));
             }
         }
         let (_, b) = self.hour.get_or_insert_with(|| (hour, Bucket::default()));
-        b.stats.merge(&stats);
+        // Only this series' own part goes up: a seeded base is in the stored hour already.
+        b.stats.merge(&bucket.stats);
         b.dirty = true;
-        out.push(self.row(Resolution::Minute, minute, stats, true));
+        out.push(self.row(Resolution::Minute, minute, bucket.total(), true));
     }
 }
 

@@ -366,7 +366,7 @@ impl Store {
         Ok(())
     }
 
-    /// The id of target `label` (created if new), linked to `session`.
+    /// The id of target `label` (created if new), linked to `session`; see [`Store::add_target`].
     pub fn add_target(
         &mut self,
         session: i64,
@@ -376,6 +376,21 @@ impl Store {
         interval: Duration,
         timeout: Duration,
     ) -> Result<i64, StoreError> {
+        self.register_target(session, label, kind, address, interval, timeout)
+            .map(|(id, _)| id)
+    }
+
+    /// The id of target `label` (created if new), linked to `session`, and whether `session`
+    /// had it already (a reload removed and re-added it: its rows of this session exist).
+    pub fn register_target(
+        &mut self,
+        session: i64,
+        label: &str,
+        kind: &str,
+        address: &str,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Result<(i64, bool), StoreError> {
         let err = self.sql_err("add a target");
         self.conn
             .execute(
@@ -389,13 +404,49 @@ impl Store {
                 r.get(0)
             })
             .map_err(&err)?;
+        let had = self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM session_targets WHERE session_id = ?1 AND target_id = ?2",
+            )
+            .and_then(|mut st| st.exists(params![session, id]))
+            .map_err(&err)?;
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO session_targets (session_id, target_id, address, interval_ms, timeout_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![session, id, address, ms(interval), ms(timeout)],
             )
             .map_err(&err)?;
-        Ok(id)
+        Ok((id, had))
+    }
+
+    /// The latest minute and hour rows of `target` in `session`, as stored: what a series
+    /// re-added by a reload merges into instead of replacing.
+    pub fn latest_rows(
+        &self,
+        session: i64,
+        target: i64,
+    ) -> Result<Vec<(Resolution, i64, ProbeStats)>, StoreError> {
+        let err = self.sql_err("read the stored rows of a re-added target");
+        let mut out = Vec::new();
+        for res in [Resolution::Minute, Resolution::Hour] {
+            let sql = format!(
+                "SELECT {ROLLUP_COLUMNS} FROM {} p WHERE p.session_id = ?1 AND p.target_id = ?2
+                 ORDER BY p.ts DESC LIMIT 1",
+                table(res)
+            );
+            let row = self
+                .conn
+                .query_row(&sql, params![session, target], |r| {
+                    Ok((r.get::<_, i64>(0)?, read_stats(r, 1)?))
+                })
+                .optional()
+                .map_err(&err)?;
+            if let Some((ts, stats)) = row {
+                out.push((res, ts, stats));
+            }
+        }
+        Ok(out)
     }
 
     /// Starts a write transaction.
@@ -557,10 +608,7 @@ impl Store {
     ) -> Result<Vec<RollupRecord>, StoreError> {
         let err = self.sql_err("read rollups");
         let sql = format!(
-            "SELECT p.session_id, t.label, p.ts, p.sent, p.received, p.refused, p.timeouts,
-                    p.icmp_errors, p.local_errors, p.rtt_count, p.rtt_sum_ns, p.rtt_sum_sq_ns2,
-                    p.rtt_min_ms, p.rtt_max_ms, p.jitter_ms, p.jitter_sum_abs_ns, p.jitter_deltas, p.hist,
-                    p.late_sends, p.max_send_delay_ms
+            "SELECT p.session_id, t.label, {ROLLUP_COLUMNS}
              FROM {} p JOIN targets t ON t.id = p.target_id
              WHERE p.ts >= ?1 AND p.ts < ?2 AND (?3 IS NULL OR p.session_id = ?3)
                    AND (?4 IS NULL OR t.label = ?4)
@@ -570,46 +618,11 @@ impl Store {
         let mut st = self.conn.prepare(&sql).map_err(&err)?;
         let rows = st
             .query_map(params![from, to, session, target], |r| {
-                let hist: Vec<u8> = r.get(17)?;
-                let hist = LatencySketch::from_bytes(&hist).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        17,
-                        rusqlite::types::Type::Blob,
-                        Box::new(e),
-                    )
-                })?;
-                let ms_to =
-                    |v: Option<f64>| Duration::from_secs_f64(v.unwrap_or(0.0).max(0.0) / 1000.0);
-                let rtt = RttStats::from_parts(RttParts {
-                    count: r.get::<_, i64>(9)? as u64,
-                    sum_ns: r.get::<_, i64>(10)?.max(0) as u128,
-                    sum_sq_ns: r.get::<_, f64>(11)?.max(0.0) as u128,
-                    min: ms_to(r.get(12)?),
-                    max: ms_to(r.get(13)?),
-                    hist,
-                });
-                let jitter_ms: Option<f64> = r.get(14)?;
-                let stats = ProbeStats {
-                    sent: r.get::<_, i64>(3)? as u64,
-                    received: r.get::<_, i64>(4)? as u64,
-                    refused: r.get::<_, i64>(5)? as u64,
-                    timeouts: r.get::<_, i64>(6)? as u64,
-                    icmp_errors: r.get::<_, i64>(7)? as u64,
-                    local_errors: r.get::<_, i64>(8)? as u64,
-                    rtt,
-                    jitter: Jitter::from_parts(
-                        jitter_ms.unwrap_or(0.0) * 1e6,
-                        r.get(15)?,
-                        r.get::<_, i64>(16)? as u64,
-                    ),
-                    late_sends: r.get::<_, i64>(18)?.max(0) as u64,
-                    max_send_delay: ms_to(r.get(19)?),
-                };
                 Ok(RollupRecord {
                     session_id: r.get(0)?,
                     target: r.get(1)?,
                     ts: r.get(2)?,
-                    stats,
+                    stats: read_stats(r, 3)?,
                 })
             })
             .map_err(&err)?;
@@ -661,7 +674,45 @@ impl Store {
     }
 }
 
-/// Upserts one rollup row inside a write transaction.
+/// The columns of a rollup row that [`read_stats`] reads, after `p.ts`.
+const ROLLUP_COLUMNS: &str = "p.ts, p.sent, p.received, p.refused, p.timeouts, p.icmp_errors,
+    p.local_errors, p.rtt_count, p.rtt_sum_ns, p.rtt_sum_sq_ns2, p.rtt_min_ms, p.rtt_max_ms,
+    p.jitter_ms, p.jitter_sum_abs_ns, p.jitter_deltas, p.hist, p.late_sends, p.max_send_delay_ms";
+
+/// The statistics of a row selected with [`ROLLUP_COLUMNS`] whose `p.sent` is column `at`.
+pub(crate) fn read_stats(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ProbeStats> {
+    let hist: Vec<u8> = r.get(at + 14)?;
+    let hist = LatencySketch::from_bytes(&hist).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(at + 14, rusqlite::types::Type::Blob, Box::new(e))
+    })?;
+    let ms_to = |v: Option<f64>| Duration::from_secs_f64(v.unwrap_or(0.0).max(0.0) / 1000.0);
+    let rtt = RttStats::from_parts(RttParts {
+        count: r.get::<_, i64>(at + 6)? as u64,
+        sum_ns: r.get::<_, i64>(at + 7)?.max(0) as u128,
+        sum_sq_ns: r.get::<_, f64>(at + 8)?.max(0.0) as u128,
+        min: ms_to(r.get(at + 9)?),
+        max: ms_to(r.get(at + 10)?),
+        hist,
+    });
+    let jitter_ms: Option<f64> = r.get(at + 11)?;
+    Ok(ProbeStats {
+        sent: r.get::<_, i64>(at)? as u64,
+        received: r.get::<_, i64>(at + 1)? as u64,
+        refused: r.get::<_, i64>(at + 2)? as u64,
+        timeouts: r.get::<_, i64>(at + 3)? as u64,
+        icmp_errors: r.get::<_, i64>(at + 4)? as u64,
+        local_errors: r.get::<_, i64>(at + 5)? as u64,
+        rtt,
+        jitter: Jitter::from_parts(
+            jitter_ms.unwrap_or(0.0) * 1e6,
+            r.get(at + 12)?,
+            r.get::<_, i64>(at + 13)? as u64,
+        ),
+        late_sends: r.get::<_, i64>(at + 15)?.max(0) as u64,
+        max_send_delay: ms_to(r.get(at + 16)?),
+    })
+}
+
 /// Marks a row written provisionally, whose figures did not change since, as final: one
 /// integer column by primary key instead of rewriting every figure. False when there is no
 /// such row (its provisional write was in a commit that failed): the caller writes it whole.
@@ -689,6 +740,7 @@ pub(crate) fn mark_complete(
         == 1)
 }
 
+/// Upserts one rollup row inside a write transaction.
 pub(crate) fn put_rollup(
     tx: &Transaction<'_>,
     res: Resolution,

@@ -178,7 +178,7 @@ enum Msg {
     Flow(FlowRow),
     AddTarget(RecordTarget),
     AddTargets(Vec<RecordTarget>),
-    RemoveTarget(usize, SystemTime),
+    RemoveTarget(usize, Box<str>, SystemTime),
     Alert(u64, AlertEvent),
     Delivery(DeliveryRecord),
     Traffic(SystemTime, Vec<IfaceRate>),
@@ -241,11 +241,12 @@ impl RecordSink {
         }
     }
 
-    /// Target `index` is no longer probed (config reload): once its last answers can have
-    /// arrived (its timeout and a margin after `at`), its open rows are written as final, an
-    /// outage going on ends, and its memory is freed. Waits for room: this must not be lost.
-    pub fn remove_target(&self, index: usize, at: SystemTime) {
-        let _ = self.tx.send(Msg::RemoveTarget(index, at));
+    /// Target `index` (labelled `label`) is no longer probed (config reload): once its last
+    /// answers can have arrived (its timeout and a margin after `at`), its open rows are written
+    /// as final, an outage going on ends, and its memory is freed. A target of the same label
+    /// added meanwhile continues its rows. Waits for room: this must not be lost.
+    pub fn remove_target(&self, index: usize, label: &str, at: SystemTime) {
+        let _ = self.tx.send(Msg::RemoveTarget(index, label.into(), at));
     }
 
     /// Records an alert under the caller's `id` (used again by its deliveries); waits for room.
@@ -344,7 +345,16 @@ pub struct Recording {
     target_ids: Vec<Option<i64>>,
     /// Targets whose registration failed, to retry: (index, target).
     unregistered: Vec<(usize, RecordTarget)>,
+    /// Rollups by index; a target re-added while its earlier index was still retiring records
+    /// into that index's rollups instead (see `aliases`), so both feed the same rows.
     rollups: Vec<Rollups>,
+    /// Index → the index whose rollups it records into, for re-added targets only.
+    aliases: HashMap<usize, usize>,
+    /// Rollups shared by more than one index: how many of them are not retired yet.
+    sharers: HashMap<usize, u32>,
+    /// Removed targets not yet retired, by label: a target re-added under that label shares
+    /// their rollups (a reload that changed its interval must not replace its minute).
+    retiring_labels: HashMap<Box<str>, usize>,
     detectors: Vec<OutageDetector>,
     cfg: RecorderConfig,
     report: RecorderReport,
@@ -388,6 +398,9 @@ impl Recording {
             session_id,
             target_ids,
             unregistered: Vec::new(),
+            aliases: HashMap::new(),
+            sharers: HashMap::new(),
+            retiring_labels: HashMap::new(),
             rollups: targets
                 .iter()
                 .enumerate()
@@ -473,16 +486,17 @@ impl Recording {
                 }
             }
             Msg::Traffic(at, rates) => self.record_traffic(at, &rates),
-            Msg::AddTarget(t) => self.add_target(&t),
+            Msg::AddTarget(t) => self.add_target(&t, SystemTime::now()),
             Msg::AddTargets(list) => {
                 self.rollups.reserve_exact(list.len());
                 self.detectors.reserve_exact(list.len());
                 self.target_ids.reserve_exact(list.len());
+                let now = SystemTime::now();
                 for t in &list {
-                    self.add_target(t);
+                    self.add_target(t, now);
                 }
             }
-            Msg::RemoveTarget(i, at) => self.remove_target(i, at),
+            Msg::RemoveTarget(i, label, at) => self.remove_target(i, &label, at),
             Msg::Alert(id, e) => self.pending_alerts.push((id, e)),
             Msg::Delivery(d) => self.pending_deliveries.push(d),
             Msg::CaptureSecond(c) => self.pending_seconds.push(c),
@@ -516,7 +530,12 @@ impl Recording {
 
     /// Counts one resolved probe.
     pub fn record(&mut self, r: &ProbeResult) {
-        let Some(rollup) = self.rollups.get_mut(r.target) else {
+        let slot = if self.aliases.is_empty() {
+            r.target
+        } else {
+            self.aliases.get(&r.target).copied().unwrap_or(r.target)
+        };
+        let Some(rollup) = self.rollups.get_mut(slot) else {
             return;
         };
         rollup.record(r);
@@ -527,21 +546,54 @@ impl Recording {
         }
     }
 
-    /// Adds a target mid-session; it gets the next index.
-    pub fn add_target(&mut self, t: &RecordTarget) {
+    /// Adds a target mid-session at wall time `now`; it gets the next index. A target of a
+    /// label this session recorded before continues its rows: it shares the rollups of an
+    /// earlier index still retiring, or merges into the rows stored by one already retired.
+    pub fn add_target(&mut self, t: &RecordTarget, now: SystemTime) {
         // The index is taken whatever happens: the caller numbers its results the same way.
         let index = self.rollups.len();
         self.rollups.push(Rollups::new(index, t.timeout));
         self.detectors.push(OutageDetector::new(self.cfg.outage, 1));
-        let id = self.register(t);
-        if id.is_none() {
-            self.unregistered.push((index, t.clone()));
+        let shared = self
+            .retiring_labels
+            .get(&*t.label)
+            .map(|&old| self.slot(old));
+        if let Some(root) = shared {
+            self.aliases.insert(index, root);
+            *self.sharers.entry(root).or_insert(1) += 1;
+            self.rollups[root].widen_grace(t.timeout);
         }
-        self.target_ids.push(id);
+        let id = self.register(t);
+        match id {
+            Some((id, true)) if shared.is_none() => self.seed_with(index, id, now),
+            Some(_) => {}
+            None => self.unregistered.push((index, t.clone())),
+        }
+        self.target_ids.push(id.map(|(id, _)| id));
     }
 
-    fn register(&mut self, t: &RecordTarget) -> Option<i64> {
-        match self.store.add_target(
+    /// The index whose rollups `index` records into.
+    fn slot(&self, index: usize) -> usize {
+        self.aliases.get(&index).copied().unwrap_or(index)
+    }
+
+    /// A re-added target's first minute and hour (database id `id`) start from what the
+    /// session stored for them.
+    fn seed_with(&mut self, index: usize, id: i64, now: SystemTime) {
+        match self.store.latest_rows(self.session_id, id) {
+            Ok(rows) => {
+                if let Some(r) = self.rollups.get_mut(index) {
+                    for (res, start, stats) in rows {
+                        r.seed(res, start, &stats, now);
+                    }
+                }
+            }
+            Err(e) => self.note_error(&e.to_string()),
+        }
+    }
+
+    fn register(&mut self, t: &RecordTarget) -> Option<(i64, bool)> {
+        match self.store.register_target(
             self.session_id,
             &t.label,
             &t.kind,
@@ -561,10 +613,15 @@ impl Recording {
     }
 
     /// Retries the registrations that failed (the database was locked or full).
-    fn register_pending(&mut self) {
+    fn register_pending(&mut self, now: SystemTime) {
         for (index, t) in std::mem::take(&mut self.unregistered) {
             match self.register(&t) {
-                Some(id) => self.target_ids[index] = Some(id),
+                Some((id, had)) => {
+                    self.target_ids[index] = Some(id);
+                    if had && !self.aliases.contains_key(&index) {
+                        self.seed_with(index, id, now);
+                    }
+                }
                 None => self.unregistered.push((index, t)),
             }
         }
@@ -576,11 +633,15 @@ impl Recording {
 
     /// Target `index` was removed at `at`: it is retired (see [`RecordSink::remove_target`]) at
     /// the first commit after its rollups' grace (its timeout, rounded down, + 1 s) and a second.
-    pub fn remove_target(&mut self, index: usize, at: SystemTime) {
+    pub fn remove_target(&mut self, index: usize, label: &str, at: SystemTime) {
         // Its last answers come within its timeout, which its rollups' grace already covers.
-        let grace = self.rollups.get(index).map_or(0, Rollups::grace_secs);
+        let grace = self
+            .rollups
+            .get(self.slot(index))
+            .map_or(0, Rollups::grace_secs);
         let wait = Duration::from_secs(u64::try_from(grace).unwrap_or(0) + 1);
         self.retiring.push((index, at + wait));
+        self.retiring_labels.insert(label.into(), index);
     }
 
     fn retire_due(&mut self, now: SystemTime) {
@@ -593,9 +654,33 @@ impl Recording {
                 continue;
             }
             self.retiring.swap_remove(i);
-            if let Some(r) = self.rollups.get_mut(index) {
-                r.flush(now, true, &mut self.retired_rows);
-                *r = Rollups::new(index, Duration::ZERO);
+            self.retiring_labels.retain(|_, &mut v| v != index);
+            let root = self.slot(index);
+            self.aliases.remove(&index);
+            // Rollups another index still records into stay open for it.
+            let still_shared = match self.sharers.get_mut(&root) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    true
+                }
+                Some(_) => {
+                    self.sharers.remove(&root);
+                    false
+                }
+                None => false,
+            };
+            // Whatever still comes for a retired index is late, never a new row over final ones.
+            if !still_shared {
+                if let Some(r) = self.rollups.get_mut(root) {
+                    r.flush(now, true, &mut self.retired_rows);
+                    *r = Rollups::new(root, Duration::ZERO);
+                    r.retire();
+                }
+            }
+            if root != index {
+                if let Some(r) = self.rollups.get_mut(index) {
+                    r.retire();
+                }
             }
             if let Some(d) = self.detectors.get_mut(index) {
                 for o in d.finish(now) {
@@ -613,7 +698,7 @@ impl Recording {
 
     /// Writes every row that changed and the outages found, in one transaction.
     pub fn commit(&mut self, now: SystemTime, finish: bool) {
-        self.register_pending();
+        self.register_pending(now);
         self.retire_due(now);
         self.traffic_rows.clear();
         self.traffic.flush(now, finish, &mut self.traffic_rows);

@@ -408,7 +408,7 @@ fn a_removed_target_is_finished_once_its_last_answers_are_in() {
             rec.record(&result(1, step + 1, t, t < 29_000));
         }
         if t == 30_000 {
-            rec.remove_target(1, at_ms(t));
+            rec.remove_target(1, "10.0.0.2", at_ms(t));
         }
         if t % 1000 == 900 {
             rec.commit(at_ms(t + 100), false);
@@ -470,9 +470,9 @@ fn a_failed_registration_shifts_no_target_and_is_retried() {
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
         )
         .expect("trigger");
-    rec.add_target(&target("C")); // index 2
-    rec.add_target(&target("D")); // index 3
-                                  // 10 s: C (index 2) answers 10 probes a second, D (index 3) 5.
+    rec.add_target(&target("C"), at_ms(0)); // index 2
+    rec.add_target(&target("D"), at_ms(0)); // index 3
+                                            // 10 s: C (index 2) answers 10 probes a second, D (index 3) 5.
     let mut seq = 0;
     for step in 0..100u64 {
         let t = step * 100;
@@ -524,7 +524,7 @@ fn a_target_never_registered_is_counted_as_dropped_at_the_end() {
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
         )
         .expect("trigger");
-    rec.add_target(&target("C")); // index 2, never registered
+    rec.add_target(&target("C"), at_ms(0)); // index 2, never registered
     for step in 0..30u64 {
         rec.record(&result(2, step + 1, step * 100, true));
         rec.record(&result(0, step + 1, step * 100, true));
@@ -534,4 +534,69 @@ fn a_target_never_registered_is_counted_as_dropped_at_the_end() {
     assert_eq!(report.dropped, 30, "C's results were never written");
     assert!(report.first_error.is_some_and(|e| e.contains("\"C\"")));
     assert_eq!(sent_of(&path, "probe_1s", "10.0.0.1"), 30);
+}
+
+#[test]
+fn a_target_removed_and_re_added_by_reloads_keeps_every_minute_and_hour() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("r.db");
+    let mut rec = two_targets(&path);
+    // 10.0.0.2 is removed and re-added five times: three times in one reload (its interval
+    // changed: the earlier index is still retiring) and twice 15 s later (it had retired).
+    let mut index = 1usize;
+    let mut sent = 0i64;
+    let mut seq = 0u64;
+    let mut gap_until = 0u64;
+    for step in 0..1500u64 {
+        let t = step * 100;
+        if t > 0 && t % 25_000 == 0 {
+            rec.remove_target(index, "10.0.0.2", at_ms(t));
+            let later = (t / 25_000) % 2 == 0;
+            if later {
+                gap_until = t + 15_000;
+            } else {
+                index = rec_add(&mut rec, &mut index, t);
+            }
+        }
+        if gap_until != 0 && t == gap_until {
+            gap_until = 0;
+            index = rec_add(&mut rec, &mut index, t);
+        }
+        if gap_until == 0 {
+            seq += 1;
+            rec.record(&result(index, seq, t, !seq.is_multiple_of(7)));
+            sent += 1;
+        }
+        rec.record(&result(0, step + 1, t, true));
+        if t % 1000 == 900 {
+            rec.commit(at_ms(t + 100), false);
+        }
+    }
+    rec.finish(at_ms(150_000));
+    assert_eq!(sent_of(&path, "probe_1s", "10.0.0.2"), sent);
+    assert_eq!(sent_of(&path, "probe_1m", "10.0.0.2"), sent, "per minute");
+    assert_eq!(sent_of(&path, "probe_1h", "10.0.0.2"), sent, "per hour");
+    assert_eq!(sent_of(&path, "probe_1h", "10.0.0.1"), 1500);
+    // One row per bucket, and the answers add up as well as the probes.
+    let conn = rusqlite::Connection::open(&path).expect("sqlite");
+    let (rows, received, rtt_count): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT count(*), sum(p.received), sum(p.rtt_count) FROM probe_1m p
+             JOIN targets t ON t.id = p.target_id WHERE t.label = '10.0.0.2'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("minutes");
+    assert_eq!(rows, 3);
+    assert_eq!(received, sent - sent / 7);
+    assert_eq!(rtt_count, received);
+}
+
+/// Adds 10.0.0.2 again (its next index) with another interval.
+fn rec_add(rec: &mut Recording, index: &mut usize, t: u64) -> usize {
+    let mut again = target("10.0.0.2");
+    again.interval = Duration::from_millis(100 + t / 1000);
+    rec.add_target(&again, at_ms(t));
+    *index = if *index == 1 { 2 } else { *index + 1 };
+    *index
 }

@@ -575,11 +575,11 @@ impl Monitor {
             self.engine.remove(index);
             if let Some(t) = self.model.target(index) {
                 self.shared.metrics.remove_target(&t.label, &t.kind);
+                if let Some(sink) = &self.sink {
+                    sink.remove_target(index, &t.label, SystemTime::now());
+                }
             }
             self.target_metrics.remove(&index);
-            if let Some(sink) = &self.sink {
-                sink.remove_target(index, SystemTime::now());
-            }
             self.model.remove_target(index);
             self.shared.live().remove_target(index);
         }

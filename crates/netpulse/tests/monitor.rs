@@ -339,6 +339,49 @@ fn sighup_reloads_targets_and_rules_without_restarting_the_others() {
 }
 
 #[test]
+fn a_reload_that_changes_an_interval_keeps_the_minute_and_hour_history() {
+    let Some(ns) = Netns::new() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("monitor.toml");
+    let db = dir.path().join("history.db");
+    let write = |interval: &str| {
+        let text = format!(
+            "[monitor]\nstatus_every = \"1s\"\n[ifaces]\nenabled = false\n[record]\ndb = \"{}\"\n\
+             [[target]]\ntarget = \"tcp://127.0.0.1:9\"\ninterval = \"{interval}\"\n",
+            db.display()
+        );
+        std::fs::write(&config, text).expect("config");
+    };
+    write("100ms");
+    let (mut monitor, mut lines, mut err) = start_monitor(&ns.name, &config);
+    until(&mut lines, "tcp://127.0.0.1:9");
+    until(&mut lines, "tcp://127.0.0.1:9");
+    // The interval changes twice: the target restarts under a new index each time.
+    for interval in ["50ms", "100ms"] {
+        write(interval);
+        kill(&mut monitor.0, "-HUP");
+        until(&mut err, "config reloaded");
+        until(&mut lines, "tcp://127.0.0.1:9");
+        until(&mut lines, "tcp://127.0.0.1:9");
+    }
+    kill(&mut monitor.0, "-INT");
+    assert!(monitor.0.wait().expect("wait").success());
+    let conn = rusqlite::Connection::open(&db).expect("sqlite");
+    let sent = |table: &str| -> i64 {
+        conn.query_row(
+            &format!("SELECT coalesce(sum(sent), 0) FROM {table}"),
+            [],
+            |r| r.get(0),
+        )
+        .expect("sum")
+    };
+    let second = sent("probe_1s");
+    assert!(second > 40, "{second} probes recorded");
+    assert_eq!(sent("probe_1m"), second, "per-minute rows keep every probe");
+    assert_eq!(sent("probe_1h"), second, "per-hour rows keep every probe");
+}
+
+#[test]
 fn the_built_in_config_runs_on_a_machine_with_nothing_to_probe() {
     let Some(ns) = Netns::new() else { return };
     // `ip netns exec` shows /etc/netns/NAME/resolv.conf as /etc/resolv.conf: an empty one.
