@@ -180,6 +180,8 @@ impl OutageRecord {
 pub struct Store {
     pub(crate) conn: Connection,
     path: PathBuf,
+    /// Sessions whose process died, rebuilt when this store was opened.
+    recovered: Vec<crate::recover::Recovered>,
 }
 
 pub(crate) fn unix_ms(t: SystemTime) -> i64 {
@@ -226,6 +228,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            recovered: Vec::new(),
         };
         let version = store.validate()?;
         store.pragma("journal_mode", "WAL")?;
@@ -233,6 +236,7 @@ impl Store {
         // can take back the last commits.
         store.pragma("synchronous", "NORMAL")?;
         store.migrate(version)?;
+        store.recovered = store.recover_dead_sessions()?;
         Ok(store)
     }
 
@@ -251,9 +255,10 @@ impl Store {
             path: path.to_path_buf(),
             source,
         })?;
-        let store = Store {
+        let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            recovered: Vec::new(),
         };
         let version = store.validate()?;
         if version < SCHEMA_VERSION {
@@ -263,12 +268,35 @@ impl Store {
                 source: rusqlite::Error::InvalidQuery,
             });
         }
+        // A session whose process died is rebuilt by the first open that can write (a report
+        // reads the rebuilt rows); where nothing can be written, it is read as it is.
+        if !store.dead_sessions()?.is_empty() {
+            if let Ok(conn) = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            ) {
+                let mut writer = Store {
+                    conn,
+                    path: path.to_path_buf(),
+                    recovered: Vec::new(),
+                };
+                if let Ok(done) = writer.recover_dead_sessions() {
+                    store.recovered = done;
+                }
+            }
+        }
         Ok(store)
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Sessions whose process died (killed, crashed), whose minutes and hours this open
+    /// rebuilt from their seconds.
+    pub fn recovered(&self) -> &[crate::recover::Recovered] {
+        &self.recovered
     }
 
     /// Reads the schema version and the table list: both fail on a damaged file, before any write.
@@ -346,10 +374,20 @@ impl Store {
 
     /// Records the start of a session; returns its id.
     pub fn begin_session(&mut self, info: &SessionInfo) -> Result<i64, StoreError> {
+        let (pid, pid_start) = crate::recover::this_process();
         self.conn
             .execute(
-                "INSERT INTO sessions (started_at_ms, host, version, command, config) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![unix_ms(info.started_at), info.host, info.version, info.command, info.config],
+                "INSERT INTO sessions (started_at_ms, host, version, command, config, pid, pid_start)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    unix_ms(info.started_at),
+                    info.host,
+                    info.version,
+                    info.command,
+                    info.config,
+                    pid,
+                    pid_start
+                ],
             )
             .map_err(self.sql_err("start a session"))?;
         Ok(self.conn.last_insert_rowid())
@@ -675,7 +713,8 @@ impl Store {
 }
 
 /// The columns of a rollup row that [`read_stats`] reads, after `p.ts`.
-const ROLLUP_COLUMNS: &str = "p.ts, p.sent, p.received, p.refused, p.timeouts, p.icmp_errors,
+pub(crate) const ROLLUP_COLUMNS: &str =
+    "p.ts, p.sent, p.received, p.refused, p.timeouts, p.icmp_errors,
     p.local_errors, p.rtt_count, p.rtt_sum_ns, p.rtt_sum_sq_ns2, p.rtt_min_ms, p.rtt_max_ms,
     p.jitter_ms, p.jitter_sum_abs_ns, p.jitter_deltas, p.hist, p.late_sends, p.max_send_delay_ms";
 

@@ -6,6 +6,7 @@ mod alerts;
 mod capture;
 mod db;
 mod recorder;
+mod recover;
 mod schema;
 mod traffic;
 
@@ -19,6 +20,7 @@ pub use recorder::{
     CaptureSecond, DeliveryRecord, FlowRow, RecordSink, RecordTarget, Recorder, RecorderConfig,
     RecorderReport, Recording, Retention,
 };
+pub use recover::Recovered;
 #[doc(hidden)]
 pub use schema::MIGRATIONS;
 pub use schema::SCHEMA_VERSION;

@@ -2,7 +2,7 @@
 //! upgrades it in one transaction, a newer one is refused. Append new migrations, never edit one.
 
 /// Migrations in order; migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -212,4 +212,12 @@ ALTER TABLE probe_1m ADD COLUMN late_sends INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE probe_1m ADD COLUMN max_send_delay_ms REAL NOT NULL DEFAULT 0;
 ALTER TABLE probe_1h ADD COLUMN late_sends INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE probe_1h ADD COLUMN max_send_delay_ms REAL NOT NULL DEFAULT 0;
+";
+
+/// Version 6: which process records a session (so the next open can tell a session whose
+/// process died from one still running), and when a dead session's minutes and hours were
+/// rebuilt from its seconds.
+const V6: &str = "ALTER TABLE sessions ADD COLUMN pid INTEGER;
+ALTER TABLE sessions ADD COLUMN pid_start INTEGER;
+ALTER TABLE sessions ADD COLUMN recovered_at_ms INTEGER;
 ";

@@ -36,6 +36,27 @@ pub(crate) fn iface_id(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
         .query_row([name], |r| r.get(0))
 }
 
+/// The columns of a traffic row that [`read_traffic`] reads.
+pub(crate) const TRAFFIC_COLUMNS: &str = "p.covered_ms, p.first_ms, p.last_ms, p.rx_bytes,
+    p.tx_bytes, p.rx_packets, p.tx_packets, p.rx_errors, p.tx_errors, p.rx_dropped, p.tx_dropped,
+    p.multicast, p.rx_rate_max, p.tx_rate_max";
+
+/// The traffic of a row selected with [`TRAFFIC_COLUMNS`] starting at column `at`.
+pub(crate) fn read_traffic(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<TrafficStats> {
+    let mut counts = [0u64; 9];
+    for (i, c) in counts.iter_mut().enumerate() {
+        *c = r.get::<_, i64>(at + 3 + i)?.max(0) as u64;
+    }
+    Ok(TrafficStats {
+        counts: IfaceCounters::from_array(counts),
+        covered_ms: r.get::<_, i64>(at)?.max(0) as u64,
+        first_ms: r.get(at + 1)?,
+        last_ms: r.get(at + 2)?,
+        rx_rate_max: r.get(at + 12)?,
+        tx_rate_max: r.get(at + 13)?,
+    })
+}
+
 /// Upserts one traffic row inside a write transaction.
 pub(crate) fn put_traffic(
     tx: &Transaction<'_>,
@@ -106,9 +127,7 @@ impl Store {
     ) -> Result<Vec<TrafficRecord>, StoreError> {
         let err = self.sql_err("read interface traffic");
         let sql = format!(
-            "SELECT p.session_id, i.name, p.ts, p.covered_ms, p.first_ms, p.last_ms, p.rx_bytes,
-                    p.tx_bytes, p.rx_packets, p.tx_packets, p.rx_errors, p.tx_errors,
-                    p.rx_dropped, p.tx_dropped, p.multicast, p.rx_rate_max, p.tx_rate_max
+            "SELECT p.session_id, i.name, p.ts, {TRAFFIC_COLUMNS}
              FROM {} p JOIN ifaces i ON i.id = p.iface_id
              WHERE p.ts >= ?1 AND p.ts < ?2 AND (?3 IS NULL OR p.session_id = ?3)
                    AND (?4 IS NULL OR i.name = ?4)
@@ -118,22 +137,11 @@ impl Store {
         let mut st = self.conn.prepare(&sql).map_err(&err)?;
         let rows = st
             .query_map(params![from, to, session, iface], |r| {
-                let mut counts = [0u64; 9];
-                for (i, c) in counts.iter_mut().enumerate() {
-                    *c = r.get::<_, i64>(6 + i)?.max(0) as u64;
-                }
                 Ok(TrafficRecord {
                     session_id: r.get(0)?,
                     iface: r.get(1)?,
                     ts: r.get(2)?,
-                    stats: TrafficStats {
-                        counts: IfaceCounters::from_array(counts),
-                        covered_ms: r.get::<_, i64>(3)?.max(0) as u64,
-                        first_ms: r.get(4)?,
-                        last_ms: r.get(5)?,
-                        rx_rate_max: r.get(15)?,
-                        tx_rate_max: r.get(16)?,
-                    },
+                    stats: read_traffic(r, 3)?,
                 })
             })
             .map_err(&err)?;

@@ -600,3 +600,105 @@ fn rec_add(rec: &mut Recording, index: &mut usize, t: u64) -> usize {
     *index = if *index == 1 { 2 } else { *index + 1 };
     *index
 }
+
+/// Sum of `column` over a whole table.
+fn total(path: &Path, table: &str, column: &str) -> i64 {
+    let conn = rusqlite::Connection::open(path).expect("sqlite");
+    conn.query_row(
+        &format!("SELECT coalesce(sum({column}), 0) FROM {table}"),
+        [],
+        |r| r.get(0),
+    )
+    .expect("sum")
+}
+
+#[test]
+fn a_session_whose_process_died_has_its_minutes_and_hours_rebuilt_at_the_next_open() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("r.db");
+    let mut info = session();
+    info.host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_string();
+    let mut rec = Recording::new(
+        Store::open(&path).expect("open"),
+        &info,
+        &[target("10.0.0.1"), target("10.0.0.2")],
+        RecorderConfig::default(),
+    )
+    .expect("recording");
+    // 95 s of probes and traffic, committed every second, then the process "dies": no finish.
+    for step in 0..950u64 {
+        let t = step * 100;
+        rec.record(&result(0, step + 1, t, step % 9 != 0));
+        rec.record(&result(1, step + 1, t, true));
+        if t % 1000 == 900 {
+            rec.record_traffic(at_ms(t + 100), &rates(1000, 500));
+            rec.commit(at_ms(t + 100), false);
+        }
+    }
+    // Still running (this very process): another open leaves it alone.
+    let other = Store::open(&path).expect("open while recording");
+    assert!(
+        other.recovered().is_empty(),
+        "a live session is not rebuilt"
+    );
+    drop(other);
+    drop(rec);
+    let seconds = total(&path, "probe_1s", "sent");
+    assert!(
+        seconds >= 1800,
+        "{seconds} probes in closed and open seconds"
+    );
+    assert!(
+        total(&path, "probe_1m", "sent") < seconds,
+        "the minutes lag"
+    );
+    // The recording process is gone (another pid, as after a kill -9).
+    let conn = rusqlite::Connection::open(&path).expect("sqlite");
+    conn.execute("UPDATE sessions SET pid = 999999999", [])
+        .expect("dead pid");
+    drop(conn);
+    let store = Store::open_read(&path).expect("report opens it");
+    let rebuilt = store.recovered().to_vec();
+    assert_eq!(rebuilt.len(), 1, "{rebuilt:?}");
+    assert_eq!(rebuilt[0].session_id, 1);
+    assert!(
+        rebuilt[0].minutes >= 2 && rebuilt[0].hours >= 2,
+        "{rebuilt:?}"
+    );
+    for table in ["probe_1m", "probe_1h"] {
+        assert_eq!(total(&path, table, "sent"), seconds, "{table}");
+        assert_eq!(
+            total(&path, table, "received"),
+            total(&path, "probe_1s", "received"),
+            "{table}"
+        );
+        assert_eq!(
+            total(&path, table, "rtt_count"),
+            total(&path, "probe_1s", "rtt_count"),
+            "{table}"
+        );
+    }
+    for table in ["iface_1m", "iface_1h"] {
+        assert_eq!(
+            total(&path, table, "rx_bytes"),
+            total(&path, "iface_1s", "rx_bytes"),
+            "{table}"
+        );
+    }
+    assert_eq!(
+        total(&path, "probe_1s", "complete"),
+        rusqlite::Connection::open(&path)
+            .expect("sqlite")
+            .query_row("SELECT count(*) FROM probe_1s", [], |r| r.get::<_, i64>(0))
+            .expect("count"),
+        "every second is final"
+    );
+    // Once only: the next open has nothing to rebuild, and the session still reads as unfinished.
+    drop(store);
+    let again = Store::open(&path).expect("open");
+    assert!(again.recovered().is_empty());
+    assert_eq!(again.sessions().expect("sessions")[0].ended_at_ms, None);
+}

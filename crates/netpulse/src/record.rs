@@ -69,6 +69,20 @@ pub fn host_name() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// Says which sessions opening `store` found dead and rebuilt (their process was killed).
+pub fn say_recovered(store: &Store) {
+    for r in store.recovered() {
+        eprintln!(
+            "netpulse: session {} did not end (its process was killed or crashed): rebuilt {} \
+             minute and {} hour rows of {} from its seconds",
+            r.session_id,
+            r.minutes,
+            r.hours,
+            store.path().display()
+        );
+    }
+}
+
 /// Opens the database (failing now, with a clear message, if it cannot be written) and starts
 /// recording `plans`.
 pub fn start(
@@ -79,6 +93,7 @@ pub fn start(
     let retention = parse_retention(&args.retention)?;
     let outage = outage_config(args)?;
     let store = Store::open(path)?;
+    say_recovered(&store);
     let config = serde_json::json!({
         "interval_ms": plans.first().map(|p| p.interval.as_secs_f64() * 1000.0),
         "timeout_ms": plans.first().map(|p| p.timeout.as_secs_f64() * 1000.0),
@@ -126,6 +141,7 @@ pub fn start_traffic(
 ) -> anyhow::Result<Recorder> {
     let retention = parse_retention(retention_spec)?;
     let store = Store::open(path)?;
+    say_recovered(&store);
     let cfg = RecorderConfig {
         retention,
         // The monitor hands results over in batches (one message per ~50 ms), so a short queue

@@ -62,7 +62,9 @@ pub(crate) struct Scope {
 
 fn open(db: &Option<std::path::PathBuf>) -> anyhow::Result<Store> {
     let path = db.clone().unwrap_or_else(default_db_path);
-    Ok(Store::open_read(&path)?)
+    let store = Store::open_read(&path)?;
+    crate::record::say_recovered(&store);
+    Ok(store)
 }
 
 fn scope(args: &ReportArgs, store: &Store) -> anyhow::Result<Scope> {

@@ -208,6 +208,22 @@ fn kill_9_loses_at_most_the_last_second() {
         "{}",
         stdout(&out)
     );
+    // having rebuilt its minutes and hours from its seconds: no probe is missing from them
+    assert!(
+        stderr(&out).contains("session 1 did not end") && stderr(&out).contains("rebuilt"),
+        "{}",
+        stderr(&out)
+    );
+    let conn = rusqlite::Connection::open(&db).expect("reopen");
+    for table in ["probe_1m", "probe_1h"] {
+        let kept: i64 = conn
+            .query_row(&format!("SELECT sum(sent) FROM {table}"), [], |r| r.get(0))
+            .expect("rows");
+        let seconds: i64 = conn
+            .query_row("SELECT sum(sent) FROM probe_1s", [], |r| r.get(0))
+            .expect("rows");
+        assert_eq!(kept, seconds, "{table} after the rebuild");
+    }
 }
 
 #[test]
