@@ -31,6 +31,18 @@ pub enum StoreError {
         /// What SQLite said.
         source: rusqlite::Error,
     },
+    /// SQLite reads the file, but its own check finds damage inside (in data pages, where
+    /// reading the header and the schema does not look).
+    #[error(
+        "{path} is damaged: SQLite's integrity check says \"{detail}\"; it was left untouched \
+         (`sqlite3 {path} .recover` copies out what is readable; record to another file)"
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// The first problem SQLite found.
+        detail: String,
+    },
     /// Written by a newer netpulse.
     #[error("{path} has schema version {found}, newer than this netpulse understands ({supported}); use a newer netpulse")]
     NewerSchema {
@@ -184,6 +196,32 @@ pub struct Store {
     recovered: Vec<crate::recover::Recovered>,
 }
 
+/// SQLite could not open the file (or its `-shm`/`-wal` beside it) at all.
+fn cannot_open(e: &StoreError) -> bool {
+    match e {
+        StoreError::Corrupt { source, .. } => {
+            source.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen)
+        }
+        _ => false,
+    }
+}
+
+/// `path` as the path of a `file:` URI: absolute, with every byte outside the unreserved set
+/// percent-encoded (a `?` or `#` in a directory name must not end the path).
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::new();
+    for &b in absolute.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 pub(crate) fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -231,6 +269,7 @@ impl Store {
             recovered: Vec::new(),
         };
         let version = store.validate()?;
+        store.check_integrity()?;
         store.pragma("journal_mode", "WAL")?;
         // NORMAL in WAL mode: a commit survives a process crash (kill -9); only a power loss
         // can take back the last commits.
@@ -240,34 +279,11 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens an existing database for reading (reports); never creates or upgrades a file.
+    /// Opens an existing database for reading (reports), checking it is not damaged; never
+    /// creates or upgrades a file.
     pub fn open_read(path: &Path) -> Result<Store, StoreError> {
-        if !path.exists() {
-            return Err(StoreError::Missing {
-                path: path.to_path_buf(),
-            });
-        }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
-            recovered: Vec::new(),
-        };
-        let version = store.validate()?;
-        if version < SCHEMA_VERSION {
-            return Err(StoreError::Sql {
-                path: path.to_path_buf(),
-                op: "read an older schema (record to it once to upgrade it)",
-                source: rusqlite::Error::InvalidQuery,
-            });
-        }
+        let mut store = Store::open_read_unchecked(path)?;
+        store.check_integrity()?;
         // A session whose process died is rebuilt by the first open that can write (a report
         // reads the rebuilt rows); where nothing can be written, it is read as it is.
         if !store.dead_sessions()?.is_empty() {
@@ -286,6 +302,80 @@ impl Store {
             }
         }
         Ok(store)
+    }
+
+    /// As [`Store::open_read`], without the integrity check (which reads the whole file): for a
+    /// reader that opens the file per request (the web API) — the recording checked it when it
+    /// opened it, and damage found by a query is still an error naming the file.
+    pub fn open_read_unchecked(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let opened = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            source,
+        })
+        .map(|conn| Store {
+            conn,
+            path: path.to_path_buf(),
+            recovered: Vec::new(),
+        })
+        .and_then(|store| store.validate().map(|v| (store, v)));
+        let (store, version) = match opened {
+            Ok(done) => done,
+            // A WAL database needs its `-shm` file to be read; on a read-only filesystem that
+            // cannot be created, and nothing can be writing it either: read it as immutable.
+            Err(e) if cannot_open(&e) => Store::open_immutable(path)?,
+            Err(e) => return Err(e),
+        };
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::Sql {
+                path: path.to_path_buf(),
+                op: "read an older schema (record to it once to upgrade it)",
+                source: rusqlite::Error::InvalidQuery,
+            });
+        }
+        Ok(store)
+    }
+
+    /// Opens a database on a read-only filesystem (nothing can change it) without the WAL
+    /// index SQLite would otherwise create beside it.
+    fn open_immutable(path: &Path) -> Result<(Store, u32), StoreError> {
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+            return Err(StoreError::Unwritable {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "it cannot be read here: its write-ahead log {} holds commits not yet in the \
+                     file, and reading them needs a writable directory (copy both files to one)",
+                    wal.display()
+                ),
+            });
+        }
+        let uri = format!("file:{}?immutable=1", uri_path(path));
+        let conn = Connection::open_with_flags(
+            uri,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+            recovered: Vec::new(),
+        };
+        let version = store.validate()?;
+        Ok((store, version))
     }
 
     /// The file.
@@ -335,6 +425,26 @@ impl Store {
                 .map_err(corrupt)?;
         }
         Ok(version)
+    }
+
+    /// SQLite's `quick_check` (every page and record, not the index contents): damage in data
+    /// pages is found before anything is written or reported. ~0.2 s for 200 MB here.
+    fn check_integrity(&self) -> Result<(), StoreError> {
+        let first: String = self
+            .conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(|source| StoreError::Corrupt {
+                path: self.path.clone(),
+                source,
+            })?;
+        if first == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Damaged {
+                path: self.path.clone(),
+                detail: first,
+            })
+        }
     }
 
     fn pragma(&self, name: &'static str, value: &str) -> Result<(), StoreError> {

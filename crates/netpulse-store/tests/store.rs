@@ -702,3 +702,32 @@ fn a_session_whose_process_died_has_its_minutes_and_hours_rebuilt_at_the_next_op
     assert!(again.recovered().is_empty());
     assert_eq!(again.sessions().expect("sessions")[0].ended_at_ms, None);
 }
+
+#[test]
+fn damage_inside_the_data_pages_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("r.db");
+    record_run(&path);
+    // Overwrite a page in the middle of the file (the header and the schema stay readable).
+    let mut bytes = digest(&path);
+    let page = 4096;
+    let pages = bytes.len() / page;
+    assert!(pages > 8, "{pages} pages");
+    let at = pages / 2 * page;
+    for (i, b) in bytes[at..at + page].iter_mut().enumerate() {
+        *b = (i * 31 % 256) as u8;
+    }
+    std::fs::write(&path, &bytes).expect("damage");
+    for e in [
+        Store::open(&path).err().expect("recording refused"),
+        Store::open_read(&path).err().expect("report refused"),
+    ] {
+        assert!(matches!(e, StoreError::Damaged { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("r.db") && text.contains("untouched"),
+            "{text}"
+        );
+    }
+    assert_eq!(digest(&path), bytes, "the file was not written");
+}

@@ -77,7 +77,7 @@ fn store(state: &AppState) -> Result<Option<netpulse_store::Store>, ApiError> {
     match &state.db {
         None => Ok(None),
         Some(p) if !p.exists() => Ok(None),
-        Some(p) => Ok(Some(netpulse_store::Store::open_read(p)?)),
+        Some(p) => Ok(Some(netpulse_store::Store::open_read_unchecked(p)?)),
     }
 }
 

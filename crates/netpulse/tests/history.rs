@@ -472,3 +472,42 @@ fn report_charts_draws_every_target_as_svg_and_png() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_healthy_database_on_a_read_only_filesystem_is_read_not_called_damaged() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mnt = dir.path().display().to_string();
+    // A private mount namespace: the read-only tmpfs goes away with it, whatever happens here.
+    let script = format!(
+        "set -e
+         mount -t tmpfs tmpfs '{mnt}'
+         '{bin}' probe -c 3 -i 100ms --record='{mnt}/h.db' tcp://127.0.0.1:9 >/dev/null
+         mount -o remount,ro '{mnt}'
+         if touch '{mnt}/x' 2>/dev/null; then echo 'still writable'; exit 3; fi
+         '{bin}' sessions --db '{mnt}/h.db'
+         echo ---
+         '{bin}' report --db '{mnt}/h.db'",
+        bin = bin()
+    );
+    let out = match Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => return skip(&format!("cannot run `unshare` (install util-linux): {e}")),
+    };
+    if stderr(&out).contains("unshare failed") || stderr(&out).contains("Operation not permitted") {
+        return skip(&format!(
+            "cannot make a mount namespace (needs root): {}",
+            stderr(&out)
+        ));
+    }
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(!stderr(&out).contains("damaged"), "{}", stderr(&out));
+    assert!(text.contains("probe -c 3"), "the session is listed: {text}");
+    assert!(
+        text.contains("sent 3, received 3"),
+        "the report reads it: {text}"
+    );
+}
