@@ -209,6 +209,21 @@ impl Rollups {
         }
     }
 
+    /// The last rows this series reported for its open buckets were not stored (the commit
+    /// failed): the next flush reports every open bucket again.
+    pub fn unwrite(&mut self) {
+        let open = self.open.iter_mut().map(|(_, b)| b);
+        let coarse = self
+            .minute
+            .iter_mut()
+            .chain(self.hour.iter_mut())
+            .map(|(_, b)| b);
+        for b in open.chain(coarse) {
+            b.dirty = true;
+            b.written_at = None;
+        }
+    }
+
     /// Results held in seconds not yet closed (what would be lost if they were never flushed).
     pub fn held_results(&self) -> u64 {
         self.open.iter().map(|(_, b)| b.stats.sent).sum()

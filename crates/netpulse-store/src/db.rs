@@ -188,6 +188,23 @@ impl OutageRecord {
     }
 }
 
+/// A stretch of time the database could not be written (disk full, I/O error).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GapRecord {
+    /// Session it belongs to.
+    pub session_id: i64,
+    /// First failed write, unix ms.
+    pub start_ms: i64,
+    /// The write that worked again, unix ms.
+    pub end_ms: i64,
+    /// What SQLite said.
+    pub error: String,
+    /// Final rows lost (more than memory kept); 0: everything was written late.
+    pub rows_lost: i64,
+    /// The time the lost rows covered, unix ms.
+    pub lost: Option<(i64, i64)>,
+}
+
 /// The history database.
 pub struct Store {
     pub(crate) conn: Connection,
@@ -806,6 +823,40 @@ impl Store {
                     sent: r.get(4)?,
                     received: r.get(5)?,
                     ongoing: r.get::<_, i64>(6)? != 0,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    /// Stretches of time the database could not be written, overlapping `[from_ms, to_ms)`,
+    /// optionally of one session.
+    pub fn gaps(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        session: Option<i64>,
+    ) -> Result<Vec<GapRecord>, StoreError> {
+        let err = self.sql_err("read recording gaps");
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT session_id, start_ms, end_ms, error, rows_lost, lost_from_ms, lost_to_ms
+                 FROM recording_gaps WHERE end_ms >= ?1 AND start_ms < ?2
+                       AND (?3 IS NULL OR session_id = ?3) ORDER BY start_ms",
+            )
+            .map_err(&err)?;
+        let rows = st
+            .query_map(params![from_ms, to_ms, session], |r| {
+                let lost_from: Option<i64> = r.get(5)?;
+                let lost_to: Option<i64> = r.get(6)?;
+                Ok(GapRecord {
+                    session_id: r.get(0)?,
+                    start_ms: r.get(1)?,
+                    end_ms: r.get(2)?,
+                    error: r.get(3)?,
+                    rows_lost: r.get(4)?,
+                    lost: lost_from.zip(lost_to),
                 })
             })
             .map_err(&err)?;

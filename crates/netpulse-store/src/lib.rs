@@ -13,8 +13,8 @@ mod traffic;
 pub use alerts::AlertRecord;
 pub use capture::CaptureRow;
 pub use db::{
-    default_db_path, OutageRecord, RollupRecord, SessionInfo, SessionRow, Store, StoreError,
-    TargetRow,
+    default_db_path, GapRecord, OutageRecord, RollupRecord, SessionInfo, SessionRow, Store,
+    StoreError, TargetRow,
 };
 pub use recorder::{
     CaptureSecond, DeliveryRecord, FlowRow, RecordSink, RecordTarget, Recorder, RecorderConfig,

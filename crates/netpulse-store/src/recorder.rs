@@ -65,6 +65,9 @@ pub struct RecorderConfig {
     pub prune_every: Duration,
     /// Rows deleted per table per pass (keeps each pass short).
     pub prune_chunk: usize,
+    /// Final rows kept in memory while the database cannot be written (disk full, locked), to
+    /// write once it can; rows beyond are lost, counted, and recorded as a gap.
+    pub retry_rows: usize,
 }
 
 impl Default for RecorderConfig {
@@ -76,6 +79,8 @@ impl Default for RecorderConfig {
             commit_every: Duration::from_secs(1),
             prune_every: Duration::from_secs(60),
             prune_chunk: 5000,
+            // ~300 bytes each: ~30 MB at most; 100 targets for 16 minutes, 10 000 for 10 s.
+            retry_rows: 100_000,
         }
     }
 }
@@ -114,6 +119,11 @@ pub struct RecorderReport {
     pub first_error: Option<String>,
     /// Rows removed by retention.
     pub pruned: u64,
+    /// Final rows lost because the database could not be written for longer than the retry
+    /// buffer holds (each also in a recorded gap).
+    pub rows_lost: u64,
+    /// Times recording stopped (the database could not be written) and later resumed.
+    pub interruptions: u64,
 }
 
 /// One delivery attempt of an alert, as recorded.
@@ -376,6 +386,23 @@ pub struct Recording {
     dropped: Arc<AtomicU64>,
     /// Failed commits, shared with the sinks (for /metrics).
     failed: Arc<AtomicU64>,
+    /// Final rows of failed commits, to write first at the next one (see
+    /// [`RecorderConfig::retry_rows`]); a later version of a row replaces an earlier one.
+    unwritten: HashMap<(usize, Resolution, i64), RollupRow>,
+    /// Traffic rows of failed commits, likewise.
+    unwritten_traffic: HashMap<(Arc<str>, Resolution, i64), TrafficRow>,
+    /// Since when the database cannot be written, while it cannot.
+    stopped: Option<Stopped>,
+}
+
+/// A stretch of time the database could not be written.
+#[derive(Debug, Clone)]
+struct Stopped {
+    since: SystemTime,
+    error: String,
+    /// Rows lost so far (the retry buffer was full) and the span of time they covered.
+    lost: u64,
+    lost_span: Option<(i64, i64)>,
 }
 
 impl Recording {
@@ -429,6 +456,9 @@ impl Recording {
             alert_rows: std::collections::VecDeque::new(),
             dropped: Arc::new(AtomicU64::new(0)),
             failed: Arc::new(AtomicU64::new(0)),
+            unwritten: HashMap::new(),
+            unwritten_traffic: HashMap::new(),
+            stopped: None,
         })
     }
 
@@ -514,7 +544,21 @@ impl Recording {
             }
         }
         self.commit(finished_at, true);
-        if let Err(e) = self.store.end_session(self.session_id, finished_at) {
+        if self.stopped.is_some() {
+            // One more try: a lock may have gone; a full disk will not have.
+            self.commit(finished_at, true);
+        }
+        if let Some(st) = &self.stopped {
+            let lost = (self.unwritten.len() + self.unwritten_traffic.len()) as u64;
+            self.report.rows_lost += lost;
+            eprintln!(
+                "netpulse: recording to {} ended while it could not be written ({}): the {lost} \
+                 rows kept over its last {} are lost",
+                self.store.path().display(),
+                st.error,
+                span(st.since, finished_at),
+            );
+        } else if let Err(e) = self.store.end_session(self.session_id, finished_at) {
             self.note_error(&e.to_string());
         }
         // A target still unregistered at the end never had its rows written: counted, not
@@ -696,7 +740,10 @@ impl Recording {
         self.traffic.record(at, rates);
     }
 
-    /// Writes every row that changed and the outages found, in one transaction.
+    /// Writes every row that changed and the outages found, in one transaction. When that
+    /// fails (disk full, I/O error, locked), monitoring goes on: final rows are kept (up to
+    /// [`RecorderConfig::retry_rows`]) and open ones reported again, to write at the next
+    /// commit; the stop and the resumption are said, and recorded as a gap.
     pub fn commit(&mut self, now: SystemTime, finish: bool) {
         self.register_pending(now);
         self.retire_due(now);
@@ -704,12 +751,15 @@ impl Recording {
         self.traffic.flush(now, finish, &mut self.traffic_rows);
         if self.rollups.is_empty()
             && self.retired_rows.is_empty()
+            && self.unwritten.is_empty()
+            && self.unwritten_traffic.is_empty()
             && self.pending_outages.is_empty()
             && self.traffic_rows.is_empty()
             && self.pending_alerts.is_empty()
             && self.pending_deliveries.is_empty()
             && self.pending_seconds.is_empty()
             && self.pending_flows.is_empty()
+            && self.stopped.is_none()
         {
             return;
         }
@@ -717,43 +767,92 @@ impl Recording {
         let alert_rows = &self.alert_rows;
         let mut new_alert_rows = Vec::new();
         // Each target's rows are flushed and written in turn, so only one target's rows are
-        // held at a time (a few, not a second's worth for every target: ~15 MB at 10 000).
+        // held at a time, plus the final ones until the commit is known to have succeeded
+        // (open rows can be reported again from the rollups; final ones cannot).
         let (rows, retired, rollups) = (&mut self.rows, &mut self.retired_rows, &mut self.rollups);
         let target_ids = &self.target_ids;
+        let unwritten = &self.unwritten;
+        let unwritten_traffic = &self.unwritten_traffic;
+        let stopped = &self.stopped;
+        let mut closed: Vec<RollupRow> = std::mem::take(retired);
         let mut rollup_rows = 0u64;
-        let result = (|| -> Result<(), String> {
-            let tx = self.store.transaction().map_err(|e| e.to_string())?;
-            for row in retired.drain(..) {
-                write_rollup(&tx, session_id, target_ids, &row)?;
+        // Every rollup is flushed whatever happens, so seconds keep closing into final rows
+        // (kept, bounded) while the database cannot be written; the first failed write ends
+        // the writing, not the flushing.
+        let mut failed: Option<String> = None;
+        let tx = match self.store.transaction() {
+            Ok(tx) => Some(tx),
+            Err(e) => {
+                failed = Some(e.to_string());
+                None
+            }
+        };
+        let attempt =
+            |failed: &mut Option<String>,
+             f: &dyn Fn(&rusqlite::Transaction<'_>) -> Result<(), String>| {
+                if failed.is_none() {
+                    if let Some(tx) = &tx {
+                        if let Err(e) = f(tx) {
+                            *failed = Some(e);
+                        }
+                    }
+                }
+                failed.is_none()
+            };
+        for row in unwritten.values().chain(&closed) {
+            if attempt(&mut failed, &|tx| {
+                write_rollup(tx, session_id, target_ids, row)
+            }) {
                 rollup_rows += 1;
             }
-            for (r, id) in rollups.iter_mut().zip(target_ids) {
-                if id.is_none() {
-                    continue; // its rows wait in its rollups until it is registered
-                }
-                rows.clear();
-                r.flush(now, finish, rows);
-                for row in rows.iter() {
-                    write_rollup(&tx, session_id, target_ids, row)?;
+        }
+        for (r, id) in rollups.iter_mut().zip(target_ids) {
+            if id.is_none() {
+                continue; // its rows wait in its rollups until it is registered
+            }
+            rows.clear();
+            r.flush(now, finish, rows);
+            for row in rows.drain(..) {
+                if attempt(&mut failed, &|tx| {
+                    write_rollup(tx, session_id, target_ids, &row)
+                }) {
                     rollup_rows += 1;
                 }
-            }
-            for (i, o) in &self.pending_outages {
-                if let Some(Some(id)) = target_ids.get(*i) {
-                    put_outage(&tx, session_id, *id, o).map_err(|e| e.to_string())?;
+                if row.complete {
+                    closed.push(row);
                 }
             }
-            for row in &self.traffic_rows {
-                let id = match iface_ids.get(&row.iface) {
-                    Some(id) => *id,
+        }
+        let outages = &self.pending_outages;
+        attempt(&mut failed, &|tx| {
+            for (i, o) in outages {
+                if let Some(Some(id)) = target_ids.get(*i) {
+                    put_outage(tx, session_id, *id, o).map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        });
+        let traffic_rows = &self.traffic_rows;
+        let new_ids = std::cell::RefCell::new(Vec::new());
+        attempt(&mut failed, &|tx| {
+            for row in unwritten_traffic.values().chain(traffic_rows) {
+                let known = iface_ids.get(&row.iface).copied().or_else(|| {
+                    new_ids
+                        .borrow()
+                        .iter()
+                        .find(|(n, _): &&(Arc<str>, i64)| *n == row.iface)
+                        .map(|(_, id)| *id)
+                });
+                let id = match known {
+                    Some(id) => id,
                     None => {
-                        let id = iface_id(&tx, &row.iface).map_err(|e| e.to_string())?;
-                        iface_ids.insert(row.iface.clone(), id);
+                        let id = iface_id(tx, &row.iface).map_err(|e| e.to_string())?;
+                        new_ids.borrow_mut().push((Arc::clone(&row.iface), id));
                         id
                     }
                 };
                 put_traffic(
-                    &tx,
+                    tx,
                     row.resolution,
                     session_id,
                     id,
@@ -763,32 +862,58 @@ impl Recording {
                 )
                 .map_err(|e| e.to_string())?;
             }
-            for (id, e) in &self.pending_alerts {
-                let row =
-                    crate::alerts::put_alert(&tx, session_id, e).map_err(|e| e.to_string())?;
-                new_alert_rows.push((*id, row));
+            Ok(())
+        });
+        let alerts = &self.pending_alerts;
+        let made_alert_rows = std::cell::RefCell::new(Vec::new());
+        attempt(&mut failed, &|tx| {
+            for (id, e) in alerts {
+                let row = crate::alerts::put_alert(tx, session_id, e).map_err(|e| e.to_string())?;
+                made_alert_rows.borrow_mut().push((*id, row));
             }
-            for d in &self.pending_deliveries {
-                let row = new_alert_rows
+            Ok(())
+        });
+        let deliveries = &self.pending_deliveries;
+        attempt(&mut failed, &|tx| {
+            for d in deliveries {
+                let row = made_alert_rows
+                    .borrow()
                     .iter()
                     .chain(alert_rows.iter())
                     .find(|(id, _)| *id == d.alert)
                     .map(|(_, row)| *row);
                 if let Some(row) = row {
-                    crate::alerts::put_delivery(&tx, row, d).map_err(|e| e.to_string())?;
+                    crate::alerts::put_delivery(tx, row, d).map_err(|e| e.to_string())?;
                 }
             }
-            for c in &self.pending_seconds {
-                crate::capture::put_second(&tx, session_id, c).map_err(|e| e.to_string())?;
+            Ok(())
+        });
+        let (seconds, flows) = (&self.pending_seconds, &self.pending_flows);
+        attempt(&mut failed, &|tx| {
+            for c in seconds {
+                crate::capture::put_second(tx, session_id, c).map_err(|e| e.to_string())?;
             }
-            for f in &self.pending_flows {
-                crate::capture::put_flow(&tx, session_id, f).map_err(|e| e.to_string())?;
+            for f in flows {
+                crate::capture::put_flow(tx, session_id, f).map_err(|e| e.to_string())?;
             }
-            tx.commit().map_err(|e| e.to_string())
-        })();
+            if let Some(st) = stopped {
+                put_gap(tx, session_id, st, now).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
+        let result = match (failed, tx) {
+            (Some(e), _) => Err(e),
+            (None, Some(tx)) => tx.commit().map_err(|e| e.to_string()),
+            (None, None) => Err("no transaction".into()),
+        };
+        new_alert_rows.extend(made_alert_rows.into_inner());
+        if result.is_ok() {
+            iface_ids.extend(new_ids.into_inner());
+        }
         match result {
             Ok(()) => {
-                self.report.rows_written += rollup_rows + self.traffic_rows.len() as u64;
+                self.report.rows_written +=
+                    rollup_rows + (self.traffic_rows.len() + self.unwritten_traffic.len()) as u64;
                 // Outages of unregistered targets stay queued.
                 let ids = &self.target_ids;
                 let (written, waiting): (Vec<_>, Vec<_>) =
@@ -807,14 +932,77 @@ impl Recording {
                     }
                     self.alert_rows.push_back(r);
                 }
+                let kept = self.unwritten.len() + self.unwritten_traffic.len();
+                self.unwritten = HashMap::new();
+                self.unwritten_traffic = HashMap::new();
+                if let Some(st) = self.stopped.take() {
+                    self.report.interruptions += 1;
+                    let lost = if st.lost == 0 {
+                        String::from("nothing was lost")
+                    } else {
+                        format!(
+                            "{} rows were lost (more than the {} kept in memory), recorded as a gap",
+                            st.lost, self.cfg.retry_rows
+                        )
+                    };
+                    eprintln!(
+                        "netpulse: recording to {} resumed after {}: the {kept} rows kept \
+                         meanwhile are written; {lost}",
+                        self.store.path().display(),
+                        span(st.since, now),
+                    );
+                }
             }
             Err(e) => {
-                // Disk full or I/O error: keep monitoring; the outages stay queued for the next try.
-                self.note_error(&e);
                 self.report.failed_commits += 1;
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                // Interface ids made in the rolled-back transaction are gone with it.
-                self.iface_ids.clear();
+                // Interface ids made in the rolled-back transaction were never kept.
+                self.keep_unwritten(closed);
+                for r in &mut self.rollups {
+                    r.unwrite();
+                }
+                let traffic = std::mem::take(&mut self.traffic_rows);
+                for row in traffic {
+                    self.unwritten_traffic
+                        .insert((Arc::clone(&row.iface), row.resolution, row.start), row);
+                }
+                if self.stopped.is_none() {
+                    eprintln!(
+                        "netpulse: recording to {} stopped: {e} — probing goes on; up to {} \
+                         final rows are kept in memory and written when the database can be \
+                         written again (tried every second)",
+                        self.store.path().display(),
+                        self.cfg.retry_rows
+                    );
+                    self.stopped = Some(Stopped {
+                        since: now,
+                        error: e.clone(),
+                        lost: 0,
+                        lost_span: None,
+                    });
+                }
+                self.note_error(&e);
+            }
+        }
+    }
+
+    /// Keeps the final rows of a failed commit for the next one, up to the bound; the rest are
+    /// lost, counted, and their time is the gap recorded when writing resumes.
+    fn keep_unwritten(&mut self, rows: Vec<RollupRow>) {
+        for row in rows {
+            let key = (row.series, row.resolution, row.start);
+            if self.unwritten.len() < self.cfg.retry_rows || self.unwritten.contains_key(&key) {
+                self.unwritten.insert(key, row);
+                continue;
+            }
+            self.report.rows_lost += 1;
+            if let Some(st) = &mut self.stopped {
+                st.lost += 1;
+                let end = row.start + row.resolution.seconds();
+                st.lost_span = Some(match st.lost_span {
+                    Some((a, b)) => (a.min(row.start), b.max(end)),
+                    None => (row.start, end),
+                });
             }
         }
     }
@@ -837,10 +1025,47 @@ impl Recording {
 
     fn note_error(&mut self, e: &str) {
         if self.report.first_error.is_none() {
-            eprintln!("netpulse: recording: {e} (monitoring goes on)");
-            self.report.first_error = Some(e.to_string());
+            let e = format!("{}: {e}", self.store.path().display());
+            if self.stopped.is_none() {
+                eprintln!("netpulse: recording: {e} (monitoring goes on)");
+            }
+            self.report.first_error = Some(e);
         }
     }
+}
+
+/// How long from `since` to `now`, for a message.
+fn span(since: SystemTime, now: SystemTime) -> String {
+    let d = now.duration_since(since).unwrap_or_default();
+    format!("{:.0} s", d.as_secs_f64())
+}
+
+/// Records a stretch of time the database could not be written, up to `now` (written in the
+/// commit that succeeds, so it is there exactly when writing resumed).
+fn put_gap(
+    tx: &rusqlite::Transaction<'_>,
+    session: i64,
+    st: &Stopped,
+    now: SystemTime,
+) -> rusqlite::Result<()> {
+    let (lost_from, lost_to) = match st.lost_span {
+        Some((a, b)) => (Some(a * 1000), Some(b * 1000)),
+        None => (None, None),
+    };
+    tx.prepare_cached(
+        "INSERT INTO recording_gaps (session_id, start_ms, end_ms, error, rows_lost, lost_from_ms, lost_to_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(rusqlite::params![
+        session,
+        crate::db::unix_ms(st.since),
+        crate::db::unix_ms(now),
+        st.error,
+        st.lost as i64,
+        lost_from,
+        lost_to,
+    ])?;
+    Ok(())
 }
 
 /// Writes one rollup row: a row unchanged since its provisional write only has its `complete`

@@ -2,7 +2,7 @@
 //! upgrades it in one transaction, a newer one is refused. Append new migrations, never edit one.
 
 /// Migrations in order; migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -220,4 +220,19 @@ ALTER TABLE probe_1h ADD COLUMN max_send_delay_ms REAL NOT NULL DEFAULT 0;
 const V6: &str = "ALTER TABLE sessions ADD COLUMN pid INTEGER;
 ALTER TABLE sessions ADD COLUMN pid_start INTEGER;
 ALTER TABLE sessions ADD COLUMN recovered_at_ms INTEGER;
+";
+
+/// Version 7: stretches of time the database could not be written (disk full, I/O errors),
+/// and what of them was lost.
+const V7: &str = "CREATE TABLE recording_gaps (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    rows_lost INTEGER NOT NULL,
+    lost_from_ms INTEGER,
+    lost_to_ms INTEGER
+);
+CREATE INDEX recording_gaps_start ON recording_gaps (start_ms);
 ";

@@ -731,3 +731,98 @@ fn damage_inside_the_data_pages_is_refused_before_anything_is_written() {
     }
     assert_eq!(digest(&path), bytes, "the file was not written");
 }
+
+/// Makes every write of a per-second row fail, as a full disk does.
+const DISK_FULL: &str = "
+    CREATE TRIGGER full_insert BEFORE INSERT ON probe_1s
+    BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;
+    CREATE TRIGGER full_update BEFORE UPDATE ON probe_1s
+    BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;";
+const DISK_FREED: &str = "DROP TRIGGER full_insert; DROP TRIGGER full_update;";
+
+/// 70 s of two targets at 10 probes/s; the disk is full from 20 s to 50 s.
+fn record_through_a_full_disk(path: &Path, retry_rows: usize) -> netpulse_store::RecorderReport {
+    let store = Store::open(path).expect("open");
+    let cfg = RecorderConfig {
+        retry_rows,
+        ..RecorderConfig::default()
+    };
+    let mut rec = Recording::new(
+        store,
+        &session(),
+        &[target("10.0.0.1"), target("10.0.0.2")],
+        cfg,
+    )
+    .expect("recording");
+    let outside = rusqlite::Connection::open(path).expect("sqlite");
+    for step in 0..700u64 {
+        let t = step * 100;
+        if t == 20_000 {
+            outside.execute_batch(DISK_FULL).expect("fill");
+        }
+        if t == 50_000 {
+            outside.execute_batch(DISK_FREED).expect("free");
+        }
+        rec.record(&result(0, step + 1, t, true));
+        rec.record(&result(1, step + 1, t, !step.is_multiple_of(5)));
+        if t % 1000 == 900 {
+            rec.commit(at_ms(t + 100), false);
+        }
+    }
+    rec.finish(at_ms(70_000))
+}
+
+#[test]
+fn a_full_disk_loses_no_row_the_retry_buffer_holds_and_the_stop_is_recorded() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("r.db");
+    let report = record_through_a_full_disk(&path, 100_000);
+    assert_eq!(report.interruptions, 1);
+    assert_eq!(report.rows_lost, 0);
+    assert!((25..=35).contains(&report.failed_commits), "{report:?}");
+    assert!(report
+        .first_error
+        .as_deref()
+        .is_some_and(|e| e.contains("r.db") && e.contains("disk is full")));
+    for table in ["probe_1s", "probe_1m", "probe_1h"] {
+        assert_eq!(total(&path, table, "sent"), 1400, "{table}");
+        assert_eq!(total(&path, table, "received"), 1260, "{table}");
+    }
+    let conn = rusqlite::Connection::open(&path).expect("sqlite");
+    let (start, end, lost, error): (i64, i64, i64, String) = conn
+        .query_row(
+            "SELECT start_ms, end_ms, rows_lost, error FROM recording_gaps",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .expect("one gap");
+    let t0 = (T0 * 1000) as i64;
+    assert_eq!((start - t0, end - t0, lost), (21_000, 51_000, 0));
+    assert!(error.contains("disk is full"), "{error}");
+}
+
+#[test]
+fn rows_beyond_the_retry_buffer_are_counted_and_their_time_recorded_as_a_gap() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("r.db");
+    let report = record_through_a_full_disk(&path, 10);
+    assert_eq!(report.interruptions, 1);
+    // 30 s × 2 targets of final seconds, 10 kept.
+    assert!(report.rows_lost >= 45, "{report:?}");
+    let conn = rusqlite::Connection::open(&path).expect("sqlite");
+    let (lost, from, to): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT rows_lost, lost_from_ms, lost_to_ms FROM recording_gaps",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("one gap");
+    assert_eq!(lost as u64, report.rows_lost);
+    let t0 = (T0 * 1000) as i64;
+    assert!(from - t0 >= 18_000 && to - t0 <= 52_000, "{from} {to}");
+    // What was kept or came after is there; what was lost is exactly what is missing.
+    let seconds: i64 = conn
+        .query_row("SELECT count(*) FROM probe_1s", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(seconds as u64 + report.rows_lost, 140);
+}

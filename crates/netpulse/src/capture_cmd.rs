@@ -527,9 +527,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     drop(sink);
     if let Some(rec) = recorder {
         let r = rec.finish(std::time::SystemTime::now());
-        if let Some(e) = r.first_error {
-            eprintln!("netpulse: recording: {e}");
-        }
+        crate::record::say_recording_end(&r, "capture records");
     }
     if let Some(e) = io_error {
         return Err(e.into());

@@ -177,15 +177,7 @@ pub fn run(args: IfacesArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(rec) = recorder {
         let report = rec.finish(SystemTime::now());
-        if let Some(e) = &report.first_error {
-            eprintln!("netpulse: recording: {e}");
-        }
-        if report.dropped > 0 {
-            eprintln!(
-                "netpulse: recording fell behind: {} interface readings dropped",
-                report.dropped
-            );
-        }
+        crate::record::say_recording_end(&report, "interface readings");
     }
     result?;
     out.flush()?;

@@ -338,15 +338,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     record_deliveries(&delivery_rx, sink.as_ref());
     if let Some(rec) = recorder {
         let report = rec.finish(SystemTime::now());
-        if let Some(e) = report.first_error {
-            eprintln!("netpulse monitor: recording: {e}");
-        }
-        if report.dropped > 0 {
-            eprintln!(
-                "netpulse monitor: recording dropped {} results (it fell behind)",
-                report.dropped
-            );
-        }
+        crate::record::say_recording_end(&report, "results");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -234,20 +234,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             path.display(),
             rec.session_id
         );
-        if rec.dropped > 0 {
-            eprintln!(
-                "netpulse: the recorder fell behind (slow disk?): {} probe results were not recorded",
-                rec.dropped
-            );
-        }
-        if rec.failed_commits > 0 {
-            eprintln!(
-                "netpulse: {} writes to {} failed; first error: {}",
-                rec.failed_commits,
-                path.display(),
-                rec.first_error.as_deref().unwrap_or("?")
-            );
-        }
+        crate::record::say_recording_end(rec, "probe results");
     }
     let n = dropped.load(Ordering::Relaxed);
     if n > 0 {

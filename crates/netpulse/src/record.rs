@@ -69,6 +69,29 @@ pub fn host_name() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// Says, at the end of a recording to `path`, what did not go as it should: results dropped
+/// (`what` they were), failed writes, rows lost, interruptions.
+pub fn say_recording_end(report: &netpulse_store::RecorderReport, what: &str) {
+    if report.dropped > 0 {
+        eprintln!(
+            "netpulse: the recorder fell behind (slow disk?): {} {what} were not recorded",
+            report.dropped
+        );
+    }
+    if report.failed_commits > 0 {
+        eprintln!(
+            "netpulse: {} writes failed ({} interruption{} of the recording, {} rows lost); first error: {}",
+            report.failed_commits,
+            report.interruptions,
+            if report.interruptions == 1 { "" } else { "s" },
+            report.rows_lost,
+            report.first_error.as_deref().unwrap_or("?")
+        );
+    } else if let Some(e) = &report.first_error {
+        eprintln!("netpulse: recording: {e}");
+    }
+}
+
 /// Says which sessions opening `store` found dead and rebuilt (their process was killed).
 pub fn say_recovered(store: &Store) {
     for r in store.recovered() {

@@ -224,6 +224,8 @@ pub(crate) struct Report {
     pub(crate) per_target: BTreeMap<String, ProbeStats>,
     totals_resolution: Resolution,
     pub(crate) outages: Vec<OutageRecord>,
+    /// Times the recording could not write (disk full): what is missing, or was written late.
+    gaps: Vec<netpulse_store::GapRecord>,
 }
 
 fn gather(store: &Store, sc: &Scope) -> anyhow::Result<Report> {
@@ -238,6 +240,7 @@ fn gather(store: &Store, sc: &Scope) -> anyhow::Result<Report> {
         sc.session.as_ref().map(|s| s.id),
         sc.target.as_deref(),
     )?;
+    let gaps = store.gaps(sc.from_ms, sc.to_ms, sc.session.as_ref().map(|s| s.id))?;
     let duration = sc.to_ms - sc.from_ms;
     let (scope_text, scope_json) = match &sc.session {
         Some(s) => (
@@ -276,6 +279,7 @@ fn gather(store: &Store, sc: &Scope) -> anyhow::Result<Report> {
         per_target,
         totals_resolution,
         outages,
+        gaps,
     })
 }
 
@@ -295,6 +299,27 @@ fn summary_text(r: &Report) -> String {
     out += &format!("(totals from {} rollups)\n", r.totals_resolution.name());
     out += "\nOutages:\n";
     out += &outages_text(&r.outages);
+    if !r.gaps.is_empty() {
+        out += "\nRecording interrupted (the database could not be written):\n";
+        for g in &r.gaps {
+            let what = match g.lost {
+                Some((from, to)) if g.rows_lost > 0 => format!(
+                    "{} rows lost: no data {} → {}",
+                    g.rows_lost,
+                    time_ms(from),
+                    time_ms(to)
+                ),
+                _ => "nothing lost (written when it resumed)".to_string(),
+            };
+            out += &format!(
+                "  {} → {} ({}): {}; {what}\n",
+                time_ms(g.start_ms),
+                time_ms(g.end_ms),
+                human_duration(g.end_ms - g.start_ms),
+                g.error
+            );
+        }
+    }
     out += "\nPer target:\n";
     let w = r
         .per_target
@@ -443,6 +468,11 @@ fn report_json(r: &Report, series: Option<(Resolution, &[RollupRecord])>) -> Val
         "summary": stats_json(&r.total),
         "outage_count": r.outages.len(),
         "outages": r.outages.iter().map(outage_json).collect::<Vec<_>>(),
+        "recording_gaps": r.gaps.iter().map(|g| json!({
+            "session": g.session_id, "start": time_ms(g.start_ms), "end": time_ms(g.end_ms),
+            "duration_ms": g.end_ms - g.start_ms, "error": g.error, "rows_lost": g.rows_lost,
+            "lost_from": g.lost.map(|(a, _)| time_ms(a)), "lost_to": g.lost.map(|(_, b)| time_ms(b)),
+        })).collect::<Vec<_>>(),
         "targets": r.per_target.iter().map(|(t, s)| {
             let mut v = stats_json(s);
             v["target"] = json!(t);

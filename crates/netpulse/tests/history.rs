@@ -511,3 +511,131 @@ fn a_healthy_database_on_a_read_only_filesystem_is_read_not_called_damaged() {
         "the report reads it: {text}"
     );
 }
+
+/// A small tmpfs mounted on a temporary directory, unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("tmp");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(SmallDisk { dir }),
+            Ok(o) => {
+                skip(&format!(
+                    "cannot mount a tmpfs (needs root): {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ));
+                None
+            }
+            Err(e) => {
+                skip(&format!("cannot run `mount`: {e}"));
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_and_resumes_the_recording_and_nothing_is_lost() {
+    let Some(disk) = SmallDisk::mount("4m") else {
+        return;
+    };
+    let db = disk.dir.path().join("h.db");
+    let (_l, open) = listener();
+    let mut child = Command::new(bin())
+        .args([
+            "probe",
+            "-i",
+            "20ms",
+            &format!("--record={}", db.display()),
+            &open,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut err = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut answered = 0;
+    while answered < 100 {
+        let line = lines.next().expect("a line").expect("utf-8");
+        answered += usize::from(line.contains(" seq="));
+    }
+    // Fill the disk to the last byte.
+    let fill = disk.dir.path().join("fill");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&fill).expect("fill");
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+    }
+    let drain = std::thread::spawn(move || for _ in lines.by_ref() {});
+    let mut said = Vec::new();
+    let mut wait_for = |needle: &str| loop {
+        let line = err.next().expect("a stderr line").expect("utf-8");
+        said.push(line.clone());
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    let stopped = wait_for("stopped");
+    assert!(
+        stopped.contains("h.db") && stopped.contains("full"),
+        "{stopped}"
+    );
+    std::fs::remove_file(&fill).expect("free");
+    let resumed = wait_for("resumed");
+    assert!(resumed.contains("nothing was lost"), "{resumed}");
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    let end = wait_for("recorded session");
+    assert!(end.contains("h.db"), "{end}");
+    for line in err {
+        said.push(line.expect("utf-8"));
+    }
+    let _ = child.wait();
+    let _ = drain.join();
+    let text = said.join("\n");
+    assert!(text.contains("1 interruption"), "{text}");
+    let conn = rusqlite::Connection::open(&db).expect("reopen");
+    let sum = |table: &str| -> i64 {
+        conn.query_row(&format!("SELECT sum(sent) FROM {table}"), [], |r| r.get(0))
+            .expect("rows")
+    };
+    let seconds = sum("probe_1s");
+    assert!(seconds > 100, "{seconds}");
+    assert_eq!(sum("probe_1m"), seconds);
+    assert_eq!(sum("probe_1h"), seconds);
+    // No second is missing between the first and the last.
+    let (rows, first, last): (i64, i64, i64) = conn
+        .query_row("SELECT count(*), min(ts), max(ts) FROM probe_1s", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .expect("span");
+    assert_eq!(rows, last - first + 1, "a row for every second");
+    drop(conn);
+    let out = netpulse(&["report", "--db", db.to_str().expect("utf-8")]);
+    assert!(
+        stdout(&out).contains("Recording interrupted") && stdout(&out).contains("nothing lost"),
+        "{}",
+        stdout(&out)
+    );
+}
