@@ -19,6 +19,9 @@ pub const MIN_HISTORY_SECONDS: usize = 60;
 /// 133 targets, 2 minutes at 1 000, the 1-minute floor beyond 2 000. Longer ranges come
 /// from the recording.
 pub const HISTORY_POINTS: usize = 120_000;
+/// Seconds a vanished interface stays listed (as gone) before it is forgotten.
+pub const IFACE_GONE_KEPT_SECS: i64 = 60;
+
 /// Targets removed by reloads that stay listed (as gone, without history).
 pub const GONE_KEPT: usize = 64;
 
@@ -274,6 +277,8 @@ pub struct IfaceLive {
     pub history: VecDeque<(i64, f64, f64)>,
     /// Seen on the latest reading.
     pub present: bool,
+    /// When it vanished (unix seconds), while it is still listed.
+    pub gone_since: Option<i64>,
 }
 
 /// An alert as the views show it.
@@ -500,6 +505,29 @@ impl LiveView {
         self.version += 1;
     }
 
+    /// Interface `name` vanished at `now`: it is shown as gone, without a rate, for
+    /// [`IFACE_GONE_KEPT_SECS`], then forgotten (see [`LiveView::evict_gone_ifaces`]).
+    pub fn iface_gone(&mut self, name: &str, now: SystemTime) {
+        if let Some(f) = self.ifaces.iter_mut().find(|i| i.name == name) {
+            f.present = false;
+            f.rx_rate = None;
+            f.tx_rate = None;
+            f.gone_since.get_or_insert(unix_secs(now));
+            self.version += 1;
+        }
+    }
+
+    /// Forgets interfaces gone for longer than [`IFACE_GONE_KEPT_SECS`] at `now`.
+    pub fn evict_gone_ifaces(&mut self, now: SystemTime) {
+        let now = unix_secs(now);
+        let before = self.ifaces.len();
+        self.ifaces
+            .retain(|i| i.gone_since.is_none_or(|g| now - g < IFACE_GONE_KEPT_SECS));
+        if self.ifaces.len() != before {
+            self.version += 1;
+        }
+    }
+
     /// The latest interface reading: name, rates (bytes/s), totals.
     #[allow(clippy::too_many_arguments)]
     pub fn iface(
@@ -525,6 +553,7 @@ impl LiveView {
                     drops: 0,
                     history: VecDeque::new(),
                     present: true,
+                    gone_since: None,
                 });
                 self.ifaces.len() - 1
             }
@@ -539,6 +568,7 @@ impl LiveView {
         f.errors = totals.rx_errors + totals.tx_errors;
         f.drops = totals.rx_dropped + totals.tx_dropped;
         f.present = true;
+        f.gone_since = None;
         if let (Some(rx), Some(tx)) = (rx_rate, tx_rate) {
             push_ring(&mut f.history, (unix_secs(now), rx, tx), HISTORY_SECONDS);
         }
@@ -660,6 +690,26 @@ mod tests {
             SecondAcc::new(9).point(),
             TargetSecond::of(9, &ProbeStats::default())
         );
+    }
+
+    #[test]
+    fn a_vanished_interface_shows_as_gone_without_a_rate_then_is_forgotten() {
+        let mut v = LiveView::default();
+        let totals = crate::iface::IfaceCounters::default();
+        for name in ["eth0", "veth1"] {
+            v.iface(name, at(100, 0), Some(1e6), Some(2e6), &totals);
+        }
+        v.iface_gone("veth1", at(101, 0));
+        let gone = &v.ifaces[1];
+        assert!(!gone.present && gone.rx_rate.is_none() && gone.tx_rate.is_none());
+        v.evict_gone_ifaces(at(101 + IFACE_GONE_KEPT_SECS as u64 - 1, 0));
+        assert_eq!(v.ifaces.len(), 2, "listed as gone for a while");
+        // Back before it is forgotten: present again.
+        v.iface("veth1", at(130, 0), Some(5.0), Some(5.0), &totals);
+        v.iface_gone("veth1", at(140, 0));
+        v.evict_gone_ifaces(at(140 + IFACE_GONE_KEPT_SECS as u64, 0));
+        let names: Vec<&str> = v.ifaces.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["eth0"]);
     }
 
     #[test]

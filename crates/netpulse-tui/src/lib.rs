@@ -486,8 +486,13 @@ fn draw_ifaces(f: &mut Frame, app: &App, live: &LiveView, area: Rect) {
     let spark_w = area.width.saturating_sub(44).clamp(4, 40) as usize;
     let rows = live.ifaces.iter().map(|i| {
         let spark = sparkline(i.history.iter().map(|h| h.1 + h.2), spark_w);
+        let name = if i.present {
+            i.name.clone()
+        } else {
+            format!("{} (gone)", i.name)
+        };
         Row::new(vec![
-            Cell::from(i.name.clone()),
+            Cell::from(name),
             Cell::from(rate(i.rx_rate)).green(),
             Cell::from(rate(i.tx_rate)).yellow(),
             Cell::from(spark).cyan(),

@@ -321,7 +321,7 @@ fn update_json(live: &LiveView) -> Value {
         .iter()
         .map(|i| {
             json!({"name": i.name, "rx_bps": i.rx_rate.map(|r| r * 8.0), "tx_bps": i.tx_rate.map(|r| r * 8.0),
-                   "t": i.history.back().map(|h| h.0)})
+                   "t": i.history.back().map(|h| h.0), "present": i.present})
         })
         .collect();
     json!({"version": live.version, "targets": targets, "interfaces": ifaces,

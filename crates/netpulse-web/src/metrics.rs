@@ -429,6 +429,22 @@ impl Metrics {
         }
     }
 
+    /// Interface `name` vanished: its series go (a rate gauge left behind would show its
+    /// last rate forever, and deleted interfaces would grow the scrape without bound).
+    pub fn remove_iface(&self, name: &str) {
+        for dir in ["receive", "transmit"] {
+            let l = IfaceDirLabels {
+                interface: name.to_string(),
+                direction: dir.to_string(),
+            };
+            self.iface_bytes.remove(&l);
+            self.iface_packets.remove(&l);
+            self.iface_errors.remove(&l);
+            self.iface_drops.remove(&l);
+            self.iface_rate.remove(&l);
+        }
+    }
+
     /// Captured packets of one protocol.
     pub fn captured(&self, protocol: &str, packets: u64, bytes: u64) {
         let l = ProtocolLabels {

@@ -297,7 +297,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
                         .collect();
                     monitor.ifaces(wall, &picked);
                     for (_, name) in &gone {
-                        monitor.model.remove_iface(name);
+                        monitor.iface_gone(name, wall);
                     }
                 }
                 Err(e) => eprintln!("netpulse monitor: reading interfaces: {e}"),
@@ -399,8 +399,17 @@ impl Monitor {
         }
     }
 
+    /// Interface `name` vanished: its rule states resolve, its series go, the views show it
+    /// as gone for a minute and then forget it.
+    fn iface_gone(&mut self, name: &str, wall: SystemTime) {
+        self.model.remove_iface(name);
+        self.shared.metrics.remove_iface(name);
+        self.shared.live().iface_gone(name, wall);
+    }
+
     /// Once a second: the model judges, alerts go out, drop counters are brought up to date.
     fn tick(&mut self, now: Duration, wall: SystemTime) {
+        self.shared.live().evict_gone_ifaces(wall);
         self.model.tick(now, wall, &mut self.outputs);
         let monitor_dropped = self.monitor_dropped.load(Ordering::Relaxed);
         let record_dropped = self.sink.as_ref().map_or(0, RecordSink::dropped);

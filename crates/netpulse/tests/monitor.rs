@@ -381,6 +381,81 @@ fn a_reload_that_changes_an_interval_keeps_the_minute_and_hour_history() {
     assert_eq!(sent("probe_1h"), second, "per-hour rows keep every probe");
 }
 
+/// GET `path` from the monitor's web server in namespace `ns` (port 9750 there).
+fn get_in(ns: &Netns, path: &str) -> String {
+    let script = format!(
+        "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:9750{path}', timeout=5).read().decode())"
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "python3", "-c", &script])
+        .output()
+        .expect("python3");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn vanished_interfaces_leave_the_metrics_and_show_as_gone() {
+    let Some(ns) = Netns::new() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("monitor.toml");
+    std::fs::write(
+        &config,
+        "[monitor]\nstatus_every = \"1s\"\n[listen]\nweb = \"127.0.0.1:9750\"\n[record]\nenabled = false\n",
+    )
+    .expect("config");
+    let (mut monitor, mut lines, _err) = start_monitor(&ns.name, &config);
+    const PAIRS: usize = 30;
+    for i in 0..PAIRS {
+        let (a, b) = (format!("npv{i}a"), format!("npv{i}b"));
+        ns.exec(&["ip", "link", "add", &a, "type", "veth", "peer", "name", &b]);
+        ns.exec(&["ip", "link", "set", &a, "up"]);
+        ns.exec(&["ip", "link", "set", &b, "up"]);
+    }
+    let series = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains("interface=\"npv"))
+            .count()
+    };
+    // Each status line is a tick: the interfaces are read once per tick.
+    let mut seen = 0;
+    for _ in 0..30 {
+        next_line(&mut lines, "a status line");
+        seen = series(&get_in(&ns, "/metrics"));
+        if seen >= PAIRS * 2 * 5 {
+            break;
+        }
+    }
+    assert!(seen >= PAIRS * 2 * 5, "{seen} series of the new interfaces");
+    for i in 0..PAIRS {
+        ns.exec(&["ip", "link", "del", &format!("npv{i}a")]);
+    }
+    let mut left = usize::MAX;
+    for _ in 0..30 {
+        next_line(&mut lines, "a status line");
+        left = series(&get_in(&ns, "/metrics"));
+        if left == 0 {
+            break;
+        }
+    }
+    assert_eq!(left, 0, "series of deleted interfaces stay in /metrics");
+    let ifaces: serde_json::Value =
+        serde_json::from_str(&get_in(&ns, "/api/interfaces")).expect("json");
+    let gone: Vec<&serde_json::Value> = ifaces["interfaces"]
+        .as_array()
+        .or(ifaces.as_array())
+        .expect("a list")
+        .iter()
+        .filter(|i| i["name"].as_str().is_some_and(|n| n.starts_with("npv")))
+        .collect();
+    assert!(
+        gone.iter()
+            .all(|i| i["present"] == false && i["rx_bytes_per_sec"].is_null()),
+        "{gone:?}"
+    );
+    kill(&mut monitor.0, "-INT");
+    assert!(monitor.0.wait().expect("wait").success());
+}
+
 #[test]
 fn the_built_in_config_runs_on_a_machine_with_nothing_to_probe() {
     let Some(ns) = Netns::new() else { return };
