@@ -2,6 +2,7 @@
 //! decoding, per-protocol statistics, flows with TCP handshake and DNS latency.
 
 pub mod decode;
+pub mod hashing;
 pub mod live;
 pub mod pipeline;
 pub mod reader;

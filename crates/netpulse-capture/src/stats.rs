@@ -4,9 +4,10 @@
 //! flows expire; the host and port tables keep the busiest entries.
 
 use crate::decode::{decode, Decoded, Malformed, Network, Transport};
-use foldhash::{HashMap, HashMapExt, HashSet};
+use crate::hashing::{Distinct, TableHasher, TableMap};
 use netpulse_core::stats::RttStats;
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -204,39 +205,93 @@ struct Flow {
     macs_interval: u64,
 }
 
-/// Hosts and ports by bytes, for the top lists; beyond `max` entries each, new ones get no
-/// slot (hosts beyond are still counted as unique).
-#[derive(Default)]
+/// Hosts and ports by bytes, for the top lists. The host table is a bounded heavy-hitter
+/// table: when it is full, the tenth with the fewest bytes makes room (so the busiest hosts
+/// stay, whatever the number of addresses seen); ports beyond `max` get no slot.
 struct Talkers {
     max: usize,
     /// Host → its slot in `host_slots`.
-    hosts: HashMap<IpAddr, u32>,
+    hosts: TableMap<IpAddr, u32>,
     host_slots: Vec<HostSlot>,
-    /// Beyond `max` hosts: addresses still counted as unique, without bytes.
-    more_ips: HashSet<IpAddr>,
+    /// Slots of evicted hosts, to reuse.
+    free: Vec<u32>,
+    /// Every address ever given a slot (exact, then estimated).
+    unique: Distinct,
     /// (protocol, port) → its slot in `port_slots`.
-    ports: HashMap<(u8, u16), u32>,
+    ports: TableMap<(u8, u16), u32>,
     port_slots: Vec<(u8, u16, u64)>,
 }
 
 impl Talkers {
-    /// The host's talker slot, made if there is room (else it is only counted as unique).
+    fn new(max: usize, hasher: &TableHasher) -> Self {
+        Talkers {
+            max: max.max(10),
+            hosts: TableMap::with_hasher(hasher.clone()),
+            host_slots: Vec::new(),
+            free: Vec::new(),
+            unique: Distinct::default(),
+            ports: TableMap::with_hasher(hasher.clone()),
+            port_slots: Vec::new(),
+        }
+    }
+
+    /// The host's talker slot (made, evicting the least busy hosts if the table is full).
     fn host_slot(&mut self, ip: IpAddr) -> u32 {
         if let Some(&slot) = self.hosts.get(&ip) {
             return slot;
         }
-        if self.host_slots.len() >= self.max {
-            self.more_ips.insert(ip);
-            return NO_SLOT;
+        self.unique.insert_hash(self.hosts.hasher().hash_one(ip));
+        if self.free.is_empty() && self.host_slots.len() >= self.max {
+            self.evict();
         }
-        let slot = self.host_slots.len() as u32;
-        self.host_slots.push(HostSlot {
+        let host = HostSlot {
             ip,
             bytes: 0,
             seen: 0,
-        });
+            live: true,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.host_slots[slot as usize] = host;
+                slot
+            }
+            None => {
+                self.host_slots.push(host);
+                (self.host_slots.len() - 1) as u32
+            }
+        };
         self.hosts.insert(ip, slot);
         slot
+    }
+
+    /// The slot of `ip` if `slot` (cached by a flow) still holds it, else its slot now.
+    fn host_slot_cached(&mut self, slot: u32, ip: IpAddr) -> u32 {
+        match self.host_slots.get(slot as usize) {
+            Some(h) if h.live && h.ip == ip => slot,
+            _ => self.host_slot(ip),
+        }
+    }
+
+    /// Frees the tenth of the host table with the fewest bytes.
+    fn evict(&mut self) {
+        let mut by_bytes: Vec<(u64, u32)> = self
+            .host_slots
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.live)
+            .map(|(i, h)| (h.bytes, i as u32))
+            .collect();
+        let k = (by_bytes.len() / 10).max(1).min(by_bytes.len());
+        if k == 0 {
+            return;
+        }
+        by_bytes.select_nth_unstable(k - 1);
+        for &(_, slot) in &by_bytes[..k] {
+            let h = &mut self.host_slots[slot as usize];
+            h.live = false;
+            self.hosts.remove(&h.ip);
+            self.free.push(slot);
+        }
     }
 
     /// The port's talker slot, made if there is room.
@@ -296,14 +351,21 @@ impl PacketSummary {
 
 /// Flows by key: a map to slots in a slab, so the map's entries stay small and the slab's
 /// slots are reused as flows end (growing it never copies or re-faults the live flows).
-#[derive(Default)]
 struct FlowTable {
-    index: HashMap<MapKey, u32>,
+    index: TableMap<MapKey, u32>,
     slab: Vec<Flow>,
     free: Vec<u32>,
 }
 
 impl FlowTable {
+    fn new(hasher: &TableHasher) -> Self {
+        FlowTable {
+            index: TableMap::with_hasher(hasher.clone()),
+            slab: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
     fn len(&self) -> usize {
         self.index.len()
     }
@@ -382,6 +444,8 @@ struct HostSlot {
     ip: IpAddr,
     bytes: u64,
     seen: u64,
+    /// False once evicted (the slot waits for reuse).
+    live: bool,
 }
 
 /// Latency histograms.
@@ -406,8 +470,10 @@ pub struct AnalyzerConfig {
     pub close_linger: Duration,
     /// Most flows kept at once; beyond, the stalest are expired early.
     pub max_flows: usize,
-    /// Most hosts/ports tracked for top talkers.
+    /// Most hosts/ports tracked for top talkers (beyond, the least busy hosts make room).
     pub max_talkers: usize,
+    /// Hash the tables with a random key (live traffic: its senders choose the keys).
+    pub keyed_hash: bool,
     /// Keep per-second protocol counts for [`Analyzer::take_seconds`] (recording).
     pub per_second: bool,
 }
@@ -419,7 +485,9 @@ impl Default for AnalyzerConfig {
             idle_timeout: Duration::from_secs(120),
             close_linger: Duration::from_secs(2),
             max_flows: 1_000_000,
-            max_talkers: 1_000_000,
+            // ~70 bytes each: 7 MB at most.
+            max_talkers: 100_000,
+            keyed_hash: false,
             per_second: false,
         }
     }
@@ -440,6 +508,8 @@ pub struct Report {
     pub unique_ips: usize,
     /// Distinct MACs.
     pub unique_macs: usize,
+    /// The distinct counts are exact (else estimates within ~2 %: beyond 65 536 distinct).
+    pub unique_exact: bool,
     /// TCP conversations.
     pub tcp_flows: u64,
     /// UDP conversations.
@@ -460,8 +530,13 @@ pub struct Report {
 pub struct Analyzer {
     cfg: AnalyzerConfig,
     report: Report,
-    /// MAC → the interval it was last seen in.
-    macs: HashMap<[u8; 6], u64>,
+    /// The tables' hasher (keyed for live traffic).
+    hasher: TableHasher,
+    /// Distinct MACs of the whole capture and of the current interval.
+    macs: Distinct,
+    interval_macs: Distinct,
+    /// Distinct IPs of the current interval.
+    interval_ips: Distinct,
     interval: Interval,
     interval_no: u64,
     flows: FlowTable,
@@ -485,16 +560,17 @@ fn seq_ge(a: u32, b: u32) -> bool {
 impl Analyzer {
     /// An analyzer keeping `top_n` entries in each top list.
     pub fn new(cfg: AnalyzerConfig, top_n: usize) -> Self {
+        let hasher = TableHasher::new(cfg.keyed_hash);
         Self {
             report: Report::default(),
-            macs: HashMap::new(),
+            macs: Distinct::default(),
+            interval_macs: Distinct::default(),
+            interval_ips: Distinct::default(),
             interval: Interval::default(),
             interval_no: 1,
-            flows: FlowTable::default(),
-            talkers: Talkers {
-                max: cfg.max_talkers,
-                ..Talkers::default()
-            },
+            flows: FlowTable::new(&hasher),
+            talkers: Talkers::new(cfg.max_talkers, &hasher),
+            hasher,
             top_flows: Vec::new(),
             top_n: top_n.max(1),
             last_sweep_ns: 0,
@@ -617,16 +693,21 @@ impl Analyzer {
                     match self.flow(ts_ns, len, src, dst, &d.transport, macs, p.dns, on_flow) {
                         Some(known) => known,
                         None => (
-                            [self.talkers.host_slot(src), self.talkers.host_slot(dst)],
+                            [
+                                (self.talkers.host_slot(src), src),
+                                (self.talkers.host_slot(dst), dst),
+                            ],
                             false,
                         ),
                     };
-                for slot in hosts {
+                for (cached, ip) in hosts {
+                    // A flow's cached slot may have been given to another host since.
+                    let slot = self.talkers.host_slot_cached(cached, ip);
                     if let Some(h) = self.talkers.host_slots.get_mut(slot as usize) {
                         h.bytes += u64::from(len);
                         if h.seen != now {
                             h.seen = now;
-                            self.interval.unique_ips += 1;
+                            self.interval_ips.insert(&self.hasher, &ip);
                         }
                     }
                 }
@@ -653,15 +734,12 @@ impl Analyzer {
 
     /// Counts unicast MACs as seen this interval.
     fn count_macs(&mut self, src: Option<[u8; 6]>, dst: Option<[u8; 6]>) {
-        let now = self.interval_no;
         for m in [src, dst].into_iter().flatten() {
             // Broadcast and multicast destinations are not hosts.
             if m[0] & 1 == 0 {
-                let seen = self.macs.entry(m).or_insert(0);
-                if *seen != now {
-                    *seen = now;
-                    self.interval.unique_macs += 1;
-                }
+                let h = self.hasher.hash_one(m);
+                self.macs.insert_hash(h);
+                self.interval_macs.insert_hash(h);
             }
         }
     }
@@ -679,7 +757,7 @@ impl Analyzer {
         macs: Option<([u8; 6], [u8; 6])>,
         dns: Option<(u16, bool)>,
         on_flow: &mut dyn FnMut(&FlowRecord),
-    ) -> Option<([u32; 2], bool)> {
+    ) -> Option<([(u32, IpAddr); 2], bool)> {
         let (proto, sport, dport) = match *t {
             Transport::Tcp { sport, dport, .. } => (6u8, sport, dport),
             Transport::Udp { sport, dport, .. } => (17u8, sport, dport),
@@ -748,7 +826,13 @@ impl Analyzer {
             macs.is_some() && f.last_macs == macs && f.macs_interval == self.interval_no;
         f.last_macs = macs;
         f.macs_interval = self.interval_no;
-        let known = Some((f.host_slots, macs_counted));
+        let known = Some((
+            [
+                (f.host_slots[0], f.rec.key.a.0),
+                (f.host_slots[1], f.rec.key.b.0),
+            ],
+            macs_counted,
+        ));
         f.rec.last_ns = ts;
         if from_a {
             f.rec.a_to_b.add(len);
@@ -840,12 +924,21 @@ impl Analyzer {
 
     fn close_interval(&mut self, every: u64, on_interval: &mut dyn FnMut(&Interval)) {
         self.interval.length = Duration::from_nanos(every);
+        self.take_interval_uniques();
         on_interval(&self.interval);
         self.interval = Interval {
             start_ns: self.interval.start_ns.saturating_add(every),
             ..Interval::default()
         };
         self.interval_no += 1;
+    }
+
+    /// The interval's distinct counts, and a fresh start for the next.
+    fn take_interval_uniques(&mut self) {
+        self.interval.unique_ips = self.interval_ips.len();
+        self.interval.unique_macs = self.interval_macs.len();
+        self.interval_ips.clear();
+        self.interval_macs.clear();
     }
 
     /// Expires closed flows past their linger; every tenth of the idle timeout, idle flows too.
@@ -926,6 +1019,7 @@ impl Analyzer {
             .talkers
             .host_slots
             .iter()
+            .filter(|h| h.live)
             .map(|h| (h.ip, h.bytes))
             .collect();
         let n = n.min(hosts.len());
@@ -967,9 +1061,11 @@ impl Analyzer {
         if self.interval.total.packets > 0 {
             let len = self.report.last_ns.saturating_sub(self.interval.start_ns);
             self.interval.length = Duration::from_nanos(len.max(1));
+            self.take_interval_uniques();
             on_interval(&self.interval);
         }
-        let mut rest = std::mem::take(&mut self.flows).into_records();
+        let flows = std::mem::replace(&mut self.flows, FlowTable::new(&self.hasher));
+        let mut rest = flows.into_records();
         rest.sort_by_key(|r| r.first_ns);
         for r in rest {
             self.finish_flow(r, on_flow);
@@ -977,8 +1073,9 @@ impl Analyzer {
         let mut report = std::mem::take(&mut self.report);
         report.top_hosts = self.top_hosts(self.top_n);
         let talkers = self.talkers;
-        report.unique_ips = talkers.host_slots.len() + talkers.more_ips.len();
+        report.unique_ips = talkers.unique.len();
         report.unique_macs = self.macs.len();
+        report.unique_exact = talkers.unique.is_exact() && self.macs.is_exact();
         let mut ports = talkers.port_slots;
         ports.sort_by(|a, b| b.2.cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
         ports.truncate(self.top_n);
@@ -995,6 +1092,7 @@ impl Analyzer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn tcp_frame(flags: u8, sport: u16, dport: u16) -> Vec<u8> {
         let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
@@ -1008,6 +1106,64 @@ mod tests {
         f.extend(dport.to_be_bytes());
         f.extend([0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
         f
+    }
+
+    /// An Ethernet/IPv4/ICMP frame from `src` (MAC and IP from the same number) to 10.0.0.1.
+    fn icmp_from(src: u32) -> Vec<u8> {
+        let b = src.to_be_bytes();
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0xaa, b[0], b[1], b[2], b[3], 8, 0];
+        f.extend([0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 1, 0, 0]);
+        f.extend(b);
+        f.extend([10, 0, 0, 1]);
+        f.extend([8, 0, 0, 0, 0, 0, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn a_flood_of_new_addresses_keeps_the_tables_bounded_and_the_busiest_host_on_top() {
+        let cfg = AnalyzerConfig {
+            max_talkers: 1000,
+            keyed_hash: true,
+            ..AnalyzerConfig::default()
+        };
+        let mut a = Analyzer::new(cfg, 3);
+        let (mut ni, mut nf) = (|_: &Interval| {}, |_: &FlowRecord| {});
+        let heavy = u32::from(Ipv4Addr::new(192, 0, 2, 7));
+        // 300 000 one-packet sources (as random-source traffic makes), a heavy one among them.
+        for i in 0..300_000u32 {
+            let src = 0x0a00_0000 | (i.wrapping_mul(2_654_435_761) >> 8);
+            a.packet(
+                u64::from(i) * 1000,
+                1000,
+                1,
+                &icmp_from(src),
+                &mut ni,
+                &mut nf,
+            );
+            if i % 100 == 0 {
+                a.packet(
+                    u64::from(i) * 1000 + 1,
+                    1500,
+                    1,
+                    &icmp_from(heavy),
+                    &mut ni,
+                    &mut nf,
+                );
+            }
+        }
+        assert!(a.talkers.host_slots.len() <= 1000 && a.talkers.hosts.len() <= 1000);
+        let r = a.finish(&mut ni, &mut nf);
+        assert!(!r.unique_exact);
+        // Each source once (and 10.0.0.1, the destination, and the heavy one).
+        let ips = r.unique_ips as f64;
+        assert!((ips / 300_002.0 - 1.0).abs() < 0.02, "{ips}");
+        let macs = r.unique_macs as f64;
+        assert!((macs / 300_003.0 - 1.0).abs() < 0.02, "{macs}");
+        assert_eq!(r.top_hosts[0].0, IpAddr::from(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(
+            r.top_hosts[1],
+            (IpAddr::from(Ipv4Addr::from(heavy)), 3000 * 1500)
+        );
     }
 
     #[test]

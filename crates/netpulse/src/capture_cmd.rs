@@ -84,6 +84,7 @@ fn report_json(r: &Report) -> Value {
         "packets": r.total.packets, "bytes": r.total.bytes, "bits_per_s": bits_per_sec(&r.total, d).round(),
         "avg_packet_bytes": if r.total.packets > 0 { r.total.bytes as f64 / r.total.packets as f64 } else { 0.0 },
         "protocols": protocols, "unique_ips": r.unique_ips, "unique_macs": r.unique_macs,
+        "unique_exact": r.unique_exact,
         "tcp_conversations": r.tcp_flows, "udp_conversations": r.udp_flows,
         "new_flows_per_s": (r.tcp_flows + r.udp_flows) as f64 / d.as_secs_f64().max(1e-9),
         "rtt": {"tcp_handshake": rtt_json(&r.latency.tcp_handshake), "tcp_data": rtt_json(&r.latency.tcp_data), "dns": rtt_json(&r.latency.dns)},
@@ -138,8 +139,10 @@ fn report_text(r: &Report, out: &mut impl Write) -> io::Result<()> {
     }
     writeln!(
         out,
-        "\n  unique IPs {}, unique MACs {}, TCP conversations {}, UDP conversations {}, new flows {:.1}/s",
+        "\n  unique IPs {}{}, unique MACs {}{}, TCP conversations {}, UDP conversations {}, new flows {:.1}/s",
+        if r.unique_exact { "" } else { "≈" },
         r.unique_ips,
+        if r.unique_exact { "" } else { "≈" },
         r.unique_macs,
         r.tcp_flows,
         r.udp_flows,
@@ -384,6 +387,8 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let cfg = AnalyzerConfig {
         interval: (!interval.is_zero()).then_some(interval),
         per_second: sink.is_some(),
+        // Live senders choose the tables' keys; a file is read at full speed.
+        keyed_hash: matches!(source, Source::Live(..)),
         ..AnalyzerConfig::default()
     };
     let mut analyzer = Analyzer::new(cfg, args.top);

@@ -25,6 +25,11 @@ impl MonitorCapture {
         Worker::spawn("capture", move |flag| {
             let cfg = AnalyzerConfig {
                 interval: Some(Duration::from_secs(1)),
+                // Runs for months on traffic whose senders choose the tables' keys.
+                keyed_hash: true,
+                // The monitor shows ten top talkers: a smaller table holds them.
+                max_talkers: 20_000,
+                max_flows: 100_000,
                 ..AnalyzerConfig::default()
             };
             let mut analyzer = Analyzer::new(cfg, 10);
