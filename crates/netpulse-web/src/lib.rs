@@ -109,8 +109,48 @@ impl Drop for WebServer {
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub shared: Arc<Shared>,
-    pub token: Option<Arc<str>>,
+    /// The token, as its keyed digest (see [`TokenCheck`]).
+    pub token: Option<Arc<TokenCheck>>,
     pub db: Option<Arc<PathBuf>>,
+}
+
+/// Compares a presented token with the configured one by their SipHash digests under a key
+/// chosen at start: the time taken depends on neither the token's bytes nor its length, and an
+/// equal digest without an equal token needs the key.
+pub(crate) struct TokenCheck {
+    key: std::hash::RandomState,
+    digest: u64,
+}
+
+impl TokenCheck {
+    fn new(token: &str) -> Self {
+        use std::hash::BuildHasher;
+        let key = std::hash::RandomState::new();
+        let digest = key.hash_one(token.as_bytes());
+        TokenCheck { key, digest }
+    }
+
+    fn accepts(&self, presented: &str) -> bool {
+        use std::hash::BuildHasher;
+        // `==` on two u64 is one comparison: no early exit to time.
+        self.key.hash_one(presented.as_bytes()) == self.digest
+    }
+}
+
+/// Most connections served at once: an idle or slow client holds one, and every one holds a
+/// file descriptor the probes need. Beyond this, new connections are closed at once.
+const MAX_CONNECTIONS: usize = 256;
+
+/// A client must send a request's whole header within this (slowloris, idle keep-alive).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The connection cap: [`MAX_CONNECTIONS`], or a quarter of the descriptors this process may
+/// open if that is fewer, so clients can never take the probes' descriptors.
+fn connection_cap() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    MAX_CONNECTIONS.min(usize::try_from(soft / 4).unwrap_or(MAX_CONNECTIONS).max(8))
 }
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
@@ -129,7 +169,7 @@ pub fn start(cfg: WebConfig, shared: Arc<Shared>) -> Result<WebServer, WebError>
     let addr = listener.local_addr().map_err(WebError::Start)?;
     let state = AppState {
         shared,
-        token: cfg.token.map(Arc::from),
+        token: cfg.token.as_deref().map(|t| Arc::new(TokenCheck::new(t))),
         db: cfg.db.map(Arc::new),
     };
     let app = router(state, cfg.metrics_only);
@@ -149,12 +189,7 @@ pub fn start(cfg: WebConfig, shared: Arc<Shared>) -> Result<WebServer, WebError>
                         return;
                     }
                 };
-                let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                    let _ = stop_rx.await;
-                });
-                if let Err(e) = serve.await {
-                    eprintln!("netpulse: web server on {addr}: {e}");
-                }
+                serve(listener, app, stop_rx).await;
             });
         })
         .map_err(WebError::Start)?;
@@ -163,6 +198,65 @@ pub fn start(cfg: WebConfig, shared: Arc<Shared>) -> Result<WebServer, WebError>
         stop: Some(stop_tx),
         thread: Some(thread),
     })
+}
+
+/// Accepts connections until `stop`, each served on a task of its own with a header timeout,
+/// at most [`connection_cap`] at once.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let cap = connection_cap();
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stop => return,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors or a dying connection: wait a moment rather than spin.
+                eprintln!("netpulse: web server: accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if open.load(std::sync::atomic::Ordering::Relaxed) >= cap {
+            drop(stream);
+            continue;
+        }
+        let guard = OpenConnection::new(&open);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _guard = guard;
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(64 * 1024)
+                .serve_connection(io, service);
+            // A client that goes away is not an error worth a line.
+            let _ = conn.await;
+        });
+    }
+}
+
+/// Counts a connection as open until dropped.
+struct OpenConnection(Arc<std::sync::atomic::AtomicUsize>);
+
+impl OpenConnection {
+    fn new(open: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenConnection(Arc::clone(open))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The routes; `metrics_only` for a scrape address that serves nothing else.
@@ -185,17 +279,75 @@ pub(crate) fn router(state: AppState, metrics_only: bool) -> Router {
     };
     routes
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
 
-/// Compares without an early exit, so the time taken says nothing about the token.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Headers every answer carries: no sniffing, no framing by other sites, no referrer leaks,
+/// scripts only from here (the page has no inline script).
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+             frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+    );
+    r
+}
+
+/// Whether a `Host` header names this machine's loopback (`localhost`, `127.x.y.z`, `[::1]`,
+/// with or without a port): without a token, a page from elsewhere whose name an attacker
+/// re-points at 127.0.0.1 (DNS rebinding) must not read the API.
+fn loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(n, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                n
+            } else {
+                host
+            }
+        })
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(token) = state.token.as_deref() else {
-        return next.run(req).await;
+        // No token: only a loopback address is served (see `start`), and only to requests
+        // naming it.
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if loopback_host(host) {
+            return next.run(req).await;
+        }
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "netpulse: Host {host:?} is not this machine's loopback; without a token only \
+                 localhost / 127.0.0.1 / [::1] are answered (DNS rebinding protection)\n"
+            ),
+        )
+            .into_response();
     };
     let from_header = req
         .headers()
@@ -209,8 +361,8 @@ async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Respon
             .find_map(|kv| kv.strip_prefix("token="))
             .map(|t| t.to_string())
     });
-    let ok = from_header.is_some_and(|t| same(t.as_bytes(), token.as_bytes()))
-        || from_query.is_some_and(|t| same(t.as_bytes(), token.as_bytes()));
+    let ok = from_header.is_some_and(|t| token.accepts(t))
+        || from_query.is_some_and(|t| token.accepts(&t));
     if ok {
         next.run(req).await
     } else {

@@ -97,13 +97,10 @@ pub struct MonitorArgs {
     /// 127.0.0.1:9750; any other address than loopback needs --token or --insecure-no-auth).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9750")]
     pub web: Option<std::net::SocketAddr>,
-    /// Bearer token every web request must carry (or NETPULSE_WEB_TOKEN).
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "NETPULSE_WEB_TOKEN",
-        requires = "web"
-    )]
+    /// Bearer token every web request must carry, for --web and the config's [listen] alike
+    /// (or NETPULSE_WEB_TOKEN, which a service's environment file sets whether or not this run
+    /// serves anything).
+    #[arg(long, value_name = "TOKEN", env = "NETPULSE_WEB_TOKEN")]
     pub token: Option<String>,
     /// Serve a non-loopback address without a token.
     #[arg(long)]

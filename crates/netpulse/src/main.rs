@@ -23,6 +23,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // Probes, captures and web clients all need descriptors; the default soft limit (often
+    // 1 024) is far below what the system allows.
+    netpulse_probe::raise_open_file_limit();
     match run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -574,3 +574,167 @@ fn an_outside_sqlite3_reader_does_not_break_the_recording() {
         "seconds committed before the kill -9 were lost"
     );
 }
+
+/// `KEY=value` settings of the shipped unit's `Environment=` lines, and its `ExecStart=`.
+fn unit() -> (Vec<(String, String)>, Vec<String>) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/netpulse.service"
+    ))
+    .expect("deploy/netpulse.service");
+    let env = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let exec = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    (env, exec)
+}
+
+#[test]
+fn the_shipped_systemd_unit_starts_with_a_token_in_its_environment_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (env, exec) = unit();
+    assert!(
+        exec[0].ends_with("/netpulse") && exec[1] == "monitor",
+        "{exec:?}"
+    );
+    // The unit's command line, with this build and a config of our own in place of /etc's.
+    let config = dir.path().join("netpulse.toml");
+    std::fs::write(
+        &config,
+        "[monitor]\nstatus_every = \"1s\"\n[ifaces]\nenabled = false\n[listen]\nweb = \"127.0.0.1:0\"\n\
+         [[target]]\ntarget = \"tcp://127.0.0.1:9\"\n",
+    )
+    .expect("config");
+    let args: Vec<String> = exec[1..]
+        .iter()
+        .map(|a| {
+            if a.starts_with("/etc/netpulse/") {
+                config.display().to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let mut cmd = Command::new(common::bin());
+    cmd.args(&args).env_clear().env("PATH", "/usr/bin:/bin");
+    for (k, v) in &env {
+        // The unit's state directory, here a temporary one.
+        let v = if v.starts_with("/var/lib/") {
+            dir.path().display().to_string()
+        } else {
+            v.clone()
+        };
+        cmd.env(k, v);
+    }
+    // What the unit's EnvironmentFile holds.
+    cmd.env("NETPULSE_WEB_TOKEN", "from-the-env-file");
+    let mut child = Reaped(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start"),
+    );
+    let mut lines = BufReader::new(child.0.stderr.take().expect("stderr")).lines();
+    let addr: SocketAddr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split("dashboard on http://")
+                .nth(1)
+                .and_then(|r| r.split('/').next())
+                .and_then(|a| a.parse().ok())
+        })
+        .expect("the unit's command started and serves");
+    assert_eq!(get(addr, "/api/targets", None).0, 401, "the token guards it");
+    assert_eq!(get(addr, "/api/targets", Some("from-the-env-file")).0, 200);
+    // and the database went to the unit's state directory
+    eventually(Duration::from_secs(10), "the database", || {
+        dir.path().join("netpulse/netpulse.db").exists().then_some(())
+    });
+}
+
+#[test]
+fn two_thousand_idle_web_clients_take_no_descriptor_the_probes_need() {
+    // The test holds 2 000 sockets itself: it needs the room (root may raise its hard limit).
+    let me = std::process::id().to_string();
+    let raised = Command::new("prlimit")
+        .args(["--pid", &me, "--nofile=8192:8192"])
+        .status();
+    if !raised.is_ok_and(|s| s.success()) {
+        skip("cannot raise this test's open-file limit with prlimit (needs root and util-linux)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let config = dir.path().join("monitor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[monitor]\nstatus_every = \"1s\"\n[ifaces]\nenabled = false\n[record]\nenabled = false\n\
+             [listen]\nweb = \"127.0.0.1:0\"\n\
+             [[target]]\nlabel = \"svc\"\ntarget = \"tcp://127.0.0.1:{port}\"\ninterval = \"20ms\"\n"
+        ),
+    )
+    .expect("config");
+    // The usual default limit: 1 024 descriptors (netpulse raises its soft limit to the hard).
+    let mut child = Reaped(
+        Command::new("prlimit")
+            .args(["--nofile=1024:4096", common::bin(), "monitor", "--config"])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start"),
+    );
+    let mut status = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
+    let err = BufReader::new(child.0.stderr.take().expect("stderr")).lines();
+    let addr: SocketAddr = err
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split("dashboard on http://")
+                .nth(1)
+                .and_then(|r| r.split('/').next())
+                .and_then(|a| a.parse().ok())
+        })
+        .expect("dashboard address");
+    let before = sent_of(&get_json(addr, "/api/targets"), "svc");
+    let idle: Vec<std::net::TcpStream> = (0..2000)
+        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+        .collect();
+    assert!(idle.len() >= 1900, "{} connections made", idle.len());
+    // Five ticks of probing with every client idle.
+    for _ in 0..5 {
+        status.next().expect("a status line").expect("utf-8");
+    }
+    // The server closes an idle client (no request within its header timeout) by itself.
+    let mut first = &idle[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut buf = [0u8; 16];
+    use std::io::Read;
+    assert_eq!(first.read(&mut buf).expect("closed, not timed out"), 0);
+    drop(idle);
+    let targets = eventually(Duration::from_secs(20), "the API again", || {
+        std::net::TcpStream::connect(addr).ok()?;
+        Some(get_json(addr, "/api/targets"))
+    });
+    let svc = targets
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["label"] == "svc"))
+        .expect("svc")
+        .clone();
+    assert!(sent_of(&targets, "svc") > before + 100, "{svc}");
+    assert_eq!(svc["loss"], 0.0, "a probe failed while clients were idle: {svc}");
+}
