@@ -73,6 +73,24 @@ fn range(q: &RangeQuery, live_secs: usize) -> Result<(Duration, Option<Resolutio
     Ok((d, res))
 }
 
+/// Runs a database query on the runtime's blocking pool: a slow disk or a long range never
+/// holds up the event stream, `/metrics` or the other requests on the web thread.
+async fn off_thread<T: Send + 'static>(
+    query: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(query).await.map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the query failed: {e}"),
+        )
+    })?
+}
+
+/// Whether a recording database is there to read.
+fn recorded(state: &AppState) -> bool {
+    state.db.as_ref().is_some_and(|p| p.exists())
+}
+
 fn store(state: &AppState) -> Result<Option<netpulse_store::Store>, ApiError> {
     match &state.db {
         None => Ok(None),
@@ -134,7 +152,7 @@ pub(crate) async fn series(
 ) -> Result<Response, ApiError> {
     let live_secs = state.shared.live().history_len();
     let (d, mut res) = range(&q, live_secs)?;
-    if res == Some(Resolution::Second) && store(&state)?.is_none() {
+    if res == Some(Resolution::Second) && !recorded(&state) {
         res = None; // not recorded: what memory has is all there is
     }
     let from = now_s() - d.as_secs() as i64;
@@ -155,12 +173,23 @@ pub(crate) async fn series(
             }
         }
         Some(r) => {
-            let Some(store) = store(&state)? else {
+            let (st, target) = (state.clone(), q.target.clone());
+            let rows = off_thread(move || match store(&st)? {
+                Some(store) => Ok(Some(store.rollups(
+                    r,
+                    from,
+                    now_s() + 1,
+                    None,
+                    target.as_deref(),
+                )?)),
+                None => Ok(None),
+            })
+            .await?;
+            let Some(rows) = rows else {
                 return Ok(
                     Json(json!({ "resolution": res_name(res), "series": [] })).into_response()
                 );
             };
-            let rows = store.rollups(r, from, now_s() + 1, None, q.target.as_deref())?;
             // Several sessions may cover one bucket: merged per target and time.
             let mut by: std::collections::BTreeMap<(String, i64), netpulse_core::ProbeStats> =
                 Default::default();
@@ -195,8 +224,13 @@ pub(crate) async fn outages(
     let from_ms = (now_s() - d.as_secs() as i64) * 1000;
     let mut out = Vec::new();
     if res.is_some() {
-        if let Some(s) = store(&state)? {
-            let rows = s.outages(from_ms, i64::MAX, None, q.target.as_deref())?;
+        let (st, target) = (state.clone(), q.target.clone());
+        let rows = off_thread(move || match store(&st)? {
+            Some(s) => Ok(s.outages(from_ms, i64::MAX, None, target.as_deref())?),
+            None => Ok(Vec::new()),
+        })
+        .await?;
+        {
             out.extend(rows.into_iter().map(|o| {
                 json!({"target": o.target, "start_ms": o.start_ms, "end_ms": o.end_ms,
                        "sent": o.sent, "received": o.received, "ongoing": o.ongoing})
@@ -264,10 +298,12 @@ pub(crate) async fn interfaces(
     let mut list = ifaces_json(&state.shared.live(), from);
     if let Some(r) = res {
         // Longer ranges: the history comes from the rollups.
-        let rows = match store(&state)? {
-            Some(s) => s.traffic(r, from, now_s() + 1, None, q.iface.as_deref())?,
-            None => Vec::new(),
-        };
+        let (st, iface) = (state.clone(), q.iface.clone());
+        let rows = off_thread(move || match store(&st)? {
+            Some(s) => Ok(s.traffic(r, from, now_s() + 1, None, iface.as_deref())?),
+            None => Ok(Vec::new()),
+        })
+        .await?;
         if let Value::Array(items) = &mut list {
             for item in items.iter_mut() {
                 let name = item["name"].as_str().unwrap_or_default().to_string();

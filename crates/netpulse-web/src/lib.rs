@@ -176,6 +176,8 @@ pub fn start(cfg: WebConfig, shared: Arc<Shared>) -> Result<WebServer, WebError>
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Database queries run here (see `api::off_thread`): a few at once, not one per client.
+        .max_blocking_threads(4)
         .build()
         .map_err(WebError::Start)?;
     let thread = std::thread::Builder::new()
@@ -417,5 +419,51 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
             state.shared.metrics.encode_text(),
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_names_pass_the_host_check() {
+        for ok in [
+            "localhost",
+            "LOCALHOST:9750",
+            "127.0.0.1",
+            "127.0.0.1:9750",
+            "127.1.2.3:80",
+            "[::1]",
+            "[::1]:9750",
+        ] {
+            assert!(loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example",
+            "evil.example:9750",
+            "localhost.evil.example",
+            "10.0.0.1:9750",
+            "[::2]:9750",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!loopback_host(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_token_is_accepted_only_whole() {
+        let t = TokenCheck::new("s3cret-token");
+        assert!(t.accepts("s3cret-token"));
+        for wrong in [
+            "",
+            "s3cret",
+            "s3cret-token ",
+            "S3cret-token",
+            "s3cret-tokeN",
+        ] {
+            assert!(!t.accepts(wrong), "{wrong}");
+        }
     }
 }

@@ -25,7 +25,11 @@ impl Tui {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64);
-                let (targets, ifaces) = {
+                // The picture is rendered into the frame's buffer under the lock (memory only),
+                // and written to the terminal after it is released: a terminal that stalls
+                // (a paused ssh, a full pty) stalls only this thread, never the monitor or the
+                // web, which take the same lock.
+                let drawn = terminal.autoresize().and_then(|()| {
                     let live = shared.live();
                     if app.paused && frozen.is_none() {
                         frozen = Some((live.clone(), now));
@@ -36,13 +40,19 @@ impl Tui {
                         Some((v, at)) => (v, *at),
                         None => (&*live, now),
                     };
-                    if let Err(e) = terminal.draw(|f| draw(f, &app, view, at)) {
+                    let mut frame = terminal.get_frame();
+                    draw(&mut frame, &app, view, at);
+                    Ok((listed(view).len(), view.ifaces.len()))
+                });
+                let shown = drawn.and_then(|lists| terminal.apply_buffer().map(|_| lists));
+                let (targets, ifaces) = match shown {
+                    Ok(lists) => lists,
+                    Err(e) => {
                         ratatui::restore();
                         eprintln!("netpulse: terminal UI: {e}");
                         quit();
                         return;
                     }
-                    (listed(view).len(), view.ifaces.len())
                 };
                 // Keys, or a redraw every 250 ms.
                 match event::poll(Duration::from_millis(250)) {

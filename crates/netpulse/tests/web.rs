@@ -214,6 +214,39 @@ fn api_events_and_metrics_serve_what_the_monitor_measures() {
     }
 }
 
+/// Sends `request` as it is and returns the whole answer.
+fn raw_get(addr: SocketAddr, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(request.as_bytes()).expect("request");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn without_a_token_only_requests_naming_loopback_are_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_monitor, addr, _err) = start(dir.path(), &["--web", "127.0.0.1:0"]);
+    // A page on evil.example whose name now points at 127.0.0.1 (DNS rebinding).
+    let rebound = raw_get(
+        addr,
+        "GET /api/targets HTTP/1.1\r\nHost: evil.example:9750\r\nConnection: close\r\n\r\n",
+    );
+    assert!(rebound.starts_with("HTTP/1.1 421"), "{rebound}");
+    assert!(rebound.contains("DNS rebinding"), "{rebound}");
+    let local = raw_get(
+        addr,
+        &format!(
+            "GET /api/targets HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
+            addr.port()
+        ),
+    );
+    assert!(local.starts_with("HTTP/1.1 200"), "{local}");
+}
+
 #[test]
 fn a_token_guards_every_request_and_other_addresses_need_one() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -227,6 +260,18 @@ fn a_token_guards_every_request_and_other_addresses_need_one() {
     }
     let (status, _, _) = get(addr, "/api/targets", Some("s3cret"));
     assert_eq!(status, 200);
+    // Every answer carries the security headers.
+    let raw = raw_get(
+        addr,
+        "GET /api/targets HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    for h in [
+        "x-content-type-options: nosniff",
+        "x-frame-options: deny",
+        "content-security-policy:",
+    ] {
+        assert!(raw.to_ascii_lowercase().contains(h), "{h}: {raw}");
+    }
     let (status, _, _) = get(addr, "/api/targets?token=s3cret", None);
     assert_eq!(status, 200);
 
@@ -654,11 +699,18 @@ fn the_shipped_systemd_unit_starts_with_a_token_in_its_environment_file() {
                 .and_then(|a| a.parse().ok())
         })
         .expect("the unit's command started and serves");
-    assert_eq!(get(addr, "/api/targets", None).0, 401, "the token guards it");
+    assert_eq!(
+        get(addr, "/api/targets", None).0,
+        401,
+        "the token guards it"
+    );
     assert_eq!(get(addr, "/api/targets", Some("from-the-env-file")).0, 200);
     // and the database went to the unit's state directory
     eventually(Duration::from_secs(10), "the database", || {
-        dir.path().join("netpulse/netpulse.db").exists().then_some(())
+        dir.path()
+            .join("netpulse/netpulse.db")
+            .exists()
+            .then_some(())
     });
 }
 
@@ -736,5 +788,8 @@ fn two_thousand_idle_web_clients_take_no_descriptor_the_probes_need() {
         .expect("svc")
         .clone();
     assert!(sent_of(&targets, "svc") > before + 100, "{svc}");
-    assert_eq!(svc["loss"], 0.0, "a probe failed while clients were idle: {svc}");
+    assert_eq!(
+        svc["loss"], 0.0,
+        "a probe failed while clients were idle: {svc}"
+    );
 }
