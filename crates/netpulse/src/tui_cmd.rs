@@ -29,7 +29,7 @@ impl Tui {
                 // and written to the terminal after it is released: a terminal that stalls
                 // (a paused ssh, a full pty) stalls only this thread, never the monitor or the
                 // web, which take the same lock.
-                let drawn = terminal.autoresize().and_then(|()| {
+                let drawn = terminal.autoresize().map(|()| {
                     let live = shared.live();
                     if app.paused && frozen.is_none() {
                         frozen = Some((live.clone(), now));
@@ -42,7 +42,7 @@ impl Tui {
                     };
                     let mut frame = terminal.get_frame();
                     draw(&mut frame, &app, view, at);
-                    Ok((listed(view).len(), view.ifaces.len()))
+                    (listed(view).len(), view.ifaces.len())
                 });
                 let shown = drawn.and_then(|lists| terminal.apply_buffer().map(|_| lists));
                 let (targets, ifaces) = match shown {
