@@ -69,8 +69,19 @@ pub struct LiveStats {
 }
 
 impl Live {
-    /// Opens `iface` (not promiscuous) with an optional BPF `filter`.
+    /// Opens `iface` (not promiscuous) with an optional BPF `filter` and the kernel ring
+    /// `netpulse capture` uses (64 MiB: no drops at line rate here).
     pub fn open(iface: &str, filter: Option<&str>) -> Result<Live, LiveError> {
+        Live::open_with_ring(iface, filter, 64 << 20)
+    }
+
+    /// [`Live::open`] with a kernel ring of `ring_bytes` (resident for as long as it is open:
+    /// a monitor that captures for months takes a smaller one).
+    pub fn open_with_ring(
+        iface: &str,
+        filter: Option<&str>,
+        ring_bytes: i32,
+    ) -> Result<Live, LiveError> {
         let known = || {
             pcap::Device::list()
                 .map(|d| d.into_iter().map(|d| d.name).collect::<Vec<_>>().join(", "))
@@ -102,7 +113,7 @@ impl Live {
             .map_err(other)?
             .promisc(false)
             .snaplen(262_144)
-            .buffer_size(64 << 20)
+            .buffer_size(ring_bytes)
             // Let the kernel hand over packets in blocks (TPACKET_V3): far fewer wake-ups than
             // immediate mode; at worst a packet is reported 100 ms late.
             .immediate_mode(false)
