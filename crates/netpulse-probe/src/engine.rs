@@ -533,7 +533,21 @@ fn open_udp(addr: SocketAddr) -> Result<Socket, ProbeError> {
 
 /// Opens what `plan` needs of its own (a connected UDP socket, the DNS query, the shared ICMP
 /// socket of its family), on the caller's thread so errors reach the caller.
+/// The longest interval or timeout a target may have: every schedule is an `Instant` plus one
+/// of them, and far beyond this that sum overflows (`-i 1e19s` stopped the engine).
+pub const MAX_PROBE_SPAN: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
 fn prepare(shared: &Shared, id: usize, plan: ProbePlan) -> Result<Prepared, ProbeError> {
+    for (what, value) in [("interval", plan.interval), ("timeout", plan.timeout)] {
+        if value > MAX_PROBE_SPAN {
+            return Err(ProbeError::TooLong {
+                what,
+                value,
+                label: plan.label.clone(),
+                max: "30 days",
+            });
+        }
+    }
     let port = plan.kind.port().unwrap_or(0);
     let sa = SocketAddr::new(plan.addr, port);
     let mut conn = None;
@@ -870,7 +884,8 @@ impl Engine {
         // Precise wake-ups: the default 50 µs timer slack would blur 1 ms schedules.
         let _ = nix::sys::prctl::set_timerslack(1_000);
         let start = Instant::now();
-        let deadline = self.config.deadline.map(|d| start + d);
+        // A deadline beyond what an `Instant` can hold is no deadline.
+        let deadline = self.config.deadline.and_then(|d| start.checked_add(d));
         let n = self.initial.max(1) as u32;
         for i in 0..self.initial {
             let t = &self.targets[i];

@@ -6,6 +6,18 @@ use std::net::SocketAddr;
 /// An error that stops a probe run from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
+    /// An interval or timeout longer than the engine can schedule.
+    #[error("{what} of {value:?} for {label} is longer than netpulse allows ({max})")]
+    TooLong {
+        /// `interval` or `timeout`.
+        what: &'static str,
+        /// The value asked for.
+        value: std::time::Duration,
+        /// The target.
+        label: String,
+        /// The limit, spelled for people.
+        max: &'static str,
+    },
     /// Neither an unprivileged ping socket nor a raw socket could be opened.
     #[error(
         "cannot open an ICMP socket: unprivileged ping sockets are not allowed for this group \

@@ -83,7 +83,7 @@ pub struct CaptureArgs {
     pub flows: Option<std::path::PathBuf>,
     /// Record per-second protocol counts and finished flows to a database (default:
     /// $XDG_DATA_HOME/netpulse/netpulse.db); write `--record=FILE` for another file.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "", value_parser = record_path)]
     pub record: Option<std::path::PathBuf>,
 }
 
@@ -168,7 +168,7 @@ pub struct IfacesArgs {
     pub csv: bool,
     /// Record traffic to a database (default: $XDG_DATA_HOME/netpulse/netpulse.db); write
     /// `--record=FILE` for another file.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "", value_parser = record_path)]
     pub record: Option<std::path::PathBuf>,
     /// How long recorded rows are kept, per resolution: 1s=48h,1m=30d,1h=forever.
     #[arg(long, value_name = "SPEC", default_value = "1s=48h,1m=30d,1h=forever")]
@@ -311,7 +311,7 @@ pub struct ProbeArgs {
     pub icmp_socket: IcmpSocketArg,
     /// Record the run to a database (default: $XDG_DATA_HOME/netpulse/netpulse.db); write
     /// `--record=FILE` for another file.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "", value_parser = record_path)]
     pub record: Option<std::path::PathBuf>,
     /// How long recorded rows are kept, per resolution: 1s=48h,1m=30d,1h=forever.
     #[arg(long, value_name = "SPEC", default_value = "1s=48h,1m=30d,1h=forever")]
@@ -325,4 +325,10 @@ pub struct ProbeArgs {
     /// Failed probes in a row that start an outage (0: only the window counts).
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub outage_after: u32,
+}
+
+/// `--record[=FILE]`: the file, or an empty path for the default database (bare `--record`).
+/// clap's own path parser refuses the empty value that bare `--record` stands for.
+fn record_path(text: &str) -> Result<std::path::PathBuf, String> {
+    Ok(std::path::PathBuf::from(text))
 }

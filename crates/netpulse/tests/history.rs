@@ -639,3 +639,42 @@ fn a_full_disk_stops_and_resumes_the_recording_and_nothing_is_lost() {
         stdout(&out)
     );
 }
+
+#[test]
+fn bare_record_writes_the_default_database_in_every_command() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_l, open) = listener();
+    let pcap = dir.path().join("lab.pcap");
+    let made = Command::new("python3")
+        .arg(lab_dir().join("gen_pcap.py"))
+        .arg(&pcap)
+        .arg("200")
+        .output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        return skip("python3 cannot run the lab's gen_pcap.py");
+    }
+    let runs: [&[&str]; 3] = [
+        &["probe", "-c", "2", "-i", "100ms", "--record", &open],
+        &["ifaces", "--record", "-c", "2", "--interval", "100ms"],
+        &["capture", "--record", "-r", pcap.to_str().expect("utf-8")],
+    ];
+    for args in runs {
+        let out = Command::new(bin())
+            .args(args)
+            .env("XDG_DATA_HOME", dir.path())
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success() || out.status.code() == Some(1),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("a value is required"), "{args:?}");
+    }
+    let db = dir.path().join("netpulse/netpulse.db");
+    let conn = rusqlite::Connection::open(&db).expect("the default database");
+    let sessions: i64 = conn
+        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+        .expect("sessions");
+    assert_eq!(sessions, 3, "one session per command");
+}

@@ -477,3 +477,35 @@ fn first_ctrl_c_prints_summary_second_exits_at_once() {
         "no summary after the second Ctrl-C: {rest}"
     );
 }
+
+#[test]
+fn an_interval_or_timeout_beyond_what_can_be_scheduled_is_refused_not_a_crash() {
+    for (flag, what) in [("-i", "interval"), ("-W", "timeout")] {
+        let out = netpulse(&[
+            "probe",
+            "-c",
+            "1",
+            flag,
+            "9999999999999999999s",
+            "tcp://127.0.0.1:9",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("{what} of"))
+                && stderr(&out).contains("longer than netpulse allows"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+    // A deadline that far away is simply no deadline.
+    let out = netpulse(&[
+        "probe",
+        "-c",
+        "1",
+        "-w",
+        "9999999999999999999s",
+        "tcp://127.0.0.1:9",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
