@@ -80,7 +80,9 @@ pub struct Delivery {
 struct Worker {
     name: String,
     tx: SyncSender<Arc<Alert>>,
-    handle: JoinHandle<()>,
+    /// `Err`: its thread could not be started (why), so every alert for it is a failed
+    /// delivery, recorded, not one waiting forever.
+    handle: Result<JoinHandle<()>, String>,
 }
 
 /// Alerts waiting per notifier before new ones are refused (and reported as failed).
@@ -106,7 +108,11 @@ impl Dispatcher {
                 let handle = std::thread::Builder::new()
                     .name(format!("notify-{name}"))
                     .spawn(move || work(n, rx, results, stop))
-                    .unwrap_or_else(|_| std::thread::spawn(|| {}));
+                    .map_err(|e| {
+                        let why = format!("cannot start its thread: {e}");
+                        eprintln!("netpulse: notifier {name} is not running: {why}");
+                        why
+                    });
                 Worker { name, tx, handle }
             })
             .collect();
@@ -130,15 +136,22 @@ impl Dispatcher {
             .iter()
             .filter(|w| to.is_empty() || to.contains(&w.name))
         {
-            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-                w.tx.try_send(Arc::clone(&alert))
-            {
+            let refused = match &w.handle {
+                Err(why) => Some(format!("not sent: the notifier {why}")),
+                Ok(_) => match w.tx.try_send(Arc::clone(&alert)) {
+                    Ok(()) => None,
+                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                        Some("not queued: the notifier is too far behind".into())
+                    }
+                },
+            };
+            if let Some(detail) = refused {
                 let _ = self.results.send(Delivery {
                     alert_id: alert.id,
                     notifier: w.name.clone(),
                     attempt: 0,
                     ok: false,
-                    detail: "not queued: the notifier is too far behind".into(),
+                    detail,
                     at: SystemTime::now(),
                     last: true,
                 });
@@ -153,9 +166,9 @@ impl Dispatcher {
         let Dispatcher { workers, stop, .. } = self;
         let handles: Vec<JoinHandle<()>> = workers
             .into_iter()
-            .map(|w| {
+            .filter_map(|w| {
                 drop(w.tx);
-                w.handle
+                w.handle.ok()
             })
             .collect();
         while handles.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {

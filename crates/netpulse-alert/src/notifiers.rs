@@ -292,13 +292,18 @@ impl Notifier for ExecNotifier {
             let _ = stdin.write_all(json.to_string().as_bytes());
         }
         let stderr = child.stderr.take();
-        let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(s) = stderr {
-                let _ = s.take(4096).read_to_string(&mut text);
-            }
-            text
-        });
+        // The program's stderr is read on the side (a full pipe must not block it); without a
+        // thread for that, its stderr is simply not quoted.
+        let reader = std::thread::Builder::new()
+            .name("notify-exec-stderr".into())
+            .spawn(move || {
+                let mut text = String::new();
+                if let Some(s) = stderr {
+                    let _ = s.take(4096).read_to_string(&mut text);
+                }
+                text
+            })
+            .ok();
         let started = std::time::Instant::now();
         let status = loop {
             match child.try_wait() {
@@ -316,7 +321,7 @@ impl Notifier for ExecNotifier {
                 Err(err) => return Err(format!("waiting for {}: {err}", self.program)),
             }
         };
-        let err_text = reader.join().unwrap_or_default();
+        let err_text = reader.and_then(|r| r.join().ok()).unwrap_or_default();
         if status.success() {
             Ok("exit 0".into())
         } else {

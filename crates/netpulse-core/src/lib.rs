@@ -14,6 +14,7 @@ pub mod rollup;
 pub mod sketch;
 pub mod stats;
 pub mod target;
+pub mod text;
 pub mod traffic;
 pub mod window;
 

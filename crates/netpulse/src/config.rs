@@ -629,13 +629,14 @@ impl Config {
         Ok(())
     }
 
-    /// The label of a target section.
+    /// The label of a target section (control characters escaped: it reaches terminals).
     pub fn label_of(&self, t: &TargetSection) -> String {
-        t.label.clone().unwrap_or_else(|| {
+        let label = t.label.clone().unwrap_or_else(|| {
             parse_target(t.target.get_ref())
                 .map(|s: TargetSpec| s.to_string())
                 .unwrap_or_else(|_| t.target.get_ref().clone())
-        })
+        });
+        netpulse_core::text::printable(&label).into_owned()
     }
 
     /// A rule section as a core rule (with its window), or the span and message of what is wrong.

@@ -38,7 +38,13 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let _ = io::stdout().flush();
-            eprintln!("netpulse: {}", error_text(&err));
+            // An error may quote what it was given (a DNS name, a config value): never raw.
+            let text = error_text(&err);
+            let shown: Vec<_> = text
+                .split('\n')
+                .map(netpulse_core::text::printable)
+                .collect();
+            eprintln!("netpulse: {}", shown.join("\n"));
             ExitCode::from(2)
         }
     }

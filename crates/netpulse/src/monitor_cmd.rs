@@ -603,13 +603,48 @@ impl Monitor {
                 Err(e) => eprintln!("netpulse monitor: notifiers unchanged: {e:#}"),
             }
         }
+        // What a reload cannot change while running: said, not silently ignored.
+        let old = &self.setup.config;
+        let mut need_restart = Vec::new();
+        if new.config.record != old.record {
+            need_restart.push("[record]");
+        }
+        if new.config.listen != old.listen {
+            need_restart.push("[listen]");
+        }
+        if new.config.capture != old.capture {
+            need_restart.push("[capture]");
+        }
+        if new.config.ifaces.enabled != old.ifaces.enabled {
+            need_restart.push("[ifaces] enabled");
+        }
         eprintln!(
             "netpulse monitor: config reloaded: {kept} of {before} targets kept running, {} started, {} rules",
             self.running.len() - kept,
             self.model.rules().len()
         );
+        if !need_restart.is_empty() {
+            eprintln!(
+                "netpulse monitor: {} changed in the config but take effect only at the next start \
+                 (restart netpulse); the running ones stay",
+                need_restart.join(", ")
+            );
+        }
+        let running = (
+            old.record.clone(),
+            old.listen.clone(),
+            old.capture.clone(),
+            old.ifaces.enabled,
+        );
         self.setup = new;
         self.setup.config.targets = Vec::new();
+        // The setup keeps describing what runs, so a later reload compares with that.
+        (
+            self.setup.config.record,
+            self.setup.config.listen,
+            self.setup.config.capture,
+            self.setup.config.ifaces.enabled,
+        ) = running;
     }
 
     /// The console status line: each target (or, with many, a summary and the worst), the

@@ -116,7 +116,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     for spec in &specs {
         match resolve(&spec.host, family) {
             Ok(addr) => plans.push(ProbePlan {
-                label: spec.to_string(),
+                label: netpulse_core::text::printable(&spec.to_string()).into_owned(),
                 kind: spec.kind.clone(),
                 addr,
                 interval,

@@ -509,3 +509,37 @@ fn an_interval_or_timeout_beyond_what_can_be_scheduled_is_refused_not_a_crash() 
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn control_characters_in_labels_reach_no_terminal_raw() {
+    // A DNS name with an ESC sequence in it (the probe only asks 127.0.0.1:9).
+    let out = netpulse(&["probe", "-c", "1", "dns://127.0.0.1:9/a\u{1b}[2J.example"]);
+    let text = stdout(&out) + &stderr(&out);
+    assert!(!text.contains('\u{1b}'), "raw ESC: {text:?}");
+    assert!(text.contains("\\u{1b}[2J"), "{text}");
+    // A config label with ESC and NUL in it, in the monitor's status lines.
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("m.toml");
+    std::fs::write(
+        &config,
+        "[monitor]\nstatus_every = \"1s\"\n[ifaces]\nenabled = false\n[record]\nenabled = false\n\
+         [[target]]\nlabel = \"evil\\u001b]0;owned\\u0007\\u0000x\"\ntarget = \"tcp://127.0.0.1:9\"\n",
+    )
+    .expect("config");
+    let mut child = Command::new(bin())
+        .args(["monitor", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("monitor");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = lines.next().expect("a status line").expect("utf-8");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains("evil\\u{1b}]0;owned\\u{7}\\u{0}x"),
+        "{line:?}"
+    );
+    assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+}

@@ -325,6 +325,17 @@ fn sighup_reloads_targets_and_rules_without_restarting_the_others() {
     let seen = until(&mut lines, "tcp://127.0.0.1:10");
     let status = seen.last().expect("a status line");
     assert!(!status.contains("udp://"), "{status}");
+    // What cannot change while running is said, not silently ignored.
+    write(
+        &["tcp://127.0.0.1:9", "tcp://127.0.0.1:10"],
+        "[listen]\nmetrics = \"127.0.0.1:0\"\n",
+    );
+    kill(&mut monitor.0, "-HUP");
+    let said = until(&mut err, "next start").pop().unwrap_or_default();
+    assert!(
+        said.contains("[listen]") && said.contains("restart"),
+        "{said}"
+    );
     // A broken config on reload is reported and the running one stays.
     std::fs::write(&config, "[[target]]\ntargett = \"x\"\n").expect("config");
     kill(&mut monitor.0, "-HUP");
