@@ -454,16 +454,23 @@ impl Metrics {
         self.capture_bytes.get_or_create(&l).inc_by(bytes);
     }
 
-    /// An alert event: firing (or reminder) sets its gauge, resolved clears it.
-    pub fn alert(&self, rule: &str, subject: &str, severity: &str, firing: bool) {
+    /// An alert event: firing (or reminder) sets its gauge, resolved clears it, and resolved
+    /// because its subject is gone (a removed target, a vanished interface) deletes the series,
+    /// so subjects that come and go never grow the scrape.
+    pub fn alert(&self, rule: &str, subject: &str, severity: &str, firing: bool, gone: bool) {
         self.alerts_total.inc();
-        self.alert_firing
-            .get_or_create(&AlertLabels {
-                rule: rule.to_string(),
-                subject: subject.to_string(),
-                severity: severity.to_string(),
-            })
-            .set(i64::from(firing));
+        let labels = AlertLabels {
+            rule: rule.to_string(),
+            subject: subject.to_string(),
+            severity: severity.to_string(),
+        };
+        if gone && !firing {
+            self.alert_firing.remove(&labels);
+        } else {
+            self.alert_firing
+                .get_or_create(&labels)
+                .set(i64::from(firing));
+        }
     }
 
     /// The recording's health: totals of dropped results and failed writes.
@@ -601,7 +608,7 @@ mod tests {
     #[test]
     fn text_format_names_counters_by_their_samples() {
         let m = Metrics::new();
-        m.alert("slow", "gw", "warning", true);
+        m.alert("slow", "gw", "warning", true, false);
         let text = m.encode_text();
         assert!(
             text.contains("# TYPE netpulse_alert_events_total counter\n"),
@@ -621,6 +628,13 @@ mod tests {
         ));
         let open = m.encode();
         assert!(open.contains("# TYPE netpulse_alert_events counter") && open.ends_with("# EOF\n"));
+        // Resolved: 0; resolved because the subject is gone: no series at all.
+        m.alert("slow", "gw", "warning", false, false);
+        assert!(m.encode_text().contains(
+            "netpulse_alert_firing{rule=\"slow\",subject=\"gw\",severity=\"warning\"} 0"
+        ));
+        m.alert("slow", "gw", "warning", false, true);
+        assert!(!m.encode_text().contains("subject=\"gw\""));
     }
 
     fn reply(ms: u64) -> ProbeResult {
@@ -703,7 +717,7 @@ mod tests {
         gw.outage(true);
         m.iface("eth0", &IfaceCounters::default(), 1.0, 2.0);
         m.captured("tcp", 1, 60);
-        m.alert("slow", "gw", "warning", true);
+        m.alert("slow", "gw", "warning", true, false);
         m.store(1, 1);
         let text = m.encode_text();
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");

@@ -442,6 +442,7 @@ impl Monitor {
                     &e.subject,
                     e.severity.name(),
                     e.kind != AlertKind::Resolved,
+                    e.gone,
                 );
             }
         }
