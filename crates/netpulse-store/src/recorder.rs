@@ -201,6 +201,7 @@ pub struct RecordSink {
     tx: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
+    lost: Arc<AtomicU64>,
 }
 
 impl RecordSink {
@@ -288,6 +289,12 @@ impl RecordSink {
     pub fn failed_commits(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
     }
+
+    /// Final rows lost so far: the database could not be written for longer than the retry
+    /// buffer holds.
+    pub fn rows_lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
 }
 
 /// A running recorder.
@@ -308,9 +315,11 @@ impl Recorder {
         let (tx, rx) = mpsc::sync_channel(cfg.queue);
         let dropped = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
+        let lost = Arc::new(AtomicU64::new(0));
         let mut recording = Recording::new(store, session, targets, cfg)?;
         recording.dropped = Arc::clone(&dropped);
         recording.failed = Arc::clone(&failed);
+        recording.lost = Arc::clone(&lost);
         let handle = std::thread::Builder::new()
             .name("recorder".into())
             .spawn(move || recording.run(rx))
@@ -323,6 +332,7 @@ impl Recorder {
                 tx,
                 dropped,
                 failed,
+                lost,
             },
             handle,
         })
@@ -386,6 +396,8 @@ pub struct Recording {
     dropped: Arc<AtomicU64>,
     /// Failed commits, shared with the sinks (for /metrics).
     failed: Arc<AtomicU64>,
+    /// Final rows lost, shared with the sinks.
+    lost: Arc<AtomicU64>,
     /// Final rows of failed commits, to write first at the next one (see
     /// [`RecorderConfig::retry_rows`]); a later version of a row replaces an earlier one.
     unwritten: HashMap<(usize, Resolution, i64), RollupRow>,
@@ -456,6 +468,7 @@ impl Recording {
             alert_rows: std::collections::VecDeque::new(),
             dropped: Arc::new(AtomicU64::new(0)),
             failed: Arc::new(AtomicU64::new(0)),
+            lost: Arc::new(AtomicU64::new(0)),
             unwritten: HashMap::new(),
             unwritten_traffic: HashMap::new(),
             stopped: None,
@@ -551,6 +564,7 @@ impl Recording {
         if let Some(st) = &self.stopped {
             let lost = (self.unwritten.len() + self.unwritten_traffic.len()) as u64;
             self.report.rows_lost += lost;
+            self.lost.fetch_add(lost, Ordering::Relaxed);
             eprintln!(
                 "netpulse: recording to {} ended while it could not be written ({}): the {lost} \
                  rows kept over its last {} are lost",
@@ -996,6 +1010,7 @@ impl Recording {
                 continue;
             }
             self.report.rows_lost += 1;
+            self.lost.fetch_add(1, Ordering::Relaxed);
             if let Some(st) = &mut self.stopped {
                 st.lost += 1;
                 let end = row.start + row.resolution.seconds();

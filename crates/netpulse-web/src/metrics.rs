@@ -236,6 +236,7 @@ pub struct Metrics {
     alerts_total: Counter,
     store_dropped: Counter,
     store_errors: Counter,
+    store_rows_lost: Counter,
     resident: Gauge,
     cpu: Counter<f64, AtomicU64>,
     start_time: Gauge,
@@ -268,6 +269,7 @@ impl Metrics {
             alerts_total: Counter::default(),
             store_dropped: Counter::default(),
             store_errors: Counter::default(),
+            store_rows_lost: Counter::default(),
             resident: Gauge::default(),
             cpu: Counter::default(),
             start_time: Gauge::default(),
@@ -343,6 +345,11 @@ impl Metrics {
             "store_errors",
             "Failed writes to the history database",
             m.store_errors.clone(),
+        );
+        registry.register(
+            "store_rows_lost",
+            "Rows lost because the history database could not be written for longer than memory kept them",
+            m.store_rows_lost.clone(),
         );
         registry.register_with_unit(
             "process_resident_memory",
@@ -474,9 +481,10 @@ impl Metrics {
     }
 
     /// The recording's health: totals of dropped results and failed writes.
-    pub fn store(&self, dropped: u64, errors: u64) {
+    pub fn store(&self, dropped: u64, errors: u64, rows_lost: u64) {
         raise_to(&self.store_dropped, dropped);
         raise_to(&self.store_errors, errors);
+        raise_to(&self.store_rows_lost, rows_lost);
     }
 
     /// The process's own figures (from `/proc/self`), refreshed before each scrape.
@@ -718,7 +726,7 @@ mod tests {
         m.iface("eth0", &IfaceCounters::default(), 1.0, 2.0);
         m.captured("tcp", 1, 60);
         m.alert("slow", "gw", "warning", true, false);
-        m.store(1, 1);
+        m.store(1, 1, 1);
         let text = m.encode_text();
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
         for file in ["grafana-dashboard.json", "netpulse-rules.yml"] {

@@ -414,10 +414,11 @@ impl Monitor {
         let monitor_dropped = self.monitor_dropped.load(Ordering::Relaxed);
         let record_dropped = self.sink.as_ref().map_or(0, RecordSink::dropped);
         let record_failed = self.sink.as_ref().map_or(0, RecordSink::failed_commits);
+        let record_lost = self.sink.as_ref().map_or(0, RecordSink::rows_lost);
         self.model.set_dropped(DropStage::Monitor, monitor_dropped);
         self.model.set_dropped(DropStage::Recorder, record_dropped);
         let metrics = &self.shared.metrics;
-        metrics.store(record_dropped, record_failed);
+        metrics.store(record_dropped, record_failed, record_lost);
         for stage in DropStage::ALL {
             metrics.dropped(stage.name(), self.model.dropped(stage));
         }
