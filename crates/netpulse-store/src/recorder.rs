@@ -403,6 +403,9 @@ pub struct Recording {
     unwritten: HashMap<(usize, Resolution, i64), RollupRow>,
     /// Traffic rows of failed commits, likewise.
     unwritten_traffic: HashMap<(Arc<str>, Resolution, i64), TrafficRow>,
+    /// Final rows of failed commits whose figures are on disk already (their provisional
+    /// write committed): only their `complete` flag is still to be set.
+    unwritten_marks: std::collections::HashSet<(usize, Resolution, i64)>,
     /// Since when the database cannot be written, while it cannot.
     stopped: Option<Stopped>,
 }
@@ -471,6 +474,7 @@ impl Recording {
             lost: Arc::new(AtomicU64::new(0)),
             unwritten: HashMap::new(),
             unwritten_traffic: HashMap::new(),
+            unwritten_marks: std::collections::HashSet::new(),
             stopped: None,
         })
     }
@@ -767,6 +771,7 @@ impl Recording {
             && self.retired_rows.is_empty()
             && self.unwritten.is_empty()
             && self.unwritten_traffic.is_empty()
+            && self.unwritten_marks.is_empty()
             && self.pending_outages.is_empty()
             && self.traffic_rows.is_empty()
             && self.pending_alerts.is_empty()
@@ -820,6 +825,19 @@ impl Recording {
                 rollup_rows += 1;
             }
         }
+        let unwritten_marks = &self.unwritten_marks;
+        attempt(&mut failed, &|tx| {
+            for &(series, res, start) in unwritten_marks {
+                if let Some(&Some(target)) = target_ids.get(series) {
+                    crate::db::mark_complete(tx, res, session_id, target, start)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        });
+        // Final rows unchanged since their provisional write (nearly every closed second)
+        // need only their key kept until the commit is known: their figures are on disk.
+        let mut marks: Vec<(usize, Resolution, i64)> = Vec::new();
         for (r, id) in rollups.iter_mut().zip(target_ids) {
             if id.is_none() {
                 continue; // its rows wait in its rollups until it is registered
@@ -833,7 +851,11 @@ impl Recording {
                     rollup_rows += 1;
                 }
                 if row.complete {
-                    closed.push(row);
+                    if row.unchanged {
+                        marks.push((row.series, row.resolution, row.start));
+                    } else {
+                        closed.push(row);
+                    }
                 }
             }
         }
@@ -948,6 +970,7 @@ impl Recording {
                 }
                 let kept = self.unwritten.len() + self.unwritten_traffic.len();
                 self.unwritten = HashMap::new();
+                self.unwritten_marks = std::collections::HashSet::new();
                 self.unwritten_traffic = HashMap::new();
                 if let Some(st) = self.stopped.take() {
                     self.report.interruptions += 1;
@@ -972,6 +995,13 @@ impl Recording {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 // Interface ids made in the rolled-back transaction were never kept.
                 self.keep_unwritten(closed);
+                for key in marks {
+                    // Beyond the bound a mark is let go: the row's figures are on disk, only
+                    // its `complete` flag stays 0.
+                    if self.unwritten_marks.len() < self.cfg.retry_rows {
+                        self.unwritten_marks.insert(key);
+                    }
+                }
                 for r in &mut self.rollups {
                     r.unwrite();
                 }

@@ -799,6 +799,15 @@ fn a_full_disk_loses_no_row_the_retry_buffer_holds_and_the_stop_is_recorded() {
     let t0 = (T0 * 1000) as i64;
     assert_eq!((start - t0, end - t0, lost), (21_000, 51_000, 0));
     assert!(error.contains("disk is full"), "{error}");
+    // Seconds closed while the disk was full are final too (only their flag was waiting).
+    let open: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM probe_1s WHERE complete = 0",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(open, 0);
 }
 
 #[test]

@@ -111,7 +111,13 @@ fn labels((target, kind): &(String, String)) -> [(&'static str, &str); 2] {
 
 impl Collector for TargetTable {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let rows = self.rows();
+        // A snapshot, so the table's lock is not held while a (slow) scraper reads: adding
+        // and removing targets (a reload) must never wait on a client.
+        let rows: Vec<((String, String), Arc<TargetSeries>)> = self
+            .rows()
+            .iter()
+            .map(|(k, s)| (k.clone(), Arc::clone(s)))
+            .collect();
         if rows.is_empty() {
             return Ok(());
         }
@@ -525,6 +531,28 @@ impl Metrics {
         out
     }
 
+    /// The scrape (OpenMetrics when `open`, else 0.0.4 text) in chunks of ~256 KB, each
+    /// passed to `send` as it is ready; stops early when `send` returns false (client gone).
+    pub fn encode_chunked(&self, open: bool, send: &mut dyn FnMut(String) -> bool) {
+        let mut chunked = Chunked {
+            buf: String::with_capacity(SCRAPE_CHUNK + 4096),
+            send,
+        };
+        let done = if open {
+            self.encode_into(&mut chunked)
+        } else {
+            let mut w = Text004 {
+                out: &mut chunked,
+                line: String::new(),
+                held_help: None,
+            };
+            self.encode_into(&mut w)
+        };
+        if done.is_ok() {
+            let _ = chunked.hand_on();
+        }
+    }
+
     fn encode_into(&self, w: &mut impl std::fmt::Write) -> std::fmt::Result {
         self.refresh_process();
         prometheus_client::encoding::text::encode(w, &self.registry)
@@ -549,38 +577,39 @@ fn raise_to(c: &Counter, total: u64) {
 /// Rewrites OpenMetrics text to Prometheus text 0.0.4 as it is written: `# UNIT` and `# EOF`
 /// lines go, and a counter's `# HELP`/`# TYPE` lines name it `…_total` as its samples do (the
 /// `# HELP` line is held until its `# TYPE` line tells whether it is a counter).
-struct Text004 {
-    out: String,
+struct Text004<W: std::fmt::Write = String> {
+    out: W,
     line: String,
     held_help: Option<String>,
 }
 
-impl Text004 {
-    fn line_done(&mut self) {
+impl<W: std::fmt::Write> Text004<W> {
+    fn line_done(&mut self) -> std::fmt::Result {
         let line = std::mem::take(&mut self.line);
         if line.starts_with("# HELP ") {
-            self.flush_help(false);
+            self.flush_help(false)?;
             self.held_help = Some(line);
-            return;
+            return Ok(());
         } else if let Some(rest) = line.strip_prefix("# TYPE ") {
             let counter = rest.ends_with(" counter");
-            self.flush_help(counter);
+            self.flush_help(counter)?;
             match rest.split_once(' ').filter(|_| counter) {
-                Some((name, kind)) => self.push(&format!("# TYPE {name}_total {kind}")),
-                None => self.push(&line),
+                Some((name, kind)) => self.push(&format!("# TYPE {name}_total {kind}"))?,
+                None => self.push(&line)?,
             }
         } else if !(line.starts_with("# UNIT ") || line == "# EOF") {
-            self.flush_help(false);
-            self.push(&line);
+            self.flush_help(false)?;
+            self.push(&line)?;
         }
         // Reuse the line buffer's allocation.
         self.line = line;
         self.line.clear();
+        Ok(())
     }
 
-    fn flush_help(&mut self, counter: bool) {
+    fn flush_help(&mut self, counter: bool) -> std::fmt::Result {
         let Some(help) = self.held_help.take() else {
-            return;
+            return Ok(());
         };
         let rest = &help["# HELP ".len()..];
         match rest.split_once(' ') {
@@ -590,21 +619,53 @@ impl Text004 {
         }
     }
 
-    fn push(&mut self, line: &str) {
-        self.out.push_str(line.trim_end());
-        self.out.push('\n');
+    fn push(&mut self, line: &str) -> std::fmt::Result {
+        self.out.write_str(line.trim_end())?;
+        self.out.write_char('\n')
     }
 }
 
-impl std::fmt::Write for Text004 {
+impl<W: std::fmt::Write> std::fmt::Write for Text004<W> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         let mut rest = s;
         while let Some(i) = rest.find('\n') {
             self.line.push_str(&rest[..i]);
-            self.line_done();
+            self.line_done()?;
             rest = &rest[i + 1..];
         }
         self.line.push_str(rest);
+        Ok(())
+    }
+}
+
+/// Bytes of a scrape handed to the client at a time: a scrape of 10 000 targets (~21 MB of
+/// text) then holds a few of these, not the whole text.
+const SCRAPE_CHUNK: usize = 256 * 1024;
+
+/// A writer that hands its text on in chunks of about [`SCRAPE_CHUNK`]; fails (ending the
+/// encoding) once `send` says the client is gone.
+struct Chunked<'a> {
+    buf: String,
+    send: &'a mut dyn FnMut(String) -> bool,
+}
+
+impl Chunked<'_> {
+    fn hand_on(&mut self) -> std::fmt::Result {
+        let full = std::mem::replace(&mut self.buf, String::with_capacity(SCRAPE_CHUNK + 4096));
+        if full.is_empty() || (self.send)(full) {
+            Ok(())
+        } else {
+            Err(std::fmt::Error)
+        }
+    }
+}
+
+impl std::fmt::Write for Chunked<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.buf.push_str(s);
+        if self.buf.len() >= SCRAPE_CHUNK {
+            self.hand_on()?;
+        }
         Ok(())
     }
 }

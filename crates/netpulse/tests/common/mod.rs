@@ -302,5 +302,27 @@ pub fn http_get(
                 .map(str::to_string)
         })
         .unwrap_or_default();
-    (status, ctype, body.to_string())
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (status, ctype, body)
+}
+
+/// The body of a `Transfer-Encoding: chunked` answer (a streamed one, like `/metrics`).
+pub fn dechunk(mut raw: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = raw.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        raw = &rest[n + 2..];
+    }
+    out
 }
