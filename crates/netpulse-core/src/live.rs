@@ -353,8 +353,12 @@ fn ms(t: SystemTime) -> i64 {
 }
 
 fn push_ring<T>(ring: &mut VecDeque<T>, item: T, cap: usize) {
-    if ring.len() == cap {
+    if ring.len() >= cap {
         ring.pop_front();
+    } else if ring.capacity() == 0 {
+        // Exactly the history's length: doubling would round 60 seconds up to 64 slots, and
+        // thousands of targets each hold one.
+        ring.reserve_exact(cap.max(1));
     }
     ring.push_back(item);
 }

@@ -209,6 +209,12 @@ impl TargetModel {
             self.reset(sec);
             return;
         }
+        // The ring holds the longest window and the second being filled: exactly that much
+        // room (doubling would round 61 up to 64 slots, for each of thousands of targets).
+        let want = usize::try_from(longest).unwrap_or(0) + 1;
+        if self.ring.capacity() < want {
+            self.ring.reserve_exact(want.saturating_sub(self.ring.len()));
+        }
         for _ in last..sec {
             self.ring.push_back(SecondSums::default());
         }
