@@ -15,12 +15,14 @@ BIN=$PWD/target/release/netpulse
 NS=npsoak$$
 TMP=$(mktemp -d)
 cleanup() {
+  # Everything started in the namespace (sender, churn loop, monitor), then the namespace.
+  ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null || true
   kill $(jobs -p) 2>/dev/null || true
   wait 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
   rm -rf "$TMP"
 }
-trap cleanup EXIT
+trap cleanup EXIT INT TERM
 ip netns add "$NS"
 in_ns() { ip netns exec "$NS" "$@"; }
 in_ns ip link set lo up
