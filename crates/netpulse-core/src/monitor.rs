@@ -213,7 +213,8 @@ impl TargetModel {
         // room (doubling would round 61 up to 64 slots, for each of thousands of targets).
         let want = usize::try_from(longest).unwrap_or(0) + 1;
         if self.ring.capacity() < want {
-            self.ring.reserve_exact(want.saturating_sub(self.ring.len()));
+            self.ring
+                .reserve_exact(want.saturating_sub(self.ring.len()));
         }
         for _ in last..sec {
             self.ring.push_back(SecondSums::default());

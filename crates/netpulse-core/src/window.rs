@@ -45,6 +45,11 @@ impl WindowStats {
         }
     }
 
+    /// Probes counted since the last [`WindowStats::take`].
+    pub fn sent(&self) -> u64 {
+        self.stats.sent
+    }
+
     /// Closes the window and starts the next; a run of failures carries over.
     pub fn take(&mut self, loss_threshold: f64, consecutive: u32) -> WindowReport {
         let s = &self.stats;

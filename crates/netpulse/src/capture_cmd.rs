@@ -360,15 +360,33 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     };
     let mut flows_out = match &args.flows {
         Some(p) => {
-            let mut w = BufWriter::new(
+            let mut w = csv::Writer::from_writer(BufWriter::new(
                 std::fs::File::create(p)
                     .with_context(|| format!("cannot create {}", p.display()))?,
-            );
-            writeln!(w, "proto,a,b,first,last,packets_a_to_b,bytes_a_to_b,packets_b_to_a,bytes_b_to_a,syn_to_synack_ms,synack_to_ack_ms,initial_rtt_ms,fin,rst")?;
+            ));
+            w.write_record([
+                "proto",
+                "a",
+                "b",
+                "first",
+                "last",
+                "packets_a_to_b",
+                "bytes_a_to_b",
+                "packets_b_to_a",
+                "bytes_b_to_a",
+                "syn_to_synack_ms",
+                "synack_to_ack_ms",
+                "initial_rtt_ms",
+                "fin",
+                "rst",
+            ])
+            .with_context(|| format!("cannot write {}", p.display()))?;
             Some(w)
         }
         None => None,
     };
+    // The first failed write of the flows file (disk full): reported, not swallowed.
+    let mut flows_error: Option<csv::Error> = None;
     let recorder = match &args.record {
         Some(arg) => {
             let path = crate::record::db_path(arg);
@@ -430,27 +448,26 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         if let Some(s) = &flow_sink {
             s.flow(flow_row(f));
         }
-        if let Some(w) = flows_out.as_mut() {
-            let _ = writeln!(
-                w,
-                "{},{}:{},{}:{},{},{},{},{},{},{},{},{},{},{},{}",
-                f.key.proto_name(),
-                f.key.a.0,
-                f.key.a.1,
-                f.key.b.0,
-                f.key.b.1,
+        if let Some(w) = flows_out.as_mut().filter(|_| flows_error.is_none()) {
+            let written = w.write_record([
+                f.key.proto_name().to_string(),
+                format!("{}:{}", f.key.a.0, f.key.a.1),
+                format!("{}:{}", f.key.b.0, f.key.b.1),
                 time(f.first_ns),
                 time(f.last_ns),
-                f.a_to_b.packets,
-                f.a_to_b.bytes,
-                f.b_to_a.packets,
-                f.b_to_a.bytes,
+                f.a_to_b.packets.to_string(),
+                f.a_to_b.bytes.to_string(),
+                f.b_to_a.packets.to_string(),
+                f.b_to_a.bytes.to_string(),
                 ms(f.syn_to_synack_ns),
                 ms(f.synack_to_ack_ns),
                 ms(f.initial_rtt_ns()),
-                f.fin,
-                f.rst
-            );
+                f.fin.to_string(),
+                f.rst.to_string(),
+            ]);
+            if let Err(e) = written {
+                flows_error = Some(e);
+            }
         }
     };
     let mut seen = 0u64;
@@ -544,8 +561,11 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         report_text(&report, &mut out)?;
     }
     out.flush()?;
+    if let Some(e) = flows_error.take() {
+        return Err(anyhow::Error::new(e).context("cannot write the flows file"));
+    }
     if let Some(w) = flows_out.as_mut() {
-        w.flush()?;
+        w.flush().context("cannot write the flows file")?;
     }
     if let Some(w) = log.as_mut() {
         w.flush()?;

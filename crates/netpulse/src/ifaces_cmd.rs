@@ -249,13 +249,17 @@ impl View {
                 }
             }
             Format::Csv => {
+                let mut w = csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(&mut *out);
                 if !self.header_done {
-                    writeln!(out, "{}", CSV_HEADER.join(","))?;
+                    w.write_record(CSV_HEADER)?;
                     self.header_done = true;
                 }
                 for row in &rows {
-                    writeln!(out, "{}", csv_row(&time, row))?;
+                    w.write_record(csv_row(&time, row))?;
                 }
+                w.flush()?;
             }
             Format::Table { framed: true, .. } => {
                 let frame = self.table(&time, &rows, gone, true);
@@ -480,33 +484,29 @@ const CSV_HEADER: [&str; 18] = [
     "event",
 ];
 
-fn csv_row(time: &str, row: &Row<'_>) -> String {
+/// One CSV record (the `csv` crate quotes what needs it: interface names may hold commas).
+fn csv_row(time: &str, row: &Row<'_>) -> Vec<String> {
     let r = row.rate;
     let t = &r.totals;
     let opt = |x: Option<f64>| x.map(|x| format!("{x:.3}")).unwrap_or_default();
-    // Interface names may hold commas or quotes: quote them as RFC 4180 says.
-    let name = if r.name.contains([',', '"', '\n']) {
-        format!("\"{}\"", r.name.replace('"', "\"\""))
-    } else {
-        r.name.to_string()
-    };
-    format!(
-        "{time},{name},{},{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{}",
-        r.index,
-        row.state(),
-        t.rx_bytes,
-        t.tx_bytes,
-        t.rx_packets,
-        t.tx_packets,
-        t.rx_errors,
-        t.tx_errors,
-        t.rx_dropped,
-        t.tx_dropped,
-        r.elapsed.as_secs_f64(),
+    vec![
+        time.to_string(),
+        r.name.to_string(),
+        r.index.to_string(),
+        row.state().to_string(),
+        t.rx_bytes.to_string(),
+        t.tx_bytes.to_string(),
+        t.rx_packets.to_string(),
+        t.tx_packets.to_string(),
+        t.rx_errors.to_string(),
+        t.tx_errors.to_string(),
+        t.rx_dropped.to_string(),
+        t.tx_dropped.to_string(),
+        format!("{:.6}", r.elapsed.as_secs_f64()),
         opt(r.rx_bytes_per_sec()),
         opt(r.tx_bytes_per_sec()),
         opt(r.rx_packets_per_sec()),
         opt(r.tx_packets_per_sec()),
-        r.continuity.event().unwrap_or(""),
-    )
+        r.continuity.event().unwrap_or("").to_string(),
+    ]
 }

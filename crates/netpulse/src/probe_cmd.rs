@@ -304,7 +304,15 @@ fn consume(
                     print_report(plans, &mut windows, every, out)?;
                 }
             }
-            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Err(RecvTimeoutError::Disconnected) => {
+                // The run ended inside a window: its probes get their table too.
+                if let Some(every) = report_every {
+                    if windows.iter().any(|w| w.sent() > 0) {
+                        print_report(plans, &mut windows, every, out)?;
+                    }
+                }
+                return Ok(());
+            }
         }
     }
 }

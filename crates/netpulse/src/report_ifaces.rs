@@ -117,33 +117,52 @@ pub fn run(args: &ReportArgs, store: &Store, from_ms: i64, to_ms: i64) -> anyhow
             out.write_all(b"\n")?;
         }
         ReportFormat::Csv => {
-            writeln!(out, "interface,period,start,rx_bytes,tx_bytes,total_bytes,rx_packets,tx_packets,rx_errors,tx_errors,rx_dropped,tx_dropped,covered_s,rx_rate_avg,tx_rate_avg,rx_rate_max,tx_rate_max")?;
+            // The `csv` crate quotes what needs it: interface names may hold commas.
+            let mut w = csv::Writer::from_writer(&mut out);
+            w.write_record([
+                "interface",
+                "period",
+                "start",
+                "rx_bytes",
+                "tx_bytes",
+                "total_bytes",
+                "rx_packets",
+                "tx_packets",
+                "rx_errors",
+                "tx_errors",
+                "rx_dropped",
+                "tx_dropped",
+                "covered_s",
+                "rx_rate_avg",
+                "tx_rate_avg",
+                "rx_rate_max",
+                "tx_rate_max",
+            ])?;
             for l in &lines {
                 let s = &l.stats;
                 let c = &s.counts;
                 let f = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
-                writeln!(
-                    out,
-                    "{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{},{},{:.3},{:.3}",
-                    l.iface,
-                    l.period,
+                w.write_record([
+                    l.iface.to_string(),
+                    l.period.to_string(),
                     time_s(l.start),
-                    c.rx_bytes,
-                    c.tx_bytes,
-                    c.rx_bytes + c.tx_bytes,
-                    c.rx_packets,
-                    c.tx_packets,
-                    c.rx_errors,
-                    c.tx_errors,
-                    c.rx_dropped,
-                    c.tx_dropped,
-                    s.covered_ms as f64 / 1000.0,
+                    c.rx_bytes.to_string(),
+                    c.tx_bytes.to_string(),
+                    (c.rx_bytes + c.tx_bytes).to_string(),
+                    c.rx_packets.to_string(),
+                    c.tx_packets.to_string(),
+                    c.rx_errors.to_string(),
+                    c.tx_errors.to_string(),
+                    c.rx_dropped.to_string(),
+                    c.tx_dropped.to_string(),
+                    format!("{:.3}", s.covered_ms as f64 / 1000.0),
                     f(s.rx_rate_avg()),
                     f(s.tx_rate_avg()),
-                    s.rx_rate_max,
-                    s.tx_rate_max
-                )?;
+                    format!("{:.3}", s.rx_rate_max),
+                    format!("{:.3}", s.tx_rate_max),
+                ])?;
             }
+            w.flush()?;
         }
     }
     if overlapping > 0 {

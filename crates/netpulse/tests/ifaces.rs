@@ -434,3 +434,58 @@ fn recorded_traffic_is_reported_per_day_exactly() {
         "{probes}"
     );
 }
+
+#[test]
+fn an_interface_name_with_a_comma_and_a_quote_stays_one_csv_field() {
+    let Some(ns) = Netns::new() else { return };
+    let name = "v,a\"1";
+    ns.exec(&[
+        "ip", "link", "add", name, "type", "veth", "peer", "name", "vb1",
+    ]);
+    ns.exec(&["ip", "link", "set", name, "up"]);
+    ns.exec(&["ip", "link", "set", "vb1", "up"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let record = format!("--record={}", db.display());
+    let live = netpulse_in(
+        &ns.name,
+        &[
+            "ifaces",
+            "--iface",
+            name,
+            "--csv",
+            "-c",
+            "3",
+            "--interval",
+            "100ms",
+            &record,
+        ],
+    );
+    assert!(live.status.success(), "{}", stderr(&live));
+    let report = common::netpulse(&[
+        "report",
+        "--db",
+        &db.to_string_lossy(),
+        "--ifaces",
+        "--format",
+        "csv",
+    ]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    for (what, text) in [
+        ("ifaces --csv", common::stdout(&live)),
+        ("report --ifaces", common::stdout(&report)),
+    ] {
+        let mut r = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+        let header = r.headers().expect("header").clone();
+        let col = header
+            .iter()
+            .position(|h| h == "interface")
+            .expect("an interface column");
+        let rows: Vec<csv::StringRecord> = r.records().map(|x| x.expect("a record")).collect();
+        assert!(!rows.is_empty(), "{what}: {text}");
+        for row in &rows {
+            assert_eq!(row.len(), header.len(), "{what}: {text}");
+            assert_eq!(&row[col], name, "{what}: {text}");
+        }
+    }
+}
