@@ -18,7 +18,7 @@ pub use db::{
 };
 pub use recorder::{
     CaptureSecond, DeliveryRecord, FlowRow, RecordSink, RecordTarget, Recorder, RecorderConfig,
-    RecorderReport, Recording, Retention,
+    RecorderReport, Recording, Retention, RetentionParseError,
 };
 pub use recover::Recovered;
 #[doc(hidden)]

@@ -40,6 +40,79 @@ impl Default for Retention {
     }
 }
 
+/// A retention spec that does not parse; says what and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad retention \"{spec}\": {why}")]
+pub struct RetentionParseError {
+    /// The spec given.
+    pub spec: String,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+impl std::str::FromStr for Retention {
+    type Err = RetentionParseError;
+
+    /// `1s=48h,1m=30d,1h=forever`; resolutions not named keep their default.
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let bad = |why: String| RetentionParseError {
+            spec: spec.to_string(),
+            why,
+        };
+        let mut r = Retention::default();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (res, keep) = part
+                .split_once('=')
+                .ok_or_else(|| bad("expected RES=DURATION, e.g. 1s=48h".into()))?;
+            let keep = match keep.trim() {
+                "forever" | "inf" | "never" => None,
+                d => Some(netpulse_core::parse_duration(d).map_err(|e| bad(e.to_string()))?),
+            };
+            match res.trim() {
+                "1s" => r.seconds = keep,
+                "1m" => r.minutes = keep,
+                "1h" => r.hours = keep,
+                other => {
+                    return Err(bad(format!(
+                        "unknown resolution \"{other}\" (1s, 1m or 1h)"
+                    )))
+                }
+            }
+        }
+        Ok(r)
+    }
+}
+
+impl std::fmt::Display for Retention {
+    /// The spec [`str::parse`] reads back: `1s=48h,1m=30d,1h=forever` for the default.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keep = |d: Option<Duration>| match d {
+            None => "forever".to_string(),
+            Some(d) => {
+                let s = d.as_secs();
+                if d.subsec_nanos() != 0 || s == 0 {
+                    format!("{}ms", d.as_millis())
+                } else if s % 86_400 == 0 && s >= 7 * 86_400 {
+                    format!("{}d", s / 86_400)
+                } else if s % 3_600 == 0 {
+                    format!("{}h", s / 3_600)
+                } else if s % 60 == 0 {
+                    format!("{}m", s / 60)
+                } else {
+                    format!("{s}s")
+                }
+            }
+        };
+        write!(
+            f,
+            "1s={},1m={},1h={}",
+            keep(self.seconds),
+            keep(self.minutes),
+            keep(self.hours)
+        )
+    }
+}
+
 impl Retention {
     fn of(&self, res: Resolution) -> Option<Duration> {
         match res {

@@ -395,7 +395,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
                 "interface": args.interface, "filter": args.filter,
             });
             Some(
-                crate::record::start_traffic(&path, "1s=48h,1m=30d,1h=forever", config)
+                crate::record::start_traffic(&path, netpulse_store::Retention::default(), config)
                     .with_context(|| format!("cannot record to {}", path.display()))?,
             )
         }

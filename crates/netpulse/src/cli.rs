@@ -170,9 +170,10 @@ pub struct IfacesArgs {
     /// `--record=FILE` for another file.
     #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "", value_parser = record_path)]
     pub record: Option<std::path::PathBuf>,
-    /// How long recorded rows are kept, per resolution: 1s=48h,1m=30d,1h=forever.
-    #[arg(long, value_name = "SPEC", default_value = "1s=48h,1m=30d,1h=forever")]
-    pub retention: String,
+    /// How long recorded rows are kept, per resolution (1s=48h,1m=30d,1h=forever; `forever`
+    /// keeps them; resolutions not named keep their default).
+    #[arg(long, value_name = "SPEC", default_value_t = netpulse_store::Retention::default())]
+    pub retention: netpulse_store::Retention,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -313,9 +314,10 @@ pub struct ProbeArgs {
     /// `--record=FILE` for another file.
     #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "", value_parser = record_path)]
     pub record: Option<std::path::PathBuf>,
-    /// How long recorded rows are kept, per resolution: 1s=48h,1m=30d,1h=forever.
-    #[arg(long, value_name = "SPEC", default_value = "1s=48h,1m=30d,1h=forever")]
-    pub retention: String,
+    /// How long recorded rows are kept, per resolution (1s=48h,1m=30d,1h=forever; `forever`
+    /// keeps them; resolutions not named keep their default).
+    #[arg(long, value_name = "SPEC", default_value_t = netpulse_store::Retention::default())]
+    pub retention: netpulse_store::Retention,
     /// Loss over the outage window above which a target counts as down (0-1).
     #[arg(long, value_name = "FRACTION", default_value_t = 0.30)]
     pub outage_loss: f64,

@@ -128,7 +128,7 @@ impl Default for RecordSection {
         Self {
             enabled: true,
             db: String::new(),
-            retention: unspanned("1s=48h,1m=30d,1h=forever"),
+            retention: unspanned(&netpulse_store::Retention::default().to_string()),
         }
     }
 }
@@ -520,12 +520,16 @@ impl Config {
             }
             labels.push(label);
         }
-        crate::record::parse_retention(self.record.retention.get_ref()).map_err(|e| {
-            err(
-                self.record.retention.span(),
-                format!("key \"retention\" in [record]: {e:#}"),
-            )
-        })?;
+        self.record
+            .retention
+            .get_ref()
+            .parse::<netpulse_store::Retention>()
+            .map_err(|e| {
+                err(
+                    self.record.retention.span(),
+                    format!("key \"retention\" in [record]: {e}"),
+                )
+            })?;
         let notifier_names: Vec<String> = self.notifiers.iter().map(|n| n.name()).collect();
         for (i, name) in notifier_names.iter().enumerate() {
             if notifier_names[..i].contains(name) {

@@ -104,10 +104,10 @@ pub fn run(args: IfacesArgs) -> anyhow::Result<ExitCode> {
                 "interval_ms": interval.as_secs_f64() * 1000.0,
                 "ifaces": args.ifaces,
                 "all": args.all,
-                "retention": args.retention,
+                "retention": args.retention.to_string(),
             });
             Some(
-                crate::record::start_traffic(&path, &args.retention, config)
+                crate::record::start_traffic(&path, args.retention, config)
                     .with_context(|| format!("cannot record to {}", path.display()))?,
             )
         }

@@ -154,9 +154,15 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         .enabled
         .then(|| crate::record::db_path(std::path::Path::new(&setup.config.record.db)));
     let recorder = if let Some(path) = &db_path {
+        let retention = setup
+            .config
+            .record
+            .retention
+            .get_ref()
+            .parse::<netpulse_store::Retention>()?;
         let rec = crate::record::start_traffic(
             path,
-            setup.config.record.retention.get_ref(),
+            retention,
             serde_json::json!({ "config": config_path.as_ref().map(|p| p.display().to_string()) }),
         )
         .with_context(|| format!("cannot record to {}", path.display()))?;

@@ -151,7 +151,6 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     };
     // Validate recording options before anything starts.
     if args.record.is_some() {
-        crate::record::parse_retention(&args.retention)?;
         crate::record::outage_config(&args)?;
     }
     let engine = Engine::new(plans.clone(), config)?;

@@ -11,29 +11,6 @@ use netpulse_store::{
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-/// Parses `1s=48h,1m=30d,1h=forever`; resolutions not named keep their default.
-pub fn parse_retention(spec: &str) -> anyhow::Result<Retention> {
-    let mut r = Retention::default();
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (res, keep) = part.split_once('=').with_context(|| {
-            format!("bad --retention \"{spec}\": expected RES=DURATION, e.g. 1s=48h")
-        })?;
-        let keep = match keep.trim() {
-            "forever" | "inf" | "never" => None,
-            d => Some(parse_duration(d).with_context(|| format!("bad --retention \"{spec}\""))?),
-        };
-        match res.trim() {
-            "1s" => r.seconds = keep,
-            "1m" => r.minutes = keep,
-            "1h" => r.hours = keep,
-            other => {
-                bail!("bad --retention \"{spec}\": unknown resolution \"{other}\" (1s, 1m or 1h)")
-            }
-        }
-    }
-    Ok(r)
-}
-
 /// The outage detector's settings from the command line.
 pub fn outage_config(args: &ProbeArgs) -> anyhow::Result<OutageConfig> {
     if !(0.0..1.0).contains(&args.outage_loss) {
@@ -113,7 +90,7 @@ pub fn start(
     path: &std::path::Path,
     plans: &[ProbePlan],
 ) -> anyhow::Result<Recorder> {
-    let retention = parse_retention(&args.retention)?;
+    let retention = args.retention;
     let outage = outage_config(args)?;
     let store = Store::open(path)?;
     say_recovered(&store);
@@ -123,7 +100,7 @@ pub fn start(
         "count": args.count,
         "payload_size": args.size,
         "targets": plans.iter().map(|p| p.label.clone()).collect::<Vec<_>>(),
-        "retention": args.retention,
+        "retention": args.retention.to_string(),
         "outage": {"window": args.outage_window, "loss": args.outage_loss, "after": args.outage_after},
     });
     let session = session_info(&config);
@@ -159,10 +136,9 @@ fn session_info(config: &serde_json::Value) -> SessionInfo {
 /// probe targets, for interface traffic.
 pub fn start_traffic(
     path: &std::path::Path,
-    retention_spec: &str,
+    retention: Retention,
     config: serde_json::Value,
 ) -> anyhow::Result<Recorder> {
-    let retention = parse_retention(retention_spec)?;
     let store = Store::open(path)?;
     say_recovered(&store);
     let cfg = RecorderConfig {
@@ -182,12 +158,16 @@ mod tests {
 
     #[test]
     fn retention_specs() {
-        let r = parse_retention("1s=1h,1h=forever").expect("valid");
+        let r: Retention = "1s=1h,1h=forever".parse().expect("valid");
         assert_eq!(r.seconds, Some(Duration::from_secs(3600)));
         assert_eq!(r.minutes, Retention::default().minutes);
         assert_eq!(r.hours, None);
-        assert!(parse_retention("5s=1h").is_err());
-        assert!(parse_retention("1s").is_err());
-        assert!(parse_retention("1s=soon").is_err());
+        assert!("5s=1h".parse::<Retention>().is_err());
+        assert!("1s".parse::<Retention>().is_err());
+        assert!("1s=soon".parse::<Retention>().is_err());
+        // The default is written once, and reads back as itself.
+        let d = Retention::default();
+        assert_eq!(d.to_string(), "1s=48h,1m=30d,1h=forever");
+        assert_eq!(d.to_string().parse::<Retention>(), Ok(d));
     }
 }

@@ -333,7 +333,7 @@ fn unknown_sessions_and_bad_ranges_are_clear_errors() {
                 "1s=soon",
                 &open,
             ],
-            "bad --retention",
+            "invalid value '1s=soon' for '--retention <SPEC>'",
         ),
     ] {
         let out = netpulse(&args);
