@@ -221,7 +221,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         reported_drops: 0,
         target_metrics: HashMap::new(),
     };
-    let wanted = wanted_keys(&monitor.setup.config);
+    let wanted = wanted_keys(&monitor.setup.config)?;
     monitor.start_targets(&wanted, &(0..wanted.len()).collect::<Vec<_>>());
     monitor.shared.live().fit_history(monitor.running.len());
     // What a reload compares is in `running`; the parsed sections (with their source spans)
@@ -573,7 +573,13 @@ impl Monitor {
                 return;
             }
         };
-        let wanted = wanted_keys(&new.config);
+        let wanted = match wanted_keys(&new.config) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("netpulse monitor: reload failed, the running config stays: {e:#}");
+                return;
+            }
+        };
         let running: Vec<(usize, TargetKey)> = self
             .running
             .iter()
@@ -872,22 +878,28 @@ fn reload(path: Option<&std::path::Path>) -> anyhow::Result<Setup> {
     make_setup(config)
 }
 
-fn target_key(config: &Config, t: &TargetSection) -> Option<TargetKey> {
-    Some(TargetKey {
+fn target_key(config: &Config, t: &TargetSection) -> anyhow::Result<TargetKey> {
+    let label = config.label_of(t);
+    // The config's check has read these already; a failure here is a bug to say, never a
+    // target quietly left out.
+    let duration = |what: &str, text: &str| {
+        parse_duration(text).with_context(|| format!("target \"{label}\": bad {what} {text:?}"))
+    };
+    Ok(TargetKey {
         target: t.target.get_ref().clone(),
-        label: config.label_of(t),
-        interval: parse_duration(t.interval.get_ref()).ok()?,
-        timeout: parse_duration(t.timeout.get_ref()).ok()?,
+        interval: duration("interval", t.interval.get_ref())?,
+        timeout: duration("timeout", t.timeout.get_ref())?,
+        label,
         size: t.size,
     })
 }
 
 /// The targets a config asks for, as keys.
-fn wanted_keys(config: &Config) -> Vec<TargetKey> {
+fn wanted_keys(config: &Config) -> anyhow::Result<Vec<TargetKey>> {
     config
         .targets
         .iter()
-        .filter_map(|t| target_key(config, t))
+        .map(|t| target_key(config, t))
         .collect()
 }
 
