@@ -426,15 +426,13 @@ pub fn bars(
     ))
 }
 
-/// Bits per second with an SI prefix.
+/// Bits per second with an SI prefix, spelled as the CLI and the TUI spell it.
 pub fn fmt_bits(v: f64) -> String {
-    let units = ["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"];
-    let (mut v, mut i) = (v, 0);
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
+    netpulse_core::units::Units {
+        si: true,
+        bits: true,
     }
-    format!("{v:.1} {}", units[i])
+    .rate(Some(v / 8.0))
 }
 
 /// A count, with k/M suffixes.

@@ -16,6 +16,7 @@ pub mod stats;
 pub mod target;
 pub mod text;
 pub mod traffic;
+pub mod units;
 pub mod window;
 
 pub use clock::{Clock, FakeClock, SystemClock};

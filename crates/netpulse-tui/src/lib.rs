@@ -124,18 +124,16 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| format!("{:.1}%", v * 100.0))
 }
 
+/// A rate in bit/s, spelled as everywhere else (`12.6 Mbit/s`); `–` when unknown.
 fn rate(bytes_per_s: Option<f64>) -> String {
-    let Some(b) = bytes_per_s else {
-        return "–".into();
-    };
-    let mut v = b * 8.0;
-    let units = ["b/s", "kb/s", "Mb/s", "Gb/s", "Tb/s"];
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
+    match bytes_per_s {
+        None => "–".into(),
+        Some(_) => netpulse_core::units::Units {
+            si: true,
+            bits: true,
+        }
+        .rate(bytes_per_s),
     }
-    format!("{v:.1} {}", units[i])
 }
 
 /// Eight-level block sparkline of the last `width` values.

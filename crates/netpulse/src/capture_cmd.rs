@@ -97,7 +97,7 @@ fn report_json(r: &Report) -> Value {
 
 fn report_text(r: &Report, out: &mut impl Write) -> io::Result<()> {
     let d = Duration::from_nanos(r.last_ns.saturating_sub(r.first_ns));
-    let units = crate::units::Units {
+    let units = netpulse_core::units::Units {
         si: true,
         bits: true,
     };
@@ -306,7 +306,7 @@ fn progress(done: u64, total: u64, packets: u64, elapsed: Duration) {
     } else {
         String::new()
     };
-    let si = crate::units::Units {
+    let si = netpulse_core::units::Units {
         si: true,
         bits: false,
     };
@@ -426,7 +426,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
                 time(i.start_ns),
                 i.total.packets,
                 i.total.bytes,
-                crate::units::Units { si: true, bits: true }.rate(Some(bits_per_sec(&i.total, i.length) / 8.0)),
+                netpulse_core::units::Units { si: true, bits: true }.rate(Some(bits_per_sec(&i.total, i.length) / 8.0)),
                 i.protocols[Protocol::Tcp as usize].packets,
                 i.protocols[Protocol::Udp as usize].packets,
                 i.protocols[Protocol::Icmp as usize].packets,

@@ -3,10 +3,10 @@
 
 use crate::cli::{IfaceSort, IfacesArgs};
 use crate::output::rfc3339_micros;
-use crate::units::{packet_rate, Units};
 use anyhow::{bail, Context};
 use netpulse_core::iface::{Continuity, IfaceCounters, IfaceRate, RateTracker};
 use netpulse_core::parse_duration;
+use netpulse_core::units::{packet_rate, Units};
 use netpulse_iface::{IfaceInfo, IfaceSource};
 use serde_json::json;
 use std::io::{self, BufWriter, IsTerminal, Write};

@@ -14,7 +14,6 @@ mod report_cmd;
 mod report_ifaces;
 mod signals;
 mod tui_cmd;
-mod units;
 mod worker;
 
 use clap::Parser;

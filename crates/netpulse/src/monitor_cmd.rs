@@ -664,7 +664,7 @@ impl Monitor {
     /// The console status line: each target (or, with many, a summary and the worst), the
     /// interfaces, alerts firing, the scheduler's lateness and any results dropped.
     fn status_line(&self, wall: SystemTime) -> String {
-        let units = crate::units::Units::default();
+        let units = netpulse_core::units::Units::default();
         let sec = unix_secs(wall);
         let fmt_target = |label: &str, avg: Option<f64>, loss: Option<f64>| {
             format!(

@@ -3,9 +3,9 @@
 
 use crate::cli::{Period, ReportArgs, ReportFormat};
 use crate::report_cmd::time_s;
-use crate::units::Units;
 use netpulse_core::rollup::Resolution;
 use netpulse_core::traffic::TrafficStats;
+use netpulse_core::units::Units;
 use netpulse_store::{Store, TrafficRecord};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

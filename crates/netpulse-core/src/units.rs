@@ -1,5 +1,6 @@
-//! Human units for traffic: bytes in IEC (KiB, MiB) by default or SI (kB, MB), rates in bytes/s
-//! or, for network people, bit/s (always SI: Mbit/s).
+//! Human units for traffic, one spelling everywhere (CLI, status lines, TUI, reports): bytes in
+//! IEC (KiB, MiB) by default or SI (kB, MB), rates in bytes/s or, for network people, bit/s
+//! (always SI: Mbit/s). The dashboard's JavaScript spells bit rates the same way.
 
 /// How traffic is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
