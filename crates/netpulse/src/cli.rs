@@ -100,7 +100,12 @@ pub struct MonitorArgs {
     /// Bearer token every web request must carry, for --web and the config's [listen] alike
     /// (or NETPULSE_WEB_TOKEN, which a service's environment file sets whether or not this run
     /// serves anything).
-    #[arg(long, value_name = "TOKEN", env = "NETPULSE_WEB_TOKEN")]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "NETPULSE_WEB_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// Serve a non-loopback address without a token.
     #[arg(long)]
