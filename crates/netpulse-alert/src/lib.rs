@@ -88,6 +88,35 @@ struct Worker {
 /// Alerts waiting per notifier before new ones are refused (and reported as failed).
 const QUEUE: usize = 256;
 
+/// The wait between delivery attempts: `first`, doubling each time, at most `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Before the second attempt.
+    pub first: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    /// 1 s, 2 s, 4 s … at most 60 s.
+    fn default() -> Self {
+        Backoff {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait after failed attempt `attempt` (1-based).
+    pub fn after(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .first
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        doubled.min(self.max)
+    }
+}
+
 /// Delivers alerts through a set of notifiers, each on its own thread.
 pub struct Dispatcher {
     workers: Vec<Worker>,
@@ -98,6 +127,15 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Starts one worker per notifier; results of every attempt go to `results`.
     pub fn start(notifiers: Vec<Box<dyn Notifier>>, results: Sender<Delivery>) -> Dispatcher {
+        Dispatcher::start_with(notifiers, results, Backoff::default())
+    }
+
+    /// [`Dispatcher::start`] with another wait between attempts (tests need no real seconds).
+    pub fn start_with(
+        notifiers: Vec<Box<dyn Notifier>>,
+        results: Sender<Delivery>,
+        backoff: Backoff,
+    ) -> Dispatcher {
         let stop = Arc::new(AtomicBool::new(false));
         let workers = notifiers
             .into_iter()
@@ -107,7 +145,7 @@ impl Dispatcher {
                 let (results, stop) = (results.clone(), Arc::clone(&stop));
                 let handle = std::thread::Builder::new()
                     .name(format!("notify-{name}"))
-                    .spawn(move || work(n, rx, results, stop))
+                    .spawn(move || work(n, rx, results, stop, backoff))
                     .map_err(|e| {
                         let why = format!("cannot start its thread: {e}");
                         eprintln!("netpulse: notifier {name} is not running: {why}");
@@ -186,6 +224,7 @@ fn work(
     rx: Receiver<Arc<Alert>>,
     results: Sender<Delivery>,
     stop: Arc<AtomicBool>,
+    backoff: Backoff,
 ) {
     while let Ok(alert) = rx.recv() {
         let attempts = n.retries() + 1;
@@ -205,9 +244,8 @@ fn work(
             if last {
                 break;
             }
-            // Backoff 1 s, 2 s, 4 s … (at most 60 s), cut short by shutdown.
-            let wait =
-                Duration::from_secs(1u64 << (attempt - 1).min(6)).min(Duration::from_secs(60));
+            // Cut short by shutdown.
+            let wait = backoff.after(attempt);
             let until = Instant::now() + wait;
             while Instant::now() < until && !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
@@ -216,5 +254,18 @@ fn work(
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn waits_double_up_to_the_most() {
+        let b = Backoff::default();
+        let secs: Vec<u64> = (1..=8).map(|a| b.after(a).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(b.after(u32::MAX), Duration::from_secs(60));
     }
 }
