@@ -34,7 +34,7 @@ try {
     const s = document.querySelector("section.target .stats");
     const x = s && [...s.querySelectorAll("b")].find((y) => y.hasAttribute("data-sent"));
     return x && Number(x.dataset.sent) > b;
-  }, before, { timeout: 2000 });
+  }, before, { timeout: 10000 });
   const waited = Date.now() - t0;
   const after = await sentNow();
   const ifacePoints = await page.$$eval("canvas[data-iface]", (cs) => cs.map((c) => [c.dataset.iface, Number(c.dataset.points)]));
