@@ -323,7 +323,63 @@ pub struct PacketSummary {
     pub dns: Option<(u16, bool)>,
 }
 
+/// A packet as one tcpdump-like line (without its time): `TCP 10.0.0.1:40000 > 10.0.0.2:443
+/// [S.] 60`, `UDP …`, `ICMP … type 8 code 0 …`, `ARP 42`, `ethertype 0x88cc 60`.
+pub struct PacketLine<'a>(&'a PacketSummary);
+
+impl std::fmt::Display for PacketLine<'_> {
+    fn fmt(&self, w: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (d, len) = (&self.0.decoded, self.0.len);
+        match (d.network, d.transport) {
+            (
+                Network::Ip { src, dst, .. },
+                Transport::Tcp {
+                    sport,
+                    dport,
+                    flags,
+                    ..
+                },
+            ) => {
+                let names = [
+                    (0x02, 'S'),
+                    (0x10, '.'),
+                    (0x01, 'F'),
+                    (0x04, 'R'),
+                    (0x08, 'P'),
+                ];
+                let f: String = names
+                    .iter()
+                    .filter(|(b, _)| flags & b != 0)
+                    .map(|(_, c)| *c)
+                    .collect();
+                write!(w, "TCP {src}:{sport} > {dst}:{dport} [{f}] {len}")
+            }
+            (Network::Ip { src, dst, .. }, Transport::Udp { sport, dport, .. }) => {
+                write!(w, "UDP {src}:{sport} > {dst}:{dport} {len}")
+            }
+            (Network::Ip { src, dst, .. }, Transport::Icmp { kind, code, v6 }) => write!(
+                w,
+                "{} {src} > {dst} type {kind} code {code} {len}",
+                if v6 { "ICMPv6" } else { "ICMP" }
+            ),
+            (
+                Network::Ip {
+                    src, dst, proto, ..
+                },
+                _,
+            ) => write!(w, "IP proto {proto} {src} > {dst} {len}"),
+            (Network::Arp, _) => write!(w, "ARP {len}"),
+            _ => write!(w, "ethertype 0x{:04x} {len}", d.ethertype),
+        }
+    }
+}
+
 impl PacketSummary {
+    /// The packet as one tcpdump-like line (see [`PacketLine`]).
+    pub fn line(&self) -> PacketLine<'_> {
+        PacketLine(self)
+    }
+
     /// Decodes a captured packet.
     pub fn of(ts_ns: u64, len: u32, linktype: u16, data: &[u8]) -> Self {
         let decoded = decode(linktype, data);

@@ -238,54 +238,9 @@ fn flow_row(f: &FlowRecord) -> netpulse_store::FlowRow {
     }
 }
 
-/// One line per packet for `--log`.
+/// One line per packet for `--log`: its capture time, then what capture says of it.
 fn log_line(w: &mut impl Write, p: &PacketSummary) -> io::Result<()> {
-    use netpulse_capture::{Network, Transport};
-    let (d, len) = (&p.decoded, p.len);
-    let t = time(p.ts_ns);
-    match (d.network, d.transport) {
-        (
-            Network::Ip { src, dst, .. },
-            Transport::Tcp {
-                sport,
-                dport,
-                flags,
-                ..
-            },
-        ) => {
-            let names = [
-                (0x02, 'S'),
-                (0x10, '.'),
-                (0x01, 'F'),
-                (0x04, 'R'),
-                (0x08, 'P'),
-            ];
-            let f: String = names
-                .iter()
-                .filter(|(b, _)| flags & b != 0)
-                .map(|(_, c)| *c)
-                .collect();
-            writeln!(w, "{t} TCP {src}:{sport} > {dst}:{dport} [{f}] {len}")
-        }
-        (Network::Ip { src, dst, .. }, Transport::Udp { sport, dport, .. }) => {
-            writeln!(w, "{t} UDP {src}:{sport} > {dst}:{dport} {len}")
-        }
-        (Network::Ip { src, dst, .. }, Transport::Icmp { kind, code, v6 }) => {
-            writeln!(
-                w,
-                "{t} {} {src} > {dst} type {kind} code {code} {len}",
-                if v6 { "ICMPv6" } else { "ICMP" }
-            )
-        }
-        (
-            Network::Ip {
-                src, dst, proto, ..
-            },
-            _,
-        ) => writeln!(w, "{t} IP proto {proto} {src} > {dst} {len}"),
-        (Network::Arp, _) => writeln!(w, "{t} ARP {len}"),
-        _ => writeln!(w, "{t} ethertype 0x{:04x} {len}", d.ethertype),
-    }
+    writeln!(w, "{} {}", time(p.ts_ns), p.line())
 }
 
 /// `\r 45 % 520 MB / 1.16 GB  4.1 M packets/s  ETA 0.4 s` on stderr.

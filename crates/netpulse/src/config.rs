@@ -728,22 +728,18 @@ impl Config {
     /// each nameserver, every interface that is up, recording, console alerts at the seed
     /// thresholds (latency > 100 ms, loss > 10 %, rate > 1 MB/s).
     pub fn builtin() -> Config {
-        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-        Config::builtin_from(
-            &read("/proc/net/route"),
-            &read("/proc/net/ipv6_route"),
-            &read("/etc/resolv.conf"),
-        )
+        let found = netpulse_iface::discover::SystemFiles::read();
+        Config::builtin_from(&found.route, &found.ipv6_route, &found.resolv)
     }
 
     /// [`Config::builtin`] from the text of `/proc/net/route`, `/proc/net/ipv6_route` and
     /// `/etc/resolv.conf`.
     pub fn builtin_from(route: &str, ipv6_route: &str, resolv: &str) -> Config {
         let mut targets: Vec<(String, String)> = Vec::new();
-        for gw in default_gateways(route, ipv6_route) {
+        for gw in netpulse_iface::discover::default_gateways(route, ipv6_route) {
             targets.push((gw.clone(), format!("gateway {gw}")));
         }
-        for ns in nameservers(resolv) {
+        for ns in netpulse_iface::discover::nameservers(resolv) {
             if !targets.iter().any(|(t, _)| *t == ns) {
                 targets.push((ns.clone(), format!("nameserver {ns}")));
             }
@@ -798,61 +794,6 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
     }
-}
-
-/// Default gateways from `/proc/net/route` (hex, little-endian) and `/proc/net/ipv6_route`.
-fn default_gateways(route: &str, ipv6_route: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in route.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // Iface Destination Gateway Flags RefCnt Use Metric Mask …; RTF_GATEWAY = 0x2.
-        if f.len() < 8 || f[1] != "00000000" || f[7] != "00000000" {
-            continue;
-        }
-        let flags = u32::from_str_radix(f[3], 16).unwrap_or(0);
-        if let Ok(gw) = u32::from_str_radix(f[2], 16) {
-            if flags & 0x2 != 0 && gw != 0 {
-                let ip = std::net::Ipv4Addr::from(gw.swap_bytes());
-                if !out.contains(&ip.to_string()) {
-                    out.push(ip.to_string());
-                }
-            }
-        }
-    }
-    for line in ipv6_route.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // dest prefixlen src srclen nexthop metric refcnt use flags iface
-        if f.len() < 10 || f[0] != "0".repeat(32) || f[1] != "00" {
-            continue;
-        }
-        if let Ok(v) = u128::from_str_radix(f[4], 16) {
-            if v != 0 {
-                let ip = std::net::Ipv6Addr::from(v);
-                // A link-local gateway needs its interface to be probed: name it.
-                let text = if ip.segments()[0] & 0xffc0 == 0xfe80 {
-                    format!("{ip}%{}", f[9])
-                } else {
-                    ip.to_string()
-                };
-                if !out.contains(&text) {
-                    out.push(text);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// `nameserver` addresses from resolv.conf.
-fn nameservers(resolv: &str) -> Vec<String> {
-    resolv
-        .lines()
-        .filter_map(|l| l.split('#').next())
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .map(str::trim)
-        .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
-        .map(String::from)
-        .collect()
 }
 
 #[cfg(test)]
