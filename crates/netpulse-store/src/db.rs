@@ -794,6 +794,61 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(err)
     }
 
+    /// Rollups of `res` covering `[from_ms, to_ms]` (from the bucket holding `from_ms`), one
+    /// row per target and bucket: rows of overlapping sessions (two recordings at once) are
+    /// merged, as a report shows them.
+    pub fn merged_rollups(
+        &self,
+        res: Resolution,
+        from_ms: i64,
+        to_ms: i64,
+        session: Option<i64>,
+        target: Option<&str>,
+    ) -> Result<Vec<RollupRecord>, StoreError> {
+        let from = res.bucket(from_ms.div_euclid(1000));
+        let to = to_ms.div_euclid(1000) + 1;
+        let rows = self.rollups(res, from, to, session, target)?;
+        let mut merged: Vec<RollupRecord> = Vec::with_capacity(rows.len());
+        for r in rows {
+            match merged.last_mut() {
+                Some(last) if last.target == r.target && last.ts == r.ts => {
+                    last.stats.merge(&r.stats)
+                }
+                _ => merged.push(r),
+            }
+        }
+        Ok(merged)
+    }
+
+    /// Per-target totals over `[from_ms, to_ms]` from the resolution that has the most of them:
+    /// coarser rows outlive pruned seconds, finer rows hold the last seconds before a minute
+    /// closed. Returns that resolution too (a report says which it used).
+    pub fn totals(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        session: Option<i64>,
+        target: Option<&str>,
+    ) -> Result<(Resolution, std::collections::BTreeMap<String, ProbeStats>), StoreError> {
+        let mut best: Option<(
+            u64,
+            Resolution,
+            std::collections::BTreeMap<String, ProbeStats>,
+        )> = None;
+        for res in Resolution::ALL {
+            let mut per: std::collections::BTreeMap<String, ProbeStats> = Default::default();
+            for r in self.merged_rollups(res, from_ms, to_ms, session, target)? {
+                per.entry(r.target).or_default().merge(&r.stats);
+            }
+            let sent: u64 = per.values().map(|s| s.sent).sum();
+            if best.as_ref().is_none_or(|(b, _, _)| sent > *b) {
+                best = Some((sent, res, per));
+            }
+        }
+        let (_, res, per) = best.unwrap_or((0, Resolution::Second, Default::default()));
+        Ok((res, per))
+    }
+
     /// Outages starting in `[from_ms, to_ms)`, optionally of one session and one target.
     pub fn outages(
         &self,

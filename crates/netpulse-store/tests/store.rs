@@ -835,3 +835,34 @@ fn rows_beyond_the_retry_buffer_are_counted_and_their_time_recorded_as_a_gap() {
         .expect("count");
     assert_eq!(seconds as u64 + report.rows_lost, 140);
 }
+
+#[test]
+fn overlapping_sessions_merge_into_one_row_per_target_and_bucket() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("r.db");
+    // Two recordings of the same targets at the same time (two netpulse processes).
+    for _ in 0..2 {
+        let mut rec = two_targets(&path);
+        for step in 0..100u64 {
+            rec.record(&result(0, step + 1, step * 100, true));
+            if step % 10 == 9 {
+                rec.commit(at_ms(step * 100 + 100), false);
+            }
+        }
+        rec.finish(at_ms(10_000));
+    }
+    let store = Store::open_read(&path).expect("open");
+    let t0 = (T0 * 1000) as i64;
+    let rows = store
+        .merged_rollups(Resolution::Second, t0, t0 + 10_000, None, Some("10.0.0.1"))
+        .expect("rows");
+    assert_eq!(rows.len(), 10, "one row a second, not one per session");
+    assert!(rows.iter().all(|r| r.stats.sent == 20), "{rows:?}");
+    let (res, per) = store.totals(t0, t0 + 10_000, None, None).expect("totals");
+    assert_eq!(per["10.0.0.1"].sent, 200);
+    assert_eq!(
+        res,
+        Resolution::Second,
+        "all resolutions agree: the finest is used"
+    );
+}

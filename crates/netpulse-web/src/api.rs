@@ -174,11 +174,12 @@ pub(crate) async fn series(
         }
         Some(r) => {
             let (st, target) = (state.clone(), q.target.clone());
+            // Several sessions may cover one bucket: the store merges them per target and time.
             let rows = off_thread(move || match store(&st)? {
-                Some(store) => Ok(Some(store.rollups(
+                Some(store) => Ok(Some(store.merged_rollups(
                     r,
-                    from,
-                    now_s() + 1,
+                    from * 1000,
+                    now_s() * 1000,
                     None,
                     target.as_deref(),
                 )?)),
@@ -190,20 +191,12 @@ pub(crate) async fn series(
                     Json(json!({ "resolution": res_name(res), "series": [] })).into_response()
                 );
             };
-            // Several sessions may cover one bucket: merged per target and time.
-            let mut by: std::collections::BTreeMap<(String, i64), netpulse_core::ProbeStats> =
-                Default::default();
-            for row in rows {
-                by.entry((row.target, row.ts))
-                    .or_default()
-                    .merge(&row.stats);
-            }
             let mut per_target: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
-            for ((target, ts), s) in by {
+            for row in rows {
                 per_target
-                    .entry(target)
+                    .entry(row.target)
                     .or_default()
-                    .push(point_json(&TargetSecond::of(ts, &s)));
+                    .push(point_json(&TargetSecond::of(row.ts, &row.stats)));
             }
             out.extend(
                 per_target

@@ -134,47 +134,29 @@ fn scope(args: &ReportArgs, store: &Store) -> anyhow::Result<Scope> {
     })
 }
 
-/// Rows of `res` in scope, rows of the same target and bucket (from overlapping sessions) merged.
+/// Rows of `res` in scope, one per target and bucket (see [`Store::merged_rollups`]).
 pub(crate) fn series(
     store: &Store,
     sc: &Scope,
     res: Resolution,
 ) -> anyhow::Result<Vec<RollupRecord>> {
-    let from = res.bucket(sc.from_ms.div_euclid(1000));
-    let to = sc.to_ms.div_euclid(1000) + 1;
-    let rows = store.rollups(
+    Ok(store.merged_rollups(
         res,
-        from,
-        to,
+        sc.from_ms,
+        sc.to_ms,
         sc.session.as_ref().map(|s| s.id),
         sc.target.as_deref(),
-    )?;
-    let mut merged: Vec<RollupRecord> = Vec::with_capacity(rows.len());
-    for r in rows {
-        match merged.last_mut() {
-            Some(last) if last.target == r.target && last.ts == r.ts => last.stats.merge(&r.stats),
-            _ => merged.push(r),
-        }
-    }
-    Ok(merged)
+    )?)
 }
 
-/// Per-target totals from the finest resolution that still has all the data (coarser rows
-/// outlive pruned seconds; finer rows include the last seconds a crash kept from the minute).
+/// Per-target totals in scope (see [`Store::totals`]).
 fn totals(store: &Store, sc: &Scope) -> anyhow::Result<(Resolution, BTreeMap<String, ProbeStats>)> {
-    let mut best: Option<(u64, Resolution, BTreeMap<String, ProbeStats>)> = None;
-    for res in Resolution::ALL {
-        let mut per: BTreeMap<String, ProbeStats> = BTreeMap::new();
-        for r in series(store, sc, res)? {
-            per.entry(r.target.clone()).or_default().merge(&r.stats);
-        }
-        let sent: u64 = per.values().map(|s| s.sent).sum();
-        if best.as_ref().is_none_or(|(b, _, _)| sent > *b) {
-            best = Some((sent, res, per));
-        }
-    }
-    let (_, res, per) = best.unwrap_or((0, Resolution::Second, BTreeMap::new()));
-    Ok((res, per))
+    Ok(store.totals(
+        sc.from_ms,
+        sc.to_ms,
+        sc.session.as_ref().map(|s| s.id),
+        sc.target.as_deref(),
+    )?)
 }
 
 fn ms3(d: Option<Duration>) -> Value {
