@@ -5,7 +5,7 @@
 //! Memory per series is fixed: a handful of open seconds, one minute, one hour.
 
 use crate::record::ProbeResult;
-use crate::stats::{Jitter, ProbeStats};
+use crate::stats::{Jitter, OutcomeKind, ProbeStats};
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -114,13 +114,139 @@ impl Bucket {
     }
 }
 
+/// One resolved probe as an open second keeps it: what [`ProbeStats::record`] reads, in 24
+/// bytes (the outcome's kind, not its text).
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    kind: OutcomeKind,
+    late: bool,
+    /// RTT in ns; `u64::MAX`: none.
+    rtt_ns: u64,
+    send_delay_ns: u64,
+}
+
+impl Kept {
+    fn of(r: &ProbeResult) -> Self {
+        let kind = OutcomeKind::of(&r.outcome);
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1);
+        Kept {
+            kind,
+            late: r.late,
+            rtt_ns: r.rtt.map_or(u64::MAX, ns),
+            send_delay_ns: ns(r.send_delay),
+        }
+    }
+
+    fn add_to(&self, s: &mut ProbeStats) {
+        let rtt = (self.rtt_ns != u64::MAX).then(|| Duration::from_nanos(self.rtt_ns));
+        s.record_kind(self.kind, rtt);
+        s.late_sends += u64::from(self.late);
+        s.max_send_delay = s
+            .max_send_delay
+            .max(Duration::from_nanos(self.send_delay_ns));
+    }
+}
+
+/// What an open second holds: its results while there are at most two (one or two probes a
+/// second, nearly every target), with the jitter stream as it stood before them; statistics
+/// beyond. An open second of a 1 s target costs ~100 bytes instead of a full `ProbeStats`
+/// (272 bytes and a histogram allocation), and each target holds three or four of them.
+#[derive(Debug, Clone)]
+enum SecondData {
+    Few {
+        jitter: Jitter,
+        kept: [Option<Kept>; 2],
+    },
+    Many(Box<ProbeStats>),
+}
+
+impl SecondData {
+    fn new(jitter: Jitter) -> Self {
+        SecondData::Few {
+            jitter,
+            kept: [None, None],
+        }
+    }
+
+    fn record(&mut self, r: &ProbeResult) {
+        if let SecondData::Few { jitter, kept } = self {
+            if let Some(slot) = kept.iter_mut().find(|k| k.is_none()) {
+                *slot = Some(Kept::of(r));
+                return;
+            }
+            let mut all = ProbeStats {
+                jitter: jitter.clone(),
+                ..ProbeStats::default()
+            };
+            for k in kept.iter().flatten() {
+                k.add_to(&mut all);
+            }
+            *self = SecondData::Many(Box::new(all));
+        }
+        if let SecondData::Many(stats) = self {
+            stats.record(r);
+        }
+    }
+
+    fn stats(&self) -> ProbeStats {
+        match self {
+            SecondData::Few { jitter, kept } => {
+                let mut s = ProbeStats {
+                    jitter: jitter.clone(),
+                    ..ProbeStats::default()
+                };
+                for k in kept.iter().flatten() {
+                    k.add_to(&mut s);
+                }
+                s
+            }
+            SecondData::Many(stats) => (**stats).clone(),
+        }
+    }
+
+    fn sent(&self) -> u64 {
+        match self {
+            SecondData::Few { kept, .. } => kept.iter().flatten().count() as u64,
+            SecondData::Many(stats) => stats.sent,
+        }
+    }
+
+    /// The jitter stream after this second's results (the next second continues it).
+    fn jitter_after(&self) -> Jitter {
+        match self {
+            SecondData::Few { jitter, kept } => {
+                let mut j = jitter.clone();
+                for k in kept.iter().flatten() {
+                    if matches!(k.kind, OutcomeKind::Ok | OutcomeKind::Refused)
+                        && k.rtt_ns != u64::MAX
+                    {
+                        j.record(Duration::from_nanos(k.rtt_ns));
+                    }
+                }
+                j
+            }
+            SecondData::Many(stats) => stats.jitter.clone(),
+        }
+    }
+}
+
+/// An open second: its data, and whether (and when) it was written provisionally.
+#[derive(Debug, Clone)]
+struct OpenSecond {
+    data: SecondData,
+    /// Changed since it was last written.
+    dirty: bool,
+    /// Written (provisionally) at this unix second.
+    written_at: Option<i64>,
+}
+
 /// The rollup state of one series.
 #[derive(Debug, Clone)]
 pub struct Rollups {
     series: usize,
     /// Seconds after a second ends until it is closed: the probe timeout plus a margin.
     grace_secs: i64,
-    open: VecDeque<(i64, Bucket)>,
+    open: VecDeque<(i64, OpenSecond)>,
     minute: Option<(i64, Bucket)>,
     hour: Option<(i64, Bucket)>,
     /// The jitter stream so far, continued by each new bucket.
@@ -212,13 +338,16 @@ impl Rollups {
     /// The last rows this series reported for its open buckets were not stored (the commit
     /// failed): the next flush reports every open bucket again.
     pub fn unwrite(&mut self) {
-        let open = self.open.iter_mut().map(|(_, b)| b);
+        for (_, b) in self.open.iter_mut() {
+            b.dirty = true;
+            b.written_at = None;
+        }
         let coarse = self
             .minute
             .iter_mut()
             .chain(self.hour.iter_mut())
             .map(|(_, b)| b);
-        for b in open.chain(coarse) {
+        for b in coarse {
             b.dirty = true;
             b.written_at = None;
         }
@@ -226,7 +355,7 @@ impl Rollups {
 
     /// Results held in seconds not yet closed (what would be lost if they were never flushed).
     pub fn held_results(&self) -> u64 {
-        self.open.iter().map(|(_, b)| b.stats.sent).sum()
+        self.open.iter().map(|(_, b)| b.data.sent()).sum()
     }
 
     /// Counts one resolved probe in the second it was sent.
@@ -242,22 +371,26 @@ impl Rollups {
         let at = match self.open.binary_search_by_key(&sec, |(s, _)| *s) {
             Ok(i) => i,
             Err(i) => {
-                let bucket = Bucket {
-                    stats: ProbeStats {
-                        jitter: running.continuing(),
-                        ..ProbeStats::default()
-                    },
-                    ..Bucket::default()
+                if self.open.capacity() == 0 {
+                    // The seconds a grace keeps open, and the one being filled: room for
+                    // exactly those (doubling would round three up to four, per target).
+                    self.open
+                        .reserve_exact(usize::try_from(self.grace_secs).unwrap_or(1) + 1);
+                }
+                let second = OpenSecond {
+                    data: SecondData::new(running.continuing()),
+                    dirty: false,
+                    written_at: None,
                 };
-                self.open.insert(i, (sec, bucket));
+                self.open.insert(i, (sec, second));
                 i
             }
         };
         let b = &mut self.open[at].1;
-        b.stats.record(r);
+        b.data.record(r);
         b.dirty = true;
         // The next bucket continues the RFC 3550 estimate from here (arrival order).
-        self.running_jitter = b.stats.jitter.continuing();
+        self.running_jitter = b.data.jitter_after().continuing();
     }
 
     /// Closes seconds that can no longer change at wall time `now` (or all, when `finish`), and
@@ -273,7 +406,7 @@ impl Rollups {
                 break;
             };
             let unchanged = bucket.written_at.is_some() && !bucket.dirty;
-            self.close_second(sec, bucket.stats, unchanged, out);
+            self.close_second(sec, bucket.data.stats(), unchanged, out);
         }
         for (sec, b) in self.open.iter_mut().filter(|(_, b)| b.dirty) {
             let sec = *sec;
@@ -283,7 +416,7 @@ impl Rollups {
                 series: self.series,
                 resolution: Resolution::Second,
                 start: sec,
-                stats: b.stats.clone(),
+                stats: b.data.stats(),
                 complete: false,
                 unchanged: false,
             });
@@ -375,6 +508,108 @@ impl Rollups {
         b.stats.merge(&bucket.stats);
         b.dirty = true;
         out.push(self.row(Resolution::Minute, minute, bucket.total(), true));
+    }
+}
+
+#[cfg(test)]
+mod compact_tests {
+    use super::*;
+    use crate::record::{Detail, IcmpError, Outcome};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const T0: u64 = 1_700_000_000 - 1_700_000_000 % 3600;
+
+    /// What every second's statistics are, counted the plain way: a full `ProbeStats` per
+    /// second, each continuing the jitter stream as it stood (arrival order).
+    fn reference(results: &[ProbeResult]) -> BTreeMap<i64, ProbeStats> {
+        let mut by: BTreeMap<i64, ProbeStats> = BTreeMap::new();
+        let mut running = Jitter::default();
+        for r in results {
+            let sec = unix_secs(r.sent_at);
+            let b = by.entry(sec).or_insert_with(|| ProbeStats {
+                jitter: running.continuing(),
+                ..ProbeStats::default()
+            });
+            b.record(r);
+            running = b.jitter.continuing();
+        }
+        by
+    }
+
+    fn outcome(k: u8) -> Outcome {
+        match k {
+            0 | 1 | 2 => Outcome::Ok,
+            3 => Outcome::Refused,
+            4 => Outcome::Timeout,
+            5 => Outcome::Unreachable(IcmpError {
+                v6: false,
+                icmp_type: 3,
+                code: 1,
+                from: None,
+            }),
+            _ => Outcome::Error("send: no route".into()),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn compact_open_seconds_give_the_rows_full_statistics_give(
+            probes in proptest::collection::vec((0u64..4, 0u8..7, 1u64..50_000, 0u64..3_000, any::<bool>()), 1..120)
+        ) {
+            // Probes sent over ~20 s, 0–n per second, now and then answered a second late
+            // (into a second still open), with every outcome kind.
+            let mut t_ms = 0u64;
+            let mut results = Vec::new();
+            for (i, (gap, kind, rtt_us, delay_us, late)) in probes.iter().enumerate() {
+                t_ms += gap * 170;
+                let o = outcome(*kind);
+                results.push(ProbeResult {
+                    target: 0,
+                    seq: i as u64,
+                    sent_at: UNIX_EPOCH + Duration::from_millis(T0 * 1000 + t_ms),
+                    rtt: o.is_reply().then(|| Duration::from_micros(*rtt_us)),
+                    outcome: o,
+                    detail: Detail::None,
+                    send_delay: Duration::from_micros(*delay_us),
+                    late: *late,
+                });
+            }
+            // Arrival order: a result may come after one sent up to a second later.
+            for i in (1..results.len()).step_by(5) {
+                let (a, b) = (&results[i - 1].sent_at, &results[i].sent_at);
+                if b.duration_since(*a).unwrap_or_default() < Duration::from_secs(1) {
+                    results.swap(i - 1, i);
+                }
+            }
+            let mut r = Rollups::new(0, Duration::from_secs(1));
+            for x in &results {
+                r.record(x);
+            }
+            let mut rows = Vec::new();
+            r.flush(UNIX_EPOCH + Duration::from_secs(T0 + 1000), true, &mut rows);
+            let want = reference(&results);
+            let got: BTreeMap<i64, &ProbeStats> = rows
+                .iter()
+                .filter(|x| x.resolution == Resolution::Second)
+                .map(|x| (x.start, &x.stats))
+                .collect();
+            prop_assert_eq!(got.len(), want.len());
+            for (sec, w) in &want {
+                let g = got[sec];
+                prop_assert_eq!(
+                    (g.sent, g.received, g.refused, g.timeouts, g.icmp_errors, g.local_errors, g.late_sends),
+                    (w.sent, w.received, w.refused, w.timeouts, w.icmp_errors, w.local_errors, w.late_sends)
+                );
+                prop_assert_eq!(g.max_send_delay, w.max_send_delay);
+                prop_assert_eq!(g.rtt.parts().count, w.rtt.parts().count);
+                prop_assert_eq!(g.rtt.parts().sum_ns, w.rtt.parts().sum_ns);
+                prop_assert_eq!(g.rtt.summary().map(|x| (x.min, x.max, x.median)), w.rtt.summary().map(|x| (x.min, x.max, x.median)));
+                let (ge, gs, gd) = g.jitter.parts();
+                let (we, ws, wd) = w.jitter.parts();
+                prop_assert!((ge - we).abs() < 1e-6 && (gs - ws).abs() < 1e-6 && gd == wd, "jitter {:?} vs {:?}", (ge, gs, gd), (we, ws, wd));
+            }
+        }
     }
 }
 

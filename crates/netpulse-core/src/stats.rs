@@ -264,6 +264,28 @@ pub struct ProbeStats {
     pub max_send_delay: Duration,
 }
 
+/// What counting needs of an [`Outcome`]: its kind, without an error's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutcomeKind {
+    Ok,
+    Refused,
+    Timeout,
+    IcmpError,
+    LocalError,
+}
+
+impl OutcomeKind {
+    pub(crate) fn of(outcome: &Outcome) -> Self {
+        match outcome {
+            Outcome::Ok => OutcomeKind::Ok,
+            Outcome::Refused => OutcomeKind::Refused,
+            Outcome::Timeout => OutcomeKind::Timeout,
+            Outcome::Unreachable(_) => OutcomeKind::IcmpError,
+            Outcome::Error(_) => OutcomeKind::LocalError,
+        }
+    }
+}
+
 impl ProbeStats {
     /// Counts one resolved probe.
     pub fn record(&mut self, result: &ProbeResult) {
@@ -274,11 +296,16 @@ impl ProbeStats {
 
     /// Counts one resolved probe from its parts.
     pub fn record_outcome(&mut self, outcome: &Outcome, rtt: Option<Duration>) {
+        self.record_kind(OutcomeKind::of(outcome), rtt);
+    }
+
+    /// Counts one resolved probe from its outcome's kind.
+    pub(crate) fn record_kind(&mut self, kind: OutcomeKind, rtt: Option<Duration>) {
         self.sent += 1;
-        match outcome {
-            Outcome::Ok | Outcome::Refused => {
+        match kind {
+            OutcomeKind::Ok | OutcomeKind::Refused => {
                 self.received += 1;
-                if matches!(outcome, Outcome::Refused) {
+                if kind == OutcomeKind::Refused {
                     self.refused += 1;
                 }
                 if let Some(rtt) = rtt {
@@ -286,9 +313,9 @@ impl ProbeStats {
                     self.jitter.record(rtt);
                 }
             }
-            Outcome::Timeout => self.timeouts += 1,
-            Outcome::Unreachable(_) => self.icmp_errors += 1,
-            Outcome::Error(_) => self.local_errors += 1,
+            OutcomeKind::Timeout => self.timeouts += 1,
+            OutcomeKind::IcmpError => self.icmp_errors += 1,
+            OutcomeKind::LocalError => self.local_errors += 1,
         }
     }
 
