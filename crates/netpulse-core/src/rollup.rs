@@ -175,7 +175,7 @@ impl SecondData {
                 return;
             }
             let mut all = ProbeStats {
-                jitter: jitter.clone(),
+                jitter: *jitter,
                 ..ProbeStats::default()
             };
             for k in kept.iter().flatten() {
@@ -192,7 +192,7 @@ impl SecondData {
         match self {
             SecondData::Few { jitter, kept } => {
                 let mut s = ProbeStats {
-                    jitter: jitter.clone(),
+                    jitter: *jitter,
                     ..ProbeStats::default()
                 };
                 for k in kept.iter().flatten() {
@@ -215,7 +215,7 @@ impl SecondData {
     fn jitter_after(&self) -> Jitter {
         match self {
             SecondData::Few { jitter, kept } => {
-                let mut j = jitter.clone();
+                let mut j = *jitter;
                 for k in kept.iter().flatten() {
                     if matches!(k.kind, OutcomeKind::Ok | OutcomeKind::Refused)
                         && k.rtt_ns != u64::MAX
@@ -225,7 +225,7 @@ impl SecondData {
                 }
                 j
             }
-            SecondData::Many(stats) => stats.jitter.clone(),
+            SecondData::Many(stats) => stats.jitter,
         }
     }
 }
@@ -539,7 +539,7 @@ mod compact_tests {
 
     fn outcome(k: u8) -> Outcome {
         match k {
-            0 | 1 | 2 => Outcome::Ok,
+            0..=2 => Outcome::Ok,
             3 => Outcome::Refused,
             4 => Outcome::Timeout,
             5 => Outcome::Unreachable(IcmpError {
