@@ -280,11 +280,7 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| unwritable(e.to_string()))?;
-        let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
-            recovered: Vec::new(),
-        };
+        let mut store = Store::on(conn, path);
         let version = store.validate()?;
         store.check_integrity()?;
         store.pragma("journal_mode", "WAL")?;
@@ -308,11 +304,7 @@ impl Store {
                 path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             ) {
-                let mut writer = Store {
-                    conn,
-                    path: path.to_path_buf(),
-                    recovered: Vec::new(),
-                };
+                let mut writer = Store::on(conn, path);
                 if let Ok(done) = writer.recover_dead_sessions() {
                     store.recovered = done;
                 }
@@ -338,11 +330,7 @@ impl Store {
             path: path.to_path_buf(),
             source,
         })
-        .map(|conn| Store {
-            conn,
-            path: path.to_path_buf(),
-            recovered: Vec::new(),
-        })
+        .map(|conn| Store::on(conn, path))
         .and_then(|store| store.validate().map(|v| (store, v)));
         let (store, version) = match opened {
             Ok(done) => done,
@@ -386,13 +374,18 @@ impl Store {
             path: path.to_path_buf(),
             source,
         })?;
-        let store = Store {
+        let store = Store::on(conn, path);
+        let version = store.validate()?;
+        Ok((store, version))
+    }
+
+    /// A store on an open connection to `path` (nothing checked yet).
+    fn on(conn: Connection, path: &Path) -> Store {
+        Store {
             conn,
             path: path.to_path_buf(),
             recovered: Vec::new(),
-        };
-        let version = store.validate()?;
-        Ok((store, version))
+        }
     }
 
     /// The file.
@@ -529,20 +522,6 @@ impl Store {
             )
             .map_err(self.sql_err("end the session"))?;
         Ok(())
-    }
-
-    /// The id of target `label` (created if new), linked to `session`; see [`Store::add_target`].
-    pub fn add_target(
-        &mut self,
-        session: i64,
-        label: &str,
-        kind: &str,
-        address: &str,
-        interval: Duration,
-        timeout: Duration,
-    ) -> Result<i64, StoreError> {
-        self.register_target(session, label, kind, address, interval, timeout)
-            .map(|(id, _)| id)
     }
 
     /// The id of target `label` (created if new), linked to `session`, and whether `session`

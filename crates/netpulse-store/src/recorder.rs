@@ -504,9 +504,10 @@ impl Recording {
         let session_id = store.begin_session(session)?;
         let mut target_ids = Vec::with_capacity(targets.len());
         for t in targets {
-            target_ids.push(Some(store.add_target(
+            let (id, _) = store.register_target(
                 session_id, &t.label, &t.kind, &t.address, t.interval, t.timeout,
-            )?));
+            )?;
+            target_ids.push(Some(id));
         }
         Ok(Recording {
             store,

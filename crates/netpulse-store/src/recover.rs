@@ -153,114 +153,116 @@ fn probe_table(res: Resolution) -> &'static str {
     }
 }
 
-/// Every `to` bucket of `session` not stored as complete is rebuilt from its `from` rows; a
-/// rebuilt row replaces the stored one only when it holds at least as many probes (retention
-/// may have pruned some of the rows below).
-fn rebuild_probes(
+/// How one family of rollup tables is rebuilt: its tables, key column, how a row reads,
+/// merges and is written, and what "holds more" means for it.
+struct Family<T> {
+    table: fn(Resolution) -> &'static str,
+    /// The series column (`target_id`, `iface_id`).
+    key: &'static str,
+    /// The columns [`Family::read`] reads, after the key and `p.ts`.
+    columns: &'static str,
+    read: fn(&rusqlite::Row<'_>, usize) -> rusqlite::Result<T>,
+    merge: fn(&mut T, &T),
+    /// The column and the figure compared: a rebuilt row replaces a stored one only when it
+    /// holds at least as much (retention may have pruned some of the rows below).
+    measure: (&'static str, fn(&T) -> i64),
+    put: fn(&Transaction<'_>, Resolution, i64, i64, i64, &T) -> rusqlite::Result<()>,
+}
+
+/// Every `to` bucket of `session` not stored as complete is rebuilt from its `from` rows.
+fn rebuild<T: Default>(
     tx: &Transaction<'_>,
+    f: &Family<T>,
     session: i64,
     from: Resolution,
     to: Resolution,
 ) -> rusqlite::Result<u64> {
-    let len = to.seconds();
+    let (len, key) = (to.seconds(), f.key);
     let sql = format!(
-        "SELECT p.target_id, {ROLLUP_COLUMNS} FROM {src} p WHERE p.session_id = ?1 AND NOT EXISTS
-           (SELECT 1 FROM {dst} d WHERE d.session_id = ?1 AND d.target_id = p.target_id
+        "SELECT p.{key}, p.ts, {cols} FROM {src} p WHERE p.session_id = ?1 AND NOT EXISTS
+           (SELECT 1 FROM {dst} d WHERE d.session_id = ?1 AND d.{key} = p.{key}
             AND d.ts = p.ts - p.ts % {len} AND d.complete = 1)
-         ORDER BY p.target_id, p.ts",
-        src = probe_table(from),
-        dst = probe_table(to),
+         ORDER BY p.{key}, p.ts",
+        cols = f.columns,
+        src = (f.table)(from),
+        dst = (f.table)(to),
     );
     let groups = {
         let mut st = tx.prepare(&sql)?;
         let rows = st.query_map([session], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, read_stats(r, 2)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, (f.read)(r, 2)?))
         })?;
-        let mut groups: Vec<(i64, i64, ProbeStats)> = Vec::new();
+        let mut groups: Vec<(i64, i64, T)> = Vec::new();
         for row in rows {
-            let (target, ts, stats) = row?;
+            let (series, ts, stats) = row?;
             let bucket = to.bucket(ts);
             match groups.last_mut() {
-                Some((t, b, acc)) if *t == target && *b == bucket => acc.merge(&stats),
+                Some((k, b, acc)) if *k == series && *b == bucket => (f.merge)(acc, &stats),
                 _ => {
-                    let mut acc = ProbeStats::default();
-                    acc.merge(&stats);
-                    groups.push((target, bucket, acc));
+                    // From empty, as the recorder builds a minute from its seconds.
+                    let mut acc = T::default();
+                    (f.merge)(&mut acc, &stats);
+                    groups.push((series, bucket, acc));
                 }
             }
         }
         groups
     };
     let stored_sql = format!(
-        "SELECT sent FROM {} WHERE session_id = ?1 AND target_id = ?2 AND ts = ?3",
-        probe_table(to)
+        "SELECT {} FROM {} WHERE session_id = ?1 AND {key} = ?2 AND ts = ?3",
+        f.measure.0,
+        (f.table)(to)
     );
     let mut rebuilt = 0;
-    for (target, bucket, stats) in groups {
+    for (series, bucket, stats) in groups {
         let stored: Option<i64> = tx
             .prepare_cached(&stored_sql)?
-            .query_row(params![session, target, bucket], |r| r.get(0))
+            .query_row(params![session, series, bucket], |r| r.get(0))
             .optional()?;
-        if stored.is_some_and(|s| s > stats.sent as i64) {
+        if stored.is_some_and(|s| s > (f.measure.1)(&stats)) {
             continue;
         }
-        put_rollup(tx, to, session, target, bucket, &stats, true)?;
+        (f.put)(tx, to, session, series, bucket, &stats)?;
         rebuilt += 1;
     }
     Ok(rebuilt)
 }
 
-/// As [`rebuild_probes`], for interface traffic (compared by bytes covered).
+/// The probe tables (compared by probes sent).
+fn rebuild_probes(
+    tx: &Transaction<'_>,
+    session: i64,
+    from: Resolution,
+    to: Resolution,
+) -> rusqlite::Result<u64> {
+    let family = Family::<ProbeStats> {
+        table: probe_table,
+        key: "target_id",
+        // `read_stats` reads from `p.sent`, the column after `p.ts` in ROLLUP_COLUMNS.
+        columns: &ROLLUP_COLUMNS["p.ts, ".len()..],
+        read: read_stats,
+        merge: |acc, s| acc.merge(s),
+        measure: ("sent", |s| s.sent as i64),
+        put: |tx, res, session, target, ts, s| put_rollup(tx, res, session, target, ts, s, true),
+    };
+    rebuild(tx, &family, session, from, to)
+}
+
+/// The interface traffic tables (compared by the time covered).
 fn rebuild_traffic(
     tx: &Transaction<'_>,
     session: i64,
     from: Resolution,
     to: Resolution,
 ) -> rusqlite::Result<u64> {
-    let len = to.seconds();
-    let sql = format!(
-        "SELECT p.iface_id, p.ts, {TRAFFIC_COLUMNS} FROM {src} p WHERE p.session_id = ?1 AND NOT EXISTS
-           (SELECT 1 FROM {dst} d WHERE d.session_id = ?1 AND d.iface_id = p.iface_id
-            AND d.ts = p.ts - p.ts % {len} AND d.complete = 1)
-         ORDER BY p.iface_id, p.ts",
-        src = traffic_table(from),
-        dst = traffic_table(to),
-    );
-    let groups = {
-        let mut st = tx.prepare(&sql)?;
-        let rows = st.query_map([session], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                read_traffic(r, 2)?,
-            ))
-        })?;
-        let mut groups: Vec<(i64, i64, TrafficStats)> = Vec::new();
-        for row in rows {
-            let (iface, ts, stats) = row?;
-            let bucket = to.bucket(ts);
-            match groups.last_mut() {
-                Some((i, b, acc)) if *i == iface && *b == bucket => acc.merge(&stats),
-                _ => groups.push((iface, bucket, stats)),
-            }
-        }
-        groups
+    let family = Family::<TrafficStats> {
+        table: traffic_table,
+        key: "iface_id",
+        columns: TRAFFIC_COLUMNS,
+        read: read_traffic,
+        merge: |acc, s| acc.merge(s),
+        measure: ("covered_ms", |s| s.covered_ms as i64),
+        put: |tx, res, session, iface, ts, s| put_traffic(tx, res, session, iface, ts, s, true),
     };
-    let stored_sql = format!(
-        "SELECT covered_ms FROM {} WHERE session_id = ?1 AND iface_id = ?2 AND ts = ?3",
-        traffic_table(to)
-    );
-    let mut rebuilt = 0;
-    for (iface, bucket, stats) in groups {
-        let stored: Option<i64> = tx
-            .prepare_cached(&stored_sql)?
-            .query_row(params![session, iface, bucket], |r| r.get(0))
-            .optional()?;
-        if stored.is_some_and(|s| s > stats.covered_ms as i64) {
-            continue;
-        }
-        put_traffic(tx, to, session, iface, bucket, &stats, true)?;
-        rebuilt += 1;
-    }
-    Ok(rebuilt)
+    rebuild(tx, &family, session, from, to)
 }

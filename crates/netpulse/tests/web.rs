@@ -619,6 +619,16 @@ fn an_outside_sqlite3_reader_does_not_break_the_recording() {
     );
 }
 
+/// The address the monitor said its dashboard is on, from its stderr lines.
+fn dashboard_addr(lines: &mut std::io::Lines<BufReader<ChildStderr>>) -> Option<SocketAddr> {
+    lines.map_while(Result::ok).find_map(|l| {
+        l.split("dashboard on http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .and_then(|a| a.parse().ok())
+    })
+}
+
 /// `KEY=value` settings of the shipped unit's `Environment=` lines, and its `ExecStart=`.
 fn unit() -> (Vec<(String, String)>, Vec<String>) {
     let text = std::fs::read_to_string(concat!(
@@ -688,16 +698,7 @@ fn the_shipped_systemd_unit_starts_with_a_token_in_its_environment_file() {
             .expect("start"),
     );
     let mut lines = BufReader::new(child.0.stderr.take().expect("stderr")).lines();
-    let addr: SocketAddr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split("dashboard on http://")
-                .nth(1)
-                .and_then(|r| r.split('/').next())
-                .and_then(|a| a.parse().ok())
-        })
-        .expect("the unit's command started and serves");
+    let addr = dashboard_addr(&mut lines).expect("the unit's command started and serves");
     assert_eq!(
         get(addr, "/api/targets", None).0,
         401,
@@ -749,16 +750,8 @@ fn two_thousand_idle_web_clients_take_no_descriptor_the_probes_need() {
             .expect("start"),
     );
     let mut status = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
-    let err = BufReader::new(child.0.stderr.take().expect("stderr")).lines();
-    let addr: SocketAddr = err
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split("dashboard on http://")
-                .nth(1)
-                .and_then(|r| r.split('/').next())
-                .and_then(|a| a.parse().ok())
-        })
-        .expect("dashboard address");
+    let mut err = BufReader::new(child.0.stderr.take().expect("stderr")).lines();
+    let addr = dashboard_addr(&mut err).expect("dashboard address");
     let before = sent_of(&get_json(addr, "/api/targets"), "svc");
     let idle: Vec<std::net::TcpStream> = (0..2000)
         .filter_map(|_| std::net::TcpStream::connect(addr).ok())
