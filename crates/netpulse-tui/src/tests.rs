@@ -259,3 +259,15 @@ fn tiny_and_empty_screens_do_not_panic() {
         let _ = render(&App::default(), &live, w, h);
     }
 }
+
+/// Whole frames as snapshots (`src/snapshots/`): a change to what the TUI draws is reviewed.
+/// After an intended change: `INSTA_UPDATE=always cargo test -p netpulse-tui`, review the diff.
+#[test]
+fn frames_of_the_main_screen_and_the_help() {
+    let live = scene();
+    insta::assert_snapshot!("main_80x24", render(&App::default(), &live, 80, 24));
+    insta::assert_snapshot!("main_120x40", render(&App::default(), &live, 120, 40));
+    let mut help = App::default();
+    help.key(KeyEvent::new(KeyCode::Char('?'), KeyModifiers::NONE), 2, 1);
+    insta::assert_snapshot!("help_80x24", render(&help, &live, 80, 24));
+}
