@@ -24,4 +24,4 @@ pub use recover::Recovered;
 #[doc(hidden)]
 pub use schema::MIGRATIONS;
 pub use schema::SCHEMA_VERSION;
-pub use traffic::TrafficRecord;
+pub use traffic::{Calendar, PeriodTraffic, TrafficRecord};

@@ -170,3 +170,186 @@ impl Store {
             .map_err(self.sql_err("count rows"))
     }
 }
+
+/// Calendar periods for traffic totals, in UTC (what `report --ifaces --per` groups by).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calendar {
+    /// Per hour.
+    Hour,
+    /// Per day.
+    Day,
+    /// Per month.
+    Month,
+}
+
+/// One interface's traffic over one calendar period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeriodTraffic {
+    /// Interface name.
+    pub iface: String,
+    /// Start of the period (unix s, UTC).
+    pub period: i64,
+    /// Start of its first recorded hour (unix s).
+    pub first: i64,
+    /// The traffic.
+    pub stats: TrafficStats,
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil (year, month) of a day count since 1970-01-01 (`civil_from_days`).
+fn year_month(days: i64) -> (i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m)
+}
+
+impl Calendar {
+    /// The start (unix s, UTC) of the period holding unix second `ts`.
+    pub fn start(self, ts: i64) -> i64 {
+        match self {
+            Calendar::Hour => ts - ts.rem_euclid(3_600),
+            Calendar::Day => ts - ts.rem_euclid(86_400),
+            Calendar::Month => {
+                let (y, m) = year_month(ts.div_euclid(86_400));
+                days_from_civil(y, m, 1) * 86_400
+            }
+        }
+    }
+}
+
+/// Hour rows of one interface with sessions that recorded it at the same time counted once:
+/// two recorders watching the same interface (say `ifaces --record` beside `monitor`) saw the
+/// same bytes. Of rows whose spans overlap, the one covering more time is kept.
+fn without_overlaps(mut rows: Vec<TrafficRecord>) -> (Vec<TrafficRecord>, usize) {
+    rows.sort_by(|a, b| {
+        (a.ts, std::cmp::Reverse(a.stats.covered_ms))
+            .cmp(&(b.ts, std::cmp::Reverse(b.stats.covered_ms)))
+    });
+    let mut kept: Vec<TrafficRecord> = Vec::with_capacity(rows.len());
+    let mut dropped = 0;
+    for r in rows {
+        let overlaps = kept.iter().rev().take_while(|k| k.ts == r.ts).any(|k| {
+            k.session_id != r.session_id
+                && r.stats.first_ms < k.stats.last_ms
+                && k.stats.first_ms < r.stats.last_ms
+        });
+        if overlaps {
+            dropped += 1;
+        } else {
+            kept.push(r);
+        }
+    }
+    (kept, dropped)
+}
+
+impl Store {
+    /// Each interface's traffic per calendar period over `[from_ms, to_ms]`, from the hourly
+    /// rollups, by interface then time; sessions that recorded an interface at the same time
+    /// count once. Also returns how many overlapping hour rows were left out.
+    pub fn traffic_per(
+        &self,
+        per: Calendar,
+        from_ms: i64,
+        to_ms: i64,
+        session: Option<i64>,
+        iface: Option<&str>,
+    ) -> Result<(Vec<PeriodTraffic>, usize), StoreError> {
+        let from = Resolution::Hour.bucket(from_ms.div_euclid(1000));
+        let to = to_ms.div_euclid(1000) + 1;
+        let rows = self.traffic(Resolution::Hour, from, to, session, iface)?;
+        let mut per_iface: std::collections::BTreeMap<String, Vec<TrafficRecord>> =
+            Default::default();
+        for r in rows {
+            per_iface.entry(r.iface.clone()).or_default().push(r);
+        }
+        let mut out: Vec<PeriodTraffic> = Vec::new();
+        let mut overlapping = 0;
+        for (name, rows) in per_iface {
+            let (rows, dropped) = without_overlaps(rows);
+            overlapping += dropped;
+            for r in rows {
+                let period = per.start(r.ts);
+                match out.last_mut() {
+                    Some(l) if l.iface == name && l.period == period => l.stats.merge(&r.stats),
+                    _ => out.push(PeriodTraffic {
+                        iface: name.clone(),
+                        period,
+                        first: r.ts,
+                        stats: r.stats,
+                    }),
+                }
+            }
+        }
+        Ok((out, overlapping))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(session: i64, ts: i64, first: i64, last: i64, rx: u64) -> TrafficRecord {
+        let mut stats = TrafficStats {
+            covered_ms: (last - first) as u64,
+            first_ms: first,
+            last_ms: last,
+            ..Default::default()
+        };
+        stats.counts.rx_bytes = rx;
+        TrafficRecord {
+            session_id: session,
+            iface: "eth0".into(),
+            ts,
+            stats,
+        }
+    }
+
+    #[test]
+    fn overlapping_sessions_count_once_sequential_ones_add_up() {
+        // Session 1 watched 10:00–10:30, session 2 10:30–11:00: both count.
+        let (kept, dropped) = without_overlaps(vec![
+            rec(1, 0, 0, 1_800_000, 100),
+            rec(2, 0, 1_800_000, 3_600_000, 50),
+        ]);
+        assert_eq!((kept.len(), dropped), (2, 0));
+        // Session 3 watched the whole hour while session 4 watched 20 minutes of it.
+        let (kept, dropped) = without_overlaps(vec![
+            rec(4, 0, 600_000, 1_800_000, 40),
+            rec(3, 0, 0, 3_600_000, 150),
+        ]);
+        assert_eq!((kept.len(), dropped), (1, 1));
+        assert_eq!(kept[0].session_id, 3);
+    }
+
+    #[test]
+    fn calendar_periods_start_where_the_calendar_says() {
+        // 2024-02-29 13:45:10 UTC (a leap day).
+        let t = 1_709_214_310;
+        assert_eq!(Calendar::Hour.start(t), 1_709_211_600);
+        assert_eq!(Calendar::Day.start(t), 1_709_164_800);
+        assert_eq!(Calendar::Month.start(t), 1_706_745_600, "2024-02-01");
+        assert_eq!(
+            Calendar::Month.start(1_704_067_199),
+            1_701_388_800,
+            "2023-12-01"
+        );
+        assert_eq!(Calendar::Month.start(0), 0);
+        assert_eq!(Calendar::Month.start(-1), -2_678_400, "1969-12-01");
+    }
+}

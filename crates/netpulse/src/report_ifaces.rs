@@ -3,12 +3,10 @@
 
 use crate::cli::{Period, ReportArgs, ReportFormat};
 use crate::report_cmd::time_s;
-use netpulse_core::rollup::Resolution;
 use netpulse_core::traffic::TrafficStats;
 use netpulse_core::units::Units;
-use netpulse_store::{Store, TrafficRecord};
+use netpulse_store::{Calendar, Store};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
@@ -22,31 +20,6 @@ fn period_label(ts: i64, per: Period) -> String {
     }
 }
 
-/// Hour rows of one interface with sessions that recorded it at the same time counted once:
-/// two recorders watching the same interface (say `ifaces --record` beside `monitor`) saw the
-/// same bytes. Of rows whose spans overlap, the one covering more time is kept.
-fn without_overlaps(mut rows: Vec<TrafficRecord>) -> (Vec<TrafficRecord>, usize) {
-    rows.sort_by(|a, b| {
-        (a.ts, std::cmp::Reverse(a.stats.covered_ms))
-            .cmp(&(b.ts, std::cmp::Reverse(b.stats.covered_ms)))
-    });
-    let mut kept: Vec<TrafficRecord> = Vec::with_capacity(rows.len());
-    let mut dropped = 0;
-    for r in rows {
-        let overlaps = kept.iter().rev().take_while(|k| k.ts == r.ts).any(|k| {
-            k.session_id != r.session_id
-                && r.stats.first_ms < k.stats.last_ms
-                && k.stats.first_ms < r.stats.last_ms
-        });
-        if overlaps {
-            dropped += 1;
-        } else {
-            kept.push(r);
-        }
-    }
-    (kept, dropped)
-}
-
 struct Line {
     iface: String,
     period: String,
@@ -55,11 +28,20 @@ struct Line {
 }
 
 pub fn run(args: &ReportArgs, store: &Store, from_ms: i64, to_ms: i64) -> anyhow::Result<ExitCode> {
-    let from = Resolution::Hour.bucket(from_ms.div_euclid(1000));
-    let to = to_ms.div_euclid(1000) + 1;
-    let session = args.session;
-    let rows = store.traffic(Resolution::Hour, from, to, session, args.iface.as_deref())?;
-    if rows.is_empty() {
+    let calendar = match args.per {
+        Period::Hour => Calendar::Hour,
+        Period::Day => Calendar::Day,
+        Period::Month => Calendar::Month,
+    };
+    // Overlapping sessions and calendar grouping are the store's (see `Store::traffic_per`).
+    let (periods, overlapping) = store.traffic_per(
+        calendar,
+        from_ms,
+        to_ms,
+        args.session,
+        args.iface.as_deref(),
+    )?;
+    if periods.is_empty() {
         let known = store.ifaces()?;
         if let Some(name) = args
             .iface
@@ -77,28 +59,15 @@ pub fn run(args: &ReportArgs, store: &Store, from_ms: i64, to_ms: i64) -> anyhow
             );
         }
     }
-    let mut per_iface: BTreeMap<String, Vec<TrafficRecord>> = BTreeMap::new();
-    for r in rows {
-        per_iface.entry(r.iface.clone()).or_default().push(r);
-    }
-    let mut lines: Vec<Line> = Vec::new();
-    let mut overlapping = 0;
-    for (iface, rows) in per_iface {
-        let (rows, dropped) = without_overlaps(rows);
-        overlapping += dropped;
-        for r in rows {
-            let period = period_label(r.ts, args.per);
-            match lines.last_mut() {
-                Some(l) if l.iface == iface && l.period == period => l.stats.merge(&r.stats),
-                _ => lines.push(Line {
-                    iface: iface.clone(),
-                    period,
-                    start: r.ts,
-                    stats: r.stats,
-                }),
-            }
-        }
-    }
+    let lines: Vec<Line> = periods
+        .into_iter()
+        .map(|p| Line {
+            period: period_label(p.period, args.per),
+            iface: p.iface,
+            start: p.first,
+            stats: p.stats,
+        })
+        .collect();
     let units = Units {
         si: args.si,
         bits: args.bits,
@@ -265,39 +234,6 @@ fn observed(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rec(session: i64, ts: i64, first: i64, last: i64, rx: u64) -> TrafficRecord {
-        let mut stats = TrafficStats {
-            covered_ms: (last - first) as u64,
-            first_ms: first,
-            last_ms: last,
-            ..Default::default()
-        };
-        stats.counts.rx_bytes = rx;
-        TrafficRecord {
-            session_id: session,
-            iface: "eth0".into(),
-            ts,
-            stats,
-        }
-    }
-
-    #[test]
-    fn overlapping_sessions_count_once_sequential_ones_add_up() {
-        // Session 1 watched 10:00–10:30, session 2 10:30–11:00: both count.
-        let (kept, dropped) = without_overlaps(vec![
-            rec(1, 0, 0, 1_800_000, 100),
-            rec(2, 0, 1_800_000, 3_600_000, 50),
-        ]);
-        assert_eq!((kept.len(), dropped), (2, 0));
-        // Session 3 watched the whole hour while session 4 watched 20 minutes of it.
-        let (kept, dropped) = without_overlaps(vec![
-            rec(4, 0, 600_000, 1_800_000, 40),
-            rec(3, 0, 0, 3_600_000, 150),
-        ]);
-        assert_eq!((kept.len(), dropped), (1, 1));
-        assert_eq!(kept[0].session_id, 3);
-    }
 
     #[test]
     fn period_labels() {
