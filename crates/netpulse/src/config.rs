@@ -52,14 +52,27 @@ pub struct MonitorSection {
     /// Status line interval (`0s`: none).
     pub status_every: Spanned<String>,
     /// How ICMP is sent: auto, dgram, raw.
-    pub icmp_socket: Spanned<String>,
+    pub icmp_socket: IcmpSocket,
+}
+
+/// `icmp_socket` in `[monitor]`, typed when the file is read (a wrong word is located there).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IcmpSocket {
+    /// An unprivileged ping socket if allowed, else a raw socket.
+    #[default]
+    Auto,
+    /// Only a ping socket.
+    Dgram,
+    /// Only a raw socket.
+    Raw,
 }
 
 impl Default for MonitorSection {
     fn default() -> Self {
         Self {
             status_every: unspanned("10s"),
-            icmp_socket: unspanned("auto"),
+            icmp_socket: IcmpSocket::Auto,
         }
     }
 }
@@ -477,15 +490,6 @@ impl Config {
             })
         };
         duration(&self.monitor.status_every, "status_every", "[monitor]")?;
-        if !["auto", "dgram", "raw"].contains(&self.monitor.icmp_socket.get_ref().as_str()) {
-            return Err(err(
-                self.monitor.icmp_socket.span(),
-                format!(
-                    "key \"icmp_socket\" in [monitor]: \"{}\" is not one of auto, dgram, raw",
-                    self.monitor.icmp_socket.get_ref()
-                ),
-            ));
-        }
         let mut labels = Vec::new();
         for t in &self.targets {
             parse_target(t.target.get_ref()).map_err(|e| {
@@ -887,6 +891,12 @@ mod tests {
         let e = error(text);
         assert!(
             e.starts_with("netpulse.toml:3:12: key \"interval\" in [[target]]: bad duration"),
+            "{e}"
+        );
+        let text = "[monitor]\nicmp_socket = \"rawr\"\n";
+        let e = error(text);
+        assert!(
+            e.starts_with("netpulse.toml:2:15: key \"icmp_socket\" in [monitor]: unknown variant `rawr`, expected one of `auto`, `dgram`, `raw`"),
             "{e}"
         );
         let text = "[[target]]\ntarget = \"tcp://host\"\n";

@@ -763,10 +763,10 @@ impl Monitor {
 }
 
 fn icmp_mode(config: &Config) -> IcmpMode {
-    match config.monitor.icmp_socket.get_ref().as_str() {
-        "dgram" => IcmpMode::Dgram,
-        "raw" => IcmpMode::Raw,
-        _ => IcmpMode::Auto,
+    match config.monitor.icmp_socket {
+        crate::config::IcmpSocket::Auto => IcmpMode::Auto,
+        crate::config::IcmpSocket::Dgram => IcmpMode::Dgram,
+        crate::config::IcmpSocket::Raw => IcmpMode::Raw,
     }
 }
 
