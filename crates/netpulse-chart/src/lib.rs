@@ -122,15 +122,7 @@ fn time_label(t: i64, span: i64) -> String {
     if span <= 2 * 86_400 {
         return hm;
     }
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let (_, m, d) = netpulse_core::civil::civil_from_days(days);
     format!("{m:02}-{d:02} {hm}")
 }
 

@@ -3,6 +3,7 @@
 //! time is always passed in, so everything here is tested with exact, hand-computed vectors.
 
 pub mod alert;
+pub mod civil;
 pub mod clock;
 pub mod duration;
 pub mod iface;

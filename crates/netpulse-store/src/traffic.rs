@@ -195,30 +195,6 @@ pub struct PeriodTraffic {
     pub stats: TrafficStats,
 }
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil (year, month) of a day count since 1970-01-01 (`civil_from_days`).
-fn year_month(days: i64) -> (i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m)
-}
-
 impl Calendar {
     /// The start (unix s, UTC) of the period holding unix second `ts`.
     pub fn start(self, ts: i64) -> i64 {
@@ -226,7 +202,8 @@ impl Calendar {
             Calendar::Hour => ts - ts.rem_euclid(3_600),
             Calendar::Day => ts - ts.rem_euclid(86_400),
             Calendar::Month => {
-                let (y, m) = year_month(ts.div_euclid(86_400));
+                use netpulse_core::civil::{civil_from_days, days_from_civil};
+                let (y, m, _) = civil_from_days(ts.div_euclid(86_400));
                 days_from_civil(y, m, 1) * 86_400
             }
         }
