@@ -6,9 +6,11 @@ pub mod hashing;
 pub mod live;
 pub mod pipeline;
 pub mod reader;
+pub mod source;
 pub mod stats;
 
 pub use decode::{decode, Decoded, Malformed, Network, Transport};
 pub use pipeline::Decoder;
 pub use reader::{open, CaptureReader, Packet, ReadError};
+pub use source::{PacketSource, SourceError};
 pub use stats::{Analyzer, PacketSummary, Protocol, Report};

@@ -3,7 +3,7 @@
 use crate::cli::CaptureArgs;
 use anyhow::Context;
 use netpulse_capture::stats::{AnalyzerConfig, Count, FlowRecord, Interval, Protocol, Report};
-use netpulse_capture::{Analyzer, PacketSummary};
+use netpulse_capture::{Analyzer, PacketSource, PacketSummary};
 use netpulse_core::parse_duration;
 use netpulse_core::stats::RttStats;
 use serde_json::{json, Value};
@@ -280,19 +280,15 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         move || flag.store(true, std::sync::atomic::Ordering::Relaxed),
         None,
     )?;
-    enum Source {
-        File(netpulse_capture::Decoder, std::path::PathBuf),
-        Live(netpulse_capture::live::Live, String),
-    }
     let mut source = match (&args.file, &args.interface) {
-        (Some(path), _) => Source::File(
-            netpulse_capture::Decoder::spawn(
+        (Some(path), _) => PacketSource::File {
+            decoder: netpulse_capture::Decoder::spawn(
                 netpulse_capture::open(path)
                     .with_context(|| format!("cannot read {}", path.display()))?,
             )
             .context("cannot start the reader thread")?,
-            path.clone(),
-        ),
+            path: path.clone(),
+        },
         (None, Some(iface)) => {
             let live = netpulse_capture::live::Live::open(iface, args.filter.as_deref())?;
             eprintln!(
@@ -302,7 +298,10 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
                     .map(|f| format!(" with filter \"{f}\""))
                     .unwrap_or_default()
             );
-            Source::Live(live, iface.clone())
+            PacketSource::Live {
+                live,
+                iface: iface.clone(),
+            }
         }
         (None, None) => anyhow::bail!("give a file (-r FILE) or an interface (-i IFACE)"),
     };
@@ -361,7 +360,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         interval: (!interval.is_zero()).then_some(interval),
         per_second: sink.is_some(),
         // Live senders choose the tables' keys; a file is read at full speed.
-        keyed_hash: matches!(source, Source::Live(..)),
+        keyed_hash: source.is_live(),
         ..AnalyzerConfig::default()
     };
     let mut analyzer = Analyzer::new(cfg, args.top);
@@ -440,26 +439,10 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         stop.load(std::sync::atomic::Ordering::Relaxed) || args.count.is_some_and(|c| seen >= c)
     };
     let damage: Option<String> = 'read: loop {
-        match &mut source {
-            Source::File(decoder, path) => match decoder.next_batch() {
-                Ok(Some(b)) => decoder.recycle(std::mem::replace(&mut batch, b)),
-                Ok(None) => break None,
-                Err(e) => {
-                    break Some(format!(
-                        "{}: {e} (the report covers everything before it)",
-                        path.display()
-                    ))
-                }
-            },
-            Source::Live(live, iface) => {
-                let lt = live.linktype();
-                batch.clear();
-                match live.next_packet() {
-                    Ok(Some(p)) => batch.push(PacketSummary::of(p.ts_ns, p.len, lt, p.data)),
-                    Ok(None) => {}
-                    Err(e) => break Some(format!("capture on {iface} failed: {e}")),
-                }
-            }
+        match source.next_batch(&mut batch) {
+            Ok(true) => {}
+            Ok(false) => break None,
+            Err(e) => break Some(e.to_string()),
         }
         for p in &batch {
             if finished(seen) {
@@ -470,8 +453,8 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
                 && std::time::Instant::now() >= next_progress
             {
                 next_progress += Duration::from_millis(250);
-                if let (Some(total), Source::File(decoder, _)) = (file_size, &source) {
-                    progress(decoder.position(), total, seen, started.elapsed());
+                if let (Some(total), Some(at)) = (file_size, source.position()) {
+                    progress(at, total, seen, started.elapsed());
                 }
             }
             seen += 1;
@@ -528,8 +511,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = log_error {
         return Err(anyhow::Error::new(e).context("cannot write the packet log"));
     }
-    if let Source::Live(live, iface) = &mut source {
-        let s = live.stats();
+    if let (Some(s), Some(iface)) = (source.live_stats(), args.interface.as_ref()) {
         eprintln!(
             "netpulse: {iface}: {} packets received by the filter, {} dropped by the kernel (ring full), {} dropped by the interface",
             s.received, s.dropped, s.if_dropped

@@ -5,7 +5,7 @@
 use crate::worker::Worker;
 use netpulse_capture::live::Live;
 use netpulse_capture::stats::{AnalyzerConfig, Interval, Protocol};
-use netpulse_capture::Analyzer;
+use netpulse_capture::{Analyzer, PacketSource};
 use netpulse_core::live::CaptureLive;
 use netpulse_web::Shared;
 use std::sync::atomic::Ordering;
@@ -21,7 +21,10 @@ impl MonitorCapture {
     /// missing.
     pub fn start(iface: &str, filter: Option<&str>, shared: Arc<Shared>) -> anyhow::Result<Worker> {
         // 8 MiB of ring: ~50 ms of a saturated gigabit link; resident all the time.
-        let mut live = Live::open_with_ring(iface, filter, 8 << 20)?;
+        let mut source = PacketSource::Live {
+            live: Live::open_with_ring(iface, filter, 8 << 20)?,
+            iface: iface.to_string(),
+        };
         let name = iface.to_string();
         Worker::spawn("capture", move |flag| {
             let cfg = AnalyzerConfig {
@@ -35,27 +38,22 @@ impl MonitorCapture {
                 ..AnalyzerConfig::default()
             };
             let mut analyzer = Analyzer::new(cfg, 10);
-            let linktype = live.linktype();
             let mut on_flow = |_: &netpulse_capture::stats::FlowRecord| {};
+            let mut batch = Vec::new();
             while !flag.load(Ordering::Relaxed) {
+                // What the ring holds now; empty after ~100 ms of nothing (the flag is looked
+                // at again).
+                if let Err(e) = source.next_batch(&mut batch) {
+                    eprintln!("netpulse monitor: {e}; the capture stopped");
+                    break;
+                }
                 let mut closed = None;
-                match live.next_packet() {
-                    Ok(Some(p)) => {
-                        analyzer.packet(
-                            p.ts_ns,
-                            p.len,
-                            linktype,
-                            p.data,
-                            &mut |i: &Interval| closed = Some(i.clone()),
-                            &mut on_flow,
-                        );
-                    }
-                    // Nothing for a while: the flag is looked at again.
-                    Ok(None) => {}
-                    Err(e) => {
-                        eprintln!("netpulse monitor: capture on {name} stopped: {e}");
-                        break;
-                    }
+                for p in &batch {
+                    analyzer.summary(
+                        p,
+                        &mut |i: &Interval| closed = Some(i.clone()),
+                        &mut on_flow,
+                    );
                 }
                 if let Some(i) = closed {
                     for p in Protocol::ALL {
@@ -64,7 +62,7 @@ impl MonitorCapture {
                             shared.metrics.captured(p.name(), c.packets, c.bytes);
                         }
                     }
-                    let dropped = u64::from(live.stats().dropped);
+                    let dropped = source.live_stats().map_or(0, |s| u64::from(s.dropped));
                     let top = analyzer.top_hosts(10);
                     let view = CaptureLive {
                         interface: name.clone(),
