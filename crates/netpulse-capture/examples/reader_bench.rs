@@ -3,7 +3,6 @@
 //! and docs/benchmarks.md).
 //!   usage: cargo run --release -p netpulse-capture --example reader_bench -- FILE.pcap
 
-use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{create_reader, Block, PcapBlockOwned, PcapError};
 use std::time::Instant;
 
