@@ -246,8 +246,6 @@ pub struct Metrics {
     resident: Gauge,
     cpu: Counter<f64, AtomicU64>,
     start_time: Gauge,
-    /// Bytes of the latest scrape's text (to size the next one's buffer).
-    last_scrape_len: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Metrics {
@@ -279,7 +277,6 @@ impl Metrics {
             resident: Gauge::default(),
             cpu: Counter::default(),
             start_time: Gauge::default(),
-            last_scrape_len: Default::default(),
             registry: Registry::default(),
         };
         registry.register_collector(Box::new(Arc::clone(&m.targets)));
@@ -506,33 +503,31 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics exposition text (what Prometheus asks for when it scrapes).
+    /// The OpenMetrics exposition text (what Prometheus asks for when it scrapes), whole.
     pub fn encode(&self) -> String {
-        let mut out = self.scrape_buffer();
-        // Writing into a String cannot fail.
-        let _ = self.encode_into(&mut out);
-        self.last_scrape_len.store(out.len(), Relaxed);
-        out
+        self.encode_whole(true)
     }
 
     /// The classic Prometheus text format (0.0.4), for clients that do not ask for OpenMetrics
     /// (curl, `promtool check metrics`): counters are described under their `_total` name, and
-    /// there are no `# UNIT` or `# EOF` lines. Converted line by line as it is encoded, so a
-    /// scrape holds one copy of the text (~2 KB a target), not two.
+    /// there are no `# UNIT` or `# EOF` lines. Whole; `/metrics` streams it instead.
     pub fn encode_text(&self) -> String {
-        let mut w = Text004 {
-            out: self.scrape_buffer(),
-            line: String::new(),
-            held_help: None,
-        };
-        let _ = self.encode_into(&mut w);
-        let out = w.out;
-        self.last_scrape_len.store(out.len(), Relaxed);
+        self.encode_whole(false)
+    }
+
+    /// [`Metrics::encode_chunked`]'s chunks joined.
+    fn encode_whole(&self, open: bool) -> String {
+        let mut out = String::new();
+        self.encode_chunked(open, &mut |chunk| {
+            out.push_str(&chunk);
+            true
+        });
         out
     }
 
-    /// The scrape (OpenMetrics when `open`, else 0.0.4 text) in chunks of ~256 KB, each
-    /// passed to `send` as it is ready; stops early when `send` returns false (client gone).
+    /// The scrape (OpenMetrics when `open`, else 0.0.4 text, converted line by line as it is
+    /// encoded) in chunks of ~256 KB, each passed to `send` as it is ready; stops early when
+    /// `send` returns false (client gone).
     pub fn encode_chunked(&self, open: bool, send: &mut dyn FnMut(String) -> bool) {
         let mut chunked = Chunked {
             buf: String::with_capacity(SCRAPE_CHUNK + 4096),
@@ -557,13 +552,6 @@ impl Metrics {
         self.refresh_process();
         prometheus_client::encoding::text::encode(w, &self.registry)
     }
-
-    /// An empty text buffer as large as the last scrape's (+1/8), so that encoding thousands
-    /// of targets does not regrow it, holding old and new copies at once, along the way.
-    fn scrape_buffer(&self) -> String {
-        let last = self.last_scrape_len.load(Relaxed);
-        String::with_capacity(last + last / 8)
-    }
 }
 
 /// Raises a counter to a total kept elsewhere (counters only go up).
@@ -577,7 +565,7 @@ fn raise_to(c: &Counter, total: u64) {
 /// Rewrites OpenMetrics text to Prometheus text 0.0.4 as it is written: `# UNIT` and `# EOF`
 /// lines go, and a counter's `# HELP`/`# TYPE` lines name it `…_total` as its samples do (the
 /// `# HELP` line is held until its `# TYPE` line tells whether it is a counter).
-struct Text004<W: std::fmt::Write = String> {
+struct Text004<W: std::fmt::Write> {
     out: W,
     line: String,
     held_help: Option<String>,
