@@ -666,11 +666,7 @@ impl Recording {
 
     /// Counts one resolved probe.
     pub fn record(&mut self, r: &ProbeResult) {
-        let slot = if self.aliases.is_empty() {
-            r.target
-        } else {
-            self.aliases.get(&r.target).copied().unwrap_or(r.target)
-        };
+        let slot = self.slot(r.target);
         let Some(rollup) = self.rollups.get_mut(slot) else {
             return;
         };
@@ -708,8 +704,12 @@ impl Recording {
         self.target_ids.push(id.map(|(id, _)| id));
     }
 
-    /// The index whose rollups `index` records into.
+    /// The index whose rollups `index` records into (once per result: no hash lookup while
+    /// nothing is aliased).
     fn slot(&self, index: usize) -> usize {
+        if self.aliases.is_empty() {
+            return index;
+        }
         self.aliases.get(&index).copied().unwrap_or(index)
     }
 
@@ -858,7 +858,6 @@ impl Recording {
         }
         let (session_id, iface_ids) = (self.session_id, &mut self.iface_ids);
         let alert_rows = &self.alert_rows;
-        let mut new_alert_rows = Vec::new();
         // Each target's rows are flushed and written in turn, so only one target's rows are
         // held at a time, plus the final ones until the commit is known to have succeeded
         // (open rows can be reported again from the rollups; final ones cannot).
@@ -1016,7 +1015,7 @@ impl Recording {
             (None, Some(tx)) => tx.commit().map_err(|e| e.to_string()),
             (None, None) => Err("no transaction".into()),
         };
-        new_alert_rows.extend(made_alert_rows.into_inner());
+        let new_alert_rows = made_alert_rows.into_inner();
         if result.is_ok() {
             iface_ids.extend(new_ids.into_inner());
         }
@@ -1067,7 +1066,23 @@ impl Recording {
             Err(e) => {
                 self.report.failed_commits += 1;
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                // Interface ids made in the rolled-back transaction were never kept.
+                if self.stopped.is_none() {
+                    eprintln!(
+                        "netpulse: recording to {} stopped: {e} — probing goes on; up to {} \
+                         final rows are kept in memory and written when the database can be \
+                         written again (tried every second)",
+                        self.store.path().display(),
+                        self.cfg.retry_rows
+                    );
+                    self.stopped = Some(Stopped {
+                        since: now,
+                        error: e.clone(),
+                        lost: 0,
+                        lost_span: None,
+                    });
+                }
+                // Interface ids made in the rolled-back transaction were never kept. Rows lost
+                // from here on belong to the gap just opened.
                 self.keep_unwritten(closed);
                 for key in marks {
                     // Beyond the bound a mark is let go: the row's figures are on disk, only
@@ -1083,21 +1098,6 @@ impl Recording {
                 for row in traffic {
                     self.unwritten_traffic
                         .insert((Arc::clone(&row.iface), row.resolution, row.start), row);
-                }
-                if self.stopped.is_none() {
-                    eprintln!(
-                        "netpulse: recording to {} stopped: {e} — probing goes on; up to {} \
-                         final rows are kept in memory and written when the database can be \
-                         written again (tried every second)",
-                        self.store.path().display(),
-                        self.cfg.retry_rows
-                    );
-                    self.stopped = Some(Stopped {
-                        since: now,
-                        error: e.clone(),
-                        lost: 0,
-                        lost_span: None,
-                    });
                 }
                 self.note_error(&e);
             }
