@@ -169,19 +169,13 @@ impl SecondData {
     }
 
     fn record(&mut self, r: &ProbeResult) {
-        if let SecondData::Few { jitter, kept } = self {
+        if let SecondData::Few { kept, .. } = self {
             if let Some(slot) = kept.iter_mut().find(|k| k.is_none()) {
                 *slot = Some(Kept::of(r));
                 return;
             }
-            let mut all = ProbeStats {
-                jitter: *jitter,
-                ..ProbeStats::default()
-            };
-            for k in kept.iter().flatten() {
-                k.add_to(&mut all);
-            }
-            *self = SecondData::Many(Box::new(all));
+            // A third result: from here on, full statistics.
+            *self = SecondData::Many(Box::new(self.stats()));
         }
         if let SecondData::Many(stats) = self {
             stats.record(r);
