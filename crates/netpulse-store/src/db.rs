@@ -299,13 +299,14 @@ impl Store {
         store.check_integrity()?;
         // A session whose process died is rebuilt by the first open that can write (a report
         // reads the rebuilt rows); where nothing can be written, it is read as it is.
-        if !store.dead_sessions()?.is_empty() {
+        let dead = store.dead_sessions()?;
+        if !dead.is_empty() {
             if let Ok(conn) = Connection::open_with_flags(
                 path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             ) {
                 let mut writer = Store::on(conn, path);
-                if let Ok(done) = writer.recover_dead_sessions() {
+                if let Ok(done) = writer.recover_sessions(&dead) {
                     store.recovered = done;
                 }
             }

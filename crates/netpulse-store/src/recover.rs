@@ -85,9 +85,14 @@ impl Store {
 
     /// Rebuilds the minutes and hours of every session whose process died, once each.
     pub fn recover_dead_sessions(&mut self) -> Result<Vec<Recovered>, StoreError> {
-        let candidates = self.dead_sessions()?;
+        let dead = self.dead_sessions()?;
+        self.recover_sessions(&dead)
+    }
+
+    /// Rebuilds the sessions `dead` (found by [`Store::dead_sessions`]).
+    pub(crate) fn recover_sessions(&mut self, dead: &[i64]) -> Result<Vec<Recovered>, StoreError> {
         let mut out = Vec::new();
-        for session in candidates {
+        for &session in dead {
             let path = self.path().to_path_buf();
             let tx = self.conn.transaction().map_err(|source| StoreError::Sql {
                 path: path.clone(),
