@@ -524,6 +524,16 @@ impl MonitorModel {
         }
     }
 
+    /// Ends target `id`'s outage detection at `at` (its target stops, or the monitor does):
+    /// what its last probes decide, and an outage still going on (ending at `at`, `ongoing`).
+    /// Detection starts afresh with its next result.
+    pub fn end_outages(&mut self, id: usize, at: SystemTime) -> Vec<Outage> {
+        self.targets
+            .get_mut(&id)
+            .and_then(|t| t.outage.take())
+            .map_or_else(Vec::new, |mut d| d.finish(at))
+    }
+
     /// Target `id`, if kept.
     pub fn target(&self, id: usize) -> Option<&TargetModel> {
         self.targets.get(&id).map(|t| &**t)

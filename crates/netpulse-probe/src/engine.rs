@@ -233,21 +233,37 @@ struct IcmpSocket {
 }
 
 #[derive(Default)]
+/// 48 bytes: times as nanoseconds in a `u64` (wall until 2554, delays up to 584 years) instead
+/// of 16-byte `Duration`s — every target holds four or more of these.
 struct Slot {
     /// 0 = free (sequences start at 1).
     seq: u64,
     sent_mono: Option<Instant>,
-    sent_wall: Duration,
-    send_delay: Duration,
+    /// Wall-clock send time, ns since the Unix epoch.
+    sent_wall_ns: u64,
+    /// How late the send left, ns.
+    send_delay_ns: u64,
     late: bool,
     tcp: Option<Socket>,
+}
+
+impl Slot {
+    fn sent_wall(&self) -> Duration {
+        Duration::from_nanos(self.sent_wall_ns)
+    }
+}
+
+/// `d` in nanoseconds, saturating.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A target with its sockets opened, ready to join the loop.
 struct Prepared {
     id: usize,
     plan: ProbePlan,
-    dest: SockAddr,
+    /// A `SocketAddr` (32 bytes), not a `SockAddr` (132): one per target.
+    dest: SocketAddr,
     conn: Option<Socket>,
     dns_query: Vec<u8>,
 }
@@ -259,7 +275,7 @@ struct TargetState {
     tag_id: u32,
     alive: bool,
     plan: ProbePlan,
-    dest: SockAddr,
+    dest: SocketAddr,
     next_seq: u64,
     slots: Vec<Slot>,
     mask: u64,
@@ -569,7 +585,7 @@ fn prepare(shared: &Shared, id: usize, plan: ProbePlan) -> Result<Prepared, Prob
     }
     Ok(Prepared {
         id,
-        dest: sa.into(),
+        dest: sa,
         plan,
         conn,
         dns_query,
@@ -1086,7 +1102,7 @@ impl Engine {
                         payload_size,
                     );
                     wire::patch_echo_request(&mut bufs.tx, icmp.v6, seq as u16, &tag);
-                    if let Err(e) = icmp.sock.send_to(&bufs.tx, &t.dest) {
+                    if let Err(e) = icmp.sock.send_to(&bufs.tx, &SockAddr::from(t.dest)) {
                         immediate = Some((Outcome::Error(format!("sendto: {e}")), None));
                     }
                 }
@@ -1109,7 +1125,7 @@ impl Engine {
                     }
                 }
             }
-            TargetKind::Tcp { .. } => match start_connect(&t.dest) {
+            TargetKind::Tcp { .. } => match start_connect(&SockAddr::from(t.dest)) {
                 Ok((sock, done)) => {
                     if let Some(r) = done {
                         let rtt = sent_mono.elapsed();
@@ -1135,8 +1151,8 @@ impl Engine {
         t.slots[idx] = Slot {
             seq,
             sent_mono: Some(sent_mono),
-            sent_wall,
-            send_delay: lateness,
+            sent_wall_ns: nanos(sent_wall),
+            send_delay_ns: nanos(lateness),
             late,
             tcp: tcp_sock,
         };
@@ -1182,7 +1198,7 @@ impl Engine {
         let result = ProbeResult {
             target: t.id,
             seq,
-            sent_at: UNIX_EPOCH + slot.sent_wall,
+            sent_at: UNIX_EPOCH + slot.sent_wall(),
             rtt: if outcome == Outcome::Timeout {
                 None
             } else {
@@ -1190,7 +1206,7 @@ impl Engine {
             },
             outcome,
             detail,
-            send_delay: slot.send_delay,
+            send_delay: Duration::from_nanos(slot.send_delay_ns),
             late: slot.late,
         };
         if let Some(report) = &mut t.report {
@@ -1234,7 +1250,7 @@ impl Engine {
             .sent_mono
             .map(|s| woke.saturating_duration_since(s))
             .unwrap_or_default();
-        if let Some(k) = kernel_time.and_then(|k| k.checked_sub(slot.sent_wall)) {
+        if let Some(k) = kernel_time.and_then(|k| k.checked_sub(slot.sent_wall())) {
             // The kernel stamp precedes our wake-up; anything else means the wall clock stepped.
             if k <= mono + Duration::from_millis(1) {
                 return k;

@@ -130,6 +130,9 @@ pub struct RecorderConfig {
     pub retention: Retention,
     /// When a target counts as down.
     pub outage: OutageConfig,
+    /// Outages come from the caller ([`RecordSink::outage`]), which detects them already (the
+    /// monitor's model): no detector is kept per target here (216 bytes and a window each).
+    pub outages_from_caller: bool,
     /// Results queued before new ones are dropped.
     pub queue: usize,
     /// Time between commits.
@@ -148,6 +151,7 @@ impl Default for RecorderConfig {
         Self {
             retention: Retention::default(),
             outage: OutageConfig::default(),
+            outages_from_caller: false,
             queue: 1 << 16,
             commit_every: Duration::from_secs(1),
             prune_every: Duration::from_secs(60),
@@ -263,6 +267,7 @@ enum Msg {
     AddTargets(Vec<RecordTarget>),
     RemoveTarget(usize, Box<str>, SystemTime),
     Alert(u64, AlertEvent),
+    Outage(usize, Outage),
     Delivery(DeliveryRecord),
     Traffic(SystemTime, Vec<IfaceRate>),
     Finish(SystemTime),
@@ -336,6 +341,13 @@ impl RecordSink {
     /// Records an alert under the caller's `id` (used again by its deliveries); waits for room.
     pub fn alert(&self, id: u64, event: &AlertEvent) {
         let _ = self.tx.send(Msg::Alert(id, event.clone()));
+    }
+
+    /// Records an outage of target `index` that ended (or was still going on when its target
+    /// stopped), detected by the caller (see [`RecorderConfig::outages_from_caller`]); waits
+    /// for room: this must not be lost.
+    pub fn outage(&self, index: usize, outage: &Outage) {
+        let _ = self.tx.send(Msg::Outage(index, outage.clone()));
     }
 
     /// Records one delivery attempt; waits for room.
@@ -522,10 +534,14 @@ impl Recording {
                 .enumerate()
                 .map(|(i, t)| Rollups::new(i, t.timeout))
                 .collect(),
-            detectors: targets
-                .iter()
-                .map(|_| OutageDetector::new(cfg.outage, 1))
-                .collect(),
+            detectors: if cfg.outages_from_caller {
+                Vec::new()
+            } else {
+                targets
+                    .iter()
+                    .map(|_| OutageDetector::new(cfg.outage, 1))
+                    .collect()
+            },
             cfg,
             report: RecorderReport {
                 session_id,
@@ -610,7 +626,9 @@ impl Recording {
             Msg::AddTarget(t) => self.add_target(&t, SystemTime::now()),
             Msg::AddTargets(list) => {
                 self.rollups.reserve_exact(list.len());
-                self.detectors.reserve_exact(list.len());
+                if !self.cfg.outages_from_caller {
+                    self.detectors.reserve_exact(list.len());
+                }
                 self.target_ids.reserve_exact(list.len());
                 let now = SystemTime::now();
                 for t in &list {
@@ -619,6 +637,7 @@ impl Recording {
             }
             Msg::RemoveTarget(i, label, at) => self.remove_target(i, &label, at),
             Msg::Alert(id, e) => self.pending_alerts.push((id, e)),
+            Msg::Outage(i, o) => self.pending_outages.push((i, o)),
             Msg::Delivery(d) => self.pending_deliveries.push(d),
             Msg::CaptureSecond(c) => self.pending_seconds.push(c),
             Msg::Flow(f) => self.pending_flows.push(f),
@@ -685,7 +704,9 @@ impl Recording {
         // The index is taken whatever happens: the caller numbers its results the same way.
         let index = self.rollups.len();
         self.rollups.push(Rollups::new(index, t.timeout));
-        self.detectors.push(OutageDetector::new(self.cfg.outage, 1));
+        if !self.cfg.outages_from_caller {
+            self.detectors.push(OutageDetector::new(self.cfg.outage, 1));
+        }
         let shared = self
             .retiring_labels
             .get(&*t.label)

@@ -337,6 +337,10 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     for w in servers {
         w.stop();
     }
+    let stopped_at = SystemTime::now();
+    for index in monitor.running.iter().map(|t| t.index).collect::<Vec<_>>() {
+        monitor.end_outages(index, stopped_at);
+    }
     let Monitor {
         dispatcher, sink, ..
     } = monitor;
@@ -361,7 +365,14 @@ impl Monitor {
             live.result(r.target, r, wall);
             for o in self.outputs.drain(..) {
                 match o {
-                    Output::Outage { target, outage } => live.outage(target, &outage),
+                    Output::Outage { target, outage } => {
+                        if !outage.ongoing {
+                            if let Some(s) = &self.sink {
+                                s.outage(target, &outage);
+                            }
+                        }
+                        live.outage(target, &outage);
+                    }
                     Output::OutageState { target, down } => {
                         if let Some(m) = self.target_metrics.get(&target) {
                             m.outage(down);
@@ -369,6 +380,22 @@ impl Monitor {
                     }
                     Output::Alert(_) => {}
                 }
+            }
+        }
+    }
+
+    /// Target `index` stops (or the monitor does) at `at`: its outage detection ends, what it
+    /// decides goes to the views and the recording (which keeps no detector of its own).
+    fn end_outages(&mut self, index: usize, at: SystemTime) {
+        let ended = self.model.end_outages(index, at);
+        if ended.is_empty() {
+            return;
+        }
+        let mut live = self.shared.live();
+        for o in &ended {
+            live.outage(index, o);
+            if let Some(s) = &self.sink {
+                s.outage(index, o);
             }
         }
     }
@@ -588,6 +615,7 @@ impl Monitor {
         let plan = plan_reload(&running, &wanted);
         for &index in &plan.stop {
             self.engine.remove(index);
+            self.end_outages(index, SystemTime::now());
             if let Some(t) = self.model.target(index) {
                 self.shared.metrics.remove_target(&t.label, &t.kind);
                 if let Some(sink) = &self.sink {

@@ -133,7 +133,8 @@ fn session_info(config: &serde_json::Value) -> SessionInfo {
 }
 
 /// Opens the database (failing now if it cannot be written) and starts a recording with no
-/// probe targets, for interface traffic.
+/// probe targets, for interface traffic. Targets the caller adds later have their outages
+/// handed over by the caller (the monitor's model detects them; one detector per target, not two).
 pub fn start_traffic(
     path: &std::path::Path,
     retention: Retention,
@@ -146,6 +147,7 @@ pub fn start_traffic(
         // The monitor hands results over in batches (one message per ~50 ms), so a short queue
         // still holds minutes of them; a long one would only cost memory.
         queue: 1 << 12,
+        outages_from_caller: true,
         ..RecorderConfig::default()
     };
     Ok(Recorder::start(store, &session_info(&config), &[], cfg)?)

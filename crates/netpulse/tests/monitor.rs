@@ -537,3 +537,51 @@ fn config_examples_in_the_docs_parse_and_typos_are_located() {
         "{err}"
     );
 }
+
+/// The monitor records the outages its own model detects (the recorder keeps no detector of
+/// its own): one that ended while running, and one still going on when it stops, ended then.
+#[test]
+fn the_monitors_outages_are_recorded_as_its_model_detects_them() {
+    let Some(ns) = Netns::new() else { return };
+    // 10.99.0.2 is blackholed (every send fails) until it is made a local address.
+    ns.exec(&["ip", "route", "add", "blackhole", "10.99.0.2/32"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("monitor.toml");
+    let db = dir.path().join("history.db");
+    let text = format!(
+        "[monitor]\nstatus_every = \"1s\"\n[ifaces]\nenabled = false\n[record]\ndb = \"{}\"\n\
+         [[target]]\ntarget = \"10.99.0.2\"\ninterval = \"100ms\"\ntimeout = \"200ms\"\n",
+        db.display()
+    );
+    std::fs::write(&config, text).expect("config");
+    let (mut monitor, mut lines, _err) = start_monitor(&ns.name, &config);
+    until(&mut lines, "100% loss");
+    until(&mut lines, "100% loss");
+    ns.exec(&["ip", "addr", "add", "10.99.0.2/32", "dev", "lo"]);
+    // Answered again (an average appears), and healthy for two more seconds: the outage ends.
+    until(&mut lines, " ms");
+    until(&mut lines, "10.99.0.2");
+    until(&mut lines, "10.99.0.2");
+    ns.exec(&["ip", "addr", "del", "10.99.0.2/32", "dev", "lo"]);
+    until(&mut lines, "10.99.0.2");
+    until(&mut lines, "10.99.0.2");
+    kill(&mut monitor.0, "-INT");
+    assert!(monitor.0.wait().expect("wait").success());
+    let out = common::netpulse(&[
+        "report",
+        "--db",
+        db.to_str().expect("utf-8"),
+        "--format",
+        "json",
+    ]);
+    let v = &common::json_lines(&out)[0];
+    let outages = v["outages"].as_array().expect("outages");
+    assert_eq!(outages.len(), 2, "{outages:?}");
+    assert_eq!(outages[0]["ongoing_at_end"], false, "{outages:?}");
+    assert_eq!(outages[1]["ongoing_at_end"], true, "{outages:?}");
+    for o in outages {
+        assert_eq!(o["target"], "10.99.0.2", "{o}");
+        let lost = o["sent"].as_i64().unwrap_or(0) - o["received"].as_i64().unwrap_or(0);
+        assert!(lost >= 5, "an outage of {lost} lost probes: {o}");
+    }
+}
