@@ -12,6 +12,7 @@ pub mod monitor;
 pub mod outage;
 pub mod record;
 pub mod rollup;
+pub mod seconds;
 pub mod sketch;
 pub mod stats;
 pub mod target;

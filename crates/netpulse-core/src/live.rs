@@ -6,6 +6,7 @@ use crate::alert::{AlertEvent, AlertKind};
 use crate::outage::Outage;
 use crate::record::ProbeResult;
 use crate::rollup::unix_secs;
+use crate::seconds::{Second, SecondRing, SecondRings};
 use crate::stats::{ProbeStats, RttStats};
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
@@ -25,45 +26,6 @@ pub const IFACE_GONE_KEPT_SECS: i64 = 60;
 /// Targets removed by reloads that stay listed (as gone, without history).
 pub const GONE_KEPT: usize = 64;
 
-/// One second of a target as the ring keeps it: 20 bytes instead of 72 (unix seconds fit
-/// 32 bits until 2106; counts saturate at 65 535 a second, 65 times the 1 ms probe rate;
-/// times in ms as f32 are exact to 0.1 µs at 10 ms; NaN = no reply).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct PackedSecond {
-    sec: u32,
-    sent: u16,
-    received: u16,
-    min_ms: f32,
-    avg_ms: f32,
-    max_ms: f32,
-}
-
-impl PackedSecond {
-    fn pack(p: &TargetSecond) -> Self {
-        let f = |v: Option<f64>| v.map_or(f32::NAN, |v| v as f32);
-        let c = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
-        PackedSecond {
-            sec: u32::try_from(p.sec.max(0)).unwrap_or(u32::MAX),
-            sent: c(p.sent),
-            received: c(p.received),
-            min_ms: f(p.min_ms),
-            avg_ms: f(p.avg_ms),
-            max_ms: f(p.max_ms),
-        }
-    }
-
-    fn unpack(&self) -> TargetSecond {
-        let f = |v: f32| (!v.is_nan()).then_some(f64::from(v));
-        TargetSecond {
-            sec: i64::from(self.sec),
-            sent: u64::from(self.sent),
-            received: u64::from(self.received),
-            min_ms: f(self.min_ms),
-            avg_ms: f(self.avg_ms),
-            max_ms: f(self.max_ms),
-        }
-    }
-}
 /// Outages kept per target.
 pub const OUTAGES_KEPT: usize = 50;
 /// Alert events kept.
@@ -107,62 +69,6 @@ impl TargetSecond {
     }
 }
 
-/// The second a target is filling: the few sums its point needs (56 bytes, no allocation),
-/// not a whole `ProbeStats` with a histogram.
-#[derive(Debug, Clone, Copy)]
-struct SecondAcc {
-    sec: i64,
-    sent: u64,
-    received: u64,
-    rtts: u64,
-    sum_ns: u64,
-    min_ns: u64,
-    max_ns: u64,
-}
-
-impl SecondAcc {
-    fn new(sec: i64) -> Self {
-        SecondAcc {
-            sec,
-            sent: 0,
-            received: 0,
-            rtts: 0,
-            sum_ns: 0,
-            min_ns: u64::MAX,
-            max_ns: 0,
-        }
-    }
-
-    fn record(&mut self, r: &ProbeResult) {
-        self.sent += 1;
-        if r.outcome.is_reply() {
-            self.received += 1;
-            if let Some(rtt) = r.rtt {
-                let ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
-                self.rtts += 1;
-                self.sum_ns = self.sum_ns.saturating_add(ns);
-                self.min_ns = self.min_ns.min(ns);
-                self.max_ns = self.max_ns.max(ns);
-            }
-        }
-    }
-
-    /// The same figures as [`TargetSecond::of`] gives for these probes.
-    fn point(&self) -> TargetSecond {
-        let ms = |ns: u64| Duration::from_nanos(ns).as_secs_f64() * 1e3;
-        let got = self.rtts > 0;
-        TargetSecond {
-            sec: self.sec,
-            sent: self.sent,
-            received: self.received,
-            min_ms: got.then(|| ms(self.min_ns)),
-            avg_ms: got
-                .then(|| ms((self.sum_ns as f64 / self.rtts as f64).round().max(0.0) as u64)),
-            max_ms: got.then(|| ms(self.max_ns)),
-        }
-    }
-}
-
 /// An outage as the views list it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct OutageLine {
@@ -187,8 +93,9 @@ pub struct TargetLive {
     pub target: String,
     /// Probe kind (`icmp`, `tcp`, `udp`, `dns`, `http`).
     pub kind: String,
-    /// Per-second points, oldest first (read them with [`TargetLive::points`]).
-    seconds: VecDeque<PackedSecond>,
+    /// Per-second record, oldest first, the newest filling (read it with
+    /// [`TargetLive::points`]); the monitor's model reads its windows from it too.
+    seconds: SecondRing,
     /// Everything since the start.
     pub total: ProbeStats,
     /// The latest reply's RTT.
@@ -199,7 +106,6 @@ pub struct TargetLive {
     pub unanswered_run: u64,
     /// Still running (false once removed by a reload).
     pub active: bool,
-    current: Option<SecondAcc>,
 }
 
 impl TargetLive {
@@ -208,37 +114,46 @@ impl TargetLive {
         self.outages.back().is_some_and(|o| o.ongoing)
     }
 
-    /// The second still being filled, as it stands.
+    /// The second still being filled, as it stands (when anything was counted in it).
     pub fn current_point(&self) -> Option<TargetSecond> {
-        self.current.as_ref().map(SecondAcc::point)
+        let (sec, s) = self.seconds.iter().next_back()?;
+        (s.sent() > 0).then(|| point(sec, s))
     }
 
-    /// The latest closed second.
+    /// The latest closed second with probes in it.
     pub fn last_closed(&self) -> Option<TargetSecond> {
-        self.seconds.back().map(PackedSecond::unpack)
+        self.closed().find(|p| p.sent > 0)
     }
 
-    /// The last closed seconds and the open one, oldest first.
+    /// Closed seconds, newest first (quiet ones included).
+    fn closed(&self) -> impl Iterator<Item = TargetSecond> + '_ {
+        self.seconds
+            .iter()
+            .rev()
+            .skip(1)
+            .map(|(sec, s)| point(sec, s))
+    }
+
+    /// The seconds with probes in them, the open one last, oldest first.
     pub fn points(&self) -> impl Iterator<Item = TargetSecond> + '_ {
         self.seconds
             .iter()
-            .map(PackedSecond::unpack)
-            .chain(self.current_point())
+            .filter(|(_, s)| s.sent() > 0)
+            .map(|(sec, s)| point(sec, s))
     }
 
-    /// The latest `n` seconds' statistics merged.
+    /// The latest `n` closed seconds' statistics merged.
     pub fn recent(&self, n: usize) -> (u64, u64, Option<f64>, Option<f64>, Option<f64>) {
         let (mut sent, mut received) = (0u64, 0u64);
-        let (mut min, mut max, mut sum, mut cnt) = (f64::INFINITY, 0f64, 0f64, 0u64);
-        for s in self.seconds.iter().rev().take(n).map(PackedSecond::unpack) {
-            sent += s.sent;
-            received += s.received;
-            if let (Some(lo), Some(hi), Some(avg)) = (s.min_ms, s.max_ms, s.avg_ms) {
+        let (mut min, mut max, mut sum, mut cnt) = (f64::INFINITY, 0f64, 0u64, 0u64);
+        for (_, s) in self.seconds.iter().rev().skip(1).take(n) {
+            sent += s.sent();
+            received += s.received();
+            if let (Some(lo), Some(hi)) = (s.min_ms(), s.max_ms()) {
                 min = min.min(lo);
                 max = max.max(hi);
-                // Replies with an RTT; refused connections count as replies too.
-                sum += avg * s.received as f64;
-                cnt += s.received;
+                sum += s.rtt_sum_ns();
+                cnt += s.rtts();
             }
         }
         let got = cnt > 0;
@@ -246,9 +161,21 @@ impl TargetLive {
             sent,
             received,
             got.then_some(min),
-            got.then(|| sum / cnt as f64),
+            got.then(|| sum as f64 / cnt as f64 / 1e6),
             got.then_some(max),
         )
+    }
+}
+
+/// Second `sec` as the views show it.
+fn point(sec: i64, s: &Second) -> TargetSecond {
+    TargetSecond {
+        sec,
+        sent: s.sent(),
+        received: s.received(),
+        min_ms: s.min_ms(),
+        avg_ms: s.avg_ms(),
+        max_ms: s.max_ms(),
     }
 }
 
@@ -316,6 +243,9 @@ pub struct LiveView {
     pub version: u64,
     /// Seconds of history each target keeps (0: [`HISTORY_SECONDS`]).
     pub history_seconds: usize,
+    /// Seconds each target's ring keeps at least, whatever the history: the monitor model's
+    /// longest window reads them ([`LiveView::keep_at_least`]).
+    keep_seconds: usize,
     /// Results dropped on the way to the recording.
     pub record_dropped: u64,
     /// Results dropped on the way from the probe engine to the monitor (views, alerts).
@@ -363,6 +293,22 @@ fn push_ring<T>(ring: &mut VecDeque<T>, item: T, cap: usize) {
     ring.push_back(item);
 }
 
+impl SecondRings for LiveView {
+    fn ring(&self, id: usize) -> Option<&SecondRing> {
+        match self.targets.get(id) {
+            Some(Some(t)) if t.active => Some(&t.seconds),
+            _ => None,
+        }
+    }
+
+    fn ring_mut(&mut self, id: usize) -> Option<&mut SecondRing> {
+        match self.targets.get_mut(id) {
+            Some(Some(t)) if t.active => Some(&mut t.seconds),
+            _ => None,
+        }
+    }
+}
+
 impl LiveView {
     /// Seconds of per-second history each target keeps now.
     pub fn history_len(&self) -> usize {
@@ -378,11 +324,27 @@ impl LiveView {
     pub fn fit_history(&mut self, targets: usize) {
         let len = (HISTORY_POINTS / targets.max(1)).clamp(MIN_HISTORY_SECONDS, HISTORY_SECONDS);
         self.history_seconds = len;
+        self.resize_rings();
+    }
+
+    /// Keeps at least `seconds` in every target's ring (the model's longest window and a
+    /// margin), whatever the history shown.
+    pub fn keep_at_least(&mut self, seconds: usize) {
+        self.keep_seconds = seconds;
+        self.resize_rings();
+    }
+
+    /// Seconds each ring keeps: the history, or what the model needs if more.
+    fn ring_len(&self) -> usize {
+        self.history_len().max(self.keep_seconds)
+    }
+
+    fn resize_rings(&mut self) {
+        let len = self.ring_len();
         for t in self.targets.iter_mut().flatten() {
-            while t.seconds.len() > len {
-                t.seconds.pop_front();
+            if t.active && t.seconds.cap() != len {
+                t.seconds.set_cap(len);
             }
-            t.seconds.shrink_to(len);
         }
     }
 
@@ -401,13 +363,12 @@ impl LiveView {
             label: label.to_string(),
             target: target.to_string(),
             kind: kind.to_string(),
-            seconds: VecDeque::new(),
+            seconds: SecondRing::new(self.ring_len()),
             total: ProbeStats::default(),
             last_rtt: None,
             outages: VecDeque::new(),
             unanswered_run: 0,
             active: true,
-            current: None,
         }));
         self.version += 1;
     }
@@ -419,8 +380,7 @@ impl LiveView {
         if let Some(Some(t)) = self.targets.get_mut(index) {
             if t.active {
                 t.active = false;
-                t.seconds = VecDeque::new();
-                t.current = None;
+                t.seconds = SecondRing::new(1);
                 self.version += 1;
                 self.gone.push_back(index);
             }
@@ -442,13 +402,20 @@ impl LiveView {
         }
     }
 
-    /// Counts a probe result in the second it arrived (`now`).
+    /// Counts a probe result in the second it arrived (`now`), and in the totals.
     pub fn result(&mut self, index: usize, r: &ProbeResult, now: SystemTime) {
-        let history = self.history_len();
+        if let Some(ring) = self.ring_mut(index) {
+            ring.record(unix_secs(now), r);
+        }
+        self.count(index, r);
+    }
+
+    /// Counts a probe result in the totals only: its second was counted by whoever wrote the
+    /// target's ring (the monitor's model, see [`SecondRings`]).
+    pub fn count(&mut self, index: usize, r: &ProbeResult) {
         let Some(Some(t)) = self.targets.get_mut(index) else {
             return;
         };
-        let sec = unix_secs(now);
         t.total.record(r);
         if r.outcome.is_reply() {
             t.unanswered_run = 0;
@@ -458,29 +425,15 @@ impl LiveView {
         } else {
             t.unanswered_run += 1;
         }
-        match &mut t.current {
-            Some(acc) if acc.sec == sec => acc.record(r),
-            slot => {
-                if let Some(acc) = slot.take() {
-                    push_ring(&mut t.seconds, PackedSecond::pack(&acc.point()), history);
-                }
-                let mut acc = SecondAcc::new(sec);
-                acc.record(r);
-                *slot = Some(acc);
-            }
-        }
         self.version += 1;
     }
 
     /// Closes the seconds before `now` (called once a second), so quiet seconds end too.
     pub fn tick(&mut self, now: SystemTime) {
         let sec = unix_secs(now);
-        let history = self.history_len();
         for t in self.targets.iter_mut().flatten() {
-            if t.current.as_ref().is_some_and(|acc| acc.sec < sec) {
-                if let Some(acc) = t.current.take() {
-                    push_ring(&mut t.seconds, PackedSecond::pack(&acc.point()), history);
-                }
+            if t.active && !t.seconds.is_empty() {
+                t.seconds.open(sec);
             }
         }
         self.version += 1;
@@ -644,7 +597,7 @@ mod tests {
         v.result(0, &result(2, None), at(101, 0));
         v.tick(at(102, 0));
         let t = v.targets[0].as_ref().expect("target");
-        let p: Vec<TargetSecond> = t.seconds.iter().map(PackedSecond::unpack).collect();
+        let p: Vec<TargetSecond> = t.points().collect();
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].sec, 100);
         assert_eq!((p[0].sent, p[0].received), (2, 2));
@@ -652,13 +605,15 @@ mod tests {
         assert_eq!(p[0].avg_ms, Some(20.0));
         assert_eq!(p[0].max_ms, Some(30.0));
         assert_eq!(p[1].loss(), Some(1.0));
+        assert_eq!(t.last_closed().map(|p| p.sec), Some(101));
+        assert_eq!(t.current_point(), None, "second 102 is open and empty");
         assert_eq!(t.unanswered_run, 1);
         assert_eq!(t.recent(10), (3, 2, Some(10.0), Some(20.0), Some(30.0)));
         for s in 0..2000 {
             v.result(0, &result(3 + s, Some(1)), at(200 + s, 0));
         }
         let t = v.targets[0].as_ref().expect("target");
-        assert_eq!(t.seconds.len(), HISTORY_SECONDS);
+        assert_eq!(t.points().count(), HISTORY_SECONDS);
         assert_eq!(t.total.sent, 2003);
         // Many targets: each keeps less, within the point budget, never under a minute.
         v.fit_history(1000);
@@ -666,7 +621,7 @@ mod tests {
         let t = v.targets[0].as_ref().expect("target");
         assert_eq!(
             t.points().count(),
-            HISTORY_POINTS / 1000 + 1,
+            HISTORY_POINTS / 1000,
             "closed + the open one"
         );
         v.fit_history(1_000_000);
@@ -675,25 +630,30 @@ mod tests {
             v.result(0, &result(3000 + s, Some(1)), at(3000 + s, 0));
         }
         assert_eq!(
-            v.targets[0].as_ref().map(|t| t.seconds.len()),
-            Some(MIN_HISTORY_SECONDS)
+            v.targets[0].as_ref().map(|t| t.points().count()),
+            Some(10),
+            "an hour's jump starts the ring again"
         );
+        // The model's longest window keeps more than the history.
+        v.keep_at_least(100);
+        for s in 0..200 {
+            v.result(0, &result(4000 + s, Some(1)), at(4000 + s, 0));
+        }
+        assert_eq!(v.targets[0].as_ref().map(|t| t.points().count()), Some(100));
     }
 
     #[test]
-    fn the_open_second_gives_the_figures_a_full_rollup_gives() {
-        let mut acc = SecondAcc::new(5);
+    fn a_second_gives_the_figures_a_full_rollup_gives() {
+        let mut v = LiveView::default();
+        v.add_target(0, "gw", "icmp:10.0.0.1", "icmp");
         let mut stats = ProbeStats::default();
         for (seq, rtt) in [(1, Some(7)), (2, None), (3, Some(11)), (4, Some(13))] {
             let r = result(seq, rtt);
-            acc.record(&r);
+            v.result(0, &r, at(5, seq * 10));
             stats.record(&r);
         }
-        assert_eq!(acc.point(), TargetSecond::of(5, &stats));
-        assert_eq!(
-            SecondAcc::new(9).point(),
-            TargetSecond::of(9, &ProbeStats::default())
-        );
+        let t = v.targets[0].as_ref().expect("target");
+        assert_eq!(t.current_point(), Some(TargetSecond::of(5, &stats)));
     }
 
     #[test]

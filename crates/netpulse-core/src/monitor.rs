@@ -4,8 +4,9 @@
 //!
 //! Each rule is judged on its own window. Windows slide: every result is added to the running
 //! sums of each distinct window length at once, and each tick takes back the seconds that left
-//! each window, so the cost of a tick is the same for a 2 s and a 1 h window (one dense ring of
-//! per-second sums per target, as long as the longest window). Percentile windows keep each
+//! each window, so the cost of a tick is the same for a 2 s and a 1 h window. The seconds taken
+//! back are read from the target's [`SecondRing`] — the same ring the live view draws from, kept
+//! at least as long as the longest window ([`MonitorModel::seconds_needed`]). Percentile windows keep each
 //! reply's histogram bucket (2 bytes) so it can be taken back; targets without a p95 rule keep
 //! none. Jitter runs continuously across seconds (RFC 3550, exactly as `probe` computes it).
 
@@ -13,6 +14,7 @@ use crate::alert::{AlertEvent, Metric, Rule, RuleEngine};
 use crate::outage::{Outage, OutageConfig, OutageDetector};
 use crate::record::ProbeResult;
 use crate::rollup::unix_secs;
+use crate::seconds::{Second, SecondRing, SecondRings};
 use crate::sketch::LatencySketch;
 use crate::stats::Jitter;
 use std::collections::{HashMap, VecDeque};
@@ -83,17 +85,6 @@ pub struct Lateness {
     pub max: Duration,
 }
 
-/// One second of a target's probes, as the windows need them.
-#[derive(Debug, Clone, Copy, Default)]
-/// 16 bytes: counts fit 16 bits (65 535 results in one second of one target, 65 times the 1 ms
-/// probe rate); a second that full stops counting for the windows (see `TargetModel::record`).
-struct SecondSums {
-    sent: u16,
-    received: u16,
-    rtts: u16,
-    rtt_sum_ns: u64,
-}
-
 /// Running sums over one window length.
 #[derive(Debug, Clone, Default)]
 struct WindowSums {
@@ -109,35 +100,39 @@ struct WindowSums {
 }
 
 impl WindowSums {
-    fn add(&mut self, s: &SecondSums) {
-        self.sent += u64::from(s.sent);
-        self.received += u64::from(s.received);
-        self.rtts += u64::from(s.rtts);
-        self.rtt_sum_ns += u128::from(s.rtt_sum_ns);
+    fn add(&mut self, s: &Second) {
+        self.sent += s.sent();
+        self.received += s.received();
+        self.rtts += s.rtts();
+        self.rtt_sum_ns += u128::from(s.rtt_sum_ns());
     }
 
-    fn sub(&mut self, s: &SecondSums) {
-        self.sent -= u64::from(s.sent);
-        self.received -= u64::from(s.received);
-        self.rtts -= u64::from(s.rtts);
-        self.rtt_sum_ns -= u128::from(s.rtt_sum_ns);
+    fn sub(&mut self, s: &Second) {
+        self.sent -= s.sent();
+        self.received -= s.received();
+        self.rtts -= s.rtts();
+        self.rtt_sum_ns -= u128::from(s.rtt_sum_ns());
     }
 }
 
-/// Everything the model keeps of one target. Fixed size apart from the ring (one entry per
-/// second of the longest window) and, with a p95 rule, 2 bytes per reply in that window.
+/// Everything the model keeps of one target. Its seconds are not here: they are the target's
+/// [`SecondRing`], shared with the live view, which the windows read to take a second back.
+/// Fixed size apart from, with a p95 rule, 2 bytes per reply in the longest such window.
 #[derive(Debug, Clone)]
 pub struct TargetModel {
     /// Label (the subject of its alerts).
     pub label: String,
     /// Probe kind name.
     pub kind: String,
-    /// Second of `ring[0]`.
-    ring_start: i64,
-    ring: VecDeque<SecondSums>,
-    /// With a p95 rule: the histogram bucket of every reply in the ring, oldest first (2 bytes
-    /// a reply). Which second a bucket belongs to follows from the ring: second `i` holds the
-    /// next `ring[i].rtts` of them.
+    /// The newest second the windows have moved to; `None`: they start (again) from the ring.
+    now_sec: Option<i64>,
+    /// Seconds before this were never counted in the windows (they were built after them).
+    counted_from: i64,
+    /// Seconds from this one on have their replies' histogram buckets in `samples`.
+    hist_from: i64,
+    /// With a p95 rule: the histogram bucket of every reply since `hist_from` still in a
+    /// window, oldest first (2 bytes a reply). Which second a bucket belongs to follows from
+    /// the ring: second `s` holds the next `rtts` of them.
     samples: VecDeque<i16>,
     /// Absolute index of `samples[0]`.
     samples_base: u64,
@@ -153,8 +148,9 @@ impl TargetModel {
         Self {
             label: label.to_string(),
             kind: kind.to_string(),
-            ring_start: 0,
-            ring: VecDeque::new(),
+            now_sec: None,
+            counted_from: 0,
+            hist_from: 0,
             samples: VecDeque::new(),
             samples_base: 0,
             windows: vec![WindowSums::default(); windows],
@@ -179,58 +175,74 @@ impl TargetModel {
         self.jitter.rfc3550()
     }
 
-    fn reset(&mut self, sec: i64) {
-        self.ring.clear();
+    /// Builds the windows at `sec` from what the ring holds (histograms start with the next
+    /// whole second: the ring keeps no buckets).
+    fn reset(&mut self, sec: i64, ring: Option<&SecondRing>, lens: &[i64]) {
         self.samples_base += self.samples.len() as u64;
         self.samples.clear();
-        self.ring_start = sec;
-        self.ring.push_back(SecondSums::default());
-        for w in &mut self.windows {
+        self.now_sec = Some(sec);
+        // The second filling has its buckets from now on only if nothing is in it yet.
+        let started = ring.and_then(|r| r.get(sec)).is_some_and(|s| s.sent() > 0);
+        self.hist_from = if started { sec + 1 } else { sec };
+        self.counted_from = ring.and_then(SecondRing::first_sec).unwrap_or(sec);
+        for (w, &len) in self.windows.iter_mut().zip(lens) {
             *w = WindowSums {
-                evicted_through: sec - 1,
+                evicted_through: sec - len,
                 hist_cursor: self.samples_base,
                 ..WindowSums::default()
             };
+            for (_, s) in ring
+                .into_iter()
+                .flat_map(SecondRing::iter)
+                .filter(|&(at, _)| at > sec - len && at <= sec)
+            {
+                w.add(s);
+            }
         }
     }
 
-    /// Moves time on to `sec`: opens the seconds up to it, takes back what left each window.
-    fn advance(&mut self, sec: i64, lens: &[i64], hist: &[bool]) {
+    /// Moves time on to `sec`: takes back what left each window.
+    fn advance(&mut self, sec: i64, ring: Option<&SecondRing>, lens: &[i64], hist: &[bool]) {
         let longest = lens.last().copied().unwrap_or(1).max(1);
-        if self.ring.is_empty() {
-            self.reset(sec);
+        let Some(last) = self.now_sec else {
+            self.reset(sec, ring, lens);
             return;
-        }
-        let last = self.ring_start + self.ring.len() as i64 - 1;
+        };
         if sec <= last {
             return; // same second, or the wall clock stepped back: count it in the newest
         }
         if sec - last > longest {
-            self.reset(sec);
+            self.reset(sec, ring, lens);
             return;
         }
-        // The ring holds the longest window and the second being filled: exactly that much
-        // room (doubling would round 61 up to 64 slots, for each of thousands of targets).
-        let want = usize::try_from(longest).unwrap_or(0) + 1;
-        if self.ring.capacity() < want {
-            self.ring
-                .reserve_exact(want.saturating_sub(self.ring.len()));
-        }
-        for _ in last..sec {
-            self.ring.push_back(SecondSums::default());
-        }
-        for ((w, &len), &keep_hist) in self.windows.iter_mut().zip(lens).zip(hist) {
+        self.now_sec = Some(sec);
+        let (first, newest) = match ring {
+            Some(r) => (r.first_sec(), r.last_sec()),
+            None => (None, None),
+        };
+        let mut lost = false;
+        'windows: for ((w, &len), &keep_hist) in self.windows.iter_mut().zip(lens).zip(hist) {
             // Window `len` holds seconds in (sec - len, sec].
             while w.evicted_through < sec - len {
-                w.evicted_through += 1;
-                let at = w.evicted_through - self.ring_start;
-                let Some(s) = usize::try_from(at).ok().and_then(|i| self.ring.get(i)) else {
-                    continue;
+                let at = w.evicted_through + 1;
+                let second = match (ring, first, newest) {
+                    // Never counted, or nothing recorded since the ring's newest second.
+                    _ if at < self.counted_from => None,
+                    (Some(_), _, Some(n)) if at > n => None,
+                    (None, ..) => None,
+                    // Counted, and gone from the ring before its time: cannot be taken back.
+                    (Some(_), Some(f), _) if at < f => {
+                        lost = true;
+                        break 'windows;
+                    }
+                    (Some(r), ..) => r.get(at),
                 };
+                w.evicted_through = at;
+                let Some(s) = second else { continue };
                 w.sub(s);
-                if keep_hist {
+                if keep_hist && at >= self.hist_from {
                     // Samples are in second order: take back the evicted second's.
-                    for _ in 0..s.rtts {
+                    for _ in 0..s.rtts() {
                         let b = w
                             .hist_cursor
                             .checked_sub(self.samples_base)
@@ -244,53 +256,60 @@ impl TargetModel {
                 }
             }
         }
-        let any_hist = hist.contains(&true);
-        while self.ring_start <= sec - longest {
-            if let Some(s) = self.ring.pop_front() {
-                if any_hist {
-                    let n = usize::from(s.rtts).min(self.samples.len());
-                    self.samples.drain(..n);
-                    self.samples_base += n as u64;
-                }
-            }
-            self.ring_start += 1;
+        if lost {
+            self.reset(sec, ring, lens);
+            return;
         }
+        // Samples every histogram window has passed are no longer needed.
+        let keep_from = self
+            .windows
+            .iter()
+            .zip(hist)
+            .filter(|(_, &h)| h)
+            .map(|(w, _)| w.hist_cursor)
+            .min()
+            .unwrap_or(self.samples_base + self.samples.len() as u64);
+        let n = usize::try_from(keep_from.saturating_sub(self.samples_base))
+            .unwrap_or(usize::MAX)
+            .min(self.samples.len());
+        self.samples.drain(..n);
+        self.samples_base += n as u64;
     }
 
-    fn record(&mut self, r: &ProbeResult, sec: i64, lens: &[i64], hist: &[bool]) {
-        self.advance(sec, lens, hist);
-        // A second already holding 65 535 results takes no more into the windows (what is
-        // added must be exactly what is taken back); jitter, outages and lateness still count.
-        let full = self.ring.back().is_some_and(|s| s.sent == u16::MAX);
-        let keep_hist = hist.contains(&true) && !full;
-        let mut one = SecondSums {
-            sent: 1,
-            ..SecondSums::default()
-        };
-        let mut bucket = None;
-        if r.outcome.is_reply() {
-            one.received = 1;
-            if let Some(rtt) = r.rtt {
-                let ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
-                one.rtts = 1;
-                one.rtt_sum_ns = ns;
-                self.jitter.record(rtt);
-                if keep_hist {
-                    let b = LatencySketch::bucket_of(ns);
-                    self.samples.push_back(b);
-                    bucket = Some(b);
-                }
-            }
+    fn record(
+        &mut self,
+        r: &ProbeResult,
+        sec: i64,
+        ring: Option<&mut SecondRing>,
+        lens: &[i64],
+        hist: &[bool],
+    ) {
+        self.advance(sec, ring.as_deref(), lens, hist);
+        // The windows' second: the newest, if the wall clock stepped back.
+        let sec = self.now_sec.map_or(sec, |n| n.max(sec));
+        let rtt = r.rtt.filter(|_| r.outcome.is_reply());
+        if let Some(rtt) = rtt {
+            self.jitter.record(rtt);
         }
-        if let Some(s) = self.ring.back_mut().filter(|_| !full) {
-            s.sent += one.sent;
-            s.received += one.received;
-            s.rtts += one.rtts;
-            s.rtt_sum_ns += one.rtt_sum_ns;
-            for (w, &h) in self.windows.iter_mut().zip(hist) {
-                w.add(&one);
-                if let (Some(b), true) = (bucket, h) {
-                    w.hist.record_bucket(b);
+        // Only what the ring counted goes into the windows (a full second counts nothing
+        // more), so what a window takes back is exactly what it added.
+        if let Some(ring) = ring {
+            if ring.record(sec, r) {
+                let mut one = Second::default();
+                let _ = one.record(r);
+                let bucket = rtt
+                    .filter(|_| sec >= self.hist_from && hist.contains(&true))
+                    .map(|d| {
+                        LatencySketch::bucket_of(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+                    });
+                if let Some(b) = bucket {
+                    self.samples.push_back(b);
+                }
+                for (w, &h) in self.windows.iter_mut().zip(hist) {
+                    w.add(&one);
+                    if let (Some(b), true) = (bucket, h) {
+                        w.hist.record_bucket(b);
+                    }
                 }
             }
         }
@@ -478,9 +497,9 @@ impl MonitorModel {
             .collect();
         if lens != self.lens || hist_lens != self.hist_lens {
             for t in self.targets.values_mut() {
+                // Rebuilt from the ring at the next result or tick.
                 t.windows = vec![WindowSums::default(); lens.len()];
-                t.ring.clear();
-                t.samples.clear();
+                t.now_sec = None;
             }
         }
         self.lens = lens;
@@ -559,14 +578,33 @@ impl MonitorModel {
         self.dropped.get(&stage).copied().unwrap_or(0)
     }
 
-    /// Takes one resolved probe that arrived at wall time `wall`.
-    pub fn result(&mut self, r: &ProbeResult, wall: SystemTime, out: &mut Vec<Output>) {
+    /// Seconds each target's ring must keep for the longest window (and one more, so the
+    /// views may move a ring on before the model's tick).
+    pub fn seconds_needed(&self) -> usize {
+        usize::try_from(self.lens.last().copied().unwrap_or(1)).unwrap_or(1) + 2
+    }
+
+    /// Takes one resolved probe that arrived at wall time `wall`, counting it in its target's
+    /// second in `rings` (which the windows read back).
+    pub fn result(
+        &mut self,
+        r: &ProbeResult,
+        wall: SystemTime,
+        rings: &mut dyn SecondRings,
+        out: &mut Vec<Output>,
+    ) {
         let sec = unix_secs(wall);
         let Some(t) = self.targets.get_mut(&r.target) else {
             self.unknown_results += 1;
             return;
         };
-        t.record(r, sec, &self.lens, &self.hist_lens);
+        t.record(
+            r,
+            sec,
+            rings.ring_mut(r.target),
+            &self.lens,
+            &self.hist_lens,
+        );
         let cfg = self.outage_cfg;
         let detector = t
             .outage
@@ -632,7 +670,13 @@ impl MonitorModel {
 
     /// One tick at monotonic `now` / wall `wall`: windows move on, every rule is judged on its
     /// own window for every subject it applies to.
-    pub fn tick(&mut self, now: Duration, wall: SystemTime, out: &mut Vec<Output>) {
+    pub fn tick(
+        &mut self,
+        now: Duration,
+        wall: SystemTime,
+        rings: &dyn SecondRings,
+        out: &mut Vec<Output>,
+    ) {
         let sec = unix_secs(wall);
         let mut events = Vec::new();
         for subject in std::mem::take(&mut self.gone_subjects) {
@@ -644,9 +688,9 @@ impl MonitorModel {
             }
         }
         out.extend(events.into_iter().map(Output::Alert));
-        for t in self.targets.values_mut() {
-            if !t.ring.is_empty() {
-                t.advance(sec, &self.lens, &self.hist_lens);
+        for (&id, t) in &mut self.targets {
+            if t.now_sec.is_some() {
+                t.advance(sec, rings.ring(id), &self.lens, &self.hist_lens);
             }
         }
         let longest_iface = self

@@ -223,7 +223,11 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     };
     let wanted = wanted_keys(&monitor.setup.config)?;
     monitor.start_targets(&wanted, &(0..wanted.len()).collect::<Vec<_>>());
-    monitor.shared.live().fit_history(monitor.running.len());
+    {
+        let mut live = monitor.shared.live();
+        live.fit_history(monitor.running.len());
+        live.keep_at_least(monitor.model.seconds_needed());
+    }
     // What a reload compares is in `running`; the parsed sections (with their source spans)
     // would only cost memory per target from here on.
     monitor.setup.config.targets = Vec::new();
@@ -361,8 +365,10 @@ impl Monitor {
             if let Some(m) = self.target_metrics.get(&r.target) {
                 m.probe(r);
             }
-            self.model.result(r, wall, &mut self.outputs);
-            live.result(r.target, r, wall);
+            // The model counts the result in the target's second (the ring the live view
+            // draws from too); the live view adds it to the totals.
+            self.model.result(r, wall, &mut *live, &mut self.outputs);
+            live.count(r.target, r);
             for o in self.outputs.drain(..) {
                 match o {
                     Output::Outage { target, outage } => {
@@ -442,8 +448,12 @@ impl Monitor {
 
     /// Once a second: the model judges, alerts go out, drop counters are brought up to date.
     fn tick(&mut self, now: Duration, wall: SystemTime) {
-        self.shared.live().evict_gone_ifaces(wall);
-        self.model.tick(now, wall, &mut self.outputs);
+        {
+            let mut live = self.shared.live();
+            live.evict_gone_ifaces(wall);
+            // Before the live view's tick moves the rings on (see `seconds_needed`).
+            self.model.tick(now, wall, &*live, &mut self.outputs);
+        }
         let monitor_dropped = self.monitor_dropped.load(Ordering::Relaxed);
         let record_dropped = self.sink.as_ref().map_or(0, RecordSink::dropped);
         let record_failed = self.sink.as_ref().map_or(0, RecordSink::failed_commits);
@@ -631,8 +641,12 @@ impl Monitor {
         let before = running.len();
         let kept = self.running.len();
         self.start_targets(&wanted, &plan.start);
-        self.shared.live().fit_history(self.running.len());
         self.model.replace_rules(new.rules.clone());
+        {
+            let mut live = self.shared.live();
+            live.fit_history(self.running.len());
+            live.keep_at_least(self.model.seconds_needed());
+        }
         if new.config.notifiers != self.setup.config.notifiers {
             match make_notifiers(&new.config) {
                 Ok(n) => {

@@ -1,6 +1,7 @@
 use super::*;
 use crate::alert::{AlertKind, Comparator, Severity};
 use crate::record::{Detail, Outcome};
+use crate::seconds::RingMap;
 use proptest::prelude::*;
 use std::time::UNIX_EPOCH;
 
@@ -44,8 +45,47 @@ fn lost(target: usize, seq: u64, at_ms: u64) -> ProbeResult {
 
 /// Drives a model on virtual time: one probe per second (arriving at .100 of each second,
 /// RTT from `rtt(second)`), a tick at .500; returns (second, rule, kind) of every alert.
+/// A model and the rings it reads, paired as the monitor pairs it with the live view (whose
+/// rings keep at least [`MonitorModel::seconds_needed`]).
+struct Sim {
+    m: MonitorModel,
+    rings: RingMap,
+}
+
+impl Sim {
+    fn result(&mut self, r: &ProbeResult, at: SystemTime, out: &mut Vec<Output>) {
+        self.m.result(r, at, &mut self.rings, out);
+    }
+
+    fn tick(&mut self, now: Duration, wall: SystemTime, out: &mut Vec<Output>) {
+        self.m.tick(now, wall, &self.rings, out);
+    }
+
+    fn replace_rules(&mut self, specs: Vec<RuleSpec>) {
+        self.m.replace_rules(specs);
+        let cap = self.m.seconds_needed();
+        self.rings.cap = cap;
+        for r in self.rings.rings.values_mut() {
+            r.set_cap(cap);
+        }
+    }
+}
+
+impl std::ops::Deref for Sim {
+    type Target = MonitorModel;
+    fn deref(&self) -> &MonitorModel {
+        &self.m
+    }
+}
+
+impl std::ops::DerefMut for Sim {
+    fn deref_mut(&mut self) -> &mut MonitorModel {
+        &mut self.m
+    }
+}
+
 fn drive(
-    model: &mut MonitorModel,
+    model: &mut Sim,
     from_s: u64,
     seconds: u64,
     rtt: impl Fn(u64) -> Option<f64>,
@@ -70,10 +110,14 @@ fn drive(
     seen
 }
 
-fn model_with(specs: Vec<RuleSpec>) -> MonitorModel {
+fn model_with(specs: Vec<RuleSpec>) -> Sim {
     let mut m = MonitorModel::new(specs, OutageConfig::default());
     m.add_target(0, "lab", "icmp");
-    m
+    let rings = RingMap {
+        cap: m.seconds_needed(),
+        ..RingMap::default()
+    };
+    Sim { m, rings }
 }
 
 #[test]
@@ -372,4 +416,46 @@ fn a_flooded_second_saturates_and_still_leaves_the_window_cleanly() {
         70_000,
         "lateness still counts every result"
     );
+}
+
+#[test]
+fn a_new_window_at_reload_starts_from_the_seconds_already_kept() {
+    let mut m = model_with(vec![spec("slow", Metric::LatencyAvg, 30.0, 0, 2)]);
+    let _ = drive(&mut m, 1000, 20, |_| Some(50.0));
+    // A 10 s window appears: the ring already holds its seconds, so it is full at once, not
+    // ten seconds later.
+    m.replace_rules(vec![
+        spec("slow", Metric::LatencyAvg, 30.0, 0, 2),
+        spec("slow10", Metric::LatencyAvg, 30.0, 0, 10),
+    ]);
+    let mut out = Vec::new();
+    let tick = Duration::from_millis(1_020_500);
+    m.tick(tick, UNIX_EPOCH + tick, &mut out);
+    let t = m.target(0).expect("target");
+    let wi = m.lens.iter().position(|&l| l == 10).expect("10 s window");
+    assert_eq!(
+        t.windows[wi].sent, 9,
+        "seconds 1011-1020, the last one without a probe yet"
+    );
+    let fired: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Alert(e) => Some(e.rule.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fired, ["slow10"]);
+}
+
+#[test]
+fn windows_follow_the_ring_through_a_stall_longer_than_it() {
+    // The monitor stalled for longer than the ring keeps: the windows start again from what
+    // the ring holds, without underflow or drift.
+    let mut m = model_with(vec![spec("slow", Metric::LatencyAvg, 1e9, 0, 5)]);
+    let _ = drive(&mut m, 1000, 10, |_| Some(5.0));
+    let _ = drive(&mut m, 1100, 10, |_| Some(7.0));
+    let t = m.target(0).expect("target");
+    let wi = m.lens.iter().position(|&l| l == 5).expect("5 s window");
+    assert_eq!(t.windows[wi].sent, 5);
+    assert_eq!(t.value(Metric::LatencyAvg, wi), Some(7.0));
 }
