@@ -92,7 +92,7 @@ pub struct TargetLive {
     /// What is probed, as configured (`icmp:10.0.0.1`, `tcp:host:443`, …).
     pub target: String,
     /// Probe kind (`icmp`, `tcp`, `udp`, `dns`, `http`).
-    pub kind: String,
+    pub kind: &'static str,
     /// Per-second record, oldest first, the newest filling (read it with
     /// [`TargetLive::points`]); the monitor's model reads its windows from it too.
     seconds: SecondRing,
@@ -354,7 +354,7 @@ impl LiveView {
     }
 
     /// Adds (or re-activates) target `index`.
-    pub fn add_target(&mut self, index: usize, label: &str, target: &str, kind: &str) {
+    pub fn add_target(&mut self, index: usize, label: &str, target: &str, kind: &'static str) {
         self.gone.retain(|&i| i != index);
         if self.targets.len() <= index {
             self.targets.resize(index + 1, None);
@@ -362,7 +362,7 @@ impl LiveView {
         self.targets[index] = Some(Box::new(TargetLive {
             label: label.to_string(),
             target: target.to_string(),
-            kind: kind.to_string(),
+            kind,
             seconds: SecondRing::new(self.ring_len()),
             total: ProbeStats::default(),
             last_rtt: None,

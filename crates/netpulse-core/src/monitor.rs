@@ -122,8 +122,8 @@ impl WindowSums {
 pub struct TargetModel {
     /// Label (the subject of its alerts).
     pub label: String,
-    /// Probe kind name.
-    pub kind: String,
+    /// Probe kind name (`TargetKind::name`: static, not a copy per target).
+    pub kind: &'static str,
     /// The newest second the windows have moved to; `None`: they start (again) from the ring.
     now_sec: Option<i64>,
     /// Seconds before this were never counted in the windows (they were built after them).
@@ -144,10 +144,10 @@ pub struct TargetModel {
 }
 
 impl TargetModel {
-    fn new(label: &str, kind: &str, windows: usize) -> Self {
+    fn new(label: &str, kind: &'static str, windows: usize) -> Self {
         Self {
             label: label.to_string(),
-            kind: kind.to_string(),
+            kind,
             now_sec: None,
             counted_from: 0,
             hist_from: 0,
@@ -525,7 +525,7 @@ impl MonitorModel {
     }
 
     /// Starts keeping target `id`.
-    pub fn add_target(&mut self, id: usize, label: &str, kind: &str) {
+    pub fn add_target(&mut self, id: usize, label: &str, kind: &'static str) {
         self.targets
             .insert(id, Box::new(TargetModel::new(label, kind, self.lens.len())));
     }

@@ -73,9 +73,16 @@ pub struct OutageDetector {
     window_failed: usize,
     run_start: Option<SystemTime>,
     run_len: u64,
-    current: Option<Outage>,
-    /// During an outage: where the current run of answered probes began (time, and the outage's
-    /// sent/received before it) — the outage's end if the window stays healthy from there on.
+    /// Boxed, with its recovery: rare, and one detector is kept per target (88 bytes less each).
+    current: Option<Box<Ongoing>>,
+}
+
+/// An outage going on.
+#[derive(Debug, Clone)]
+struct Ongoing {
+    outage: Outage,
+    /// Where the current run of answered probes began (time, and the outage's sent/received
+    /// before it) — the outage's end if the window stays healthy from there on.
     recovery: Option<(SystemTime, u64, u64)>,
 }
 
@@ -91,7 +98,6 @@ impl OutageDetector {
             run_start: None,
             run_len: 0,
             current: None,
-            recovery: None,
         }
     }
 
@@ -102,7 +108,7 @@ impl OutageDetector {
 
     /// Start of the outage going on, if any.
     pub fn current_start(&self) -> Option<SystemTime> {
-        self.current.as_ref().map(|o| o.start)
+        self.current.as_ref().map(|o| o.outage.start)
     }
 
     /// Feeds probe `seq` (sent at `sent_at`, answered or not); returns outages that ended.
@@ -144,8 +150,8 @@ impl OutageDetector {
                 ended.push(o);
             }
         }
-        self.recovery = None;
-        if let Some(mut o) = self.current.take() {
+        if let Some(ongoing) = self.current.take() {
+            let mut o = ongoing.outage;
             o.end = at.max(o.start);
             o.ongoing = true;
             ended.push(o);
@@ -182,25 +188,30 @@ impl OutageDetector {
                 let by_run =
                     self.cfg.consecutive > 0 && self.run_len >= u64::from(self.cfg.consecutive);
                 if !answered && (by_window || by_run) {
-                    self.current = Some(Outage {
-                        start: self.run_start.unwrap_or(t),
-                        end: t,
-                        sent: self.run_len,
-                        received: 0,
-                        ongoing: false,
-                    });
+                    self.current = Some(Box::new(Ongoing {
+                        outage: Outage {
+                            start: self.run_start.unwrap_or(t),
+                            end: t,
+                            sent: self.run_len,
+                            received: 0,
+                            ongoing: false,
+                        },
+                        recovery: None,
+                    }));
                 }
                 None
             }
-            Some(o) => {
-                if answered && self.recovery.is_none() {
-                    self.recovery = Some((t, o.sent, o.received));
+            Some(ongoing) => {
+                let o = &mut ongoing.outage;
+                if answered && ongoing.recovery.is_none() {
+                    ongoing.recovery = Some((t, o.sent, o.received));
                 } else if !answered {
-                    self.recovery = None;
+                    ongoing.recovery = None;
                 }
                 if answered && loss <= self.cfg.loss_threshold {
-                    let mut o = self.current.take()?;
-                    if let Some((at, sent, received)) = self.recovery.take() {
+                    let ended = *self.current.take()?;
+                    let mut o = ended.outage;
+                    if let Some((at, sent, received)) = ended.recovery {
                         (o.end, o.sent, o.received) = (at, sent, received);
                     }
                     return Some(o);

@@ -223,6 +223,8 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     };
     let wanted = wanted_keys(&monitor.setup.config)?;
     monitor.start_targets(&wanted, &(0..wanted.len()).collect::<Vec<_>>());
+    // `running` holds what a reload compares; this copy would last the whole run.
+    drop(wanted);
     {
         let mut live = monitor.shared.live();
         live.fit_history(monitor.running.len());
@@ -554,7 +556,7 @@ impl Monitor {
                     .iter()
                     .map(|(key, kind, _)| RecordTarget {
                         label: key.label.clone(),
-                        kind: kind.clone(),
+                        kind: kind.to_string(),
                         address: key.target.clone(),
                         interval: key.interval,
                         timeout: key.timeout,
@@ -569,12 +571,12 @@ impl Monitor {
         for (key, kind, prepared) in ready {
             let index = self.next_index;
             self.next_index += 1;
-            self.model.add_target(index, &key.label, &kind);
+            self.model.add_target(index, &key.label, kind);
             self.target_metrics
-                .insert(index, self.shared.metrics.target(&key.label, &kind));
+                .insert(index, self.shared.metrics.target(&key.label, kind));
             self.shared
                 .live()
-                .add_target(index, &key.label, &key.target, &kind);
+                .add_target(index, &key.label, &key.target, kind);
             self.running.push(RunningTarget { key, index });
             self.engine.start(prepared);
         }
@@ -585,10 +587,10 @@ impl Monitor {
         &self,
         key: &TargetKey,
         index: usize,
-    ) -> anyhow::Result<(String, netpulse_probe::PreparedTarget)> {
+    ) -> anyhow::Result<(&'static str, netpulse_probe::PreparedTarget)> {
         let spec = parse_target(&key.target)?;
         let addr = resolve(&spec.host, Family::Any)?;
-        let kind = spec.kind.name().to_string();
+        let kind = spec.kind.name();
         let plan = ProbePlan {
             label: key.label.clone(),
             kind: spec.kind,
@@ -627,7 +629,7 @@ impl Monitor {
             self.engine.remove(index);
             self.end_outages(index, SystemTime::now());
             if let Some(t) = self.model.target(index) {
-                self.shared.metrics.remove_target(&t.label, &t.kind);
+                self.shared.metrics.remove_target(&t.label, t.kind);
                 if let Some(sink) = &self.sink {
                     sink.remove_target(index, &t.label, SystemTime::now());
                 }
