@@ -92,28 +92,32 @@ struct TargetSeries {
 /// `bench/monitor_scale.sh`).
 #[derive(Debug, Default)]
 struct TargetTable {
-    rows: Mutex<BTreeMap<(String, String), Arc<TargetSeries>>>,
+    rows: Mutex<BTreeMap<TargetKey, Arc<TargetSeries>>>,
 }
 
 impl TargetTable {
-    fn rows(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Arc<TargetSeries>>> {
+    fn rows(&self) -> std::sync::MutexGuard<'_, BTreeMap<TargetKey, Arc<TargetSeries>>> {
         // A panic while holding the lock leaves only counters behind: still worth serving.
         self.rows.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
+/// A target's labels: its name (shared with the scrape's snapshot, not copied) and its kind's
+/// static name.
+type TargetKey = (Arc<str>, &'static str);
+
 /// Picks one counter of a target's series.
 type SeriesField = fn(&TargetSeries) -> &AtomicU64;
 
-fn labels((target, kind): &(String, String)) -> [(&'static str, &str); 2] {
-    [("target", target.as_str()), ("kind", kind.as_str())]
+fn labels((target, kind): &TargetKey) -> [(&'static str, &str); 2] {
+    [("target", target), ("kind", kind)]
 }
 
 impl Collector for TargetTable {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         // A snapshot, so the table's lock is not held while a (slow) scraper reads: adding
         // and removing targets (a reload) must never wait on a client.
-        let rows: Vec<((String, String), Arc<TargetSeries>)> = self
+        let rows: Vec<(TargetKey, Arc<TargetSeries>)> = self
             .rows()
             .iter()
             .map(|(k, s)| (k.clone(), Arc::clone(s)))
@@ -377,11 +381,11 @@ impl Metrics {
 
     /// The series of one target, created if new (a second target with the same label and
     /// kind shares them, as it would a Prometheus series).
-    pub fn target(&self, target: &str, kind: &str) -> TargetMetrics {
+    pub fn target(&self, target: &str, kind: &'static str) -> TargetMetrics {
         let series = Arc::clone(
             self.targets
                 .rows()
-                .entry((target.to_string(), kind.to_string()))
+                .entry((Arc::from(target), kind))
                 .or_default(),
         );
         TargetMetrics {
@@ -391,10 +395,8 @@ impl Metrics {
     }
 
     /// Removes every series of a target that is no longer probed.
-    pub fn remove_target(&self, target: &str, kind: &str) {
-        self.targets
-            .rows()
-            .remove(&(target.to_string(), kind.to_string()));
+    pub fn remove_target(&self, target: &str, kind: &'static str) {
+        self.targets.rows().remove(&(Arc::from(target), kind));
     }
 
     /// Raises the drop counter of `stage` to `total` (totals are kept by the monitor).
