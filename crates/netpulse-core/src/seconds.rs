@@ -189,9 +189,13 @@ impl SecondRing {
             return;
         }
         for _ in last..sec {
+            // Room first: a push into a full deque would double its allocation.
+            if self.seconds.len() >= self.cap {
+                self.seconds.pop_front();
+                self.start += 1;
+            }
             self.seconds.push_back(Second::default());
         }
-        self.trim();
     }
 
     /// Counts `r` in second `sec` (or the newest, if the clock stepped back); false when that
@@ -295,6 +299,7 @@ mod tests {
         );
         ring.open(14);
         assert_eq!((ring.first_sec(), ring.last_sec()), (Some(11), Some(14)));
+
         assert!(ring.get(10).is_none());
         // The clock stepping back counts in the newest second.
         assert!(ring.record(5, &reply(1.0)));
@@ -302,6 +307,10 @@ mod tests {
         // A jump longer than the ring starts it again.
         ring.open(100);
         assert_eq!((ring.first_sec(), ring.last_sec()), (Some(100), Some(100)));
+        for sec in 101..200 {
+            ring.open(sec);
+        }
+        assert_eq!(ring.seconds.capacity(), 4, "moving on never grows the allocation");
     }
 
     #[test]
