@@ -9,6 +9,7 @@ use crate::rollup::unix_secs;
 use crate::seconds::{Second, SecondRing, SecondRings};
 use crate::stats::{ProbeStats, RttStats};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Seconds of per-second history kept per target and interface (15 minutes), when targets
@@ -87,10 +88,10 @@ pub struct OutageLine {
 /// A target's live state.
 #[derive(Debug, Clone)]
 pub struct TargetLive {
-    /// Label.
-    pub label: String,
+    /// Label (shared with the model's and the monitor's copy).
+    pub label: Arc<str>,
     /// What is probed, as configured (`icmp:10.0.0.1`, `tcp:host:443`, …).
-    pub target: String,
+    pub target: Arc<str>,
     /// Probe kind (`icmp`, `tcp`, `udp`, `dns`, `http`).
     pub kind: &'static str,
     /// Per-second record, oldest first, the newest filling (read it with
@@ -354,14 +355,20 @@ impl LiveView {
     }
 
     /// Adds (or re-activates) target `index`.
-    pub fn add_target(&mut self, index: usize, label: &str, target: &str, kind: &'static str) {
+    pub fn add_target(
+        &mut self,
+        index: usize,
+        label: impl Into<Arc<str>>,
+        target: impl Into<Arc<str>>,
+        kind: &'static str,
+    ) {
         self.gone.retain(|&i| i != index);
         if self.targets.len() <= index {
             self.targets.resize(index + 1, None);
         }
         self.targets[index] = Some(Box::new(TargetLive {
-            label: label.to_string(),
-            target: target.to_string(),
+            label: label.into(),
+            target: target.into(),
             kind,
             seconds: SecondRing::new(self.ring_len()),
             total: ProbeStats::default(),
@@ -680,7 +687,7 @@ mod tests {
     fn gone_targets_lose_their_history_and_are_bounded() {
         let mut v = LiveView::default();
         for i in 0..GONE_KEPT + 10 {
-            v.add_target(i, &format!("t{i}"), "x", "icmp");
+            v.add_target(i, format!("t{i}"), "x", "icmp");
             v.result(i, &result(1, Some(1)), at(100, 0));
             v.tick(at(101, 0));
         }
@@ -697,12 +704,12 @@ mod tests {
             .collect();
         assert_eq!(gone.len(), GONE_KEPT);
         assert!(gone.iter().all(|t| t.points().count() == 0));
-        assert_eq!(gone[0].label, "t10", "the oldest are forgotten first");
+        assert_eq!(&*gone[0].label, "t10", "the oldest are forgotten first");
         assert!(v
             .targets
             .iter()
             .flatten()
-            .any(|t| t.active && t.label == "stays"));
+            .any(|t| t.active && &*t.label == "stays"));
     }
 
     #[test]

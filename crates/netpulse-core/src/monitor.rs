@@ -18,6 +18,7 @@ use crate::seconds::{Second, SecondRing, SecondRings};
 use crate::sketch::LatencySketch;
 use crate::stats::Jitter;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// A rule with the window its value is computed over.
@@ -120,8 +121,8 @@ impl WindowSums {
 /// Fixed size apart from, with a p95 rule, 2 bytes per reply in the longest such window.
 #[derive(Debug, Clone)]
 pub struct TargetModel {
-    /// Label (the subject of its alerts).
-    pub label: String,
+    /// Label (the subject of its alerts; shared with the live view's).
+    pub label: Arc<str>,
     /// Probe kind name (`TargetKind::name`: static, not a copy per target).
     pub kind: &'static str,
     /// The newest second the windows have moved to; `None`: they start (again) from the ring.
@@ -144,9 +145,9 @@ pub struct TargetModel {
 }
 
 impl TargetModel {
-    fn new(label: &str, kind: &'static str, windows: usize) -> Self {
+    fn new(label: Arc<str>, kind: &'static str, windows: usize) -> Self {
         Self {
-            label: label.to_string(),
+            label,
             kind,
             now_sec: None,
             counted_from: 0,
@@ -525,9 +526,11 @@ impl MonitorModel {
     }
 
     /// Starts keeping target `id`.
-    pub fn add_target(&mut self, id: usize, label: &str, kind: &'static str) {
-        self.targets
-            .insert(id, Box::new(TargetModel::new(label, kind, self.lens.len())));
+    pub fn add_target(&mut self, id: usize, label: impl Into<Arc<str>>, kind: &'static str) {
+        self.targets.insert(
+            id,
+            Box::new(TargetModel::new(label.into(), kind, self.lens.len())),
+        );
     }
 
     /// Forgets target `id` and its rule states.
@@ -538,7 +541,7 @@ impl MonitorModel {
             if self.rules.has_subject(&t.label)
                 && !self.targets.values().any(|o| o.label == t.label)
             {
-                self.gone_subjects.push(t.label);
+                self.gone_subjects.push(t.label.to_string());
             }
         }
     }
@@ -681,7 +684,7 @@ impl MonitorModel {
         let mut events = Vec::new();
         for subject in std::mem::take(&mut self.gone_subjects) {
             // Unless it came back meanwhile (a reload re-adding the label).
-            let back = self.targets.values().any(|t| t.label == subject)
+            let back = self.targets.values().any(|t| *t.label == *subject)
                 || self.ifaces.contains_key(&subject);
             if !back {
                 self.rules.forget_subject(&subject, wall, &mut events);

@@ -310,7 +310,11 @@ mod tests {
         for sec in 101..200 {
             ring.open(sec);
         }
-        assert_eq!(ring.seconds.capacity(), 4, "moving on never grows the allocation");
+        assert_eq!(
+            ring.seconds.capacity(),
+            4,
+            "moving on never grows the allocation"
+        );
     }
 
     #[test]

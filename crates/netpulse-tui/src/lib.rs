@@ -297,7 +297,7 @@ fn draw_targets(f: &mut Frame, app: &App, targets: &[&TargetLive], area: Rect) {
             Cell::from("ok").green()
         };
         Row::new(vec![
-            Cell::from(t.label.clone()),
+            Cell::from(t.label.to_string()),
             Cell::from(ms(t.last_rtt.map(|d| d.as_secs_f64() * 1e3))),
             Cell::from(ms(min)),
             Cell::from(ms(avg)),

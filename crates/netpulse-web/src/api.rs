@@ -161,7 +161,7 @@ pub(crate) async fn series(
         None => {
             let live = state.shared.live();
             for t in live.targets.iter().flatten() {
-                if q.target.as_ref().is_some_and(|w| *w != t.label) {
+                if q.target.as_ref().is_some_and(|w| **w != *t.label) {
                     continue;
                 }
                 let points: Vec<Value> = t
@@ -233,13 +233,13 @@ pub(crate) async fn outages(
     // The live ones (the store has only those that ended, and only when recording).
     let live = state.shared.live();
     for t in live.targets.iter().flatten() {
-        if q.target.as_ref().is_some_and(|w| *w != t.label) {
+        if q.target.as_ref().is_some_and(|w| **w != *t.label) {
             continue;
         }
         for o in t.outages.iter().filter(|o| o.end_ms >= from_ms) {
-            let seen = out.iter().any(|v| {
-                v["target"] == t.label.as_str() && v["start_ms"] == o.start_ms && !o.ongoing
-            });
+            let seen = out
+                .iter()
+                .any(|v| v["target"] == *t.label && v["start_ms"] == o.start_ms && !o.ongoing);
             if !seen {
                 out.push(
                     json!({"target": t.label, "start_ms": o.start_ms, "end_ms": o.end_ms,

@@ -381,11 +381,11 @@ impl Metrics {
 
     /// The series of one target, created if new (a second target with the same label and
     /// kind shares them, as it would a Prometheus series).
-    pub fn target(&self, target: &str, kind: &'static str) -> TargetMetrics {
+    pub fn target(&self, target: impl Into<Arc<str>>, kind: &'static str) -> TargetMetrics {
         let series = Arc::clone(
             self.targets
                 .rows()
-                .entry((Arc::from(target), kind))
+                .entry((target.into(), kind))
                 .or_default(),
         );
         TargetMetrics {

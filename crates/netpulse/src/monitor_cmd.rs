@@ -49,8 +49,10 @@ const STATUS_TARGETS: usize = 6;
 /// What identifies a running target: a reload keeps it running if all of this is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct TargetKey {
-    target: String,
-    label: String,
+    /// Shared with the live view (the label with the model and the metrics too): one copy
+    /// of each per target.
+    target: Arc<str>,
+    label: Arc<str>,
     interval: Duration,
     timeout: Duration,
     size: usize,
@@ -537,7 +539,7 @@ impl Monitor {
                     let text = format!("{e:#}");
                     match errors.iter_mut().find(|(t, ..)| *t == text) {
                         Some((_, _, n)) => *n += 1,
-                        None => errors.push((text, key.label.clone(), 0)),
+                        None => errors.push((text, key.label.to_string(), 0)),
                     }
                 }
             }
@@ -555,9 +557,9 @@ impl Monitor {
                 ready
                     .iter()
                     .map(|(key, kind, _)| RecordTarget {
-                        label: key.label.clone(),
+                        label: key.label.to_string(),
                         kind: kind.to_string(),
-                        address: key.target.clone(),
+                        address: key.target.to_string(),
                         interval: key.interval,
                         timeout: key.timeout,
                     })
@@ -571,12 +573,17 @@ impl Monitor {
         for (key, kind, prepared) in ready {
             let index = self.next_index;
             self.next_index += 1;
-            self.model.add_target(index, &key.label, kind);
-            self.target_metrics
-                .insert(index, self.shared.metrics.target(&key.label, kind));
-            self.shared
-                .live()
-                .add_target(index, &key.label, &key.target, kind);
+            self.model.add_target(index, Arc::clone(&key.label), kind);
+            self.target_metrics.insert(
+                index,
+                self.shared.metrics.target(Arc::clone(&key.label), kind),
+            );
+            self.shared.live().add_target(
+                index,
+                Arc::clone(&key.label),
+                Arc::clone(&key.target),
+                kind,
+            );
             self.running.push(RunningTarget { key, index });
             self.engine.start(prepared);
         }
@@ -592,7 +599,7 @@ impl Monitor {
         let addr = resolve(&spec.host, Family::Any)?;
         let kind = spec.kind.name();
         let plan = ProbePlan {
-            label: key.label.clone(),
+            label: key.label.to_string(),
             kind: spec.kind,
             addr,
             interval: key.interval,
@@ -728,7 +735,7 @@ impl Monitor {
             .map(|t| {
                 let (avg, loss) = self.model.status(t.index);
                 let down = self.model.target(t.index).is_some_and(|m| m.in_outage());
-                (t.key.label.as_str(), avg, loss, down)
+                (&*t.key.label, avg, loss, down)
             })
             .collect();
         if figures.len() <= STATUS_TARGETS {
@@ -930,10 +937,10 @@ fn target_key(config: &Config, t: &TargetSection) -> anyhow::Result<TargetKey> {
         parse_duration(text).with_context(|| format!("target \"{label}\": bad {what} {text:?}"))
     };
     Ok(TargetKey {
-        target: t.target.get_ref().clone(),
+        target: Arc::from(t.target.get_ref().as_str()),
         interval: duration("interval", t.interval.get_ref())?,
         timeout: duration("timeout", t.timeout.get_ref())?,
-        label,
+        label: Arc::from(label),
         size: t.size,
     })
 }
