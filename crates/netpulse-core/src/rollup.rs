@@ -112,6 +112,19 @@ impl Bucket {
             None => self.stats.clone(),
         }
     }
+
+    /// The same, for a bucket that closes: its statistics move into the row, not a copy (at a
+    /// minute boundary every target closes one at once).
+    fn into_total(self) -> ProbeStats {
+        match self.base {
+            Some(base) => {
+                let mut all = *base;
+                all.merge(&self.stats);
+                all
+            }
+            None => self.stats,
+        }
+    }
 }
 
 /// One resolved probe as an open second keeps it: what [`ProbeStats::record`] reads, in 24
@@ -421,7 +434,7 @@ impl Rollups {
                 self.close_minute(m, b, out);
             }
             if let Some((h, b)) = self.hour.take() {
-                out.push(self.row(Resolution::Hour, h, b.total(), true));
+                out.push(self.row(Resolution::Hour, h, b.into_total(), true));
             }
             return;
         }
@@ -495,14 +508,14 @@ impl Rollups {
         let hour = Resolution::Hour.bucket(minute);
         if self.hour.as_ref().is_some_and(|(h, _)| *h != hour) {
             if let Some((h, b)) = self.hour.take() {
-                out.push(self.row(Resolution::Hour, h, b.total(), true));
+                out.push(self.row(Resolution::Hour, h, b.into_total(), true));
             }
         }
         let (_, b) = self.hour.get_or_insert_with(|| (hour, Bucket::default()));
         // Only this series' own part goes up: a seeded base is in the stored hour already.
         b.stats.merge(&bucket.stats);
         b.dirty = true;
-        out.push(self.row(Resolution::Minute, minute, bucket.total(), true));
+        out.push(self.row(Resolution::Minute, minute, bucket.into_total(), true));
     }
 }
 

@@ -143,7 +143,35 @@ impl LatencySketch {
         if other.buckets.is_empty() {
             return;
         }
-        let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
+        // Exactly the union's size (one pass over both sorted lists): the worst case reserved
+        // and shrunk afterwards cost a second allocation per merge, for every target at once
+        // when minutes close into hours.
+        let union = {
+            let (mut a, mut b) = (self.pairs().peekable(), other.pairs().peekable());
+            let mut n = 0usize;
+            loop {
+                match (a.peek(), b.peek()) {
+                    (Some(&(ia, _)), Some(&(ib, _))) => {
+                        if ia <= ib {
+                            a.next();
+                        }
+                        if ib <= ia {
+                            b.next();
+                        }
+                    }
+                    (Some(_), None) => {
+                        a.next();
+                    }
+                    (None, Some(_)) => {
+                        b.next();
+                    }
+                    (None, None) => break,
+                }
+                n += 1;
+            }
+            n
+        };
+        let mut merged = Vec::with_capacity(union);
         {
             let (mut a, mut b) = (self.pairs().peekable(), other.pairs().peekable());
             loop {
@@ -173,9 +201,7 @@ impl LatencySketch {
                 }
             }
         }
-        // Sized for the worst case (no bucket in common): an hour merging its minutes would
-        // otherwise keep twice the room it needs.
-        merged.shrink_to_fit();
+        debug_assert_eq!(merged.len(), merged.capacity());
         self.buckets = merged;
         self.count += other.count;
     }

@@ -888,6 +888,9 @@ impl Recording {
         let unwritten_traffic = &self.unwritten_traffic;
         let stopped = &self.stopped;
         let mut closed: Vec<RollupRow> = std::mem::take(retired);
+        // Room for every series' closing minute at once (a minute boundary closes them all):
+        // grown by doubling, the copies held up to 4.2 MB at 10 000 targets for 2.6 MB of rows.
+        closed.reserve_exact(rollups.len());
         let mut rollup_rows = 0u64;
         // Every rollup is flushed whatever happens, so seconds keep closing into final rows
         // (kept, bounded) while the database cannot be written; the first failed write ends
