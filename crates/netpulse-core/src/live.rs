@@ -9,7 +9,7 @@ use crate::rollup::unix_secs;
 use crate::seconds::{Second, SecondRing, SecondRings};
 use crate::stats::{ProbeStats, RttStats};
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 /// Seconds of per-second history kept per target and interface (15 minutes), when targets
@@ -292,6 +292,21 @@ fn push_ring<T>(ring: &mut VecDeque<T>, item: T, cap: usize) {
         ring.reserve_exact(cap.max(1));
     }
     ring.push_back(item);
+}
+
+/// The live view behind its lock: the one hub the monitor writes (results, interfaces, alerts,
+/// capture) and every view reads — the dashboard and `/api`, the TUI — so none of them owns it.
+#[derive(Debug, Default)]
+pub struct LiveHub {
+    view: Mutex<LiveView>,
+}
+
+impl LiveHub {
+    /// The live view, even if a panicking writer poisoned the lock (the data is still whole:
+    /// every update is a few field writes).
+    pub fn lock(&self) -> MutexGuard<'_, LiveView> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl SecondRings for LiveView {

@@ -15,26 +15,26 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use netpulse_core::live::LiveView;
+use netpulse_core::live::{LiveHub, LiveView};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// What the monitor shares with the web side.
+/// What the monitor shares with the web side: the live hub (core's; the TUI reads the same
+/// one) and the Prometheus metrics.
 #[derive(Debug, Default)]
 pub struct Shared {
     /// The live picture.
-    pub live: Mutex<LiveView>,
+    pub live: Arc<LiveHub>,
     /// The Prometheus metrics.
     pub metrics: Metrics,
 }
 
 impl Shared {
-    /// The live view, even if a panicking writer poisoned the lock (the data is still whole:
-    /// every update is a few field writes).
+    /// The live view, locked (see [`LiveHub::lock`]).
     pub fn live(&self) -> std::sync::MutexGuard<'_, LiveView> {
-        self.live.lock().unwrap_or_else(|p| p.into_inner())
+        self.live.lock()
     }
 }
 

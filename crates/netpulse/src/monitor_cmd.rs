@@ -253,7 +253,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     let tui = if args.tui {
         let quit = events_tx.clone();
         Some(
-            crate::tui_cmd::Tui::start(Arc::clone(&monitor.shared), move || {
+            crate::tui_cmd::Tui::start(Arc::clone(&monitor.shared.live), move || {
                 let _ = quit.send(Event::Stop);
             })
             .context("cannot start the terminal UI")?,

@@ -3,8 +3,8 @@
 //! (ratatui's init installs the hook).
 
 use crate::worker::Worker;
+use netpulse_core::live::LiveHub;
 use netpulse_tui::{draw, listed, Action, App};
-use netpulse_web::Shared;
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ pub struct Tui;
 impl Tui {
     /// Takes over the terminal; `quit` is called once when the person asks to leave. Stopping
     /// the returned worker gives the terminal back.
-    pub fn start(shared: Arc<Shared>, quit: impl Fn() + Send + 'static) -> std::io::Result<Worker> {
+    pub fn start(hub: Arc<LiveHub>, quit: impl Fn() + Send + 'static) -> std::io::Result<Worker> {
         Worker::spawn("tui", move |flag| {
             let mut terminal = ratatui::init();
             let mut app = App::default();
@@ -30,7 +30,7 @@ impl Tui {
                 // (a paused ssh, a full pty) stalls only this thread, never the monitor or the
                 // web, which take the same lock.
                 let drawn = terminal.autoresize().map(|()| {
-                    let live = shared.live();
+                    let live = hub.lock();
                     if app.paused && frozen.is_none() {
                         frozen = Some((live.clone(), now));
                     } else if !app.paused {
