@@ -50,7 +50,7 @@ pub struct CaptureSection {
 #[serde(deny_unknown_fields, default)]
 pub struct MonitorSection {
     /// Status line interval (`0s`: none).
-    pub status_every: Spanned<String>,
+    pub status_every: Spanned<ConfigDuration>,
     /// How ICMP is sent: auto, dgram, raw.
     pub icmp_socket: IcmpSocket,
 }
@@ -71,7 +71,7 @@ pub enum IcmpSocket {
 impl Default for MonitorSection {
     fn default() -> Self {
         Self {
-            status_every: unspanned("10s"),
+            status_every: unspanned_duration("10s"),
             icmp_socket: IcmpSocket::Auto,
         }
     }
@@ -88,17 +88,17 @@ pub struct TargetSection {
     pub label: Option<String>,
     /// Time between probes.
     #[serde(default = "default_interval")]
-    pub interval: Spanned<String>,
+    pub interval: Spanned<ConfigDuration>,
     /// How long to wait for an answer.
     #[serde(default = "default_interval")]
-    pub timeout: Spanned<String>,
+    pub timeout: Spanned<ConfigDuration>,
     /// ICMP/UDP payload bytes.
     #[serde(default = "default_size")]
     pub size: usize,
 }
 
-fn default_interval() -> Spanned<String> {
-    unspanned("1s")
+fn default_interval() -> Spanned<ConfigDuration> {
+    unspanned_duration("1s")
 }
 
 fn default_size() -> usize {
@@ -161,16 +161,16 @@ pub struct RuleSection {
     pub threshold: f64,
     /// How long the condition must hold.
     #[serde(rename = "for", default = "default_for")]
-    pub hold: Spanned<String>,
+    pub hold: Spanned<ConfigDuration>,
     /// Window the value is computed over.
     #[serde(default = "default_window")]
-    pub window: Spanned<String>,
+    pub window: Spanned<ConfigDuration>,
     /// Fraction of the threshold the value must clear it by to resolve.
     #[serde(default = "default_hysteresis")]
     pub hysteresis: f64,
     /// Reminder interval while firing (absent: none).
     #[serde(default)]
-    pub repeat: Option<Spanned<String>>,
+    pub repeat: Option<Spanned<ConfigDuration>>,
     /// Targets (labels) or interfaces the rule applies to (empty: all).
     #[serde(default)]
     pub subjects: Vec<String>,
@@ -185,11 +185,11 @@ pub struct RuleSection {
 fn default_op() -> Spanned<String> {
     unspanned(">")
 }
-fn default_for() -> Spanned<String> {
-    unspanned("0s")
+fn default_for() -> Spanned<ConfigDuration> {
+    unspanned_duration("0s")
 }
-fn default_window() -> Spanned<String> {
-    unspanned("10s")
+fn default_window() -> Spanned<ConfigDuration> {
+    unspanned_duration("10s")
 }
 fn default_hysteresis() -> f64 {
     0.1
@@ -317,6 +317,64 @@ pub struct ListenSection {
 
 fn unspanned(s: &str) -> Spanned<String> {
     Spanned::new(0..0, s.to_string())
+}
+
+/// A duration as the config writes it (`"1s"`, `"250ms"`), parsed when the file is read: a bad
+/// one is located by the parser ("key \"interval\" in [[target]]: bad duration …"), and no
+/// command parses it again. Written back as it was written; equal when the durations are.
+#[derive(Debug, Clone)]
+pub struct ConfigDuration {
+    text: String,
+    value: Duration,
+}
+
+impl ConfigDuration {
+    /// The duration.
+    pub fn get(&self) -> Duration {
+        self.value
+    }
+
+    /// A default, written as `text` (which must parse).
+    fn default_of(text: &str) -> Self {
+        ConfigDuration {
+            text: text.to_string(),
+            value: parse_duration(text).unwrap_or_default(),
+        }
+    }
+}
+
+impl PartialEq for ConfigDuration {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl std::fmt::Display for ConfigDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for ConfigDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match parse_duration(&text) {
+            Ok(value) => Ok(ConfigDuration { text, value }),
+            Err(e) => Err(serde::de::Error::custom(format!(
+                "bad duration \"{text}\": {e}"
+            ))),
+        }
+    }
+}
+
+fn unspanned_duration(text: &str) -> Spanned<ConfigDuration> {
+    Spanned::new(0..0, ConfigDuration::default_of(text))
 }
 
 /// A config error, located.
@@ -478,18 +536,6 @@ impl Config {
                 message,
             }
         };
-        let duration = |s: &Spanned<String>, key: &str, section: &str| {
-            parse_duration(s.get_ref()).map_err(|e| {
-                err(
-                    s.span(),
-                    format!(
-                        "key \"{key}\" in {section}: bad duration \"{}\": {e}",
-                        s.get_ref()
-                    ),
-                )
-            })
-        };
-        duration(&self.monitor.status_every, "status_every", "[monitor]")?;
         let mut labels = Vec::new();
         for t in &self.targets {
             parse_target(t.target.get_ref()).map_err(|e| {
@@ -501,14 +547,14 @@ impl Config {
                     ),
                 )
             })?;
-            let interval = duration(&t.interval, "interval", "[[target]]")?;
+            let interval = t.interval.get_ref().get();
             if interval < Duration::from_millis(1) {
                 return Err(err(
                     t.interval.span(),
                     "key \"interval\" in [[target]]: at least 1ms".into(),
                 ));
             }
-            let timeout = duration(&t.timeout, "timeout", "[[target]]")?;
+            let timeout = t.timeout.get_ref().get();
             if timeout.is_zero() {
                 return Err(err(
                     t.timeout.span(),
@@ -677,26 +723,15 @@ impl Config {
                 ),
             )
         })?;
-        let dur = |s: &Spanned<String>, key: &str| {
-            parse_duration(s.get_ref()).map_err(|e| {
-                (
-                    s.span(),
-                    format!(
-                        "key \"{key}\" in [[rule]]: bad duration \"{}\": {e}",
-                        s.get_ref()
-                    ),
-                )
-            })
-        };
-        let hold = dur(&r.hold, "for")?;
-        let window = dur(&r.window, "window")?;
+        let hold = r.hold.get_ref().get();
+        let window = r.window.get_ref().get();
         if window < Duration::from_secs(1) || window > Duration::from_secs(3600) {
             return Err((
                 r.window.span(),
                 "key \"window\" in [[rule]]: from 1s to 1h".into(),
             ));
         }
-        let repeat = r.repeat.as_ref().map(|s| dur(s, "repeat")).transpose()?;
+        let repeat = r.repeat.as_ref().map(|s| s.get_ref().get());
         if !(0.0..1.0).contains(&r.hysteresis) {
             return Err((
                 r.name.span(),
@@ -755,8 +790,8 @@ impl Config {
                     metric: unspanned(metric),
                     op: default_op(),
                     threshold,
-                    hold: unspanned(hold),
-                    window: unspanned(window),
+                    hold: unspanned_duration(hold),
+                    window: unspanned_duration(window),
                     hysteresis: default_hysteresis(),
                     repeat: None,
                     subjects: Vec::new(),
@@ -893,6 +928,29 @@ mod tests {
             e.starts_with("netpulse.toml:3:12: key \"interval\" in [[target]]: bad duration"),
             "{e}"
         );
+        // Every duration is typed when the file is read, located by the parser.
+        for (text, want) in [
+            (
+                "[monitor]\nstatus_every = \"often\"\n",
+                "netpulse.toml:2:16: key \"status_every\" in [monitor]: bad duration \"often\"",
+            ),
+            (
+                "[[rule]]\nname = \"x\"\nmetric = \"loss\"\nthreshold = 1\nwindow = \"5 parsecs\"\n",
+                "netpulse.toml:5:10: key \"window\" in [[rule]]: bad duration \"5 parsecs\"",
+            ),
+            (
+                "[[rule]]\nname = \"x\"\nmetric = \"loss\"\nthreshold = 1\nrepeat = \"-1s\"\n",
+                "netpulse.toml:5:10: key \"repeat\" in [[rule]]: bad duration \"-1s\"",
+            ),
+        ] {
+            let e = error(text);
+            assert!(e.starts_with(want), "{e}");
+        }
+        // Written back as written; equal when the durations are.
+        let a = Config::parse("a", "[monitor]\nstatus_every = \"1m\"\n").expect("parses");
+        let b = Config::parse("b", "[monitor]\nstatus_every = \"60s\"\n").expect("parses");
+        assert_eq!(a.monitor, b.monitor);
+        assert_eq!(a.monitor.status_every.get_ref().to_string(), "1m");
         let text = "[monitor]\nicmp_socket = \"rawr\"\n";
         let e = error(text);
         assert!(

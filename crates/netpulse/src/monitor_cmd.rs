@@ -223,7 +223,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         reported_drops: 0,
         target_metrics: HashMap::new(),
     };
-    let wanted = wanted_keys(&monitor.setup.config)?;
+    let wanted = wanted_keys(&monitor.setup.config);
     monitor.start_targets(&wanted, &(0..wanted.len()).collect::<Vec<_>>());
     // `running` holds what a reload compares; this copy would last the whole run.
     drop(wanted);
@@ -619,13 +619,7 @@ impl Monitor {
                 return;
             }
         };
-        let wanted = match wanted_keys(&new.config) {
-            Ok(w) => w,
-            Err(e) => {
-                eprintln!("netpulse monitor: reload failed, the running config stays: {e:#}");
-                return;
-            }
-        };
+        let wanted = wanted_keys(&new.config);
         let running: Vec<(usize, TargetKey)> = self
             .running
             .iter()
@@ -908,7 +902,7 @@ fn make_setup(config: Config) -> anyhow::Result<Setup> {
         );
         rules.push(RuleSpec { rule, window });
     }
-    let status_every = parse_duration(config.monitor.status_every.get_ref())?;
+    let status_every = config.monitor.status_every.get_ref().get();
     Ok(Setup {
         ifaces: crate::ifaces_cmd::Selection {
             names: config.ifaces.names.clone(),
@@ -929,24 +923,19 @@ fn reload(path: Option<&std::path::Path>) -> anyhow::Result<Setup> {
     make_setup(config)
 }
 
-fn target_key(config: &Config, t: &TargetSection) -> anyhow::Result<TargetKey> {
-    let label = config.label_of(t);
-    // The config's check has read these already; a failure here is a bug to say, never a
-    // target quietly left out.
-    let duration = |what: &str, text: &str| {
-        parse_duration(text).with_context(|| format!("target \"{label}\": bad {what} {text:?}"))
-    };
-    Ok(TargetKey {
+/// A target section as the monitor keys it (its durations were parsed with the file).
+fn target_key(config: &Config, t: &TargetSection) -> TargetKey {
+    TargetKey {
         target: Arc::from(t.target.get_ref().as_str()),
-        interval: duration("interval", t.interval.get_ref())?,
-        timeout: duration("timeout", t.timeout.get_ref())?,
-        label: Arc::from(label),
+        interval: t.interval.get_ref().get(),
+        timeout: t.timeout.get_ref().get(),
+        label: Arc::from(config.label_of(t)),
         size: t.size,
-    })
+    }
 }
 
 /// The targets a config asks for, as keys.
-fn wanted_keys(config: &Config) -> anyhow::Result<Vec<TargetKey>> {
+fn wanted_keys(config: &Config) -> Vec<TargetKey> {
     config
         .targets
         .iter()
