@@ -133,7 +133,7 @@ pub struct RecordSection {
     /// Database file (empty: the default, $XDG_DATA_HOME/netpulse/netpulse.db).
     pub db: String,
     /// How long each resolution is kept.
-    pub retention: Spanned<String>,
+    pub retention: Spanned<Typed<netpulse_store::Retention>>,
 }
 
 impl Default for RecordSection {
@@ -141,7 +141,13 @@ impl Default for RecordSection {
         Self {
             enabled: true,
             db: String::new(),
-            retention: unspanned(&netpulse_store::Retention::default().to_string()),
+            retention: Spanned::new(
+                0..0,
+                Typed {
+                    text: netpulse_store::Retention::default().to_string(),
+                    value: netpulse_store::Retention::default(),
+                },
+            ),
         }
     }
 }
@@ -319,62 +325,79 @@ fn unspanned(s: &str) -> Spanned<String> {
     Spanned::new(0..0, s.to_string())
 }
 
-/// A duration as the config writes it (`"1s"`, `"250ms"`), parsed when the file is read: a bad
-/// one is located by the parser ("key \"interval\" in [[target]]: bad duration …"), and no
-/// command parses it again. Written back as it was written; equal when the durations are.
+/// A value the config writes as text (`"1s"`, `"48h,30d,forever"`), parsed when the file is
+/// read: a bad one is located by the parser (`key "interval" in [[target]]: bad duration …`),
+/// and no command parses it again. Written back as it was written; equal when the values are.
 #[derive(Debug, Clone)]
-pub struct ConfigDuration {
+pub struct Typed<T> {
     text: String,
-    value: Duration,
+    value: T,
 }
 
-impl ConfigDuration {
-    /// The duration.
-    pub fn get(&self) -> Duration {
-        self.value
+/// How a typed config value is read from its text.
+pub trait ConfigValue: Sized {
+    /// The value of `text`, or what is wrong with it.
+    fn from_config(text: &str) -> Result<Self, String>;
+}
+
+impl ConfigValue for Duration {
+    fn from_config(text: &str) -> Result<Self, String> {
+        parse_duration(text).map_err(|e| format!("bad duration \"{text}\": {e}"))
+    }
+}
+
+impl ConfigValue for netpulse_store::Retention {
+    fn from_config(text: &str) -> Result<Self, String> {
+        text.parse().map_err(|e| format!("{e}"))
+    }
+}
+
+/// A duration in the config.
+pub type ConfigDuration = Typed<Duration>;
+
+impl<T: ConfigValue + Clone> Typed<T> {
+    /// The value.
+    pub fn get(&self) -> T {
+        self.value.clone()
     }
 
     /// A default, written as `text` (which must parse).
-    fn default_of(text: &str) -> Self {
-        ConfigDuration {
+    fn default_of(text: &str, fallback: T) -> Self {
+        Typed {
             text: text.to_string(),
-            value: parse_duration(text).unwrap_or_default(),
+            value: T::from_config(text).unwrap_or(fallback),
         }
     }
 }
 
-impl PartialEq for ConfigDuration {
+impl<T: PartialEq> PartialEq for Typed<T> {
     fn eq(&self, other: &Self) -> bool {
         self.value == other.value
     }
 }
 
-impl std::fmt::Display for ConfigDuration {
+impl<T> std::fmt::Display for Typed<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.text)
     }
 }
 
-impl Serialize for ConfigDuration {
+impl<T> Serialize for Typed<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.text)
     }
 }
 
-impl<'de> Deserialize<'de> for ConfigDuration {
+impl<'de, T: ConfigValue> Deserialize<'de> for Typed<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        match parse_duration(&text) {
-            Ok(value) => Ok(ConfigDuration { text, value }),
-            Err(e) => Err(serde::de::Error::custom(format!(
-                "bad duration \"{text}\": {e}"
-            ))),
-        }
+        let value = T::from_config(&text).map_err(serde::de::Error::custom)?;
+        Ok(Typed { text, value })
     }
 }
 
 fn unspanned_duration(text: &str) -> Spanned<ConfigDuration> {
-    Spanned::new(0..0, ConfigDuration::default_of(text))
+    Spanned::new(0..0, ConfigDuration::default_of(text, Duration::ZERO))
 }
 
 /// A config error, located.
@@ -570,16 +593,6 @@ impl Config {
             }
             labels.push(label);
         }
-        self.record
-            .retention
-            .get_ref()
-            .parse::<netpulse_store::Retention>()
-            .map_err(|e| {
-                err(
-                    self.record.retention.span(),
-                    format!("key \"retention\" in [record]: {e}"),
-                )
-            })?;
         let notifier_names: Vec<String> = self.notifiers.iter().map(|n| n.name()).collect();
         for (i, name) in notifier_names.iter().enumerate() {
             if notifier_names[..i].contains(name) {
@@ -942,6 +955,10 @@ mod tests {
                 "[[rule]]\nname = \"x\"\nmetric = \"loss\"\nthreshold = 1\nrepeat = \"-1s\"\n",
                 "netpulse.toml:5:10: key \"repeat\" in [[rule]]: bad duration \"-1s\"",
             ),
+            (
+                "[record]\nretention = \"48h,30d,sometimes\"\n",
+                "netpulse.toml:2:13: key \"retention\" in [record]: ",
+            ),
         ] {
             let e = error(text);
             assert!(e.starts_with(want), "{e}");
@@ -951,6 +968,14 @@ mod tests {
         let b = Config::parse("b", "[monitor]\nstatus_every = \"60s\"\n").expect("parses");
         assert_eq!(a.monitor, b.monitor);
         assert_eq!(a.monitor.status_every.get_ref().to_string(), "1m");
+        let r = Config::parse("r", "[record]\nretention = \"1s=1h,1m=1d,1h=forever\"\n")
+            .expect("parses");
+        let want: netpulse_store::Retention = "1s=1h,1m=1d,1h=forever".parse().expect("retention");
+        assert_eq!(r.record.retention.get_ref().get(), want);
+        assert_eq!(
+            Config::default().record.retention.get_ref().get(),
+            netpulse_store::Retention::default()
+        );
         let text = "[monitor]\nicmp_socket = \"rawr\"\n";
         let e = error(text);
         assert!(

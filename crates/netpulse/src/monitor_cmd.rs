@@ -156,12 +156,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         .enabled
         .then(|| crate::record::db_path(std::path::Path::new(&setup.config.record.db)));
     let recorder = if let Some(path) = &db_path {
-        let retention = setup
-            .config
-            .record
-            .retention
-            .get_ref()
-            .parse::<netpulse_store::Retention>()?;
+        let retention = setup.config.record.retention.get_ref().get();
         let rec = crate::record::start_traffic(
             path,
             retention,
