@@ -4,7 +4,10 @@
 
 mod notifiers;
 
-pub use notifiers::{ConsoleNotifier, EmailNotifier, EmailSecurity, ExecNotifier, WebhookNotifier};
+pub use notifiers::{
+    ConsoleNotifier, EmailNotifier, EmailSecurity, EmailSecurityParseError, ExecNotifier,
+    WebhookNotifier,
+};
 
 use netpulse_core::alert::AlertEvent;
 use serde_json::{json, Value};

@@ -130,6 +130,24 @@ pub enum EmailSecurity {
     Tls,
 }
 
+/// An e-mail `security` word that is not one of `none`, `starttls`, `tls`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{0}\" is not one of none, starttls, tls")]
+pub struct EmailSecurityParseError(pub String);
+
+impl std::str::FromStr for EmailSecurity {
+    type Err = EmailSecurityParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(EmailSecurity::None),
+            "starttls" => Ok(EmailSecurity::StartTls),
+            "tls" => Ok(EmailSecurity::Tls),
+            other => Err(EmailSecurityParseError(other.to_string())),
+        }
+    }
+}
+
 /// Email over SMTP.
 pub struct EmailNotifier {
     name: String,

@@ -660,12 +660,10 @@ impl Config {
                     to,
                     ..
                 } => {
-                    if !["none", "starttls", "tls"].contains(&security.as_str()) {
+                    if let Err(e) = security.parse::<netpulse_alert::EmailSecurity>() {
                         return Err(err(
                             at("security", security),
-                            format!(
-                                "key \"security\" in [[notifier]]: \"{security}\" is not one of none, starttls, tls"
-                            ),
+                            format!("key \"security\" in [[notifier]]: {e}"),
                         ));
                     }
                     notifier_duration("timeout", timeout)?;
@@ -954,6 +952,10 @@ mod tests {
             (
                 "[[rule]]\nname = \"x\"\nmetric = \"loss\"\nthreshold = 1\nrepeat = \"-1s\"\n",
                 "netpulse.toml:5:10: key \"repeat\" in [[rule]]: bad duration \"-1s\"",
+            ),
+            (
+                "[[notifier]]\ntype = \"email\"\nserver = \"mx\"\nsecurity = \"ssl\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n",
+                "netpulse.toml:4:12: key \"security\" in [[notifier]]: \"ssl\" is not one of none, starttls, tls",
             ),
             (
                 "[record]\nretention = \"48h,30d,sometimes\"\n",

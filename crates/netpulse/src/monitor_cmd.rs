@@ -1000,11 +1000,9 @@ fn make_notifiers(config: &Config) -> anyhow::Result<Vec<Box<dyn Notifier>>> {
                     (None, None) => None,
                 };
                 let credentials = username.clone().zip(password);
-                let security = match security.as_str() {
-                    "none" => EmailSecurity::None,
-                    "tls" => EmailSecurity::Tls,
-                    _ => EmailSecurity::StartTls,
-                };
+                let security: EmailSecurity = security
+                    .parse()
+                    .with_context(|| format!("notifier \"{name}\": security"))?;
                 Box::new(
                     EmailNotifier::new(
                         &name, server, *port, security, credentials, from, to, dur(timeout)?,
