@@ -159,10 +159,10 @@ pub struct RuleSection {
     /// Unique name.
     pub name: Spanned<String>,
     /// latency_avg, latency_p95, loss, jitter, outage, rx_rate, tx_rate, errors_rate.
-    pub metric: Spanned<String>,
+    pub metric: Spanned<Typed<Metric>>,
     /// `>`, `>=`, `<`, `<=`.
     #[serde(default = "default_op")]
-    pub op: Spanned<String>,
+    pub op: Spanned<Typed<Comparator>>,
     /// Threshold: ms for latency and jitter, a fraction for loss, bytes/s for rates.
     pub threshold: f64,
     /// How long the condition must hold.
@@ -182,14 +182,14 @@ pub struct RuleSection {
     pub subjects: Vec<String>,
     /// info, warning, critical.
     #[serde(default = "default_severity")]
-    pub severity: Spanned<String>,
+    pub severity: Spanned<Typed<Severity>>,
     /// Notifier names (empty: every notifier).
     #[serde(default)]
     pub notify: Vec<Spanned<String>>,
 }
 
-fn default_op() -> Spanned<String> {
-    unspanned(">")
+fn default_op() -> Spanned<Typed<Comparator>> {
+    unspanned_typed(">", Comparator::Above)
 }
 fn default_for() -> Spanned<ConfigDuration> {
     unspanned_duration("0s")
@@ -200,8 +200,8 @@ fn default_window() -> Spanned<ConfigDuration> {
 fn default_hysteresis() -> f64 {
     0.1
 }
-fn default_severity() -> Spanned<String> {
-    unspanned("warning")
+fn default_severity() -> Spanned<Typed<Severity>> {
+    unspanned_typed("warning", Severity::Warning)
 }
 
 /// `[[notifier]]`: one notifier; `name` (default: the type) is what rules refer to.
@@ -350,6 +350,35 @@ impl ConfigValue for netpulse_store::Retention {
     fn from_config(text: &str) -> Result<Self, String> {
         text.parse().map_err(|e| format!("{e}"))
     }
+}
+
+impl ConfigValue for Metric {
+    fn from_config(text: &str) -> Result<Self, String> {
+        Metric::parse(text).ok_or_else(|| {
+            format!(
+                "\"{text}\" is not one of {}",
+                Metric::ALL.map(Metric::name).join(", ")
+            )
+        })
+    }
+}
+
+impl ConfigValue for Comparator {
+    fn from_config(text: &str) -> Result<Self, String> {
+        Comparator::parse(text).ok_or_else(|| format!("\"{text}\" is not one of >, >=, <, <="))
+    }
+}
+
+impl ConfigValue for Severity {
+    fn from_config(text: &str) -> Result<Self, String> {
+        Severity::parse(text)
+            .ok_or_else(|| format!("\"{text}\" is not one of info, warning, critical"))
+    }
+}
+
+/// `text`, typed, without a place in a file (defaults and the built-in config).
+fn unspanned_typed<T: ConfigValue + Clone>(text: &str, fallback: T) -> Spanned<Typed<T>> {
+    Spanned::new(0..0, Typed::default_of(text, fallback))
 }
 
 /// A duration in the config.
@@ -706,34 +735,11 @@ impl Config {
 
     /// A rule section as a core rule (with its window), or the span and message of what is wrong.
     pub fn rule(&self, r: &RuleSection) -> Result<(Rule, Duration), (Range<usize>, String)> {
-        let metric = Metric::parse(r.metric.get_ref()).ok_or_else(|| {
-            (
-                r.metric.span(),
-                format!(
-                    "key \"metric\" in [[rule]]: \"{}\" is not one of {}",
-                    r.metric.get_ref(),
-                    Metric::ALL.map(Metric::name).join(", ")
-                ),
-            )
-        })?;
-        let op = Comparator::parse(r.op.get_ref()).ok_or_else(|| {
-            (
-                r.op.span(),
-                format!(
-                    "key \"op\" in [[rule]]: \"{}\" is not one of >, >=, <, <=",
-                    r.op.get_ref()
-                ),
-            )
-        })?;
-        let severity = Severity::parse(r.severity.get_ref()).ok_or_else(|| {
-            (
-                r.severity.span(),
-                format!(
-                    "key \"severity\" in [[rule]]: \"{}\" is not one of info, warning, critical",
-                    r.severity.get_ref()
-                ),
-            )
-        })?;
+        let (metric, op, severity) = (
+            r.metric.get_ref().get(),
+            r.op.get_ref().get(),
+            r.severity.get_ref().get(),
+        );
         let hold = r.hold.get_ref().get();
         let window = r.window.get_ref().get();
         if window < Duration::from_secs(1) || window > Duration::from_secs(3600) {
@@ -798,7 +804,7 @@ impl Config {
             |name: &str, metric: &str, threshold: f64, hold: &str, window: &str, sev: &str| {
                 RuleSection {
                     name: unspanned(name),
-                    metric: unspanned(metric),
+                    metric: unspanned_typed(metric, Metric::LatencyAvg),
                     op: default_op(),
                     threshold,
                     hold: unspanned_duration(hold),
@@ -806,7 +812,7 @@ impl Config {
                     hysteresis: default_hysteresis(),
                     repeat: None,
                     subjects: Vec::new(),
-                    severity: unspanned(sev),
+                    severity: unspanned_typed(sev, Severity::Warning),
                     notify: Vec::new(),
                 }
             };
@@ -956,6 +962,14 @@ mod tests {
             (
                 "[[notifier]]\ntype = \"email\"\nserver = \"mx\"\nsecurity = \"ssl\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n",
                 "netpulse.toml:4:12: key \"security\" in [[notifier]]: \"ssl\" is not one of none, starttls, tls",
+            ),
+            (
+                "[[rule]]\nname = \"x\"\nmetric = \"loss\"\nthreshold = 1\nop = \"=>\"\n",
+                "netpulse.toml:5:6: key \"op\" in [[rule]]: \"=>\" is not one of >, >=, <, <=",
+            ),
+            (
+                "[[rule]]\nname = \"x\"\nmetric = \"loss\"\nthreshold = 1\nseverity = \"dire\"\n",
+                "netpulse.toml:5:12: key \"severity\" in [[rule]]: \"dire\" is not one of info, warning, critical",
             ),
             (
                 "[record]\nretention = \"48h,30d,sometimes\"\n",
