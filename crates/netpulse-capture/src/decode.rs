@@ -2,6 +2,11 @@
 //! BSD loopback), ARP, IPv4 (options, fragments), IPv6 (extension headers), TCP (flags,
 //! timestamps), UDP, ICMP, ICMPv6. The result is a small `Copy` summary; nothing allocates.
 //! Anything cut short or inconsistent is reported with a reason, never a panic.
+//!
+//! Hand-written rather than etherparse, measured on the same work (`examples/decode_bench.rs`,
+//! the 2 M-frame lab capture in memory, fastest of three): 27.2 M frames/s here, 15.5 M with
+//! etherparse 0.21's `SlicedPacket::from_ethernet`, same counts and fields. This runs for every
+//! packet of every capture, and the link types beyond Ethernet would need a second path there.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
