@@ -5,10 +5,11 @@
 //! Each rule is judged on its own window. Windows slide: every result is added to the running
 //! sums of each distinct window length at once, and each tick takes back the seconds that left
 //! each window, so the cost of a tick is the same for a 2 s and a 1 h window. The seconds taken
-//! back are read from the target's [`SecondRing`] — the same ring the live view draws from, kept
-//! at least as long as the longest window ([`MonitorModel::seconds_needed`]). Percentile windows keep each
-//! reply's histogram bucket (2 bytes) so it can be taken back; targets without a p95 rule keep
-//! none. Jitter runs continuously across seconds (RFC 3550, exactly as `probe` computes it).
+//! back are read from the target's [`SecondRing`] — the same ring the live view draws from,
+//! kept at least as long as the longest window ([`MonitorModel::seconds_needed`]). Percentile
+//! windows keep each reply's histogram bucket (2 bytes) so it can be taken back; targets
+//! without a p95 rule keep none. Jitter runs continuously across seconds (RFC 3550, exactly as
+//! `probe` computes it).
 
 use crate::alert::{AlertEvent, Metric, Rule, RuleEngine};
 use crate::outage::{Outage, OutageConfig, OutageDetector};
