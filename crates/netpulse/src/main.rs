@@ -3,6 +3,7 @@
 mod capture_cmd;
 mod cli;
 mod config;
+mod heap;
 mod ifaces_cmd;
 mod monitor_capture;
 mod monitor_cmd;

@@ -222,6 +222,8 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     monitor.start_targets(&wanted, &(0..wanted.len()).collect::<Vec<_>>());
     // `running` holds what a reload compares; this copy would last the whole run.
     drop(wanted);
+    // Start-up (the config's parse, thousands of targets prepared) leaves freed pages behind.
+    crate::heap::trim();
     {
         let mut live = monitor.shared.live();
         live.fit_history(monitor.running.len());
@@ -313,6 +315,11 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
             }
         }
         monitor.tick(now, wall);
+        // Once a minute, a few seconds after the minute's rows were written (the boundary's
+        // transient rows are freed by then): free pages go back to the kernel.
+        if unix_secs(wall).rem_euclid(60) == 5 {
+            crate::heap::trim();
+        }
         record_deliveries(&delivery_rx, monitor.sink.as_ref());
         // Half a tick of slack: status lines land on the tick they are due, not one later.
         if tui.is_none()
