@@ -64,6 +64,40 @@ impl Clock for FakeClock {
     }
 }
 
+/// A fake clock that other threads may read (a recorder thread under test): moves only when
+/// told to, like [`FakeClock`].
+#[derive(Debug)]
+pub struct SharedFakeClock {
+    mono_ns: std::sync::atomic::AtomicU64,
+    wall_origin: SystemTime,
+}
+
+impl SharedFakeClock {
+    /// At monotonic zero, its wall clock `wall_origin_secs` after the epoch.
+    pub fn new(wall_origin_secs: u64) -> Self {
+        Self {
+            mono_ns: std::sync::atomic::AtomicU64::new(0),
+            wall_origin: UNIX_EPOCH + Duration::from_secs(wall_origin_secs),
+        }
+    }
+
+    /// Moves both clocks forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let ns = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.mono_ns
+            .fetch_add(ns, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for SharedFakeClock {
+    fn monotonic(&self) -> Duration {
+        Duration::from_nanos(self.mono_ns.load(std::sync::atomic::Ordering::SeqCst))
+    }
+    fn wall(&self) -> SystemTime {
+        self.wall_origin + self.monotonic()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 use crate::db::{put_outage, put_rollup, SessionInfo, Store, StoreError};
 use crate::traffic::{iface_id, put_traffic};
 use netpulse_core::alert::AlertEvent;
+use netpulse_core::clock::{Clock, SystemClock};
 use netpulse_core::iface::IfaceRate;
 use netpulse_core::outage::{Outage, OutageConfig, OutageDetector};
 use netpulse_core::record::ProbeResult;
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// How long each resolution is kept (`None`: forever).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -397,17 +398,37 @@ impl Recorder {
         targets: &[RecordTarget],
         cfg: RecorderConfig,
     ) -> Result<Recorder, StoreError> {
+        Self::start_with_clock(
+            store,
+            session,
+            targets,
+            cfg,
+            Arc::new(SystemClock::default()),
+        )
+    }
+
+    /// [`Recorder::start`] on `clock`: when to commit and prune, and the time of each commit,
+    /// come from it (tests drive the thread on a fake clock, no sleeping).
+    pub fn start_with_clock(
+        store: Store,
+        session: &SessionInfo,
+        targets: &[RecordTarget],
+        cfg: RecorderConfig,
+        clock: Arc<dyn Clock + Send + Sync>,
+    ) -> Result<Recorder, StoreError> {
         let (tx, rx) = mpsc::sync_channel(cfg.queue);
         let dropped = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let lost = Arc::new(AtomicU64::new(0));
         let mut recording = Recording::new(store, session, targets, cfg)?;
+        // The schedule starts now, not whenever the thread first runs.
+        let started = clock.monotonic();
         recording.dropped = Arc::clone(&dropped);
         recording.failed = Arc::clone(&failed);
         recording.lost = Arc::clone(&lost);
         let handle = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || recording.run(rx))
+            .spawn(move || recording.run(rx, &*clock, started))
             .map_err(|e| StoreError::Unwritable {
                 path: std::path::PathBuf::from("(recorder thread)"),
                 reason: e.to_string(),
@@ -579,42 +600,50 @@ impl Recording {
         &self.store
     }
 
-    fn run(&mut self, rx: mpsc::Receiver<Msg>) -> RecorderReport {
-        let mut next_commit = Instant::now() + self.cfg.commit_every;
-        let mut next_prune = Instant::now();
+    /// The recorder thread: messages as they come, a commit every `commit_every` and a prune
+    /// every `prune_every` from `started`, all on `clock`.
+    fn run(
+        &mut self,
+        rx: mpsc::Receiver<Msg>,
+        clock: &dyn Clock,
+        started: Duration,
+    ) -> RecorderReport {
+        let mut next_commit = started + self.cfg.commit_every;
+        let mut next_prune = started;
         let finished_at = loop {
-            match rx.recv_timeout(next_commit.saturating_duration_since(Instant::now())) {
+            match rx.recv_timeout(next_commit.saturating_sub(clock.monotonic())) {
                 Ok(msg) => {
-                    if let Some(at) = self.handle(msg) {
+                    if let Some(at) = self.handle(msg, clock.wall()) {
                         break at;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break SystemTime::now(),
+                Err(RecvTimeoutError::Disconnected) => break clock.wall(),
             }
-            if Instant::now() >= next_commit {
-                self.commit(SystemTime::now(), false);
+            if clock.monotonic() >= next_commit {
+                self.commit(clock.wall(), false);
                 next_commit += self.cfg.commit_every;
-                if next_commit < Instant::now() {
-                    next_commit = Instant::now() + self.cfg.commit_every;
+                if next_commit < clock.monotonic() {
+                    next_commit = clock.monotonic() + self.cfg.commit_every;
                 }
-                if Instant::now() >= next_prune {
-                    self.prune(SystemTime::now());
-                    next_prune = Instant::now() + self.cfg.prune_every;
+                if clock.monotonic() >= next_prune {
+                    self.prune(clock.wall());
+                    next_prune = clock.monotonic() + self.cfg.prune_every;
                 }
             }
         };
         // Whatever is still queued belongs to this run.
         while let Ok(msg) = rx.try_recv() {
-            if self.handle(msg).is_some() {
+            if self.handle(msg, clock.wall()).is_some() {
                 break;
             }
         }
         self.finish(finished_at)
     }
 
-    /// Takes one message; returns the finish time when it is the finish request.
-    fn handle(&mut self, msg: Msg) -> Option<SystemTime> {
+    /// Takes one message arrived at `now`; returns the finish time when it is the finish
+    /// request.
+    fn handle(&mut self, msg: Msg, now: SystemTime) -> Option<SystemTime> {
         match msg {
             Msg::Result(r) => self.record(&r),
             Msg::Results(v) => {
@@ -623,14 +652,13 @@ impl Recording {
                 }
             }
             Msg::Traffic(at, rates) => self.record_traffic(at, &rates),
-            Msg::AddTarget(t) => self.add_target(&t, SystemTime::now()),
+            Msg::AddTarget(t) => self.add_target(&t, now),
             Msg::AddTargets(list) => {
                 self.rollups.reserve_exact(list.len());
                 if !self.cfg.outages_from_caller {
                     self.detectors.reserve_exact(list.len());
                 }
                 self.target_ids.reserve_exact(list.len());
-                let now = SystemTime::now();
                 for t in &list {
                     self.add_target(t, now);
                 }

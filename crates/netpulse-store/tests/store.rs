@@ -866,3 +866,42 @@ fn overlapping_sessions_merge_into_one_row_per_target_and_bucket() {
         "all resolutions agree: the finest is used"
     );
 }
+
+/// The recorder's thread commits and prunes on the clock it is given: a fake one far in the
+/// future (on the real clock nothing recorded then is old enough to prune), moved on an hour.
+#[test]
+fn the_recorder_thread_commits_and_prunes_on_the_clock_it_is_given() {
+    use netpulse_core::clock::{Clock, SharedFakeClock};
+    use std::sync::Arc;
+    const FUTURE: u64 = 4_102_444_800; // 2100-01-01
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("h.db");
+    let clock = Arc::new(SharedFakeClock::new(FUTURE));
+    let cfg = RecorderConfig {
+        retention: "1s=10s,1m=forever,1h=forever".parse().expect("retention"),
+        ..RecorderConfig::default()
+    };
+    let rec = netpulse_store::Recorder::start_with_clock(
+        Store::open(&path).expect("open"),
+        &session(),
+        &[target("10.0.0.1")],
+        cfg,
+        Arc::clone(&clock) as Arc<dyn Clock + Send + Sync>,
+    )
+    .expect("recorder");
+    let at = |s: u64| {
+        let mut r = result(0, s + 1, 0, true);
+        r.sent_at = UNIX_EPOCH + Duration::from_secs(FUTURE + s);
+        r
+    };
+    let sink = rec.sink();
+    sink.offer_batch((0..5).map(at).collect());
+    clock.advance(Duration::from_secs(3600));
+    // Wakes the thread: it is an hour later by its clock, so the five seconds are written and,
+    // older than ten seconds, pruned in the same round.
+    sink.offer(&at(3600));
+    let report = rec.finish(clock.wall());
+    assert_eq!(report.pruned, 5, "{report:?}");
+    let store = Store::open(&path).expect("open");
+    assert_eq!(store.count_rows(Resolution::Second).expect("count"), 1);
+}
