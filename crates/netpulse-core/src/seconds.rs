@@ -219,11 +219,6 @@ impl SecondRing {
             .enumerate()
             .map(move |(i, s)| (start + i as i64, s))
     }
-
-    /// Forgets every second (the capacity stays).
-    pub fn clear(&mut self) {
-        self.seconds = VecDeque::new();
-    }
 }
 
 /// Where the model finds each target's ring: the live view (the monitor), or a plain map

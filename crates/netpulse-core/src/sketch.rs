@@ -39,6 +39,27 @@ fn unpack(b: u64) -> (i16, u64) {
     ((b >> 48) as i16, b & MAX_BUCKET_COUNT)
 }
 
+/// The buckets of `a` and `b` together, in index order (the counts of an index both hold
+/// added).
+fn union<'a>(a: &'a LatencySketch, b: &'a LatencySketch) -> impl Iterator<Item = (i16, u64)> + 'a {
+    let (mut a, mut b) = (a.pairs().peekable(), b.pairs().peekable());
+    std::iter::from_fn(move || match (a.peek().copied(), b.peek().copied()) {
+        (Some((ia, ca)), Some((ib, cb))) => {
+            if ia == ib {
+                a.next();
+                b.next();
+                Some((ia, ca.saturating_add(cb)))
+            } else if ia < ib {
+                a.next()
+            } else {
+                b.next()
+            }
+        }
+        (Some(_), None) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
 impl LatencySketch {
     /// (bucket index, count) of every non-empty bucket, by index.
     fn pairs(&self) -> impl Iterator<Item = (i16, u64)> + '_ {
@@ -143,64 +164,11 @@ impl LatencySketch {
         if other.buckets.is_empty() {
             return;
         }
-        // Exactly the union's size (one pass over both sorted lists): the worst case reserved
-        // and shrunk afterwards cost a second allocation per merge, for every target at once
-        // when minutes close into hours.
-        let union = {
-            let (mut a, mut b) = (self.pairs().peekable(), other.pairs().peekable());
-            let mut n = 0usize;
-            loop {
-                match (a.peek(), b.peek()) {
-                    (Some(&(ia, _)), Some(&(ib, _))) => {
-                        if ia <= ib {
-                            a.next();
-                        }
-                        if ib <= ia {
-                            b.next();
-                        }
-                    }
-                    (Some(_), None) => {
-                        a.next();
-                    }
-                    (None, Some(_)) => {
-                        b.next();
-                    }
-                    (None, None) => break,
-                }
-                n += 1;
-            }
-            n
-        };
-        let mut merged = Vec::with_capacity(union);
-        {
-            let (mut a, mut b) = (self.pairs().peekable(), other.pairs().peekable());
-            loop {
-                match (a.peek().copied(), b.peek().copied()) {
-                    (Some((ia, ca)), Some((ib, cb))) => {
-                        if ia == ib {
-                            merged.push(pack(ia, ca.saturating_add(cb)));
-                            a.next();
-                            b.next();
-                        } else if ia < ib {
-                            merged.push(pack(ia, ca));
-                            a.next();
-                        } else {
-                            merged.push(pack(ib, cb));
-                            b.next();
-                        }
-                    }
-                    (Some((i, c)), None) => {
-                        merged.push(pack(i, c));
-                        a.next();
-                    }
-                    (None, Some((i, c))) => {
-                        merged.push(pack(i, c));
-                        b.next();
-                    }
-                    (None, None) => break,
-                }
-            }
-        }
+        // Exactly the union's size (one walk counts it): the worst case reserved and shrunk
+        // afterwards cost a second allocation per merge, for every target at once when minutes
+        // close into hours.
+        let mut merged = Vec::with_capacity(union(self, other).count());
+        merged.extend(union(self, other).map(|(i, c)| pack(i, c)));
         debug_assert_eq!(merged.len(), merged.capacity());
         self.buckets = merged;
         self.count += other.count;
