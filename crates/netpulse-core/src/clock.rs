@@ -83,7 +83,7 @@ impl SharedFakeClock {
 
     /// Moves both clocks forward by `by`.
     pub fn advance(&self, by: Duration) {
-        let ns = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let ns = crate::duration::saturating_nanos(by);
         self.mono_ns
             .fetch_add(ns, std::sync::atomic::Ordering::SeqCst);
     }

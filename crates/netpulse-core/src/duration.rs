@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+/// `d` in nanoseconds, saturating at `u64::MAX` (584 years).
+pub fn saturating_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Why a duration string was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DurationParseError {

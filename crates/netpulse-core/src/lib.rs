@@ -22,7 +22,7 @@ pub mod units;
 pub mod window;
 
 pub use clock::{Clock, FakeClock, SystemClock};
-pub use duration::{parse_duration, DurationParseError};
+pub use duration::{parse_duration, saturating_nanos, DurationParseError};
 pub use record::{Detail, IcmpError, Outcome, ProbeResult, TargetId};
 pub use stats::{Jitter, ProbeStats, RttStats, RttSummary};
 pub use target::{parse_port_list, parse_target, TargetKind, TargetParseError, TargetSpec};

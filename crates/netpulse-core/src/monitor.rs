@@ -12,6 +12,7 @@
 //! `probe` computes it).
 
 use crate::alert::{AlertEvent, Metric, Rule, RuleEngine};
+use crate::duration::saturating_nanos;
 use crate::outage::{Outage, OutageConfig, OutageDetector};
 use crate::record::ProbeResult;
 use crate::rollup::unix_secs;
@@ -301,9 +302,7 @@ impl TargetModel {
                 let _ = one.record(r);
                 let bucket = rtt
                     .filter(|_| sec >= self.hist_from && hist.contains(&true))
-                    .map(|d| {
-                        LatencySketch::bucket_of(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-                    });
+                    .map(|d| LatencySketch::bucket_of(saturating_nanos(d)));
                 if let Some(b) = bucket {
                     self.samples.push_back(b);
                 }

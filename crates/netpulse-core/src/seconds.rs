@@ -6,6 +6,7 @@
 //! The ring is dense: second `start + i` is entry `i`, quiet seconds are empty entries, so a
 //! second is found without a search and a window's edge is one index.
 
+use crate::duration::saturating_nanos;
 use crate::record::ProbeResult;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -85,10 +86,7 @@ impl Second {
     /// Counts `r`; false (and nothing counted) when the second is full.
     pub(crate) fn record(&mut self, r: &ProbeResult) -> bool {
         let reply = r.outcome.is_reply();
-        let rtt_ns = r
-            .rtt
-            .filter(|_| reply)
-            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let rtt_ns = r.rtt.filter(|_| reply).map(saturating_nanos);
         let sum = match rtt_ns {
             Some(ns) => match self.rtt_sum_ns().checked_add(ns) {
                 Some(s) if s <= SUM_MAX => s,

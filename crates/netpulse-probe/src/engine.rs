@@ -26,6 +26,7 @@ use crate::dns;
 use crate::error::ProbeError;
 use crate::sys;
 use crate::wire::{self, IcmpMessage, ProbeTag, TAG_LEN};
+use netpulse_core::duration::saturating_nanos;
 pub use netpulse_core::record::late_threshold;
 use netpulse_core::record::{Detail, IcmpError, Outcome, ProbeResult};
 use netpulse_core::stats::ProbeStats;
@@ -251,11 +252,6 @@ impl Slot {
     fn sent_wall(&self) -> Duration {
         Duration::from_nanos(self.sent_wall_ns)
     }
-}
-
-/// `d` in nanoseconds, saturating.
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A target with its sockets opened, ready to join the loop.
@@ -1151,8 +1147,8 @@ impl Engine {
         t.slots[idx] = Slot {
             seq,
             sent_mono: Some(sent_mono),
-            sent_wall_ns: nanos(sent_wall),
-            send_delay_ns: nanos(lateness),
+            sent_wall_ns: saturating_nanos(sent_wall),
+            send_delay_ns: saturating_nanos(lateness),
             late,
             tcp: tcp_sock,
         };

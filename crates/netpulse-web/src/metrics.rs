@@ -214,7 +214,7 @@ impl TargetMetrics {
                     .unwrap_or(RTT_BOUNDS);
                 s.rtt_buckets[bucket].fetch_add(1, Relaxed);
                 s.rtt_sum_ns
-                    .fetch_add(u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+                    .fetch_add(netpulse_core::saturating_nanos(rtt), Relaxed);
             }
         }
     }
