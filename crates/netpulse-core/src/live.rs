@@ -123,16 +123,14 @@ impl TargetLive {
 
     /// The latest closed second with probes in it.
     pub fn last_closed(&self) -> Option<TargetSecond> {
-        self.closed().find(|p| p.sent > 0)
+        self.closed()
+            .find(|(_, s)| s.sent() > 0)
+            .map(|(sec, s)| point(sec, s))
     }
 
-    /// Closed seconds, newest first (quiet ones included).
-    fn closed(&self) -> impl Iterator<Item = TargetSecond> + '_ {
-        self.seconds
-            .iter()
-            .rev()
-            .skip(1)
-            .map(|(sec, s)| point(sec, s))
+    /// Closed seconds (all but the newest, which is filling), newest first, quiet ones included.
+    fn closed(&self) -> impl Iterator<Item = (i64, &Second)> + '_ {
+        self.seconds.iter().rev().skip(1)
     }
 
     /// The seconds with probes in them, the open one last, oldest first.
@@ -147,7 +145,7 @@ impl TargetLive {
     pub fn recent(&self, n: usize) -> (u64, u64, Option<f64>, Option<f64>, Option<f64>) {
         let (mut sent, mut received) = (0u64, 0u64);
         let (mut min, mut max, mut sum, mut cnt) = (f64::INFINITY, 0f64, 0u64, 0u64);
-        for (_, s) in self.seconds.iter().rev().skip(1).take(n) {
+        for (_, s) in self.closed().take(n) {
             sent += s.sent();
             received += s.received();
             if let (Some(lo), Some(hi)) = (s.min_ms(), s.max_ms()) {

@@ -194,11 +194,7 @@ impl TargetModel {
                 hist_cursor: self.samples_base,
                 ..WindowSums::default()
             };
-            for (_, s) in ring
-                .into_iter()
-                .flat_map(SecondRing::iter)
-                .filter(|&(at, _)| at > sec - len && at <= sec)
-            {
+            for s in (sec - len + 1..=sec).filter_map(|at| ring.and_then(|r| r.get(at))) {
                 w.add(s);
             }
         }
