@@ -66,24 +66,19 @@ fn crate_decoder(frames: &Frames) -> Fold {
         let Ok(p) = SlicedPacket::from_ethernet(data) else {
             continue;
         };
-        match &p.net {
-            Some(NetSlice::Ipv4(v)) => {
-                let h = v.header();
-                let (s, d) = (
-                    IpAddr::V4(h.source_addr()),
-                    IpAddr::V4(h.destination_addr()),
-                );
-                f.sum = f.sum.wrapping_add(ip_bits(s) ^ ip_bits(d));
-            }
-            Some(NetSlice::Ipv6(v)) => {
-                let h = v.header();
-                let (s, d) = (
-                    IpAddr::V6(h.source_addr()),
-                    IpAddr::V6(h.destination_addr()),
-                );
-                f.sum = f.sum.wrapping_add(ip_bits(s) ^ ip_bits(d));
-            }
-            _ => {}
+        let addrs = match &p.net {
+            Some(NetSlice::Ipv4(v)) => Some((
+                IpAddr::V4(v.header().source_addr()),
+                IpAddr::V4(v.header().destination_addr()),
+            )),
+            Some(NetSlice::Ipv6(v)) => Some((
+                IpAddr::V6(v.header().source_addr()),
+                IpAddr::V6(v.header().destination_addr()),
+            )),
+            _ => None,
+        };
+        if let Some((s, d)) = addrs {
+            f.sum = f.sum.wrapping_add(ip_bits(s) ^ ip_bits(d));
         }
         match &p.transport {
             Some(TransportSlice::Tcp(t)) => {
