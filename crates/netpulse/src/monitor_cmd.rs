@@ -224,11 +224,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     drop(wanted);
     // Start-up (the config's parse, thousands of targets prepared) leaves freed pages behind.
     crate::heap::trim();
-    {
-        let mut live = monitor.shared.live();
-        live.fit_history(monitor.running.len());
-        live.keep_at_least(monitor.model.seconds_needed());
-    }
+    monitor.size_rings();
     // What a reload compares is in `running`; the parsed sections (with their source spans)
     // would only cost memory per target from here on.
     monitor.setup.config.targets = Vec::new();
@@ -394,6 +390,14 @@ impl Monitor {
                 }
             }
         }
+    }
+
+    /// Sizes every target's per-second ring: the history the views show for this many
+    /// targets, and at least what the model's longest window reads.
+    fn size_rings(&self) {
+        let mut live = self.shared.live();
+        live.fit_history(self.running.len());
+        live.keep_at_least(self.model.seconds_needed());
     }
 
     /// Target `index` stops (or the monitor does) at `at`: its outage detection ends, what it
@@ -647,11 +651,7 @@ impl Monitor {
         let kept = self.running.len();
         self.start_targets(&wanted, &plan.start);
         self.model.replace_rules(new.rules.clone());
-        {
-            let mut live = self.shared.live();
-            live.fit_history(self.running.len());
-            live.keep_at_least(self.model.seconds_needed());
-        }
+        self.size_rings();
         if new.config.notifiers != self.setup.config.notifiers {
             match make_notifiers(&new.config) {
                 Ok(n) => {
