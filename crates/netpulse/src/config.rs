@@ -141,12 +141,9 @@ impl Default for RecordSection {
         Self {
             enabled: true,
             db: String::new(),
-            retention: Spanned::new(
-                0..0,
-                Typed {
-                    text: netpulse_store::Retention::default().to_string(),
-                    value: netpulse_store::Retention::default(),
-                },
+            retention: unspanned_typed(
+                &netpulse_store::Retention::default().to_string(),
+                netpulse_store::Retention::default(),
             ),
         }
     }
@@ -325,7 +322,7 @@ fn unspanned(s: &str) -> Spanned<String> {
     Spanned::new(0..0, s.to_string())
 }
 
-/// A value the config writes as text (`"1s"`, `"48h,30d,forever"`), parsed when the file is
+/// A value the config writes as text (`"1s"`, `"1s=48h,1m=30d,1h=forever"`), parsed when the file is
 /// read: a bad one is located by the parser (`key "interval" in [[target]]: bad duration …`),
 /// and no command parses it again. Written back as it was written; equal when the values are.
 #[derive(Debug, Clone)]
@@ -426,7 +423,7 @@ impl<'de, T: ConfigValue> Deserialize<'de> for Typed<T> {
 }
 
 fn unspanned_duration(text: &str) -> Spanned<ConfigDuration> {
-    Spanned::new(0..0, ConfigDuration::default_of(text, Duration::ZERO))
+    unspanned_typed(text, Duration::ZERO)
 }
 
 /// A config error, located.
