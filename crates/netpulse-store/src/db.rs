@@ -975,6 +975,31 @@ pub(crate) fn mark_complete(
         == 1)
 }
 
+/// Adds a complete minute (`part`, starting at unix second `minute`) into its stored hour,
+/// inside a write transaction; the hour stays provisional until its series marks it closed.
+/// Figures survive the round trip exactly (durations as ms: checked for every ns up to 100 s),
+/// so an hour read back and written 60 times is the merge of its minutes.
+pub(crate) fn add_to_hour(
+    tx: &Transaction<'_>,
+    session: i64,
+    target: i64,
+    minute: i64,
+    part: &ProbeStats,
+) -> rusqlite::Result<()> {
+    let hour = Resolution::Hour.bucket(minute);
+    let sql = format!(
+        "SELECT {} FROM probe_1h p WHERE p.session_id = ?1 AND p.target_id = ?2 AND p.ts = ?3",
+        &ROLLUP_COLUMNS["p.ts, ".len()..]
+    );
+    let stored = tx
+        .prepare_cached(&sql)?
+        .query_row(params![session, target, hour], |r| read_stats(r, 0))
+        .optional()?;
+    let mut total = stored.unwrap_or_default();
+    total.merge(part);
+    put_rollup(tx, Resolution::Hour, session, target, hour, &total, false)
+}
+
 /// Upserts one rollup row inside a write transaction.
 pub(crate) fn put_rollup(
     tx: &Transaction<'_>,

@@ -1240,7 +1240,9 @@ fn put_gap(
 }
 
 /// Writes one rollup row: a row unchanged since its provisional write only has its `complete`
-/// flag set (or is written whole when that write was lost with a failed commit).
+/// flag set (or is written whole when that write was lost with a failed commit); a complete
+/// minute is added into its stored hour in the same transaction (so exactly once: a failed
+/// commit takes both back); a closed hour is marked final.
 fn write_rollup(
     tx: &rusqlite::Transaction<'_>,
     session_id: i64,
@@ -1250,9 +1252,16 @@ fn write_rollup(
     let Some(&Some(target)) = target_ids.get(row.series) else {
         return Ok(());
     };
+    let text = |e: rusqlite::Error| e.to_string();
+    if row.closes_hour() {
+        // No stored hour: the series closed no minute in it since (nothing to mark).
+        crate::db::mark_complete(tx, row.resolution, session_id, target, row.start)
+            .map_err(text)?;
+        return Ok(());
+    }
     if row.unchanged
         && crate::db::mark_complete(tx, row.resolution, session_id, target, row.start)
-            .map_err(|e| e.to_string())?
+            .map_err(text)?
     {
         return Ok(());
     }
@@ -1265,5 +1274,9 @@ fn write_rollup(
         &row.stats,
         row.complete,
     )
-    .map_err(|e| e.to_string())
+    .map_err(text)?;
+    if row.resolution == Resolution::Minute && row.complete {
+        crate::db::add_to_hour(tx, session_id, target, row.start, row.hour_part()).map_err(text)?;
+    }
+    Ok(())
 }

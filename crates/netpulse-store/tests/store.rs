@@ -125,6 +125,11 @@ fn recording_reads_back_at_every_resolution() {
         .expect("hour row");
     assert_eq!(merged.rtt.quantile(0.95), h.stats.rtt.quantile(0.95));
     assert_eq!(merged.rtt.count(), h.stats.rtt.count());
+    // Every figure, not only the percentiles: the hour is read back and added to once a
+    // minute, and nothing drifts on the way (min, max, mdev, jitter, lateness).
+    assert_eq!(merged.rtt.summary(), h.stats.rtt.summary());
+    assert_eq!(merged.max_send_delay, h.stats.max_send_delay);
+    assert_eq!(merged.jitter.parts().2, h.stats.jitter.parts().2);
     // The scheduler's lateness is recorded at every resolution.
     let late = |res: Resolution| {
         let rows = store
@@ -799,15 +804,18 @@ fn a_full_disk_loses_no_row_the_retry_buffer_holds_and_the_stop_is_recorded() {
     let t0 = (T0 * 1000) as i64;
     assert_eq!((start - t0, end - t0, lost), (21_000, 51_000, 0));
     assert!(error.contains("disk is full"), "{error}");
-    // Seconds closed while the disk was full are final too (only their flag was waiting).
-    let open: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM probe_1s WHERE complete = 0",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
-    assert_eq!(open, 0);
+    // Seconds closed while the disk was full are final too (only their flag was waiting), and
+    // so are the minutes and the hour (built from the minutes as they were written).
+    for table in ["probe_1s", "probe_1m", "probe_1h"] {
+        let open: i64 = conn
+            .query_row(
+                &format!("SELECT count(*) FROM {table} WHERE complete = 0"),
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(open, 0, "{table}");
+    }
 }
 
 #[test]
