@@ -12,15 +12,38 @@ fn gamma() -> f64 {
 }
 
 /// Sparse log-bucketed histogram of nanosecond values.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct LatencySketch {
-    /// (bucket index, count) packed as `index << 48 | count`, sorted by index (indices are
-    /// never negative, so the packed values sort the same). Index 0 holds zeros. 8 bytes a
-    /// bucket instead of 16: sketches are kept per target in several places, so this halves
-    /// a large share of the monitor's memory per target.
-    buckets: Vec<u64>,
+    /// The non-empty buckets, sorted by index. Index 0 holds zeros.
+    buckets: Buckets,
     count: u64,
 }
+
+/// The buckets, packed so that the packed values sort by index: 4 bytes a bucket while every
+/// count fits in 20 bits (a minute, a window, a run of up to 12 days at 1 s), 8 bytes beyond.
+/// Sketches are kept per target in several places (the run, the open minute, a p95 window).
+#[derive(Debug, Clone)]
+enum Buckets {
+    /// `index << 20 | count`.
+    Narrow(Vec<u32>),
+    /// `index << 48 | count`.
+    Wide(Vec<u64>),
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Buckets::Narrow(Vec::new())
+    }
+}
+
+impl PartialEq for LatencySketch {
+    /// Same values counted, whichever form holds them.
+    fn eq(&self, other: &Self) -> bool {
+        self.count == other.count && self.pairs().eq(other.pairs())
+    }
+}
+
+impl Eq for LatencySketch {}
 
 /// Why a serialized sketch could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -37,6 +60,91 @@ fn pack(index: i16, count: u64) -> u64 {
 
 fn unpack(b: u64) -> (i16, u64) {
     ((b >> 48) as i16, b & MAX_BUCKET_COUNT)
+}
+
+/// The most a narrow bucket counts.
+const NARROW_MAX_COUNT: u64 = (1 << 20) - 1;
+/// The highest index a narrow bucket holds (every index a u64 of ns has is below 2 300).
+const NARROW_MAX_INDEX: i16 = (1 << 12) - 1;
+
+/// `(index, count)` packed narrow, if it fits.
+fn pack_narrow(index: i16, count: u64) -> Option<u32> {
+    let index = index.max(0);
+    (index <= NARROW_MAX_INDEX && count <= NARROW_MAX_COUNT)
+        .then(|| (index as u32) << 20 | count as u32)
+}
+
+fn unpack_narrow(b: u32) -> (i16, u64) {
+    ((b >> 20) as i16, u64::from(b) & NARROW_MAX_COUNT)
+}
+
+/// A sorted buffer of packed buckets, narrow or wide: the operations both forms share.
+trait Packed: Copy {
+    fn unpack(self) -> (i16, u64);
+    fn pack(index: i16, count: u64) -> Option<Self>;
+}
+
+impl Packed for u32 {
+    fn unpack(self) -> (i16, u64) {
+        unpack_narrow(self)
+    }
+    fn pack(index: i16, count: u64) -> Option<Self> {
+        pack_narrow(index, count)
+    }
+}
+
+impl Packed for u64 {
+    fn unpack(self) -> (i16, u64) {
+        unpack(self)
+    }
+    fn pack(index: i16, count: u64) -> Option<Self> {
+        Some(pack(index, count))
+    }
+}
+
+/// Adds `n` to bucket `index` of `v`; false (and `v` unchanged) when the result does not fit
+/// this form.
+fn add_packed<T: Packed>(v: &mut Vec<T>, index: i16, n: u64) -> bool {
+    match v.binary_search_by_key(&index, |b| b.unpack().0) {
+        Ok(pos) => {
+            let c = v[pos].unpack().1.saturating_add(n);
+            match T::pack(index, c) {
+                Some(b) => {
+                    v[pos] = b;
+                    true
+                }
+                None => false,
+            }
+        }
+        Err(pos) => {
+            let Some(b) = T::pack(index, n) else {
+                return false;
+            };
+            // Grow by an eighth, not double: sketches are kept per target in several places
+            // and new buckets are rare once the latencies are known (doubling left a third
+            // of every sketch empty on average).
+            if v.len() == v.capacity() {
+                v.reserve_exact((v.len() / 8).max(1));
+            }
+            v.insert(pos, b);
+            true
+        }
+    }
+}
+
+/// Takes one value out of bucket `index` of `v`; false when it holds none.
+fn remove_packed<T: Packed>(v: &mut Vec<T>, index: i16) -> bool {
+    let Ok(pos) = v.binary_search_by_key(&index, |b| b.unpack().0) else {
+        return false;
+    };
+    let c = v[pos].unpack().1;
+    match T::pack(index, c - 1) {
+        Some(b) if c > 1 => v[pos] = b,
+        _ => {
+            v.remove(pos);
+        }
+    }
+    true
 }
 
 /// The buckets of `a` and `b` together, in index order (the counts of an index both hold
@@ -62,8 +170,45 @@ fn union<'a>(a: &'a LatencySketch, b: &'a LatencySketch) -> impl Iterator<Item =
 
 impl LatencySketch {
     /// (bucket index, count) of every non-empty bucket, by index.
-    fn pairs(&self) -> impl Iterator<Item = (i16, u64)> + '_ {
-        self.buckets.iter().map(|&b| unpack(b))
+    fn pairs(&self) -> impl DoubleEndedIterator<Item = (i16, u64)> + '_ {
+        let (narrow, wide): (&[u32], &[u64]) = match &self.buckets {
+            Buckets::Narrow(v) => (v, &[]),
+            Buckets::Wide(v) => (&[], v),
+        };
+        narrow
+            .iter()
+            .map(|&b| unpack_narrow(b))
+            .chain(wide.iter().map(|&b| unpack(b)))
+    }
+
+    /// Non-empty buckets.
+    fn len(&self) -> usize {
+        match &self.buckets {
+            Buckets::Narrow(v) => v.len(),
+            Buckets::Wide(v) => v.len(),
+        }
+    }
+
+    /// Buckets held, including spare room (tests of the growth policy).
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        match &self.buckets {
+            Buckets::Narrow(v) => v.capacity(),
+            Buckets::Wide(v) => v.capacity(),
+        }
+    }
+
+    /// The `len` buckets `pairs()` walks, narrow when every one fits.
+    fn from_pairs<I: Iterator<Item = (i16, u64)>>(pairs: impl Fn() -> I, len: usize) -> Buckets {
+        if pairs().all(|(i, c)| pack_narrow(i, c).is_some()) {
+            let mut v = Vec::with_capacity(len);
+            v.extend(pairs().filter_map(|(i, c)| pack_narrow(i, c)));
+            Buckets::Narrow(v)
+        } else {
+            let mut v = Vec::with_capacity(len);
+            v.extend(pairs().map(|(i, c)| pack(i, c)));
+            Buckets::Wide(v)
+        }
     }
     fn index(ns: u64) -> i16 {
         if ns == 0 {
@@ -85,14 +230,11 @@ impl LatencySketch {
     /// The counts re-binned into `bins` equal-width bins between the smallest and largest
     /// value held: (bin start ns, bin end ns, count), for drawing a histogram.
     pub fn linear_bins(&self, bins: usize) -> Vec<(f64, f64, u64)> {
-        let (Some(&lo), Some(&hi)) = (self.buckets.first(), self.buckets.last()) else {
+        let (Some((lo, _)), Some((hi, _))) = (self.pairs().next(), self.pairs().next_back()) else {
             return Vec::new();
         };
         let bins = bins.max(1);
-        let (lo, hi) = (
-            Self::value(unpack(lo).0) as f64,
-            Self::value(unpack(hi).0) as f64,
-        );
+        let (lo, hi) = (Self::value(lo) as f64, Self::value(hi) as f64);
         let width = ((hi - lo) / bins as f64).max(1.0);
         let mut out: Vec<(f64, f64, u64)> = (0..bins)
             .map(|b| (lo + b as f64 * width, lo + (b + 1) as f64 * width, 0))
@@ -113,20 +255,19 @@ impl LatencySketch {
 
     fn add(&mut self, index: i16, n: u64) {
         self.count += n;
-        match self.buckets.binary_search_by_key(&index, |&b| unpack(b).0) {
-            Ok(pos) => {
-                let c = unpack(self.buckets[pos]).1;
-                self.buckets[pos] = pack(index, c.saturating_add(n));
+        if let Buckets::Narrow(v) = &mut self.buckets {
+            if add_packed(v, index, n) {
+                return;
             }
-            Err(pos) => {
-                // Grow by an eighth, not double: sketches are kept per target in several places
-                // and new buckets are rare once the latencies are known (doubling left a third
-                // of every sketch empty on average).
-                if self.buckets.len() == self.buckets.capacity() {
-                    self.buckets.reserve_exact((self.buckets.len() / 8).max(1));
-                }
-                self.buckets.insert(pos, pack(index, n));
-            }
+            // A count past 20 bits: every bucket goes wide, once.
+            let wide = v.iter().map(|&b| {
+                let (i, c) = unpack_narrow(b);
+                pack(i, c)
+            });
+            self.buckets = Buckets::Wide(wide.collect());
+        }
+        if let Buckets::Wide(v) = &mut self.buckets {
+            add_packed(v, index, n);
         }
     }
 
@@ -143,14 +284,12 @@ impl LatencySketch {
     /// Takes back one value counted in bucket `index` (sliding windows); a bucket that does not
     /// hold a value is left alone.
     pub fn remove_bucket(&mut self, index: i16) {
-        if let Ok(pos) = self.buckets.binary_search_by_key(&index, |&b| unpack(b).0) {
+        let removed = match &mut self.buckets {
+            Buckets::Narrow(v) => remove_packed(v, index),
+            Buckets::Wide(v) => remove_packed(v, index),
+        };
+        if removed {
             self.count -= 1;
-            let c = unpack(self.buckets[pos]).1;
-            if c > 1 {
-                self.buckets[pos] = pack(index, c - 1);
-            } else {
-                self.buckets.remove(pos);
-            }
         }
     }
 
@@ -161,15 +300,14 @@ impl LatencySketch {
 
     /// Adds all of `other`'s values.
     pub fn merge(&mut self, other: &LatencySketch) {
-        if other.buckets.is_empty() {
+        if other.len() == 0 {
             return;
         }
         // Exactly the union's size (one walk counts it): the worst case reserved and shrunk
         // afterwards cost a second allocation per merge, for every target at once when minutes
-        // close into hours.
-        let mut merged = Vec::with_capacity(union(self, other).count());
-        merged.extend(union(self, other).map(|(i, c)| pack(i, c)));
-        debug_assert_eq!(merged.len(), merged.capacity());
+        // close.
+        let len = union(self, other).count();
+        let merged = Self::from_pairs(|| union(self, other), len);
         self.buckets = merged;
         self.count += other.count;
     }
@@ -187,13 +325,13 @@ impl LatencySketch {
                 return Some(Self::value(i));
             }
         }
-        self.buckets.last().map(|&b| Self::value(unpack(b).0))
+        self.pairs().next_back().map(|(i, _)| Self::value(i))
     }
 
     /// Compact bytes for storage: LEB128 varints of (index delta, count) pairs.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.buckets.len() * 3 + 1);
-        put_varint(&mut out, self.buckets.len() as u64);
+        let mut out = Vec::with_capacity(self.len() * 3 + 1);
+        put_varint(&mut out, self.len() as u64);
         let mut prev: i32 = 0;
         for (i, c) in self.pairs() {
             put_varint(&mut out, (i32::from(i) - prev) as u64);
@@ -209,7 +347,8 @@ impl LatencySketch {
         if n > 4096 {
             return Err(SketchDecodeError("too many buckets"));
         }
-        let mut s = LatencySketch::default();
+        let mut pairs = Vec::with_capacity(n as usize);
+        let mut count = 0u64;
         let mut prev: i64 = 0;
         for k in 0..n {
             let delta = get_varint(&mut b)?;
@@ -222,9 +361,8 @@ impl LatencySketch {
             if c > MAX_BUCKET_COUNT {
                 return Err(SketchDecodeError("bucket count too large"));
             }
-            s.buckets.push(pack(index, c));
-            s.count = s
-                .count
+            pairs.push((index, c));
+            count = count
                 .checked_add(c)
                 .ok_or(SketchDecodeError("count overflow"))?;
             prev = i64::from(index);
@@ -232,7 +370,10 @@ impl LatencySketch {
         if !b.is_empty() {
             return Err(SketchDecodeError("trailing bytes"));
         }
-        Ok(s)
+        Ok(LatencySketch {
+            buckets: Self::from_pairs(|| pairs.iter().copied(), pairs.len()),
+            count,
+        })
     }
 }
 
@@ -274,17 +415,17 @@ mod tests {
             }
             hour.merge(&minute);
         }
-        assert_eq!(hour.buckets.capacity(), hour.buckets.len());
+        assert_eq!(hour.capacity(), hour.len());
         // Recording grows by an eighth at a time.
         let mut s = LatencySketch::default();
         for i in 0..2_000u64 {
             s.record(1_000 + i * 997);
         }
         assert!(
-            s.buckets.capacity() <= s.buckets.len() + s.buckets.len() / 8 + 1,
+            s.capacity() <= s.len() + s.len() / 8 + 1,
             "{} buckets in room for {}",
-            s.buckets.len(),
-            s.buckets.capacity()
+            s.len(),
+            s.capacity()
         );
     }
 
@@ -337,12 +478,46 @@ mod tests {
     }
 
     #[test]
+    fn a_count_past_twenty_bits_widens_every_bucket_and_loses_nothing() {
+        let (fast, slow) = (
+            LatencySketch::bucket_of(1_000),
+            LatencySketch::bucket_of(5_000_000),
+        );
+        let mut s = LatencySketch::default();
+        s.record(1_000);
+        s.record(5_000_000);
+        assert!(matches!(s.buckets, Buckets::Narrow(_)), "4 bytes a bucket");
+        s.add(fast, NARROW_MAX_COUNT);
+        assert!(matches!(s.buckets, Buckets::Wide(_)));
+        assert_eq!(s.count(), NARROW_MAX_COUNT + 2);
+        let pairs: Vec<(i16, u64)> = s.pairs().collect();
+        assert_eq!(pairs, vec![(fast, NARROW_MAX_COUNT + 1), (slow, 1)]);
+        assert_eq!(LatencySketch::from_bytes(&s.to_bytes()), Ok(s.clone()));
+        s.remove_bucket(slow);
+        assert_eq!(
+            s.pairs().collect::<Vec<_>>(),
+            vec![(fast, NARROW_MAX_COUNT + 1)]
+        );
+        // Merged with a narrow one, the union is wide and exact.
+        let mut narrow = LatencySketch::default();
+        narrow.record(5_000_000);
+        s.merge(&narrow);
+        assert_eq!(s.count(), NARROW_MAX_COUNT + 2);
+        // The same values compare equal in either form.
+        let wide = LatencySketch {
+            buckets: Buckets::Wide(vec![pack(slow, 1)]),
+            count: 1,
+        };
+        assert_eq!(wide, narrow);
+    }
+
+    #[test]
     fn sparse_and_small() {
         let mut s = LatencySketch::default();
         for _ in 0..3600 {
             s.record(40_000_000);
         }
-        assert_eq!(s.buckets.len(), 1);
+        assert_eq!(s.len(), 1);
         assert!(s.to_bytes().len() <= 6);
     }
 
