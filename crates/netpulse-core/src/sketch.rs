@@ -71,7 +71,7 @@ const NARROW_MAX_INDEX: i16 = (1 << 12) - 1;
 fn pack_narrow(index: i16, count: u64) -> Option<u32> {
     let index = index.max(0);
     (index <= NARROW_MAX_INDEX && count <= NARROW_MAX_COUNT)
-        .then(|| (index as u32) << 20 | count as u32)
+        .then_some((index as u32) << 20 | count as u32)
 }
 
 fn unpack_narrow(b: u32) -> (i16, u64) {
