@@ -377,7 +377,7 @@ impl LatencySketch {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -385,7 +385,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn get_varint(b: &mut &[u8]) -> Result<u64, SketchDecodeError> {
+pub(crate) fn get_varint(b: &mut &[u8]) -> Result<u64, SketchDecodeError> {
     let mut v: u64 = 0;
     for shift in (0..64).step_by(7) {
         let (&byte, rest) = b.split_first().ok_or(SketchDecodeError("truncated"))?;

@@ -343,6 +343,119 @@ impl ProbeStats {
     }
 }
 
+/// Why [`ProbeStats::from_bytes`] refused its input.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("corrupt statistics blob: {0}")]
+pub struct StatsDecodeError(&'static str);
+
+impl From<crate::sketch::SketchDecodeError> for StatsDecodeError {
+    fn from(_: crate::sketch::SketchDecodeError) -> Self {
+        StatsDecodeError("its histogram or a number is damaged")
+    }
+}
+
+impl ProbeStats {
+    /// Every figure, exactly, in a few dozen bytes (varints, the jitter's floats raw, the
+    /// histogram as [`LatencySketch::to_bytes`]): how a row waiting for its commit is held.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        use crate::sketch::put_varint;
+        let hist = self.rtt.hist.to_bytes();
+        let mut out = Vec::with_capacity(48 + hist.len());
+        for v in [
+            self.sent,
+            self.received,
+            self.refused,
+            self.timeouts,
+            self.icmp_errors,
+            self.local_errors,
+            self.late_sends,
+            self.rtt.count,
+        ] {
+            put_varint(&mut out, v);
+        }
+        for v in [
+            self.rtt.sum_ns,
+            self.rtt.sum_sq_ns,
+            self.rtt.min.as_nanos(),
+            self.rtt.max.as_nanos(),
+            self.max_send_delay.as_nanos(),
+        ] {
+            put_varint(&mut out, v as u64);
+            put_varint(&mut out, (v >> 64) as u64);
+        }
+        let j = &self.jitter;
+        out.push(u8::from(j.last_rtt_ns.is_some()));
+        for f in [
+            j.last_rtt_ns.unwrap_or(0.0),
+            j.estimate_ns,
+            j.sum_abs_delta_ns,
+        ] {
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        put_varint(&mut out, j.deltas);
+        out.extend_from_slice(&hist);
+        out
+    }
+
+    /// Reads [`ProbeStats::to_bytes`]' output; never panics on bad input.
+    pub fn from_bytes(mut b: &[u8]) -> Result<Self, StatsDecodeError> {
+        use crate::sketch::get_varint;
+        let b = &mut b;
+        let mut counts = [0u64; 8];
+        for c in &mut counts {
+            *c = get_varint(b)?;
+        }
+        let mut wide = [0u128; 5];
+        for w in &mut wide {
+            *w = u128::from(get_varint(b)?) | u128::from(get_varint(b)?) << 64;
+        }
+        let duration = |ns: u128| -> Result<Duration, StatsDecodeError> {
+            let secs = u64::try_from(ns / 1_000_000_000)
+                .map_err(|_| StatsDecodeError("a duration out of range"))?;
+            Ok(Duration::new(secs, (ns % 1_000_000_000) as u32))
+        };
+        let (&has_last, rest) = b.split_first().ok_or(StatsDecodeError("truncated"))?;
+        *b = rest;
+        let mut float = || -> Result<f64, StatsDecodeError> {
+            let (bytes, rest) = b
+                .split_first_chunk::<8>()
+                .ok_or(StatsDecodeError("truncated"))?;
+            *b = rest;
+            Ok(f64::from_le_bytes(*bytes))
+        };
+        let (last, estimate_ns, sum_abs_delta_ns) = (float()?, float()?, float()?);
+        let deltas = get_varint(b)?;
+        let hist = LatencySketch::from_bytes(b)?;
+        let [sent, received, refused, timeouts, icmp_errors, local_errors, late_sends, count] =
+            counts;
+        let [sum_ns, sum_sq_ns, min, max, max_send_delay] = wide;
+        Ok(ProbeStats {
+            sent,
+            received,
+            refused,
+            timeouts,
+            icmp_errors,
+            local_errors,
+            rtt: RttStats {
+                count,
+                sum_ns,
+                sum_sq_ns,
+                min: duration(min)?,
+                max: duration(max)?,
+                hist,
+            },
+            jitter: Jitter {
+                last_rtt_ns: (has_last != 0).then_some(last),
+                estimate_ns,
+                sum_abs_delta_ns,
+                deltas,
+            },
+            late_sends,
+            max_send_delay: duration(max_send_delay)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,6 +538,35 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn statistics_bytes_round_trip_exactly(
+            probes in proptest::collection::vec((0u8..6, 1u64..50_000_000_000, 0u64..9_000_000_000, any::<bool>()), 0..150)
+        ) {
+            let kinds = [OutcomeKind::Ok, OutcomeKind::Refused, OutcomeKind::Timeout,
+                         OutcomeKind::IcmpError, OutcomeKind::LocalError, OutcomeKind::Ok];
+            let mut s = ProbeStats::default();
+            for (k, rtt, delay, late) in &probes {
+                let kind = kinds[usize::from(*k)];
+                let replied = matches!(kind, OutcomeKind::Ok | OutcomeKind::Refused);
+                s.record_kind(kind, replied.then(|| Duration::from_nanos(*rtt)));
+                s.late_sends += u64::from(*late);
+                s.max_send_delay = s.max_send_delay.max(Duration::from_nanos(*delay));
+            }
+            let bytes = s.to_bytes();
+            let back = ProbeStats::from_bytes(&bytes).expect("decodes");
+            // Every field is in the encoding, so encoding the result again is the full check.
+            prop_assert_eq!(back.to_bytes(), bytes);
+            prop_assert_eq!(back.rtt.summary(), s.rtt.summary());
+            prop_assert_eq!(back.jitter, s.jitter);
+            prop_assert_eq!((back.sent, back.received, back.timeouts, back.late_sends, back.max_send_delay),
+                            (s.sent, s.received, s.timeouts, s.late_sends, s.max_send_delay));
+        }
+
+        #[test]
+        fn damaged_statistics_bytes_are_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+            let _ = ProbeStats::from_bytes(&bytes);
+        }
+
         #[test]
         fn merge_equals_union(a in proptest::collection::vec(1u64..5_000_000_000, 0..200),
                               b in proptest::collection::vec(1u64..5_000_000_000, 0..200)) {
