@@ -10,7 +10,7 @@
 //! histogram), 5 MB of the monitor's heap at 10 000 targets, for a row written once a minute.
 
 use crate::record::ProbeResult;
-use crate::stats::{Jitter, OutcomeKind, ProbeStats};
+use crate::stats::{JitterPosition, OutcomeKind, ProbeStats};
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -183,20 +183,20 @@ impl Kept {
 }
 
 /// What an open second holds: its results while there are at most two (one or two probes a
-/// second, nearly every target), with the jitter stream as it stood before them; statistics
-/// beyond. An open second of a 1 s target costs ~100 bytes instead of a full `ProbeStats`
-/// (272 bytes and a histogram allocation), and each target holds three or four of them.
+/// second, nearly every target), with where the jitter stream stood before them (16 bytes, not a
+/// 40-byte `Jitter`); statistics beyond. An open second of a 1 s target costs 80 bytes instead of
+/// a full `ProbeStats` (224 bytes and a histogram allocation), and each target holds three.
 #[derive(Debug, Clone)]
 enum SecondData {
     Few {
-        jitter: Jitter,
+        jitter: JitterPosition,
         kept: [Option<Kept>; 2],
     },
     Many(Box<ProbeStats>),
 }
 
 impl SecondData {
-    fn new(jitter: Jitter) -> Self {
+    fn new(jitter: JitterPosition) -> Self {
         SecondData::Few {
             jitter,
             kept: [None, None],
@@ -221,7 +221,7 @@ impl SecondData {
         match self {
             SecondData::Few { jitter, kept } => {
                 let mut s = ProbeStats {
-                    jitter: *jitter,
+                    jitter: jitter.continuing(),
                     ..ProbeStats::default()
                 };
                 for k in kept.iter().flatten() {
@@ -241,10 +241,10 @@ impl SecondData {
     }
 
     /// The jitter stream after this second's results (the next second continues it).
-    fn jitter_after(&self) -> Jitter {
+    fn jitter_after(&self) -> JitterPosition {
         match self {
             SecondData::Few { jitter, kept } => {
-                let mut j = *jitter;
+                let mut j = jitter.continuing();
                 for k in kept.iter().flatten() {
                     if matches!(k.kind, OutcomeKind::Ok | OutcomeKind::Refused)
                         && k.rtt_ns != u64::MAX
@@ -252,9 +252,9 @@ impl SecondData {
                         j.record(Duration::from_nanos(k.rtt_ns));
                     }
                 }
-                j
+                j.position()
             }
-            SecondData::Many(stats) => stats.jitter,
+            SecondData::Many(stats) => stats.jitter.position(),
         }
     }
 }
@@ -281,7 +281,7 @@ pub struct Rollups {
     /// The hour of the last minute closed: reported closed once a later one closes, or at the end.
     hour: Option<i64>,
     /// The jitter stream so far, continued by each new bucket.
-    running_jitter: Jitter,
+    running_jitter: JitterPosition,
     /// The last second closed: results for it or earlier are late.
     closed_through: Option<i64>,
     /// Results that arrived for a second already closed (counted, not lost silently).
@@ -298,7 +298,7 @@ impl Rollups {
             minute: None,
             hour: None,
             closed_through: None,
-            running_jitter: Jitter::default(),
+            running_jitter: JitterPosition::default(),
             late_results: 0,
         }
     }
@@ -404,7 +404,7 @@ impl Rollups {
                         .reserve_exact(usize::try_from(self.grace_secs).unwrap_or(1) + 1);
                 }
                 let second = OpenSecond {
-                    data: SecondData::new(running.continuing()),
+                    data: SecondData::new(*running),
                     dirty: false,
                     written: false,
                 };
@@ -416,7 +416,7 @@ impl Rollups {
         b.data.record(r);
         b.dirty = true;
         // The next bucket continues the RFC 3550 estimate from here (arrival order).
-        self.running_jitter = b.data.jitter_after().continuing();
+        self.running_jitter = b.data.jitter_after();
     }
 
     /// Closes seconds that can no longer change at wall time `now` (or all, when `finish`), and
@@ -559,7 +559,7 @@ mod compact_tests {
     /// second, each continuing the jitter stream as it stood (arrival order).
     fn reference(results: &[ProbeResult]) -> BTreeMap<i64, ProbeStats> {
         let mut by: BTreeMap<i64, ProbeStats> = BTreeMap::new();
-        let mut running = Jitter::default();
+        let mut running = crate::stats::Jitter::default();
         for r in results {
             let sec = unix_secs(r.sent_at);
             let b = by.entry(sec).or_insert_with(|| ProbeStats {
@@ -709,7 +709,7 @@ mod tests {
         assert_eq!(merged.rtt.summary(), first.rtt.summary());
         assert_eq!(r.late_results, 0);
         // jitter continues across buckets: the hour's estimate equals one stream over all probes
-        let mut stream = Jitter::default();
+        let mut stream = crate::stats::Jitter::default();
         for s in 0..3600u64 {
             if s % 10 != 0 {
                 stream.record(Duration::from_millis(10 + s % 7));

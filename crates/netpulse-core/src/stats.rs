@@ -192,6 +192,14 @@ impl Jitter {
         }
     }
 
+    /// Where the stream stands (what [`Jitter::continuing`] keeps), in 16 bytes instead of 40.
+    pub fn position(&self) -> JitterPosition {
+        JitterPosition {
+            last_rtt_ns: self.last_rtt_ns.unwrap_or(f64::NAN),
+            estimate_ns: self.estimate_ns,
+        }
+    }
+
     /// A new period that continues this stream: same last RTT and running estimate, no deltas
     /// of its own yet (so per-period sums stay exact and the estimate stays continuous).
     pub fn continuing(&self) -> Jitter {
@@ -340,6 +348,32 @@ impl ProbeStats {
         self.jitter.merge(&later.jitter);
         self.late_sends += later.late_sends;
         self.max_send_delay = self.max_send_delay.max(later.max_send_delay);
+    }
+}
+
+/// Where a jitter stream stands: its last RTT and running estimate (kept per open second of
+/// every recorded target, so 16 bytes, the last RTT NaN before the first reply).
+#[derive(Debug, Clone, Copy)]
+pub struct JitterPosition {
+    last_rtt_ns: f64,
+    estimate_ns: f64,
+}
+
+impl Default for JitterPosition {
+    fn default() -> Self {
+        Jitter::default().position()
+    }
+}
+
+impl JitterPosition {
+    /// A new period continuing the stream from here ([`Jitter::continuing`]).
+    pub fn continuing(&self) -> Jitter {
+        Jitter {
+            last_rtt_ns: (!self.last_rtt_ns.is_nan()).then_some(self.last_rtt_ns),
+            estimate_ns: self.estimate_ns,
+            sum_abs_delta_ns: 0.0,
+            deltas: 0,
+        }
     }
 }
 
