@@ -10,7 +10,8 @@
 #     1 000 targets it cannot keep 1 s per target; its replies are counted to show it);
 #   - `netpulse probe -i 1s` on the same targets (at N = 10 000 only).
 # Each runs alone for SECONDS after a 5 s warm-up. CPU is utime+stime from /proc/PID/stat over the
-# measured span, as % of one core; RSS is the peak (VmHWM); threads from /proc/PID/status at the end.
+# measured span, as % of one core; RSS is the peak (VmHWM) in MB (10^6 bytes) beside the goal
+# (20 MB + 5 kB a target); threads from /proc/PID/status at the end.
 # "sent" is what each tool counted in the span, "expected" is N × span.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,8 @@ targets() {
 }
 
 row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
+# Peak RSS from kB (KiB) in MB (10^6 bytes, the unit of the goal), one decimal.
+mb() { echo "scale=1; $1 * 1024 / 1000000" | bc; }
 
 echo "monitor_scale: ${SECS}s per run after ${WARM}s warm-up, $(nproc) CPUs, $(uname -r)"
 row N tool "CPU % of one core" "peak RSS" threads "sent / expected (late)"
@@ -85,7 +88,7 @@ for N in "${NS[@]}"; do
   rss=$(hwm_kb $PID); th=$(threads $PID)
   kill -INT $PID; wait $PID || true
   row "$N" "netpulse monitor" "$(echo "scale=2; ($c1 - $c0) * 100 / $TICK / $SECS" | bc)" \
-    "$((rss / 1024)) MiB" "$th" "$((s1 - s0)) / $((N * SECS)) ($((l1 - l0)) late, $d0 dropped)"
+    "$(mb "$rss") MB (goal $(echo "scale=1; 20 + 5 * $N / 1000" | bc))" "$th" "$((s1 - s0)) / $((N * SECS)) ($((l1 - l0)) late, $d0 dropped)"
 
   # fping
   fping -l -i 1 -p 1000 -f "$TMP/targets" > "$TMP/fping.out" 2>/dev/null &
@@ -97,7 +100,7 @@ for N in "${NS[@]}"; do
   rss=$(hwm_kb $PID); th=$(threads $PID)
   kill $PID; wait $PID 2>/dev/null || true
   row "$N" "fping -l -i 1 -p 1000" "$(echo "scale=2; ($c1 - $c0) * 100 / $TICK / $SECS" | bc)" \
-    "$((rss / 1024)) MiB" "$th" "$((r1 - r0)) / $((N * SECS)) (replies)"
+    "$(mb "$rss") MB" "$th" "$((r1 - r0)) / $((N * SECS)) (replies)"
 
   if [ "$N" -ge 10000 ]; then
     # netpulse probe: JSON lines counted as they come.
@@ -111,6 +114,6 @@ for N in "${NS[@]}"; do
     rss=$(hwm_kb $PID); th=$(threads $PID)
     kill -INT $PID; wait $PID || true
     row "$N" "netpulse probe -i 1s" "$(echo "scale=2; ($c1 - $c0) * 100 / $TICK / $SECS" | bc)" \
-      "$((rss / 1024)) MiB" "$th" "$((p1 - p0)) / $((N * SECS))"
+      "$(mb "$rss") MB" "$th" "$((p1 - p0)) / $((N * SECS))"
   fi
 done

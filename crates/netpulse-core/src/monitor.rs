@@ -95,7 +95,8 @@ struct WindowSums {
     received: u64,
     rtts: u64,
     rtt_sum_ns: u128,
-    hist: LatencySketch,
+    /// Only in a window a p95 rule reads (8 bytes in the others, not an empty 40-byte sketch).
+    hist: Option<Box<LatencySketch>>,
     /// The newest second already taken back out.
     evicted_through: i64,
     /// Absolute index of the oldest sample still counted in `hist`.
@@ -248,7 +249,9 @@ impl TargetModel {
                             .and_then(|i| usize::try_from(i).ok())
                             .and_then(|i| self.samples.get(i));
                         if let Some(&b) = b {
-                            w.hist.remove_bucket(b);
+                            if let Some(h) = &mut w.hist {
+                                h.remove_bucket(b);
+                            }
                         }
                         w.hist_cursor += 1;
                     }
@@ -305,7 +308,7 @@ impl TargetModel {
                 for (w, &h) in self.windows.iter_mut().zip(hist) {
                     w.add(&one);
                     if let (Some(b), true) = (bucket, h) {
-                        w.hist.record_bucket(b);
+                        w.hist.get_or_insert_default().record_bucket(b);
                     }
                 }
             }
@@ -332,7 +335,7 @@ impl TargetModel {
         match metric {
             Metric::Loss => Some(1.0 - s.received as f64 / s.sent as f64),
             Metric::LatencyAvg => (s.rtts > 0).then(|| ms(s.rtt_sum_ns as f64 / s.rtts as f64)),
-            Metric::LatencyP95 => s.hist.quantile(0.95).map(|v| ms(v as f64)),
+            Metric::LatencyP95 => s.hist.as_ref()?.quantile(0.95).map(|v| ms(v as f64)),
             Metric::Jitter => {
                 if s.rtts == 0 {
                     return None;
