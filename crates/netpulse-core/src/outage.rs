@@ -6,7 +6,7 @@
 //! went unanswered to the first that was answered again.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// When a target counts as down.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,7 +69,9 @@ pub struct OutageDetector {
     cfg: OutageConfig,
     pending: BTreeMap<u64, (SystemTime, bool)>,
     next_seq: u64,
-    window: VecDeque<(SystemTime, bool)>,
+    /// The probes in the loss window: (send time as ns since the epoch, answered), 16 bytes
+    /// each instead of 24 (a detector is kept per target).
+    window: VecDeque<(u64, bool)>,
     window_failed: usize,
     run_start: Option<SystemTime>,
     run_len: u64,
@@ -160,13 +162,15 @@ impl OutageDetector {
     }
 
     fn judge(&mut self, t: SystemTime, answered: bool) -> Option<Outage> {
-        self.window.push_back((t, answered));
+        let t_ns = crate::saturating_nanos(t.duration_since(UNIX_EPOCH).unwrap_or_default());
+        self.window.push_back((t_ns, answered));
         if !answered {
             self.window_failed += 1;
         }
+        let window_ns = crate::saturating_nanos(self.cfg.window);
         while let Some(&(old, ok)) = self.window.front() {
             // Half-open window (t − window, t]
-            if t.duration_since(old).unwrap_or_default() < self.cfg.window {
+            if t_ns.saturating_sub(old) < window_ns {
                 break;
             }
             self.window.pop_front();
