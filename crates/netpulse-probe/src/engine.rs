@@ -376,6 +376,40 @@ fn ev_parts(data: u64) -> (u64, u32, usize) {
 /// Heap entry: (when, tag id, seq); seq 0 = the target's next send, else that probe's timeout.
 type Event = Reverse<(Instant, u32, u64)>;
 
+/// The ICMP targets of one address: nearly always one, kept inline (a `Vec` each cost an
+/// allocation per target).
+enum AddrSlots {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl AddrSlots {
+    fn push(&mut self, slot: u32) {
+        match self {
+            AddrSlots::One(first) => *self = AddrSlots::Many(vec![*first, slot]),
+            AddrSlots::Many(v) => v.push(slot),
+        }
+    }
+
+    /// Takes `slot` out; true when none is left.
+    fn remove(&mut self, slot: u32) -> bool {
+        match self {
+            AddrSlots::One(s) => *s == slot,
+            AddrSlots::Many(v) => {
+                v.retain(|&s| s != slot);
+                v.is_empty()
+            }
+        }
+    }
+
+    fn slots(&self) -> &[u32] {
+        match self {
+            AddrSlots::One(s) => std::slice::from_ref(s),
+            AddrSlots::Many(v) => v,
+        }
+    }
+}
+
 /// Buffers reused for every receive, so the hot path does not allocate.
 struct RxBufs {
     data: Vec<u8>,
@@ -410,7 +444,8 @@ pub struct Engine {
     all: Epoll,
     config: EngineConfig,
     nonce: u32,
-    icmp_by_addr: HashMap<IpAddr, Vec<u32>>,
+    /// ICMP targets by address, for answers that carry no tag of ours.
+    icmp_by_addr: HashMap<IpAddr, AddrSlots>,
     /// Targets added before `run` (their first sends are spread when it starts).
     initial: usize,
     heap: BinaryHeap<Event>,
@@ -765,7 +800,10 @@ impl Engine {
                 .map_err(setup_err("watch UDP socket"))?;
         }
         if p.plan.kind == TargetKind::Icmp {
-            self.icmp_by_addr.entry(p.plan.addr).or_default().push(slot);
+            self.icmp_by_addr
+                .entry(p.plan.addr)
+                .and_modify(|s| s.push(slot))
+                .or_insert(AddrSlots::One(slot));
         }
         self.by_id.insert(p.id, slot);
         let sending = p.plan.count != Some(0);
@@ -829,8 +867,7 @@ impl Engine {
         }
         if icmp {
             if let Some(v) = self.icmp_by_addr.get_mut(&addr) {
-                v.retain(|&s| s != slot);
-                if v.is_empty() {
+                if v.remove(slot) {
                     self.icmp_by_addr.remove(&addr);
                 }
             }
@@ -1390,7 +1427,7 @@ impl Engine {
         let tagged = tag.is_some();
         let seq16 = seq16?;
         let candidates = self.icmp_by_addr.get(&addr?)?;
-        candidates.iter().find_map(|&ti| {
+        candidates.slots().iter().find_map(|&ti| {
             let t = &self.targets[ti as usize];
             let size = t.plan.payload_size.unwrap_or(self.config.payload_size);
             if tagged && size >= TAG_LEN {
@@ -1624,6 +1661,21 @@ fn send_error_outcome(e: io::Error, addr: IpAddr) -> (Outcome, Option<Duration>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_sharing_an_address_are_all_found_and_removed_one_by_one() {
+        let mut s = AddrSlots::One(3);
+        assert_eq!(s.slots(), &[3]);
+        assert!(!s.remove(9), "a slot it does not hold leaves it as it is");
+        s.push(7);
+        s.push(5);
+        assert_eq!(s.slots(), &[3, 7, 5]);
+        assert!(!s.remove(7));
+        assert!(!s.remove(3));
+        assert_eq!(s.slots(), &[5]);
+        assert!(s.remove(5), "the last one gone: the address goes");
+        assert!(AddrSlots::One(4).remove(4));
+    }
 
     #[test]
     fn epoll_data_round_trips() {
