@@ -223,7 +223,7 @@ pub enum NotifierKind {
         url: String,
         /// Per attempt.
         #[serde(default = "default_notify_timeout")]
-        timeout: String,
+        timeout: ConfigDuration,
         /// Attempts after the first, with backoff 1 s, 2 s, 4 s …
         #[serde(default = "default_retries")]
         retries: u32,
@@ -259,7 +259,7 @@ pub enum NotifierKind {
         to: Vec<String>,
         /// Per attempt.
         #[serde(default = "default_notify_timeout")]
-        timeout: String,
+        timeout: ConfigDuration,
         /// Attempts after the first.
         #[serde(default = "default_retries")]
         retries: u32,
@@ -276,15 +276,15 @@ pub enum NotifierKind {
         args: Vec<String>,
         /// Killed after this long.
         #[serde(default = "default_notify_timeout")]
-        timeout: String,
+        timeout: ConfigDuration,
         /// Attempts after the first.
         #[serde(default)]
         retries: u32,
     },
 }
 
-fn default_notify_timeout() -> String {
-    "10s".into()
+fn default_notify_timeout() -> ConfigDuration {
+    Typed::default_of("10s", Duration::from_secs(10))
 }
 fn default_retries() -> u32 {
     3
@@ -506,6 +506,32 @@ fn locate(text: &str, key: &str, value: &str) -> Range<usize> {
     0..0
 }
 
+/// The first `key = "v"` line of the section starting at `from` whose value `v` is the first
+/// quoted text of `message`: its key and the value's span.
+fn quoted_value_in_section(
+    text: &str,
+    from: usize,
+    message: &str,
+) -> Option<(String, Range<usize>)> {
+    let value = message.split('"').nth(1)?;
+    let quoted = format!("\"{value}\"");
+    let mut offset = from;
+    for (i, line) in text.get(from..)?.split_inclusive('\n').enumerate() {
+        if i > 0 && line.trim_start().starts_with('[') {
+            break; // the next section
+        }
+        let code = line.split('#').next().unwrap_or("");
+        if let Some((k, v)) = code.split_once('=') {
+            if v.trim() == quoted {
+                let start = offset + k.len() + 1 + v.find(&quoted)?;
+                return Some((k.trim().to_string(), start..start + quoted.len()));
+            }
+        }
+        offset += line.len();
+    }
+    None
+}
+
 /// Turns serde's "unknown field `x`, expected one of `a`, `b`" into our wording with a
 /// suggestion.
 fn unknown_field_message(msg: &str, where_: &str) -> Option<String> {
@@ -532,21 +558,27 @@ impl Config {
     /// Parses `text` (from `file`, for messages) and checks every value.
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
+            let raw = e.message().trim().to_string();
+            let mut span = e.span().unwrap_or(0..0);
+            let where_ = section_at(text, span.start)
+                .map(|s| format!(" in {s}"))
+                .unwrap_or_default();
+            // A value inside a `[[notifier]]` is read after serde buffered its table (the
+            // `type` tag), so its error points at the table: find the value it names there.
+            let mut key = key_at(text, span.start);
+            if key.is_none() && e.span().is_some() {
+                if let Some((k, at)) = quoted_value_in_section(text, span.start, &raw) {
+                    (key, span) = (Some(k), at);
+                }
+            }
             let (line, column) = if e.span().is_some() {
                 line_col(text, span.start)
             } else {
                 (0, 0)
             };
-            let where_ = section_at(text, span.start)
-                .map(|s| format!(" in {s}"))
-                .unwrap_or_default();
-            let raw = e.message().trim().to_string();
-            let message = unknown_field_message(&raw, &where_).unwrap_or_else(|| {
-                match key_at(text, span.start) {
-                    Some(key) if e.span().is_some() => format!("key \"{key}\"{where_}: {raw}"),
-                    _ => format!("{raw}{where_}"),
-                }
+            let message = unknown_field_message(&raw, &where_).unwrap_or_else(|| match key {
+                Some(key) if e.span().is_some() => format!("key \"{key}\"{where_}: {raw}"),
+                _ => format!("{raw}{where_}"),
             });
             ConfigError {
                 file: file.to_string(),
@@ -659,32 +691,19 @@ impl Config {
         }
         // Notifier values are buffered by serde (tagged enum), so they carry no span: find them.
         let at = |key: &str, value: &str| locate(text, key, value);
-        let notifier_duration = |key: &str, v: &str| {
-            parse_duration(v).map(|_| ()).map_err(|e| {
-                err(
-                    at(key, v),
-                    format!("key \"{key}\" in [[notifier]]: bad duration \"{v}\": {e}"),
-                )
-            })
-        };
         for n in &self.notifiers {
             match n {
                 NotifierKind::Console { .. } => {}
-                NotifierKind::Webhook { url, timeout, .. } => {
+                NotifierKind::Webhook { url, .. } => {
                     if !(url.starts_with("http://") || url.starts_with("https://")) {
                         return Err(err(
                             at("url", url),
                             format!("key \"url\" in [[notifier]]: \"{url}\" is not an http:// or https:// URL"),
                         ));
                     }
-                    notifier_duration("timeout", timeout)?;
                 }
                 NotifierKind::Email {
-                    security,
-                    timeout,
-                    from,
-                    to,
-                    ..
+                    security, from, to, ..
                 } => {
                     if let Err(e) = security.parse::<netpulse_alert::EmailSecurity>() {
                         return Err(err(
@@ -692,7 +711,6 @@ impl Config {
                             format!("key \"security\" in [[notifier]]: {e}"),
                         ));
                     }
-                    notifier_duration("timeout", timeout)?;
                     for a in std::iter::once(from).chain(to.iter()) {
                         if !a.contains('@') {
                             let from_span = at("from", a);
@@ -714,7 +732,7 @@ impl Config {
                         ));
                     }
                 }
-                NotifierKind::Exec { timeout, .. } => notifier_duration("timeout", timeout)?,
+                NotifierKind::Exec { .. } => {}
             }
         }
         Ok(())
@@ -1012,6 +1030,15 @@ mod tests {
                 "netpulse.toml:2:8: key \"type\" in [[notifier]]: unknown variant `pigeon`"
             ),
             "{e}"
+        );
+        let text =
+            "[[notifier]]\ntype = \"exec\"\nprogram = \"/bin/true\"\ntimeout = \"10 parsecs\"\n";
+        let e = error(text);
+        assert!(
+            e.starts_with(
+                "netpulse.toml:4:11: key \"timeout\" in [[notifier]]: bad duration \"10 parsecs\""
+            ),
+            "a notifier's value is located though serde buffered its table: {e}"
         );
         let text = "[[notifier]]\ntype = \"webhook\"\nurl = \"http://x\"\nretry = 2\n";
         let e = error(text);

@@ -15,7 +15,6 @@ use netpulse_core::alert::AlertKind;
 use netpulse_core::iface::{IfaceRate, RateTracker};
 use netpulse_core::monitor::{plan_reload, DropStage, MonitorModel, Output, RuleSpec};
 use netpulse_core::outage::OutageConfig;
-use netpulse_core::parse_duration;
 use netpulse_core::record::ProbeResult;
 use netpulse_core::rollup::unix_secs;
 use netpulse_core::target::parse_target;
@@ -967,7 +966,6 @@ fn record_deliveries(rx: &Receiver<Delivery>, sink: Option<&RecordSink>) {
     }
 }
 fn make_notifiers(config: &Config) -> anyhow::Result<Vec<Box<dyn Notifier>>> {
-    let dur = |s: &str| parse_duration(s).map_err(|e| anyhow::anyhow!("bad duration {s:?}: {e}"));
     let mut out: Vec<Box<dyn Notifier>> = Vec::new();
     for n in &config.notifiers {
         let name = n.name();
@@ -983,7 +981,7 @@ fn make_notifiers(config: &Config) -> anyhow::Result<Vec<Box<dyn Notifier>>> {
                 &name,
                 url,
                 headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                dur(timeout)?,
+                timeout.get(),
                 *retries,
             )),
             NotifierKind::Email {
@@ -1012,7 +1010,7 @@ fn make_notifiers(config: &Config) -> anyhow::Result<Vec<Box<dyn Notifier>>> {
                     .with_context(|| format!("notifier \"{name}\": security"))?;
                 Box::new(
                     EmailNotifier::new(
-                        &name, server, *port, security, credentials, from, to, dur(timeout)?,
+                        &name, server, *port, security, credentials, from, to, timeout.get(),
                         *retries,
                     )
                     .map_err(|e| anyhow::anyhow!("notifier \"{name}\": {e}"))?,
@@ -1024,7 +1022,7 @@ fn make_notifiers(config: &Config) -> anyhow::Result<Vec<Box<dyn Notifier>>> {
                 timeout,
                 retries,
                 ..
-            } => Box::new(ExecNotifier::new(&name, program, args, dur(timeout)?, *retries)),
+            } => Box::new(ExecNotifier::new(&name, program, args, timeout.get(), *retries)),
         });
     }
     Ok(out)
