@@ -25,22 +25,23 @@ impl SystemFiles {
     }
 }
 
-/// Default gateways from `/proc/net/route` (hex, little-endian) and `/proc/net/ipv6_route`.
+/// Default gateways from `/proc/net/route` (read by the `procfs` crate's parser) and
+/// `/proc/net/ipv6_route` (which `procfs` does not parse: read here, its fields by position).
+/// A route table the crate cannot read gives no IPv4 gateway, never an error.
 pub fn default_gateways(route: &str, ipv6_route: &str) -> Vec<String> {
+    use procfs::FromBufRead;
     let mut out = Vec::new();
-    for line in route.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // Iface Destination Gateway Flags RefCnt Use Metric Mask …; RTF_GATEWAY = 0x2.
-        if f.len() < 8 || f[1] != "00000000" || f[7] != "00000000" {
-            continue;
-        }
-        let flags = u32::from_str_radix(f[3], 16).unwrap_or(0);
-        if let Ok(gw) = u32::from_str_radix(f[2], 16) {
-            if flags & 0x2 != 0 && gw != 0 {
-                let ip = std::net::Ipv4Addr::from(gw.swap_bytes());
-                if !out.contains(&ip.to_string()) {
-                    out.push(ip.to_string());
-                }
+    // RTF_GATEWAY: the route goes through a gateway.
+    const RTF_GATEWAY: u16 = 0x2;
+    let v4 = procfs::net::RouteEntries::from_buf_read(route.as_bytes())
+        .map(|r| r.0)
+        .unwrap_or_default();
+    for r in v4 {
+        let default = r.destination.is_unspecified() && r.mask.is_unspecified();
+        if default && r.flags & RTF_GATEWAY != 0 && !r.gateway.is_unspecified() {
+            let ip = r.gateway.to_string();
+            if !out.contains(&ip) {
+                out.push(ip);
             }
         }
     }

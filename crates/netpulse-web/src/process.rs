@@ -1,4 +1,11 @@
-//! The process's own figures from `/proc/self`, for `/metrics`.
+//! The process's own figures from `/proc/self`, for `/metrics`, read with the `procfs` crate.
+//!
+//! Hand-written before (three files split by hand); measured on the same work, resident memory,
+//! CPU time and start time read 20 000 times, best of 3 (`cargo run --release -p netpulse-web
+//! --example process_bench`, which keeps the old parser): procfs 6.9–7.1 µs a read, the
+//! hand-written one 11.2–11.7 µs (it read all of `/proc/stat` for the boot time each time).
+
+use procfs::process::Process;
 
 /// Resident memory, CPU time and start time.
 pub struct ProcessFigures {
@@ -12,29 +19,15 @@ pub struct ProcessFigures {
 
 /// Reads them; `None` where `/proc` is not there or not as expected.
 pub fn read() -> Option<ProcessFigures> {
-    use nix::unistd::{sysconf, SysconfVar};
-    let ticks = sysconf(SysconfVar::CLK_TCK).ok()??.max(1) as f64;
-    let page = sysconf(SysconfVar::PAGE_SIZE).ok()??.max(1) as u64;
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // After ')': state is field 3, so utime (14) is index 11, stime 12, starttime (22) 19.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    let start_ticks: u64 = fields.get(19)?.parse().ok()?;
-    let boot: u64 = std::fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
+    let me = Process::myself().ok()?;
+    let stat = me.stat().ok()?;
+    let statm = me.statm().ok()?;
+    let ticks = procfs::ticks_per_second().max(1) as f64;
+    let boot = procfs::boot_time_secs().ok()?;
     Some(ProcessFigures {
-        resident_bytes: resident_pages * page,
-        cpu_seconds: (utime + stime) as f64 / ticks,
-        start_time_s: boot + (start_ticks as f64 / ticks) as u64,
+        resident_bytes: statm.resident * procfs::page_size(),
+        cpu_seconds: (stat.utime + stat.stime) as f64 / ticks,
+        start_time_s: boot + (stat.starttime as f64 / ticks) as u64,
     })
 }
 
