@@ -109,11 +109,14 @@ fn the_terminal_ui_under_tmux_against_the_lab() {
         .split_whitespace()
         .filter_map(|w| w.parse().ok())
         .collect();
-    // last, min, avg, max (ms): all about 10 ms (2 × 5 ms), none below the delay line's floor.
+    // last, min, avg, max (ms): none below the delay line's floor (2 × 5 ms), min ≤ avg ≤ max,
+    // and the fastest reply near it, in ms (µs would read 10 000). No upper bound on the
+    // others: a busy machine delays replies (the max read 32 ms once under a parallel build).
     assert!(numbers.len() >= 4, "{row}");
-    for v in &numbers[..4] {
-        assert!((9.5..30.0).contains(v), "{row}");
-    }
+    let (min, avg, max) = (numbers[1], numbers[2], numbers[3]);
+    assert!(numbers[..4].iter().all(|v| *v >= 9.5), "{row}");
+    assert!(min <= avg && avg <= max, "{row}");
+    assert!(min < 50.0, "{row}");
     assert!(screen.contains("q quit"), "{screen}");
     assert!(screen.contains("no alerts"), "{screen}");
     // No status lines on top of the UI.
