@@ -1,6 +1,13 @@
 //! rtnetlink messages as checked zero-copy views: the few we need (links, link statistics,
 //! addresses), parsed without allocating, any malformed input an error, never a panic.
 //! Netlink is in host byte order.
+//!
+//! Hand-written rather than `netlink-packet-route`: measured on the same datagrams (a real
+//! `RTM_GETSTATS` and `RTM_GETLINK` dump, parsed again and again, both summing the same figures;
+//! `cargo run --release -p netpulse-iface --example wire_bench`), these views take 4 ns a
+//! statistics message and 124 ns a link message, the crate (0.34) 101 ns and 2 420 ns: it builds
+//! every attribute of every message into owned values, allocating, where a poll needs one
+//! counter block per link.
 
 use netpulse_core::iface::IfaceCounters;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
