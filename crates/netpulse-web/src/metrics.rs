@@ -567,6 +567,12 @@ fn raise_to(c: &Counter, total: u64) {
 /// Rewrites OpenMetrics text to Prometheus text 0.0.4 as it is written: `# UNIT` and `# EOF`
 /// lines go, and a counter's `# HELP`/`# TYPE` lines name it `…_total` as its samples do (the
 /// `# HELP` line is held until its `# TYPE` line tells whether it is a counter).
+///
+/// Hand-written because no crate does this work: prometheus-client, which encodes the registry,
+/// writes OpenMetrics only; the `prometheus` crate's `TextEncoder` writes 0.0.4 only from its own
+/// registry types (every family registered twice); a text-format parser crate would parse and
+/// re-encode the whole scrape (21 MB at 10 000 targets) where this copies sample lines as they
+/// are and looks only at the comment lines.
 struct Text004<W: std::fmt::Write> {
     out: W,
     line: String,
