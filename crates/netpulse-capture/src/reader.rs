@@ -581,7 +581,7 @@ mod tests {
         impl Read for Trickle<'_> {
             fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
                 self.1 += 1;
-                if self.1 % 7 == 0 {
+                if self.1.is_multiple_of(7) {
                     return Err(std::io::ErrorKind::Interrupted.into());
                 }
                 let n = self.0.len().min(out.len()).min(1);
