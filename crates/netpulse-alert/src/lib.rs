@@ -10,6 +10,7 @@ pub use notifiers::{
 };
 
 use netpulse_core::alert::AlertEvent;
+use netpulse_core::clock::{Clock, SystemClock};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
@@ -125,7 +126,11 @@ pub struct Dispatcher {
     workers: Vec<Worker>,
     results: Sender<Delivery>,
     stop: Arc<AtomicBool>,
+    clock: SharedClock,
 }
+
+/// The clock the dispatcher stamps deliveries with and times its retries on.
+pub type SharedClock = Arc<dyn Clock + Send + Sync>;
 
 impl Dispatcher {
     /// Starts one worker per notifier; results of every attempt go to `results`.
@@ -139,6 +144,22 @@ impl Dispatcher {
         results: Sender<Delivery>,
         backoff: Backoff,
     ) -> Dispatcher {
+        Dispatcher::start_with_clock(
+            notifiers,
+            results,
+            backoff,
+            Arc::new(SystemClock::default()),
+        )
+    }
+
+    /// [`Dispatcher::start_with`] on `clock`: deliveries are stamped with its wall time and the
+    /// waits between attempts run on its monotonic time (a fake clock in tests).
+    pub fn start_with_clock(
+        notifiers: Vec<Box<dyn Notifier>>,
+        results: Sender<Delivery>,
+        backoff: Backoff,
+        clock: SharedClock,
+    ) -> Dispatcher {
         let stop = Arc::new(AtomicBool::new(false));
         let workers = notifiers
             .into_iter()
@@ -146,9 +167,10 @@ impl Dispatcher {
                 let (tx, rx) = mpsc::sync_channel(QUEUE);
                 let name = n.name().to_string();
                 let (results, stop) = (results.clone(), Arc::clone(&stop));
+                let clock = Arc::clone(&clock);
                 let handle = std::thread::Builder::new()
                     .name(format!("notify-{name}"))
-                    .spawn(move || work(n, rx, results, stop, backoff))
+                    .spawn(move || work(n, rx, results, stop, backoff, clock))
                     .map_err(|e| {
                         let why = format!("cannot start its thread: {e}");
                         eprintln!("netpulse: notifier {name} is not running: {why}");
@@ -161,6 +183,7 @@ impl Dispatcher {
             workers,
             results,
             stop,
+            clock,
         }
     }
 
@@ -193,7 +216,7 @@ impl Dispatcher {
                     attempt: 0,
                     ok: false,
                     detail,
-                    at: SystemTime::now(),
+                    at: self.clock.wall(),
                     last: true,
                 });
             }
@@ -228,6 +251,7 @@ fn work(
     results: Sender<Delivery>,
     stop: Arc<AtomicBool>,
     backoff: Backoff,
+    clock: SharedClock,
 ) {
     while let Ok(alert) = rx.recv() {
         let attempts = n.retries() + 1;
@@ -241,17 +265,20 @@ fn work(
                 attempt,
                 ok,
                 detail: outcome.unwrap_or_else(|e| e),
-                at: SystemTime::now(),
+                at: clock.wall(),
                 last,
             });
             if last {
                 break;
             }
-            // Cut short by shutdown.
-            let wait = backoff.after(attempt);
-            let until = Instant::now() + wait;
-            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+            // On the dispatcher's clock; cut short by shutdown (looked at every 50 ms at most).
+            let until = clock.monotonic().saturating_add(backoff.after(attempt));
+            loop {
+                let now = clock.monotonic();
+                if now >= until || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50).min(until - now));
             }
             if stop.load(Ordering::Relaxed) {
                 break;

@@ -197,3 +197,56 @@ fn a_slow_webhook_times_out_per_attempt_and_is_retried() {
     d.shutdown(Duration::from_secs(1));
     drop(holder.join());
 }
+
+/// Fails every attempt.
+struct AlwaysDown;
+
+impl Notifier for AlwaysDown {
+    fn name(&self) -> &str {
+        "down"
+    }
+    fn retries(&self) -> u32 {
+        2
+    }
+    fn deliver(&mut self, _: &Alert) -> Result<String, String> {
+        Err("connection refused".into())
+    }
+}
+
+#[test]
+fn retries_wait_their_backoff_on_the_dispatchers_clock() {
+    use netpulse_core::clock::SharedFakeClock;
+    use std::sync::Arc;
+    let clock = Arc::new(SharedFakeClock::new(1_800_000_000));
+    let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let (tx, rx) = mpsc::channel();
+    let backoff = Backoff {
+        first: Duration::from_secs(10),
+        max: Duration::from_secs(60),
+    };
+    let d = Dispatcher::start_with_clock(vec![Box::new(AlwaysDown)], tx, backoff, clock.clone());
+    d.send(alert(), &[]);
+    let first = rx.recv().expect("first attempt");
+    assert_eq!(
+        (first.attempt, first.ok, first.last, first.at),
+        (1, false, false, t0)
+    );
+    // Nine of the ten seconds: no second attempt (it would come at once if the wait were not
+    // on this clock; a real-time wait of 10 s would also miss the check below).
+    clock.advance(Duration::from_secs(9));
+    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+    clock.advance(Duration::from_secs(1));
+    let second = rx.recv().expect("second attempt");
+    assert_eq!(
+        (second.attempt, second.last, second.at),
+        (2, false, t0 + Duration::from_secs(10))
+    );
+    // Then twice the wait, and the last attempt says so.
+    clock.advance(Duration::from_secs(20));
+    let third = rx.recv().expect("third attempt");
+    assert_eq!(
+        (third.attempt, third.last, third.at),
+        (3, true, t0 + Duration::from_secs(30))
+    );
+    d.shutdown(Duration::ZERO);
+}
