@@ -651,6 +651,14 @@ fn setup_err(op: &'static str) -> impl Fn(Errno) -> ProbeError {
 
 /// The phase of a target added while running: its id times the golden ratio, modulo one, so
 /// targets added together still spread over the interval.
+/// Slots in a target's ring: enough for every probe that can be in flight at once, plus
+/// slack; a power of two no larger than the 16-bit sequence space, so 16-bit lookups stay
+/// unambiguous.
+fn ring_slots(interval: Duration, timeout: Duration) -> u64 {
+    let in_flight = timeout.as_nanos() / interval.as_nanos().max(1) + 2;
+    (in_flight.min(1 << 16) as u64).next_power_of_two().max(4)
+}
+
 fn added_phase(id: usize, interval: Duration) -> Duration {
     const PHI_FRACTION: f64 = 0.618_033_988_749_895;
     let f = (id as f64 * PHI_FRACTION).fract();
@@ -781,10 +789,7 @@ impl Engine {
         // nothing below can fail, so a failure leaks no slot).
         let reused = self.free.last().copied();
         let slot = reused.unwrap_or(self.targets.len() as u32);
-        // Enough ring slots for every probe that can be in flight at once, plus slack; a power
-        // of two no larger than the 16-bit sequence space, so 16-bit lookups stay unambiguous.
-        let in_flight = p.plan.timeout.as_nanos() / p.plan.interval.as_nanos().max(1) + 2;
-        let cap = (in_flight.min(1 << 16) as u64).next_power_of_two().max(4);
+        let cap = ring_slots(p.plan.interval, p.plan.timeout);
         // 12 bits of generation: it wraps after 4 096 reuses of one slot, long after any
         // answer to the slot's old target could still arrive.
         let generation = reused.map_or(1, |s| {
@@ -1675,6 +1680,116 @@ mod tests {
         assert_eq!(s.slots(), &[5]);
         assert!(s.remove(5), "the last one gone: the address goes");
         assert!(AddrSlots::One(4).remove(4));
+    }
+
+    /// A target taken in as `adopt` takes one, without its sockets: what reply matching reads.
+    fn fake_icmp_target(e: &mut Engine, addr: &str, payload: usize, timeout_s: u64) -> u32 {
+        let slot = e.targets.len() as u32;
+        let addr: IpAddr = addr.parse().expect("address");
+        let plan = ProbePlan {
+            label: String::new(),
+            kind: TargetKind::Icmp,
+            addr,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(timeout_s),
+            count: None,
+            payload_size: Some(payload),
+        };
+        let cap = ring_slots(plan.interval, plan.timeout);
+        e.targets.push(TargetState {
+            id: slot as usize,
+            tag_id: slot | (1 << SLOT_BITS),
+            alive: true,
+            dest: SocketAddr::new(addr, 0),
+            next_seq: 1,
+            slots: (0..cap).map(|_| Slot::default()).collect(),
+            mask: cap - 1,
+            in_flight: 0,
+            sending: true,
+            removed: false,
+            conn: None,
+            dns_query: Vec::new(),
+            report: None,
+            plan,
+        });
+        e.icmp_by_addr
+            .entry(addr)
+            .and_modify(|s| s.push(slot))
+            .or_insert(AddrSlots::One(slot));
+        slot
+    }
+
+    fn in_flight(e: &mut Engine, slot: u32, seq: u64) {
+        let t = &mut e.targets[slot as usize];
+        let i = t.slot_index(seq);
+        t.slots[i].seq = seq;
+        t.in_flight += 1;
+    }
+
+    #[test]
+    fn answers_are_matched_by_our_tag_else_by_address_and_16_bit_sequence() {
+        let mut e = Engine::new(Vec::new(), EngineConfig::default()).expect("engine");
+        let tagged = fake_icmp_target(&mut e, "127.0.0.5", 56, 1);
+        let short = fake_icmp_target(&mut e, "127.0.0.6", 8, 1);
+        let ours = |target: u32, seq: u64| {
+            Some(ProbeTag {
+                nonce: e.nonce,
+                target,
+                seq,
+            })
+        };
+        let a5 = "127.0.0.5".parse().ok();
+        let a6 = "127.0.0.6".parse().ok();
+        // Our tag names the target and the full sequence, whatever the address says.
+        let tag_id = e.targets[tagged as usize].tag_id;
+        assert_eq!(
+            e.match_icmp(ours(tag_id, 3), a6, Some(3)),
+            Some((tagged, 3))
+        );
+        // A tag of an earlier target of the same slot (older generation) is not this one's.
+        let stale = tagged | (7 << SLOT_BITS);
+        assert_eq!(e.match_icmp(ours(stale, 3), a5, Some(3)), None);
+        // Someone else's tag: a target that carries ours never owns it...
+        let foreign = Some(ProbeTag {
+            nonce: e.nonce ^ 1,
+            target: tag_id,
+            seq: 3,
+        });
+        in_flight(&mut e, tagged, 3);
+        assert_eq!(e.match_icmp(foreign, a5, Some(3)), None);
+        // ...but one too short to carry a tag is found by address and 16-bit sequence, which
+        // maps back to the full sequence across the 16-bit wrap.
+        in_flight(&mut e, short, 70_001);
+        assert_eq!(
+            e.match_icmp(foreign, a6, Some(70_001u64 as u16)),
+            Some((short, 70_001))
+        );
+        assert_eq!(
+            e.match_icmp(None, a6, Some(70_001u64 as u16)),
+            Some((short, 70_001))
+        );
+        // Not in flight (answered already, or never sent), or from an address with no target.
+        assert_eq!(e.match_icmp(None, a6, Some(5)), None);
+        assert_eq!(e.match_icmp(None, "127.0.0.9".parse().ok(), Some(1)), None);
+    }
+
+    #[test]
+    fn a_ring_holds_every_probe_that_can_be_in_flight() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        assert_eq!(ring_slots(s(1), s(1)), 4);
+        assert_eq!(ring_slots(ms(1), s(1)), 1024, "1 000 in flight at 1 ms");
+        assert_eq!(ring_slots(ms(1), s(1000)), 1 << 16, "never past 16 bits");
+        assert_eq!(ring_slots(s(60), s(1)), 4);
+        let mut e = Engine::new(Vec::new(), EngineConfig::default()).expect("engine");
+        let t = fake_icmp_target(&mut e, "127.0.0.7", 56, 1);
+        // Sequences a ring apart share a slot: only the one in flight is found.
+        in_flight(&mut e, t, 9);
+        let st = &e.targets[t as usize];
+        assert_eq!(st.slot_of(9), Some(st.slot_index(9)));
+        assert_eq!(st.slot_of(13), None);
+        assert_eq!(st.slot_of(0), None, "sequence 0 marks a free slot");
+        assert_eq!(st.oldest_in_flight(), Some(9));
     }
 
     #[test]
