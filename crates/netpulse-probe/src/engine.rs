@@ -26,6 +26,7 @@ use crate::dns;
 use crate::error::ProbeError;
 use crate::sys;
 use crate::wire::{self, IcmpMessage, ProbeTag, TAG_LEN};
+use netpulse_core::clock::Clock;
 use netpulse_core::duration::saturating_nanos;
 pub use netpulse_core::record::late_threshold;
 use netpulse_core::record::{Detail, IcmpError, Outcome, ProbeResult};
@@ -418,6 +419,22 @@ struct RxBufs {
     events: Vec<EpollEvent>,
 }
 
+impl RxBufs {
+    fn new() -> Self {
+        RxBufs {
+            data: vec![0u8; 65536],
+            cmsg: nix::cmsg_space!(
+                TimeSpec,
+                libc::c_int,
+                libc::sock_extended_err,
+                libc::sockaddr_in6
+            ),
+            tx: Vec::with_capacity(65536),
+            events: vec![EpollEvent::empty(); 1024],
+        }
+    }
+}
+
 /// What a received datagram said, taken out of the receive buffers.
 struct Received {
     len: usize,
@@ -452,6 +469,40 @@ pub struct Engine {
     /// Results not yet handed over, and when the oldest of them came.
     batch: Vec<ProbeResult>,
     batch_since: Option<Instant>,
+    clock: EngineClock,
+}
+
+/// Where the engine reads the time: the machine's clocks, or a [`Clock`] (a fake in tests: its
+/// monotonic time counted from a fixed instant), so scheduling and late-send accounting can be
+/// checked without waiting. Replies' kernel timestamps stay the kernel's.
+#[derive(Clone)]
+struct EngineClock {
+    base: Instant,
+    fake: Option<Arc<dyn Clock + Send + Sync>>,
+}
+
+impl EngineClock {
+    fn real() -> Self {
+        EngineClock {
+            base: Instant::now(),
+            fake: None,
+        }
+    }
+
+    fn now(&self) -> Instant {
+        match &self.fake {
+            None => Instant::now(),
+            Some(c) => self.base + c.monotonic(),
+        }
+    }
+
+    /// Wall time since the Unix epoch.
+    fn wall(&self) -> Duration {
+        match &self.fake {
+            None => wall_now(),
+            Some(c) => c.wall().duration_since(UNIX_EPOCH).unwrap_or_default(),
+        }
+    }
 }
 
 /// A batch this large is handed over at once.
@@ -715,6 +766,7 @@ impl Engine {
             heap: BinaryHeap::new(),
             batch: Vec::new(),
             batch_since: None,
+            clock: EngineClock::real(),
         };
         for (id, plan) in plans {
             let p = prepare(&engine.shared, id, plan)?;
@@ -900,7 +952,7 @@ impl Engine {
         for c in commands {
             match c {
                 Command::Add(p) if !stopping => {
-                    let at = Instant::now() + added_phase(p.id, p.plan.interval);
+                    let at = self.clock.now() + added_phase(p.id, p.plan.interval);
                     // A failure here (epoll out of memory) is the only one left after
                     // `prepare`; the target is then not probed.
                     let _ = self.adopt(*p, Some(at));
@@ -955,7 +1007,7 @@ impl Engine {
     fn run_inner(&mut self, flush: &mut dyn FnMut(&mut Vec<ProbeResult>)) {
         // Precise wake-ups: the default 50 µs timer slack would blur 1 ms schedules.
         let _ = nix::sys::prctl::set_timerslack(1_000);
-        let start = Instant::now();
+        let start = self.clock.now();
         // A deadline beyond what an `Instant` can hold is no deadline.
         let deadline = self.config.deadline.and_then(|d| start.checked_add(d));
         let n = self.initial.max(1) as u32;
@@ -966,17 +1018,7 @@ impl Engine {
                 self.heap.push(Reverse((start + offset, t.tag_id, 0)));
             }
         }
-        let mut bufs = RxBufs {
-            data: vec![0u8; 65536],
-            cmsg: nix::cmsg_space!(
-                TimeSpec,
-                libc::c_int,
-                libc::sock_extended_err,
-                libc::sockaddr_in6
-            ),
-            tx: Vec::with_capacity(65536),
-            events: vec![EpollEvent::empty(); 1024],
-        };
+        let mut bufs = RxBufs::new();
         let mut stopping = false;
         // True when the last sleep left the kernel-timestamped sockets out (see LAZY_WINDOW).
         let mut unread = false;
@@ -985,7 +1027,7 @@ impl Engine {
                 // Answers first: a probe must not time out while its reply waits in a buffer.
                 self.harvest(true, &mut bufs, stopping);
             }
-            let mut now = Instant::now();
+            let mut now = self.clock.now();
             if !stopping
                 && (self.shared.stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| now >= d))
             {
@@ -1014,7 +1056,7 @@ impl Engine {
                 } else {
                     self.resolve(slot, seq, Outcome::Timeout, None, Detail::None, now);
                 }
-                now = Instant::now();
+                now = self.clock.now();
             }
             let may_end = stopping || !self.config.until_stopped;
             if may_end
@@ -1051,8 +1093,8 @@ impl Engine {
             } else {
                 self.all.0.as_fd()
             };
-            let timeout =
-                next.map(|n| TimeSpec::from_duration(n.saturating_duration_since(Instant::now())));
+            let timeout = next
+                .map(|n| TimeSpec::from_duration(n.saturating_duration_since(self.clock.now())));
             let mut fds = [PollFd::new(sleep_on, PollFlags::POLLIN)];
             let ready = matches!(nix::poll::ppoll(&mut fds, timeout, None), Ok(n) if n > 0);
             if ready {
@@ -1080,7 +1122,7 @@ impl Engine {
                 Err(Errno::EINTR) => continue,
                 Err(_) => break,
             };
-            let woke = Instant::now();
+            let woke = self.clock.now();
             for e in &events[..n] {
                 let errors = e.events().contains(EpollFlags::EPOLLERR);
                 let (kind, slot, ring) = ev_parts(e.data());
@@ -1120,7 +1162,7 @@ impl Engine {
                 Outcome::Timeout,
                 None,
                 Detail::None,
-                Instant::now(),
+                self.clock.now(),
             );
         }
         let nonce = self.nonce;
@@ -1134,14 +1176,14 @@ impl Engine {
         };
         let mut tcp_sock = None;
         let mut immediate: Option<(Outcome, Option<Duration>)> = None;
-        let sent_mono = Instant::now();
+        let sent_mono = self.clock.now();
         let lateness = sent_mono.saturating_duration_since(at);
         let late = lateness > late_threshold(t.plan.interval);
         if let Some(r) = &mut t.report {
             r.late_sends += u64::from(late);
             r.max_lateness = r.max_lateness.max(lateness);
         }
-        let sent_wall = wall_now();
+        let sent_wall = self.clock.wall();
         match &t.plan.kind {
             TargetKind::Icmp => {
                 let icmp = if t.plan.addr.is_ipv6() {
@@ -1184,7 +1226,7 @@ impl Engine {
             TargetKind::Tcp { .. } => match start_connect(&SockAddr::from(t.dest)) {
                 Ok((sock, done)) => {
                     if let Some(r) = done {
-                        let rtt = sent_mono.elapsed();
+                        let rtt = self.clock.now().saturating_duration_since(sent_mono);
                         immediate = Some(match r {
                             Ok(()) => (Outcome::Ok, Some(rtt)),
                             Err(e) => connect_error_outcome(e, t.plan.addr, rtt),
@@ -1224,7 +1266,8 @@ impl Engine {
             self.heap.push(Reverse((at + t.plan.interval, t.tag_id, 0)));
         }
         if let Some((outcome, rtt)) = immediate {
-            self.resolve(ti, seq, outcome, rtt, Detail::None, Instant::now());
+            let now = self.clock.now();
+            self.resolve(ti, seq, outcome, rtt, Detail::None, now);
         }
     }
 
@@ -1771,6 +1814,74 @@ mod tests {
         // Not in flight (answered already, or never sent), or from an address with no target.
         assert_eq!(e.match_icmp(None, a6, Some(5)), None);
         assert_eq!(e.match_icmp(None, "127.0.0.9".parse().ok(), Some(1)), None);
+    }
+
+    #[test]
+    fn a_send_counts_its_lateness_on_the_engines_clock_and_the_next_keeps_the_schedule() {
+        use netpulse_core::clock::SharedFakeClock;
+        // A real UDP socket on loopback receives the probes; the time is a fake.
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let port = receiver.local_addr().expect("address").port();
+        let mut e = Engine::new(Vec::new(), EngineConfig::default()).expect("engine");
+        let fake = Arc::new(SharedFakeClock::new(1_800_000_000));
+        e.clock = EngineClock {
+            base: Instant::now(),
+            fake: Some(fake.clone()),
+        };
+        let ms = Duration::from_millis;
+        let plan = ProbePlan {
+            label: "udp".into(),
+            kind: TargetKind::Udp { port },
+            addr: "127.0.0.1".parse().expect("address"),
+            interval: ms(100),
+            timeout: ms(1000),
+            count: None,
+            payload_size: Some(32),
+        };
+        let prepared = prepare(&e.shared, 0, plan).expect("prepare");
+        let at = e.clock.now();
+        e.adopt(prepared, Some(at)).expect("adopt");
+        e.heap.clear();
+        let mut bufs = RxBufs::new();
+        let sent = |e: &Engine, seq: u64| {
+            let t = &e.targets[0];
+            let s = &t.slots[t.slot_index(seq)];
+            (s.seq, s.late, s.send_delay_ns)
+        };
+        // 5 ms behind its time (the threshold is 1 ms): late, by 5 ms.
+        fake.advance(ms(5));
+        e.send(0, at, &mut bufs);
+        assert_eq!(sent(&e, 1), (1, true, 5_000_000));
+        let wall = e.targets[0].slots[e.targets[0].slot_index(1)].sent_wall_ns;
+        assert_eq!(
+            wall,
+            (1_800_000_000_000 + 5) * 1_000_000,
+            "stamped on the engine's wall clock"
+        );
+        // The next send is due a whole interval after the last one's *time*, not after it left
+        // (no drift); its timeout a timeout after it left.
+        let mut due: Vec<(Duration, u64)> = e
+            .heap
+            .drain()
+            .map(|Reverse((when, _, seq))| (when - at, seq))
+            .collect();
+        due.sort();
+        assert_eq!(due, [(ms(100), 0), (ms(1005), 1)]);
+        // On time: not late. 0.9 ms behind: counted as a delay, not as late.
+        fake.advance(ms(95));
+        e.send(0, at + ms(100), &mut bufs);
+        assert_eq!(sent(&e, 2), (2, false, 0));
+        fake.advance(ms(100) + Duration::from_micros(900));
+        e.send(0, at + ms(200), &mut bufs);
+        assert_eq!(sent(&e, 3), (3, false, 900_000));
+        // Each send left for real.
+        let mut buf = [0u8; 64];
+        for _ in 0..3 {
+            assert_eq!(receiver.recv(&mut buf).expect("a probe"), 32);
+        }
     }
 
     #[test]
