@@ -1027,7 +1027,7 @@ impl Engine {
                 // Answers first: a probe must not time out while its reply waits in a buffer.
                 self.harvest(true, &mut bufs, stopping);
             }
-            let mut now = self.clock.now();
+            let now = self.clock.now();
             if !stopping
                 && (self.shared.stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| now >= d))
             {
@@ -1036,28 +1036,7 @@ impl Engine {
                     t.sending = false;
                 }
             }
-            while let Some(&Reverse((at, tag_id, seq))) = self.heap.peek() {
-                let slot = self.slot_of_tag(tag_id);
-                // Sends due within a small slack go out on this wake-up instead of their own:
-                // fewer wake-ups, and still evenly spread at that granularity.
-                let slack = match slot {
-                    Some(s) if seq == 0 => self.targets[s as usize].send_slack(),
-                    _ => Duration::ZERO,
-                };
-                if at > now + slack {
-                    break;
-                }
-                self.heap.pop();
-                let Some(slot) = slot else {
-                    continue; // a removed target's timer
-                };
-                if seq == 0 {
-                    self.send(slot, at, &mut bufs);
-                } else {
-                    self.resolve(slot, seq, Outcome::Timeout, None, Detail::None, now);
-                }
-                now = self.clock.now();
-            }
+            let now = self.fire_due(&mut bufs);
             let may_end = stopping || !self.config.until_stopped;
             if may_end
                 && self
@@ -1105,6 +1084,35 @@ impl Engine {
             }
             unread = lazy;
         }
+    }
+
+    /// Sends what is due and times out what has waited its timeout, by the engine's clock;
+    /// returns the time after.
+    fn fire_due(&mut self, bufs: &mut RxBufs) -> Instant {
+        let mut now = self.clock.now();
+        while let Some(&Reverse((at, tag_id, seq))) = self.heap.peek() {
+            let slot = self.slot_of_tag(tag_id);
+            // Sends due within a small slack go out on this wake-up instead of their own:
+            // fewer wake-ups, and still evenly spread at that granularity.
+            let slack = match slot {
+                Some(s) if seq == 0 => self.targets[s as usize].send_slack(),
+                _ => Duration::ZERO,
+            };
+            if at > now + slack {
+                break;
+            }
+            self.heap.pop();
+            let Some(slot) = slot else {
+                continue; // a removed target's timer
+            };
+            if seq == 0 {
+                self.send(slot, at, bufs);
+            } else {
+                self.resolve(slot, seq, Outcome::Timeout, None, Detail::None, now);
+            }
+            now = self.clock.now();
+        }
+        now
     }
 
     /// Handles what is ready in one of the two epoll sets, without waiting.
@@ -1882,6 +1890,66 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(receiver.recv(&mut buf).expect("a probe"), 32);
         }
+    }
+
+    #[test]
+    fn unanswered_probes_time_out_on_the_engines_clock_while_sends_keep_their_schedule() {
+        use netpulse_core::clock::SharedFakeClock;
+        // Bound but silent: the probes arrive (no port-unreachable), nothing answers.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        let port = silent.local_addr().expect("address").port();
+        let mut e = Engine::new(Vec::new(), EngineConfig::default()).expect("engine");
+        let fake = Arc::new(SharedFakeClock::new(1_800_000_000));
+        e.clock = EngineClock {
+            base: Instant::now(),
+            fake: Some(fake.clone()),
+        };
+        let ms = Duration::from_millis;
+        let plan = ProbePlan {
+            label: "udp".into(),
+            kind: TargetKind::Udp { port },
+            addr: "127.0.0.1".parse().expect("address"),
+            interval: ms(100),
+            timeout: ms(1000),
+            count: None,
+            payload_size: Some(32),
+        };
+        let prepared = prepare(&e.shared, 0, plan).expect("prepare");
+        let t0 = e.clock.now();
+        e.adopt(prepared, Some(t0)).expect("adopt");
+        let mut bufs = RxBufs::new();
+        // Ten steps of 100 ms: a send each, and nothing has waited its timeout yet.
+        for step in 0..10u32 {
+            e.fire_due(&mut bufs);
+            assert_eq!(
+                e.targets[0].next_seq,
+                u64::from(step) + 2,
+                "one send at step {step}"
+            );
+            assert!(e.batch.is_empty(), "no result before a timeout");
+            fake.advance(ms(100));
+        }
+        // At 1 s the first probe has waited its timeout; the eleventh goes out.
+        e.fire_due(&mut bufs);
+        let results: Vec<(u64, bool)> = e
+            .batch
+            .iter()
+            .map(|r| (r.seq, r.outcome == Outcome::Timeout))
+            .collect();
+        assert_eq!(results, [(1, true)]);
+        assert_eq!(e.targets[0].next_seq, 12);
+        assert_eq!(e.targets[0].in_flight, 10);
+        // Half a second more: five more time out, in order, and five more go out.
+        for _ in 0..5 {
+            fake.advance(ms(100));
+            e.fire_due(&mut bufs);
+        }
+        let seqs: Vec<u64> = e.batch.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+        assert!(e
+            .batch
+            .iter()
+            .all(|r| r.outcome == Outcome::Timeout && !r.late));
     }
 
     #[test]
