@@ -351,11 +351,13 @@ impl LatencySketch {
         let mut count = 0u64;
         let mut prev: i64 = 0;
         for k in 0..n {
-            let delta = get_varint(&mut b)?;
+            // A delta past i64 would wrap to a step back: out of order, as a zero step is.
+            let delta = i64::try_from(get_varint(&mut b)?)
+                .map_err(|_| SketchDecodeError("buckets out of order"))?;
             if k > 0 && delta == 0 {
                 return Err(SketchDecodeError("buckets out of order"));
             }
-            let index = prev + delta as i64;
+            let index = prev + delta;
             let index = i16::try_from(index).map_err(|_| SketchDecodeError("bucket index"))?;
             let c = get_varint(&mut b)?;
             if c > MAX_BUCKET_COUNT {
@@ -531,6 +533,15 @@ mod tests {
         );
         assert!(LatencySketch::from_bytes(&[0xff; 11]).is_err());
         assert!(LatencySketch::from_bytes(&[0, 0]).is_err(), "trailing");
+        // A step back written as a huge delta (u64::MAX reads as -1 in i64): out of order, not
+        // buckets unsorted (found by the stats_blob fuzz target).
+        let mut back = vec![2, 5, 1];
+        put_varint(&mut back, u64::MAX);
+        back.push(1);
+        assert_eq!(
+            LatencySketch::from_bytes(&back),
+            Err(SketchDecodeError("buckets out of order"))
+        );
         assert_eq!(
             LatencySketch::from_bytes(&[0]),
             Ok(LatencySketch::default())
