@@ -470,6 +470,34 @@ pub struct Engine {
     batch: Vec<ProbeResult>,
     batch_since: Option<Instant>,
     clock: EngineClock,
+    io: Box<dyn Datagrams>,
+}
+
+/// How the engine moves datagrams: through the kernel's sockets, or (tests) a fake that keeps
+/// what would leave and hands over what it is told arrived — so sending, matching answers,
+/// timing them from their kernel stamps and ICMP errors are tested without a network. (Which
+/// socket is ready still comes from epoll; TCP connects are the kernel's.)
+trait Datagrams: Send {
+    /// Sends `bytes` on `sock`, to `dest` (unconnected) or its peer (connected).
+    fn send(&mut self, sock: &Socket, bytes: &[u8], dest: Option<SocketAddr>) -> io::Result<usize>;
+    /// The next datagram waiting on `fd` (on its error queue when `errqueue`), read into `bufs`.
+    fn receive(&mut self, fd: i32, bufs: &mut RxBufs, errqueue: bool) -> Option<Received>;
+}
+
+/// The kernel's sockets.
+struct Kernel;
+
+impl Datagrams for Kernel {
+    fn send(&mut self, sock: &Socket, bytes: &[u8], dest: Option<SocketAddr>) -> io::Result<usize> {
+        match dest {
+            Some(d) => sock.send_to(bytes, &SockAddr::from(d)),
+            None => sock.send(bytes),
+        }
+    }
+
+    fn receive(&mut self, fd: i32, bufs: &mut RxBufs, errqueue: bool) -> Option<Received> {
+        receive(fd, bufs, errqueue)
+    }
 }
 
 /// Where the engine reads the time: the machine's clocks, or a [`Clock`] (a fake in tests: its
@@ -767,6 +795,7 @@ impl Engine {
             batch: Vec::new(),
             batch_since: None,
             clock: EngineClock::real(),
+            io: Box::new(Kernel),
         };
         for (id, plan) in plans {
             let p = prepare(&engine.shared, id, plan)?;
@@ -1208,7 +1237,7 @@ impl Engine {
                         payload_size,
                     );
                     wire::patch_echo_request(&mut bufs.tx, icmp.v6, seq as u16, &tag);
-                    if let Err(e) = icmp.sock.send_to(&bufs.tx, &SockAddr::from(t.dest)) {
+                    if let Err(e) = self.io.send(&icmp.sock, &bufs.tx, Some(t.dest)) {
                         immediate = Some((Outcome::Error(format!("sendto: {e}")), None));
                     }
                 }
@@ -1218,7 +1247,7 @@ impl Engine {
                 bufs.tx.resize(payload_size, 0);
                 tag.write(&mut bufs.tx);
                 if let Some(c) = &t.conn {
-                    if let Err(e) = c.send(&bufs.tx) {
+                    if let Err(e) = self.io.send(c, &bufs.tx, None) {
                         immediate = Some(send_error_outcome(e, t.plan.addr));
                     }
                 }
@@ -1226,7 +1255,7 @@ impl Engine {
             TargetKind::Dns { .. } => {
                 dns::set_id(&mut t.dns_query, (nonce as u16).wrapping_add(seq as u16));
                 if let Some(c) = &t.conn {
-                    if let Err(e) = c.send(&t.dns_query) {
+                    if let Err(e) = self.io.send(c, &t.dns_query, None) {
                         immediate = Some(send_error_outcome(e, t.plan.addr));
                     }
                 }
@@ -1383,7 +1412,7 @@ impl Engine {
             .as_ref()
             .is_some_and(|s| s.raw);
         if errors {
-            while let Some(rx) = receive(fd, bufs, true) {
+            while let Some(rx) = self.io.receive(fd, bufs, true) {
                 // Ping sockets queue ICMP errors with the request we sent (header + payload).
                 let Some(err) = rx.icmp_error else {
                     continue;
@@ -1403,7 +1432,7 @@ impl Engine {
                 }
             }
         }
-        while let Some(rx) = receive(fd, bufs, false) {
+        while let Some(rx) = self.io.receive(fd, bufs, false) {
             let data = &bufs.data[..rx.len];
             let (ttl, src, icmp) = if raw && !v6 {
                 match wire::strip_ipv4(data) {
@@ -1528,7 +1557,7 @@ impl Engine {
         let is_dns = matches!(self.targets[ti].plan.kind, TargetKind::Dns { .. });
         let nonce16 = self.nonce as u16;
         if errors {
-            while let Some(rx) = receive(fd, bufs, true) {
+            while let Some(rx) = self.io.receive(fd, bufs, true) {
                 let Some(err) = rx.icmp_error else {
                     continue;
                 };
@@ -1549,7 +1578,7 @@ impl Engine {
                 self.resolve_answer(ti as u32, seq, outcome, Detail::None, rx.kernel_time, woke);
             }
         }
-        while let Some(rx) = receive(fd, bufs, false) {
+        while let Some(rx) = self.io.receive(fd, bufs, false) {
             let data = &bufs.data[..rx.len];
             if is_dns {
                 let Some(h) = dns::parse_response(data) else {
@@ -1950,6 +1979,136 @@ mod tests {
             .batch
             .iter()
             .all(|r| r.outcome == Outcome::Timeout && !r.late));
+    }
+
+    /// A datagram that left: its bytes and where to.
+    type Left = (Vec<u8>, Option<SocketAddr>);
+    /// A datagram to arrive: on the error queue or not, its bytes, what came with it.
+    type Arriving = (bool, Vec<u8>, Received);
+
+    /// What would have left, and what is to arrive.
+    #[derive(Clone, Default)]
+    struct FakeNet {
+        sent: Arc<Mutex<Vec<Left>>>,
+        arriving: Arc<Mutex<Vec<Arriving>>>,
+    }
+
+    impl Datagrams for FakeNet {
+        fn send(
+            &mut self,
+            _: &Socket,
+            bytes: &[u8],
+            dest: Option<SocketAddr>,
+        ) -> io::Result<usize> {
+            self.sent.lock().expect("lock").push((bytes.to_vec(), dest));
+            Ok(bytes.len())
+        }
+
+        fn receive(&mut self, _: i32, bufs: &mut RxBufs, errqueue: bool) -> Option<Received> {
+            let mut q = self.arriving.lock().expect("lock");
+            let at = q.iter().position(|(e, ..)| *e == errqueue)?;
+            let (_, bytes, rx) = q.remove(at);
+            bufs.data[..bytes.len()].copy_from_slice(&bytes);
+            Some(Received {
+                len: bytes.len(),
+                ..rx
+            })
+        }
+    }
+
+    #[test]
+    fn icmp_answers_over_a_fake_network_are_matched_timed_by_their_kernel_stamp_and_counted_once() {
+        use netpulse_core::clock::SharedFakeClock;
+        let mut e = Engine::new(Vec::new(), EngineConfig::default()).expect("engine");
+        let fake = Arc::new(SharedFakeClock::new(1_800_000_000));
+        e.clock = EngineClock {
+            base: Instant::now(),
+            fake: Some(fake.clone()),
+        };
+        let net = FakeNet::default();
+        e.io = Box::new(net.clone());
+        // The ICMP socket is only an fd to the engine here: any socket stands in for it.
+        let stand_in = Socket::new(Domain::IPV4, Type::DGRAM, None).expect("socket");
+        e.icmp4 = Some(Arc::new(IcmpSocket {
+            sock: stand_in,
+            v6: false,
+            raw: false,
+        }));
+        let t = fake_icmp_target(&mut e, "127.0.0.5", 56, 1);
+        e.targets[t as usize].report = Some(Box::default());
+        let mut bufs = RxBufs::new();
+        let ms = Duration::from_millis;
+        let at = e.clock.now();
+        e.send(t, at, &mut bufs);
+        let (request, dest) = net.sent.lock().expect("lock")[0].clone();
+        assert_eq!(dest, Some("127.0.0.5:0".parse().expect("address")));
+        assert_eq!(request[0], 8, "an echo request");
+        let sent_wall = e.clock.wall();
+        // Its reply arrives, stamped by the kernel 12.5 ms after the send; we read it at 13 ms.
+        let mut reply = request.clone();
+        reply[0] = 0;
+        let arrived = |bytes: &[u8], kernel: Duration, errqueue: bool, err: Option<IcmpError>| {
+            net.arriving.lock().expect("lock").push((
+                errqueue,
+                bytes.to_vec(),
+                Received {
+                    len: 0,
+                    kernel_time: Some(kernel),
+                    ttl: Some(61),
+                    from: "127.0.0.5".parse().ok(),
+                    icmp_error: err,
+                },
+            ))
+        };
+        arrived(
+            &reply,
+            sent_wall + Duration::from_micros(12_500),
+            false,
+            None,
+        );
+        fake.advance(ms(13));
+        e.read_icmp(false, false, e.clock.now(), &mut bufs);
+        let r = e.batch.last().expect("a result").clone();
+        assert_eq!((r.seq, r.outcome.clone()), (1, Outcome::Ok));
+        assert_eq!(
+            r.rtt,
+            Some(Duration::from_micros(12_500)),
+            "kernel stamp − send stamp"
+        );
+        assert_eq!(
+            r.detail,
+            Detail::Icmp {
+                bytes: request.len() as u32,
+                ttl: Some(61)
+            }
+        );
+        // The same reply again: counted as a duplicate, not a second result.
+        arrived(&reply, sent_wall + ms(14), false, None);
+        e.read_icmp(false, false, e.clock.now(), &mut bufs);
+        assert_eq!(e.batch.len(), 1);
+        let dup = e.targets[t as usize]
+            .report
+            .as_ref()
+            .map(|r| r.late_or_duplicate_replies);
+        assert_eq!(dup, Some(1));
+        // The next probe meets an ICMP error: the ping socket queues it with our request.
+        fake.advance(ms(987));
+        e.send(t, at + Duration::from_secs(1), &mut bufs);
+        let second = net.sent.lock().expect("lock")[1].0.clone();
+        let unreachable = IcmpError {
+            v6: false,
+            icmp_type: 3,
+            code: 1,
+            from: "127.0.0.1".parse().ok(),
+        };
+        arrived(&second, e.clock.wall() + ms(1), true, Some(unreachable));
+        fake.advance(ms(2));
+        e.read_icmp(false, true, e.clock.now(), &mut bufs);
+        let r = e.batch.last().expect("a result");
+        assert_eq!(
+            (r.seq, r.outcome.clone()),
+            (2, Outcome::Unreachable(unreachable))
+        );
     }
 
     #[test]
