@@ -333,7 +333,8 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     if let Some(t) = tui {
         t.stop();
     }
-    eprintln!("netpulse monitor: stopping (Ctrl-C again to quit now)");
+    // Said the same whether Ctrl-C or the TUI's `q` stopped it.
+    eprintln!("netpulse monitor: stopping (Ctrl-C to quit without waiting)");
     if let Some(c) = capture {
         c.stop();
     }
@@ -346,6 +347,8 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     for index in monitor.running.iter().map(|t| t.index).collect::<Vec<_>>() {
         monitor.end_outages(index, stopped_at);
     }
+    // What `probe` says when it ends, for every target (seed 002's closing statistics).
+    let summary = crate::output::monitor_summary(&monitor.shared.live(), started.elapsed());
     let Monitor {
         dispatcher, sink, ..
     } = monitor;
@@ -355,6 +358,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         let report = rec.finish(SystemTime::now());
         crate::record::say_recording_end(&report, "results");
     }
+    print!("{summary}");
     Ok(ExitCode::SUCCESS)
 }
 

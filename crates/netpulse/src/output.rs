@@ -229,6 +229,82 @@ pub fn summary_text(plan: &ProbePlan, rep: &TargetReport) -> String {
     out
 }
 
+/// Targets listed one by one in the monitor's closing summary; past this, the worst by loss.
+const SUMMARY_TARGETS: usize = 40;
+
+/// The monitor's closing summary (Ctrl-C): one line per target with what `probe`'s closing
+/// block says (sent, received, loss, RTT min/avg/max/mdev, p95, jitter) and its outages, over
+/// the run's `elapsed` time. Many targets: the `SUMMARY_TARGETS` with the most loss, and how
+/// many more there were.
+pub fn monitor_summary(live: &netpulse_core::live::LiveView, elapsed: Duration) -> String {
+    let mut targets: Vec<&netpulse_core::live::TargetLive> =
+        live.targets.iter().flatten().map(|t| &**t).collect();
+    let total = targets.len();
+    let mut out = format!(
+        "--- netpulse monitor statistics: {total} target{}, {} s ---\n",
+        if total == 1 { "" } else { "s" },
+        elapsed.as_secs()
+    );
+    if total == 0 {
+        return out;
+    }
+    if total > SUMMARY_TARGETS {
+        // Worst first (stable: equal loss keeps the configured order).
+        targets.sort_by(|a, b| b.total.loss().total_cmp(&a.total.loss()));
+        targets.truncate(SUMMARY_TARGETS);
+    }
+    let width = targets
+        .iter()
+        .map(|t| t.label.chars().count())
+        .max()
+        .unwrap_or(6)
+        .clamp(6, 40);
+    out += &format!(
+        "{:<width$}  {:>8} {:>8} {:>6}  {:>31}  {:>8} {:>8}  {}\n",
+        "TARGET", "SENT", "RECV", "LOSS%", "RTT min/avg/max/mdev ms", "p95 ms", "jitter", "OUTAGES"
+    );
+    for t in &targets {
+        let s = &t.total;
+        let f = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
+        let (rtt, p95) = match s.rtt.summary() {
+            Some(r) => (
+                format!("{}/{}/{}/{}", f(r.min), f(r.avg), f(r.max), f(r.mdev)),
+                f(r.p95),
+            ),
+            None => ("-".to_string(), "-".to_string()),
+        };
+        let jitter = s.jitter.rfc3550().map_or_else(|| "-".to_string(), f);
+        let down_ms: i64 = t.outages.iter().map(|o| o.end_ms - o.start_ms).sum();
+        let outages = match t.outages.len() {
+            0 => "none".to_string(),
+            n => format!(
+                "{n} ({} s down{})",
+                fmt_seconds(down_ms),
+                if t.in_outage() { ", one going on" } else { "" }
+            ),
+        };
+        let label: String = t.label.chars().take(width).collect();
+        out += &format!(
+            "{label:<width$}  {:>8} {:>8} {:>6}  {rtt:>31}  {p95:>8} {jitter:>8}  {outages}\n",
+            s.sent,
+            s.received,
+            fmt_percent(s.loss()),
+        );
+    }
+    if total > targets.len() {
+        out += &format!(
+            "… and {} more targets with less loss (all of them: `netpulse report`)\n",
+            total - targets.len()
+        );
+    }
+    out
+}
+
+fn fmt_seconds(ms: i64) -> String {
+    let s = format!("{:.1}", ms.max(0) as f64 / 1000.0);
+    s.trim_end_matches(".0").to_string()
+}
+
 /// The JSON summary object for one target.
 pub fn summary_json(plan: &ProbePlan, rep: &TargetReport) -> Value {
     let s = &rep.stats;

@@ -567,6 +567,18 @@ fn the_monitors_outages_are_recorded_as_its_model_detects_them() {
     until(&mut lines, "10.99.0.2");
     kill(&mut monitor.0, "-INT");
     assert!(monitor.0.wait().expect("wait").success());
+    // The closing statistics on Ctrl-C, as `probe` prints them: the target, its loss, both
+    // outages and that the second was still going on.
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let head = rest
+        .iter()
+        .position(|l| l.starts_with("--- netpulse monitor statistics: 1 target,"))
+        .unwrap_or_else(|| panic!("no closing statistics: {rest:?}"));
+    let row = rest
+        .get(head + 2)
+        .filter(|r| r.starts_with("10.99.0.2 "))
+        .unwrap_or_else(|| panic!("no row for the target: {rest:?}"));
+    assert!(row.contains("2 (") && row.contains("one going on"), "{row}");
     let out = common::netpulse(&[
         "report",
         "--db",
