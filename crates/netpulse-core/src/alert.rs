@@ -249,14 +249,12 @@ pub struct AlertEvent {
 impl fmt::Display for AlertEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let unit = self.metric.unit();
-        let value = |v: f64| {
-            if self.metric == Metric::Loss {
-                format!("{:.1} %", v * 100.0)
-            } else if unit.is_empty() {
-                format!("{v}")
-            } else {
-                format!("{v:.2} {unit}")
-            }
+        // Rates as the status line and the TUI write them (`1.98 MiB/s`), not in raw bytes.
+        let value = |v: f64| match self.metric {
+            Metric::Loss => format!("{:.1} %", v * 100.0),
+            Metric::RxRate | Metric::TxRate => crate::units::Units::default().rate(Some(v)),
+            _ if unit.is_empty() => format!("{v}"),
+            _ => format!("{v:.2} {unit}"),
         };
         let lasted = self.at.duration_since(self.since).unwrap_or_default();
         match self.kind {
@@ -711,6 +709,20 @@ mod tests {
         assert_eq!(
             ev.to_string(),
             "ALERT [critical] lossy 10.77.0.2: loss 25.0 % > 10.0 % (for 10s)"
+        );
+        // Rates as the status line writes them, value and threshold alike.
+        let rate = AlertEvent {
+            rule: "busy".into(),
+            subject: "eth0".into(),
+            metric: Metric::RxRate,
+            value: 2_071_439.81,
+            threshold: 1_000_000.0,
+            severity: Severity::Warning,
+            ..ev
+        };
+        assert_eq!(
+            rate.to_string(),
+            "ALERT [warning] busy eth0: rx_rate 1.98 MiB/s > 977 KiB/s (for 10s)"
         );
     }
 }
