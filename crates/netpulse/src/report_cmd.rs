@@ -126,6 +126,33 @@ fn scope(args: &ReportArgs, store: &Store) -> anyhow::Result<Scope> {
             time_ms(to_ms)
         );
     }
+    if let Some(wanted) = &args.target {
+        // A name no session recorded is a typo, not an empty report.
+        let in_scope: Vec<i64> = session.iter().map(|s| s.id).collect();
+        let known = store.targets(&in_scope)?;
+        if !known.iter().any(|t| &t.label == wanted) {
+            let names: Vec<&str> = known.iter().map(|t| t.label.as_str()).take(10).collect();
+            let more = known.len().saturating_sub(names.len());
+            bail!(
+                "no target \"{wanted}\" in {}{} (targets: {}{})",
+                match &session {
+                    Some(s) => format!("session {}", s.id),
+                    None => "the recording".into(),
+                },
+                format_args!(" of {}", store.path().display()),
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                },
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
     Ok(Scope {
         from_ms,
         to_ms,

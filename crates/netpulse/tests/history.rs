@@ -286,6 +286,10 @@ fn unknown_sessions_and_bad_ranges_are_clear_errors() {
             "no session 99",
         ),
         (
+            vec!["report", "--db", dbs, "--target", "nosuch"],
+            "no target \"nosuch\" in session 1",
+        ),
+        (
             vec![
                 "report",
                 "--db",
