@@ -416,7 +416,27 @@ impl<T> Serialize for Typed<T> {
 
 impl<'de, T: ConfigValue> Deserialize<'de> for Typed<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
+        /// A string, or a bare number written as its text (`interval = 5` is `"5"`: seconds).
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = String;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+        }
+        let text = d.deserialize_any(Text)?;
         let value = T::from_config(&text).map_err(serde::de::Error::custom)?;
         Ok(Typed { text, value })
     }
@@ -779,6 +799,21 @@ impl Config {
                 "key \"threshold\" in [[rule]]: not a number".into(),
             ));
         }
+        // Loss is a fraction (0.1 = 10 %): `10` would be 1 000 % and never fire.
+        if metric == Metric::Loss && !(0.0..=1.0).contains(&r.threshold) {
+            return Err((
+                r.name.span(),
+                format!(
+                    "key \"threshold\" in [[rule]] \"{}\": loss is a fraction from 0 to 1 \
+                     ({} would be {} %; for {} % write {})",
+                    r.name.get_ref(),
+                    r.threshold,
+                    r.threshold * 100.0,
+                    r.threshold,
+                    r.threshold / 100.0
+                ),
+            ));
+        }
         Ok((
             Rule {
                 name: r.name.get_ref().clone(),
@@ -946,6 +981,12 @@ mod tests {
         let e = error(text);
         assert!(
             e.starts_with("netpulse.toml:4:13: key \"threshold\" in [[rule]]"),
+            "{e}"
+        );
+        let text = "[[rule]]\nname = \"lossy\"\nmetric = \"loss\"\nthreshold = 10\n";
+        let e = error(text);
+        assert!(
+            e.contains("loss is a fraction from 0 to 1 (10 would be 1000 %; for 10 % write 0.1)"),
             "{e}"
         );
         let text = "[[rule]]\nname = \"x\"\nmetric = \"latency\"\nthreshold = 1\n";
