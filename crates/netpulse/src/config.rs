@@ -934,6 +934,17 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_number_is_seconds() {
+        let text = "[[target]]\ntarget = \"127.0.0.1\"\ninterval = 5\ntimeout = 0.5\n";
+        let c = Config::parse("netpulse.toml", text).expect("parses");
+        let t = &c.targets[0];
+        assert_eq!(t.interval.get_ref().get(), Duration::from_secs(5));
+        assert_eq!(t.timeout.get_ref().get(), Duration::from_millis(500));
+        let e = error("[[target]]\ntarget = \"127.0.0.1\"\ninterval = true\n");
+        assert!(e.contains("a string or a number"), "{e}");
+    }
+
+    #[test]
     fn the_example_file_parses_and_every_section_is_used() {
         let text = include_str!("../../../netpulse.example.toml");
         let c = Config::parse("netpulse.example.toml", text).expect("the example parses");
