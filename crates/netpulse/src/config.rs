@@ -709,6 +709,16 @@ impl Config {
                 }
             }
         }
+        for (key, value) in [("web", &self.listen.web), ("metrics", &self.listen.metrics)] {
+            if !value.is_empty() && value.parse::<std::net::SocketAddr>().is_err() {
+                return Err(err(
+                    locate(text, key, value),
+                    format!(
+                        "key \"{key}\" in [listen]: \"{value}\" is not an address like 127.0.0.1:9750"
+                    ),
+                ));
+            }
+        }
         // Notifier values are buffered by serde (tagged enum), so they carry no span: find them.
         let at = |key: &str, value: &str| locate(text, key, value);
         for n in &self.notifiers {
@@ -756,6 +766,27 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// What is valid but will not work as written: a `[listen]` address beyond loopback with
+    /// no token (in the file or `env_token`, NETPULSE_WEB_TOKEN's value), which the monitor
+    /// refuses to serve.
+    pub fn warnings(&self, env_token: Option<&str>) -> Vec<String> {
+        let token = !self.listen.token.is_empty() || env_token.is_some_and(|t| !t.is_empty());
+        let mut out = Vec::new();
+        for (key, value) in [("web", &self.listen.web), ("metrics", &self.listen.metrics)] {
+            let open = value
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| !a.ip().is_loopback());
+            if open && !token {
+                out.push(format!(
+                    "[listen] {key} = \"{value}\" is reachable beyond this machine and no token is \
+                     set: `netpulse monitor` will refuse to serve it (set `token` in [listen] or \
+                     NETPULSE_WEB_TOKEN, bind 127.0.0.1, or run it with --insecure-no-auth)"
+                ));
+            }
+        }
+        out
     }
 
     /// The label of a target section (control characters escaped: it reaches terminals).
@@ -931,6 +962,29 @@ mod tests {
             Ok(c) => panic!("parsed: {c:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn listen_addresses_are_checked_and_an_open_one_without_a_token_is_a_warning() {
+        let e = error("[listen]\nweb = \"nope\"\n");
+        assert!(
+            e.starts_with("netpulse.toml:2:7: key \"web\" in [listen]: \"nope\" is not an address"),
+            "{e}"
+        );
+        let open = Config::parse("netpulse.toml", "[listen]\nmetrics = \"0.0.0.0:9100\"\n")
+            .expect("valid");
+        let w = open.warnings(None);
+        assert!(
+            w.len() == 1 && w[0].contains("metrics = \"0.0.0.0:9100\"") && w[0].contains("refuse"),
+            "{w:?}"
+        );
+        assert!(
+            open.warnings(Some("s3cret")).is_empty(),
+            "a token from the environment"
+        );
+        let local =
+            Config::parse("netpulse.toml", "[listen]\nweb = \"127.0.0.1:9750\"\n").expect("valid");
+        assert!(local.warnings(None).is_empty());
     }
 
     #[test]

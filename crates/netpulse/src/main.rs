@@ -78,8 +78,21 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Config(cli::ConfigCommand::Check { file }) => {
             let config = config::Config::load(&file)?;
             print!("{}", config.to_toml());
-            eprintln!("netpulse: {} is valid", file.display());
-            Ok(ExitCode::SUCCESS)
+            let env_token = std::env::var("NETPULSE_WEB_TOKEN").ok();
+            let warnings = config.warnings(env_token.as_deref());
+            for w in &warnings {
+                eprintln!("netpulse: warning: {w}");
+            }
+            if warnings.is_empty() {
+                eprintln!("netpulse: {} is valid", file.display());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "netpulse: {} is valid, but will not work as written",
+                    file.display()
+                );
+                Ok(ExitCode::from(1))
+            }
         }
         cli::Command::Config(cli::ConfigCommand::Default) => {
             print!("{}", config::Config::builtin().to_toml());
