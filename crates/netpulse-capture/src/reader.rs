@@ -27,6 +27,9 @@ pub enum ReadError {
         /// The error.
         source: std::io::Error,
     },
+    /// Nothing to read at all (an empty file, or a pipe whose writer sent nothing).
+    #[error("empty: not a single byte to read")]
+    Empty,
     /// Not a pcap or pcapng file.
     #[error("not a pcap or pcapng file (starts with {found:02x?})")]
     BadMagic {
@@ -145,6 +148,9 @@ impl<R: Read> CaptureReader<R> {
         };
         r.fill(24)?;
         let avail = r.end - r.start;
+        if avail == 0 {
+            return Err(ReadError::Empty);
+        }
         if avail < 4 {
             return Err(ReadError::BadMagic {
                 found: r.buf[..avail].to_vec(),
@@ -514,6 +520,12 @@ mod tests {
             let f = pcap(big, true, &[(10, 7, b"x")]);
             assert_eq!(all(&f).expect("valid")[0].0, 10_000_000_007);
         }
+    }
+
+    #[test]
+    fn an_empty_input_says_so() {
+        let e = CaptureReader::new(&[][..]).err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("empty: not a single byte to read"));
     }
 
     #[test]

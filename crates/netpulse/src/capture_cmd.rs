@@ -273,6 +273,14 @@ fn progress(done: u64, total: u64, packets: u64, elapsed: Duration) {
 }
 
 pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
+    if let (Some(path), Some(filter)) = (&args.file, &args.filter) {
+        // Never silently ignored: a file is read whole, so say how to filter it.
+        anyhow::bail!(
+            "-f (a BPF filter) applies to live capture, not to a file; to read only what it \
+             matches: tcpdump -r {} -w - '{filter}' | netpulse capture -r -",
+            path.display()
+        );
+    }
     let interval = parse_duration(&args.interval).context("bad --interval")?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = std::sync::Arc::clone(&stop);

@@ -210,6 +210,20 @@ fn a_truncated_file_reports_up_to_the_damage_and_names_the_offset() {
     let out = common::netpulse(&["capture", "-r", junk.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(common::stderr(&out).contains("not a pcap or pcapng file"));
+
+    // Empty, and a BPF filter on a file: said, never silently read whole.
+    let empty = dir.path().join("empty.pcap");
+    std::fs::write(&empty, b"").expect("write");
+    let out = common::netpulse(&["capture", "-r", empty.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::stderr(&out).contains("empty: not a single byte to read"));
+    let out = common::netpulse(&["capture", "-r", gz.to_str().expect("utf-8"), "-f", "tcp"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("applies to live capture") && err.contains("tcpdump -r"),
+        "{err}"
+    );
 }
 
 /// Hand-built edge cases, one file per link type: VLAN and QinQ, ARP, IPv4 options and
