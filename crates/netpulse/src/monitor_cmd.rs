@@ -154,6 +154,10 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         .record
         .enabled
         .then(|| crate::record::db_path(std::path::Path::new(&setup.config.record.db)));
+    // The servers first: a port in use or a missing token must fail the start before a
+    // recording session is begun (it would be left empty, and `report` would show it).
+    let shared = Arc::new(netpulse_web::Shared::default());
+    let servers = start_servers(&args, &setup.config, db_path.as_deref(), &shared)?;
     let recorder = if let Some(path) = &db_path {
         let retention = setup.config.record.retention.get_ref().get();
         let rec = crate::record::start_traffic(
@@ -168,8 +172,6 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let sink = recorder.as_ref().map(Recorder::sink);
-    let shared = Arc::new(netpulse_web::Shared::default());
-    let servers = start_servers(&args, &setup.config, db_path.as_deref(), &shared)?;
 
     // One engine for every target, on a thread of its own.
     let engine = Engine::with_ids(

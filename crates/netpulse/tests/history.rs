@@ -682,3 +682,34 @@ fn bare_record_writes_the_default_database_in_every_command() {
         .expect("sessions");
     assert_eq!(sessions, 3, "one session per command");
 }
+
+#[test]
+fn a_monitor_that_cannot_serve_leaves_no_empty_session_behind() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("h.db");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let config = dir.path().join("m.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[listen]\nweb = \"{}\"\n[ifaces]\nenabled = false\n[record]\ndb = \"{}\"\n\
+             [[target]]\ntarget = \"127.0.0.1\"\n",
+            taken.local_addr().expect("address"),
+            db.display()
+        ),
+    )
+    .expect("config");
+    let out = netpulse(&["monitor", "--config", config.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.to_lowercase().contains("in use"), "{err}");
+    // The start failed before a session was begun: nothing for `report` to show as the latest.
+    if db.exists() {
+        let out = netpulse(&["sessions", "--db", db.to_str().expect("utf-8")]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with('1')),
+            "{text}"
+        );
+    }
+}
