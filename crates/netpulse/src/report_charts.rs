@@ -101,7 +101,7 @@ pub fn write(dir: &Path, store: &Store, sc: &Scope, report: &Report) -> anyhow::
         written += both(dir, &format!("latency-{}", slug(target)), |p| {
             netpulse_chart::latency(p, &title, points, &outages, res.seconds())
         })?;
-        if let Some(stats) = report.per_target.get(*target) {
+        if let Some((_, stats)) = report.per_target.iter().find(|(t, _)| t == *target) {
             let bins: Vec<(String, f64)> = stats
                 .rtt
                 .parts()

@@ -230,7 +230,8 @@ pub(crate) struct Report {
     scope_text: String,
     scope_json: Value,
     total: ProbeStats,
-    pub(crate) per_target: BTreeMap<String, ProbeStats>,
+    /// In the order the targets were first recorded (a config's order), not by name.
+    pub(crate) per_target: Vec<(String, ProbeStats)>,
     totals_resolution: Resolution,
     pub(crate) outages: Vec<OutageRecord>,
     /// Times the recording could not write (disk full): what is missing, or was written late.
@@ -238,9 +239,18 @@ pub(crate) struct Report {
 }
 
 fn gather(store: &Store, sc: &Scope) -> anyhow::Result<Report> {
-    let (totals_resolution, per_target) = totals(store, sc)?;
+    let (totals_resolution, mut by_name) = totals(store, sc)?;
+    let in_scope: Vec<i64> = sc.session.iter().map(|s| s.id).collect();
+    let mut per_target: Vec<(String, ProbeStats)> = Vec::with_capacity(by_name.len());
+    for t in store.targets(&in_scope)? {
+        if let Some(stats) = by_name.remove(&t.label) {
+            per_target.push((t.label, stats));
+        }
+    }
+    // Anything the target list did not name (it always should) still counts, after them.
+    per_target.extend(by_name);
     let mut total = ProbeStats::default();
-    for s in per_target.values() {
+    for (_, s) in &per_target {
         total.merge(s);
     }
     let outages = store.outages(
@@ -332,8 +342,8 @@ fn summary_text(r: &Report) -> String {
     out += "\nPer target:\n";
     let w = r
         .per_target
-        .keys()
-        .map(String::len)
+        .iter()
+        .map(|(t, _)| t.len())
         .max()
         .unwrap_or(6)
         .max(6);

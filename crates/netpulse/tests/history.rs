@@ -713,3 +713,39 @@ fn a_monitor_that_cannot_serve_leaves_no_empty_session_behind() {
         );
     }
 }
+
+#[test]
+fn report_lists_targets_in_the_order_they_were_given() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("h.db");
+    let (_l, open) = listener();
+    // Given tcp first: not the order of their names ("127…" sorts before "tcp…").
+    let tcp = format!("tcp://{open}");
+    let out = netpulse(&[
+        "probe",
+        "-q",
+        "-c",
+        "2",
+        "-i",
+        "10ms",
+        &format!("--record={}", db.display()),
+        &tcp,
+        "127.0.0.1",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = netpulse(&[
+        "report",
+        "--db",
+        db.to_str().expect("utf-8"),
+        "--format",
+        "json",
+    ]);
+    let v = &common::json_lines(&out)[0];
+    let names: Vec<&str> = v["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .filter_map(|t| t["target"].as_str())
+        .collect();
+    assert_eq!(names, [tcp.as_str(), "127.0.0.1"]);
+}
