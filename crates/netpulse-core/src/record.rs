@@ -172,15 +172,30 @@ pub struct ProbeResult {
     pub late: bool,
 }
 
-/// A send counts as late when it leaves this much after its nominal time: half the interval,
-/// at most 1 ms.
+/// A send counts as late when it leaves this much after its nominal time: 1 % of the interval,
+/// at least 1 ms, at most half the interval (10 ms at 1 s, 1 ms at 100 ms, 0.5 ms at 1 ms).
+/// Relative to the interval because that is what a lateness costs: 1.1 ms at 1 s changes no
+/// figure (a fixed 1 ms bound counted nearly every 1 s send to a lab target as late), 1.1 ms at
+/// 1 ms is a whole missed slot.
 pub fn late_threshold(interval: Duration) -> Duration {
-    (interval / 2).min(Duration::from_millis(1))
+    (interval / 100)
+        .max(Duration::from_millis(1))
+        .min(interval / 2)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lateness_is_judged_relative_to_the_interval() {
+        let ms = Duration::from_millis;
+        assert_eq!(late_threshold(Duration::from_secs(1)), ms(10));
+        assert_eq!(late_threshold(ms(100)), ms(1));
+        assert_eq!(late_threshold(ms(10)), ms(1));
+        assert_eq!(late_threshold(ms(1)), Duration::from_micros(500));
+        assert_eq!(late_threshold(Duration::from_secs(60)), ms(600));
+    }
 
     #[test]
     fn replies_and_names() {

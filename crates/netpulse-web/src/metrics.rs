@@ -160,7 +160,7 @@ impl Collector for TargetTable {
             ),
             (
                 "probe_late_sends",
-                "Probes that left later than their schedule allows (half the interval, at most 1 ms)",
+                "Probes that left later than their schedule allows (1 % of the interval, at least 1 ms)",
                 |s| &s.late_sends,
             ),
         ];

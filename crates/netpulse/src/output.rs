@@ -219,7 +219,8 @@ pub fn summary_text(plan: &ProbePlan, rep: &TargetReport) -> String {
     }
     if rep.late_sends > 0 {
         out += &format!(
-            "late sends: {} of {} left more than {} ms after their time (max {} ms)\n",
+            "late sends: {} of {} left more than {} ms after their time (max {} ms): netpulse's \
+             own scheduling, not the network\n",
             rep.late_sends,
             s.sent,
             fmt_ms(late_threshold(plan.interval)),
