@@ -768,6 +768,31 @@ impl Config {
         Ok(())
     }
 
+    /// `[ifaces] names` that are not among `present` (this machine's interfaces): watched for
+    /// in case they appear, but most likely a typo.
+    pub fn missing_ifaces(&self, present: &[String]) -> Vec<String> {
+        if !self.ifaces.enabled {
+            return Vec::new();
+        }
+        let missing: Vec<&String> = self
+            .ifaces
+            .names
+            .iter()
+            .filter(|n| !present.contains(n))
+            .collect();
+        missing
+            .iter()
+            .map(|n| {
+                format!(
+                    "[ifaces] names lists \"{}\", which is not an interface here (there are: {}); \
+                     it is watched for in case it appears",
+                    netpulse_core::text::printable(n),
+                    present.join(", ")
+                )
+            })
+            .collect()
+    }
+
     /// What is valid but will not work as written: a `[listen]` address beyond loopback with
     /// no token (in the file or `env_token`, NETPULSE_WEB_TOKEN's value), which the monitor
     /// refuses to serve.
@@ -933,6 +958,19 @@ impl Config {
     }
 }
 
+/// This machine's interface names (`/sys/class/net`); empty when it cannot be read.
+pub fn interfaces_here() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -985,6 +1023,19 @@ mod tests {
         let local =
             Config::parse("netpulse.toml", "[listen]\nweb = \"127.0.0.1:9750\"\n").expect("valid");
         assert!(local.warnings(None).is_empty());
+    }
+
+    #[test]
+    fn interfaces_that_are_not_here_are_named() {
+        let c = Config::parse("netpulse.toml", "[ifaces]\nnames = [\"eth0\", \"eht0\"]\n")
+            .expect("valid");
+        let here = ["lo".to_string(), "eth0".to_string()];
+        let w = c.missing_ifaces(&here);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("\"eht0\"") && w[0].contains("there are: lo, eth0"),
+            "{w:?}"
+        );
     }
 
     #[test]

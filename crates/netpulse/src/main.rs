@@ -79,7 +79,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             let config = config::Config::load(&file)?;
             print!("{}", config.to_toml());
             let env_token = std::env::var("NETPULSE_WEB_TOKEN").ok();
-            let warnings = config.warnings(env_token.as_deref());
+            let mut warnings = config.warnings(env_token.as_deref());
+            warnings.extend(config.missing_ifaces(&config::interfaces_here()));
             for w in &warnings {
                 eprintln!("netpulse: warning: {w}");
             }
@@ -88,8 +89,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             } else {
                 eprintln!(
-                    "netpulse: {} is valid, but will not work as written",
-                    file.display()
+                    "netpulse: {} is valid, with {} warning{}",
+                    file.display(),
+                    warnings.len(),
+                    if warnings.len() == 1 { "" } else { "s" }
                 );
                 Ok(ExitCode::from(1))
             }

@@ -147,6 +147,9 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     if config.targets.is_empty() {
         eprintln!("netpulse monitor: no targets (no default gateway or nameserver found): watching interfaces only");
     }
+    for w in config.missing_ifaces(&crate::config::interfaces_here()) {
+        eprintln!("netpulse monitor: warning: {w}");
+    }
     let setup = make_setup(config)?;
 
     let db_path = setup
