@@ -1855,32 +1855,14 @@ mod tests {
 
     #[test]
     fn a_send_counts_its_lateness_on_the_engines_clock_and_the_next_keeps_the_schedule() {
-        use netpulse_core::clock::SharedFakeClock;
         // A real UDP socket on loopback receives the probes; the time is a fake.
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
         receiver
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
-        let port = receiver.local_addr().expect("address").port();
-        let mut e = Engine::new(Vec::new(), EngineConfig::default()).expect("engine");
-        let fake = Arc::new(SharedFakeClock::new(1_800_000_000));
-        e.clock = EngineClock {
-            base: Instant::now(),
-            fake: Some(fake.clone()),
-        };
+        let (mut e, fake) = engine_on_a_fake_clock();
+        let at = adopt_udp_target(&mut e, &receiver);
         let ms = Duration::from_millis;
-        let plan = ProbePlan {
-            label: "udp".into(),
-            kind: TargetKind::Udp { port },
-            addr: "127.0.0.1".parse().expect("address"),
-            interval: ms(100),
-            timeout: ms(1000),
-            count: None,
-            payload_size: Some(32),
-        };
-        let prepared = prepare(&e.shared, 0, plan).expect("prepare");
-        let at = e.clock.now();
-        e.adopt(prepared, Some(at)).expect("adopt");
         e.heap.clear();
         let mut bufs = RxBufs::new();
         let sent = |e: &Engine, seq: u64| {
@@ -1923,29 +1905,11 @@ mod tests {
 
     #[test]
     fn unanswered_probes_time_out_on_the_engines_clock_while_sends_keep_their_schedule() {
-        use netpulse_core::clock::SharedFakeClock;
         // Bound but silent: the probes arrive (no port-unreachable), nothing answers.
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let port = silent.local_addr().expect("address").port();
-        let mut e = Engine::new(Vec::new(), EngineConfig::default()).expect("engine");
-        let fake = Arc::new(SharedFakeClock::new(1_800_000_000));
-        e.clock = EngineClock {
-            base: Instant::now(),
-            fake: Some(fake.clone()),
-        };
+        let (mut e, fake) = engine_on_a_fake_clock();
+        adopt_udp_target(&mut e, &silent);
         let ms = Duration::from_millis;
-        let plan = ProbePlan {
-            label: "udp".into(),
-            kind: TargetKind::Udp { port },
-            addr: "127.0.0.1".parse().expect("address"),
-            interval: ms(100),
-            timeout: ms(1000),
-            count: None,
-            payload_size: Some(32),
-        };
-        let prepared = prepare(&e.shared, 0, plan).expect("prepare");
-        let t0 = e.clock.now();
-        e.adopt(prepared, Some(t0)).expect("adopt");
         let mut bufs = RxBufs::new();
         // Ten steps of 100 ms: a send each, and nothing has waited its timeout yet.
         for step in 0..10u32 {
@@ -1979,6 +1943,37 @@ mod tests {
             .batch
             .iter()
             .all(|r| r.outcome == Outcome::Timeout && !r.late));
+    }
+
+    /// An engine whose time is a fake clock (its wall clock at 1 800 000 000 s), and the clock.
+    fn engine_on_a_fake_clock() -> (Engine, Arc<netpulse_core::clock::SharedFakeClock>) {
+        let mut e = Engine::new(Vec::new(), EngineConfig::default()).expect("engine");
+        let fake = Arc::new(netpulse_core::clock::SharedFakeClock::new(1_800_000_000));
+        e.clock = EngineClock {
+            base: Instant::now(),
+            fake: Some(fake.clone()),
+        };
+        (e, fake)
+    }
+
+    /// Takes in a UDP target to `to` (every 100 ms, 1 s timeout, 32 bytes), its first send due
+    /// now; returns that time.
+    fn adopt_udp_target(e: &mut Engine, to: &std::net::UdpSocket) -> Instant {
+        let plan = ProbePlan {
+            label: "udp".into(),
+            kind: TargetKind::Udp {
+                port: to.local_addr().expect("address").port(),
+            },
+            addr: "127.0.0.1".parse().expect("address"),
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(1000),
+            count: None,
+            payload_size: Some(32),
+        };
+        let prepared = prepare(&e.shared, 0, plan).expect("prepare");
+        let at = e.clock.now();
+        e.adopt(prepared, Some(at)).expect("adopt");
+        at
     }
 
     /// A datagram that left: its bytes and where to.
@@ -2018,13 +2013,7 @@ mod tests {
 
     #[test]
     fn icmp_answers_over_a_fake_network_are_matched_timed_by_their_kernel_stamp_and_counted_once() {
-        use netpulse_core::clock::SharedFakeClock;
-        let mut e = Engine::new(Vec::new(), EngineConfig::default()).expect("engine");
-        let fake = Arc::new(SharedFakeClock::new(1_800_000_000));
-        e.clock = EngineClock {
-            base: Instant::now(),
-            fake: Some(fake.clone()),
-        };
+        let (mut e, fake) = engine_on_a_fake_clock();
         let net = FakeNet::default();
         e.io = Box::new(net.clone());
         // The ICMP socket is only an fd to the engine here: any socket stands in for it.
