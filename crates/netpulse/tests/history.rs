@@ -263,22 +263,21 @@ fn files_that_are_not_ours_are_refused_and_left_untouched() {
     );
 }
 
+/// Two probes 10 ms apart to each of `targets`, recorded to `db`.
+fn record_two_probes(db: &std::path::Path, targets: &[&str]) {
+    let record = format!("--record={}", db.display());
+    let mut args = vec!["probe", "-q", "-c", "2", "-i", "10ms", &record];
+    args.extend_from_slice(targets);
+    let out = netpulse(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
 #[test]
 fn unknown_sessions_and_bad_ranges_are_clear_errors() {
     let dir = tempfile::tempdir().expect("tmp");
     let db = dir.path().join("h.db");
     let (_l, open) = listener();
-    let out = netpulse(&[
-        "probe",
-        "-q",
-        "-c",
-        "2",
-        "-i",
-        "10ms",
-        &format!("--record={}", db.display()),
-        &open,
-    ]);
-    assert_eq!(out.status.code(), Some(0));
+    record_two_probes(&db, &[&open]);
     let dbs = db.to_str().expect("utf-8");
     for (args, expect) in [
         (
@@ -404,14 +403,7 @@ fn a_200ms_blackout_at_1ms_is_one_outage_of_200ms() {
         line.expect("utf-8");
     }
     assert_eq!(child.wait().expect("wait").code(), Some(0));
-    let out = netpulse(&[
-        "report",
-        "--db",
-        db.to_str().expect("utf-8"),
-        "--format",
-        "json",
-    ]);
-    let v = &json_lines(&out)[0];
+    let v = &common::json_report(&db);
     let outages = v["outages"].as_array().expect("outages");
     assert_eq!(outages.len(), 1, "{outages:?}");
     let d = outages[0]["duration_ms"].as_i64().expect("duration");
@@ -721,26 +713,8 @@ fn report_lists_targets_in_the_order_they_were_given() {
     let (_l, open) = listener();
     // Given tcp first: not the order of their names ("127…" sorts before "tcp…").
     let tcp = format!("tcp://{open}");
-    let out = netpulse(&[
-        "probe",
-        "-q",
-        "-c",
-        "2",
-        "-i",
-        "10ms",
-        &format!("--record={}", db.display()),
-        &tcp,
-        "127.0.0.1",
-    ]);
-    assert_eq!(out.status.code(), Some(0));
-    let out = netpulse(&[
-        "report",
-        "--db",
-        db.to_str().expect("utf-8"),
-        "--format",
-        "json",
-    ]);
-    let v = &common::json_lines(&out)[0];
+    record_two_probes(&db, &[&tcp, "127.0.0.1"]);
+    let v = &common::json_report(&db);
     let names: Vec<&str> = v["targets"]
         .as_array()
         .expect("targets")

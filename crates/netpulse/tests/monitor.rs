@@ -579,14 +579,7 @@ fn the_monitors_outages_are_recorded_as_its_model_detects_them() {
         .filter(|r| r.starts_with("10.99.0.2 "))
         .unwrap_or_else(|| panic!("no row for the target: {rest:?}"));
     assert!(row.contains("2 (") && row.contains("one going on"), "{row}");
-    let out = common::netpulse(&[
-        "report",
-        "--db",
-        db.to_str().expect("utf-8"),
-        "--format",
-        "json",
-    ]);
-    let v = &common::json_lines(&out)[0];
+    let v = &common::json_report(&db);
     let outages = v["outages"].as_array().expect("outages");
     assert_eq!(outages.len(), 2, "{outages:?}");
     assert_eq!(outages[0]["ongoing_at_end"], false, "{outages:?}");

@@ -38,6 +38,21 @@ pub fn json_lines(out: &Output) -> Vec<Value> {
         .collect()
 }
 
+/// `netpulse report --db DB --format json` (the whole recording): its report object.
+pub fn json_report(db: &std::path::Path) -> Value {
+    let out = netpulse(&[
+        "report",
+        "--db",
+        db.to_str().expect("utf-8"),
+        "--format",
+        "json",
+    ]);
+    json_lines(&out)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no report: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
 /// The JSON objects of one type.
 pub fn of_type<'a>(lines: &'a [Value], ty: &str) -> Vec<&'a Value> {
     lines.iter().filter(|v| v["type"] == ty).collect()
