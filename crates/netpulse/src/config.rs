@@ -510,20 +510,24 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
 /// Where `key = "value"` (or a list holding `"value"` under `key`) is written, or 0..0.
 fn locate(text: &str, key: &str, value: &str) -> Range<usize> {
     let quoted = format!("\"{value}\"");
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let code = line.split('#').next().unwrap_or("");
-        if let Some((k, v)) = code.split_once('=') {
-            if k.trim() == key {
-                if let Some(pos) = v.find(&quoted) {
-                    let start = offset + k.len() + 1 + pos;
-                    return start..start + quoted.len();
-                }
-            }
-        }
-        offset += line.len();
-    }
-    0..0
+    assignments(text, 0)
+        .find_map(|(k, v, at)| (k.trim() == key).then(|| v.find(&quoted).map(|p| at + p))?)
+        .map_or(0..0, |start| start..start + quoted.len())
+}
+
+/// Every `key = value` line from byte `from` on (comments cut off): the key as written, the
+/// value's text and the byte it starts at.
+fn assignments(text: &str, from: usize) -> impl Iterator<Item = (&str, &str, usize)> {
+    let mut offset = from;
+    text.get(from..)
+        .unwrap_or("")
+        .split_inclusive('\n')
+        .filter_map(move |line| {
+            let at = offset;
+            offset += line.len();
+            let code = line.split('#').next().unwrap_or("");
+            code.split_once('=').map(|(k, v)| (k, v, at + k.len() + 1))
+        })
 }
 
 /// The first `key = "v"` line of the section starting at `from` whose value `v` is the first
@@ -535,21 +539,20 @@ fn quoted_value_in_section(
 ) -> Option<(String, Range<usize>)> {
     let value = message.split('"').nth(1)?;
     let quoted = format!("\"{value}\"");
-    let mut offset = from;
+    // Only up to the next header: a later table may hold the same value.
+    let mut end = from;
     for (i, line) in text.get(from..)?.split_inclusive('\n').enumerate() {
         if i > 0 && line.trim_start().starts_with('[') {
-            break; // the next section
+            break;
         }
-        let code = line.split('#').next().unwrap_or("");
-        if let Some((k, v)) = code.split_once('=') {
-            if v.trim() == quoted {
-                let start = offset + k.len() + 1 + v.find(&quoted)?;
-                return Some((k.trim().to_string(), start..start + quoted.len()));
-            }
-        }
-        offset += line.len();
+        end += line.len();
     }
-    None
+    assignments(&text[..end], from)
+        .find(|(_, v, _)| v.trim() == quoted)
+        .and_then(|(k, v, at)| {
+            let start = at + v.find(&quoted)?;
+            Some((k.trim().to_string(), start..start + quoted.len()))
+        })
 }
 
 /// Turns serde's "unknown field `x`, expected one of `a`, `b`" into our wording with a
