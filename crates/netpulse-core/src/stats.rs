@@ -209,12 +209,7 @@ impl Jitter {
     /// A new period that continues this stream: same last RTT and running estimate, no deltas
     /// of its own yet (so per-period sums stay exact and the estimate stays continuous).
     pub fn continuing(&self) -> Jitter {
-        Jitter {
-            last_rtt_ns: self.last_rtt_ns,
-            estimate_ns: self.estimate_ns,
-            sum_abs_delta_ns: 0.0,
-            deltas: 0,
-        }
+        self.position().continuing()
     }
 
     /// Feeds the RTT of the next reply to arrive.
