@@ -197,24 +197,23 @@ pub fn summary_text(plan: &ProbePlan, rep: &TargetReport) -> String {
     );
     out += &line;
     if let Some(r) = s.rtt.summary() {
-        let f = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
         out += &format!(
             "rtt min/avg/max/mdev = {}/{}/{}/{} ms\n",
-            f(r.min),
-            f(r.avg),
-            f(r.max),
-            f(r.mdev)
+            ms3(r.min),
+            ms3(r.avg),
+            ms3(r.max),
+            ms3(r.mdev)
         );
         let jitter = s
             .jitter
             .rfc3550()
-            .map(|j| format!(", jitter {} ms", f(j)))
+            .map(|j| format!(", jitter {} ms", ms3(j)))
             .unwrap_or_default();
         out += &format!(
             "rtt median/p95/p99 = {}/{}/{} ms{jitter}\n",
-            f(r.median),
-            f(r.p95),
-            f(r.p99)
+            ms3(r.median),
+            ms3(r.p95),
+            ms3(r.p99)
         );
     }
     if rep.late_sends > 0 {
@@ -266,15 +265,20 @@ pub fn monitor_summary(live: &netpulse_core::live::LiveView, elapsed: Duration) 
     );
     for t in &targets {
         let s = &t.total;
-        let f = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
         let (rtt, p95) = match s.rtt.summary() {
             Some(r) => (
-                format!("{}/{}/{}/{}", f(r.min), f(r.avg), f(r.max), f(r.mdev)),
-                f(r.p95),
+                format!(
+                    "{}/{}/{}/{}",
+                    ms3(r.min),
+                    ms3(r.avg),
+                    ms3(r.max),
+                    ms3(r.mdev)
+                ),
+                ms3(r.p95),
             ),
             None => ("-".to_string(), "-".to_string()),
         };
-        let jitter = s.jitter.rfc3550().map_or_else(|| "-".to_string(), f);
+        let jitter = s.jitter.rfc3550().map_or_else(|| "-".to_string(), ms3);
         let down_ms: i64 = t.outages.iter().map(|o| o.end_ms - o.start_ms).sum();
         let outages = match t.outages.len() {
             0 => "none".to_string(),
@@ -299,6 +303,11 @@ pub fn monitor_summary(live: &netpulse_core::live::LiveView, elapsed: Duration) 
         );
     }
     out
+}
+
+/// Milliseconds to the µs, as ping writes RTTs.
+fn ms3(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
 
 fn fmt_seconds(ms: i64) -> String {
