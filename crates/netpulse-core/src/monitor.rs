@@ -144,11 +144,13 @@ pub struct TargetModel {
     windows: Vec<WindowSums>,
     jitter: Jitter,
     outage: Option<OutageDetector>,
+    /// Probe interval: how long a run of failures must be to be an outage.
+    interval: Duration,
     lateness: Lateness,
 }
 
 impl TargetModel {
-    fn new(label: Arc<str>, kind: &'static str, windows: usize) -> Self {
+    fn new(label: Arc<str>, kind: &'static str, interval: Duration, windows: usize) -> Self {
         Self {
             label,
             kind,
@@ -160,6 +162,7 @@ impl TargetModel {
             windows: vec![WindowSums::default(); windows],
             jitter: Jitter::default(),
             outage: None,
+            interval,
             lateness: Lateness::default(),
         }
     }
@@ -524,11 +527,22 @@ impl MonitorModel {
         self.targets.reserve(more);
     }
 
-    /// Starts keeping target `id`.
-    pub fn add_target(&mut self, id: usize, label: impl Into<Arc<str>>, kind: &'static str) {
+    /// Starts keeping target `id`, probed every `interval`.
+    pub fn add_target(
+        &mut self,
+        id: usize,
+        label: impl Into<Arc<str>>,
+        kind: &'static str,
+        interval: Duration,
+    ) {
         self.targets.insert(
             id,
-            Box::new(TargetModel::new(label.into(), kind, self.lens.len())),
+            Box::new(TargetModel::new(
+                label.into(),
+                kind,
+                interval,
+                self.lens.len(),
+            )),
         );
     }
 
@@ -607,10 +621,10 @@ impl MonitorModel {
             &self.lens,
             &self.hist_lens,
         );
-        let cfg = self.outage_cfg;
+        let (cfg, interval) = (self.outage_cfg, t.interval);
         let detector = t
             .outage
-            .get_or_insert_with(|| OutageDetector::new(cfg, r.seq));
+            .get_or_insert_with(|| OutageDetector::new(cfg, r.seq, interval));
         let was_down = detector.in_outage();
         let ended = detector.record(r.seq, r.sent_at, r.outcome.is_reply());
         let down = detector.in_outage();

@@ -1,6 +1,15 @@
-//! Outage detection per target. An outage starts when loss over a sliding window (default 1 s)
-//! exceeds a threshold (default 30 %), or when N probes in a row fail (default 5); it ends at the
-//! first answered probe after which the window is healthy again. Probes are judged in *send*
+//! Outage detection per target. An outage is *down*, not *lossy*, and needs the same evidence at
+//! every interval. It starts when
+//! - a run of unanswered probes reaches [`OutageConfig::consecutive`] (3) plus one for each factor
+//!   of ten the interval is faster than 1 s: 3 at 1 s, 4 at 100 ms, 5 at 10 ms, 6 at 1 ms. Random
+//!   loss at rate p makes such a run by chance about (1/interval)·pⁿ times a second, so this keeps
+//!   that rate the same at every interval (on a 1 %-loss link: once in ~12 days; at 10 %: a few
+//!   times an hour); or
+//! - loss over the sliding window (1 s) exceeds the threshold (30 %) *and* the window holds at
+//!   least [`OutageConfig::min_probes`] (100) probes: a loss fraction of a handful of probes is
+//!   not evidence, so at the default window this rule needs an interval of 10 ms or less.
+//!
+//! It ends at the first answered probe after which the window is healthy again. Probes are judged in *send*
 //! order (answers arrive out of order: a reply overtakes an earlier probe's timeout), so a short
 //! reorder buffer sits in front. Times are send times: an outage runs from the first probe that
 //! went unanswered to the first that was answered again.
@@ -15,8 +24,25 @@ pub struct OutageConfig {
     pub window: Duration,
     /// Loss fraction in the window above which an outage starts.
     pub loss_threshold: f64,
-    /// Failed probes in a row that start an outage whatever the window says (0 = off).
+    /// Failed probes in a row that start an outage at a 1 s interval, whatever the window says;
+    /// one more per factor of ten faster (0 = off).
     pub consecutive: u32,
+    /// Probes the window must hold before its loss counts.
+    pub min_probes: u32,
+}
+
+impl OutageConfig {
+    /// Failed probes in a row that start an outage for a target probed every `interval`:
+    /// [`Self::consecutive`] plus one per factor of ten the interval is faster than 1 s (nearest),
+    /// or 0 when the run rule is off.
+    pub fn run_needed(&self, interval: Duration) -> u32 {
+        if self.consecutive == 0 {
+            return 0;
+        }
+        let per_second = 1.0 / interval.as_secs_f64().max(1e-6);
+        let extra = per_second.log10().round().max(0.0) as u32;
+        self.consecutive.saturating_add(extra)
+    }
 }
 
 impl Default for OutageConfig {
@@ -24,7 +50,8 @@ impl Default for OutageConfig {
         Self {
             window: Duration::from_secs(1),
             loss_threshold: 0.30,
-            consecutive: 5,
+            consecutive: 3,
+            min_probes: 100,
         }
     }
 }
@@ -73,6 +100,8 @@ pub struct OutageDetector {
     /// each instead of 24 (a detector is kept per target).
     window: VecDeque<(u64, bool)>,
     window_failed: usize,
+    /// Failed probes in a row that start an outage (0: off), from the target's interval.
+    run_needed: u32,
     run_start: Option<SystemTime>,
     run_len: u64,
     /// Boxed, with its recovery: rare, and one detector is kept per target (88 bytes less each).
@@ -89,9 +118,10 @@ struct Ongoing {
 }
 
 impl OutageDetector {
-    /// A detector for probes numbered from `first_seq`.
-    pub fn new(cfg: OutageConfig, first_seq: u64) -> Self {
+    /// A detector for probes numbered from `first_seq`, sent every `interval`.
+    pub fn new(cfg: OutageConfig, first_seq: u64, interval: Duration) -> Self {
         Self {
+            run_needed: cfg.run_needed(interval),
             cfg,
             pending: BTreeMap::new(),
             next_seq: first_seq,
@@ -100,6 +130,14 @@ impl OutageDetector {
             run_start: None,
             run_len: 0,
             current: None,
+        }
+    }
+
+    /// A new detector with this one's settings, for probes numbered from `first_seq`.
+    pub fn restarted(&self, first_seq: u64) -> Self {
+        Self {
+            run_needed: self.run_needed,
+            ..Self::new(self.cfg, first_seq, Duration::from_secs(1))
         }
     }
 
@@ -178,7 +216,10 @@ impl OutageDetector {
                 self.window_failed -= 1;
             }
         }
-        let loss = self.window_failed as f64 / self.window.len().max(1) as f64;
+        // Too few probes in the window: its loss is no evidence either way.
+        let window_counts = self.window.len() >= self.cfg.min_probes.max(1) as usize;
+        let window_bad = window_counts
+            && self.window_failed as f64 / self.window.len() as f64 > self.cfg.loss_threshold;
         if answered {
             self.run_start = None;
             self.run_len = 0;
@@ -188,10 +229,8 @@ impl OutageDetector {
         }
         match &mut self.current {
             None => {
-                let by_window = loss > self.cfg.loss_threshold;
-                let by_run =
-                    self.cfg.consecutive > 0 && self.run_len >= u64::from(self.cfg.consecutive);
-                if !answered && (by_window || by_run) {
+                let by_run = self.run_needed > 0 && self.run_len >= u64::from(self.run_needed);
+                if !answered && (window_bad || by_run) {
                     self.current = Some(Box::new(Ongoing {
                         outage: Outage {
                             start: self.run_start.unwrap_or(t),
@@ -212,7 +251,7 @@ impl OutageDetector {
                 } else if !answered {
                     ongoing.recovery = None;
                 }
-                if answered && loss <= self.cfg.loss_threshold {
+                if answered && !window_bad {
                     let ended = *self.current.take()?;
                     let mut o = ended.outage;
                     if let Some((at, sent, received)) = ended.recovery {
@@ -244,7 +283,7 @@ mod tests {
         down: impl Fn(Duration) -> bool,
     ) -> Vec<Outage> {
         let clock = FakeClock::new(1_700_000_000);
-        let mut det = OutageDetector::new(cfg, 1);
+        let mut det = OutageDetector::new(cfg, 1, interval);
         let mut out = Vec::new();
         let mut seq = 1;
         while clock.monotonic() < total {
@@ -275,7 +314,7 @@ mod tests {
 
     #[test]
     fn short_glitches_are_not_outages() {
-        // 3 lost in a row at 1 ms: below the run of 5 and far below 30 % of the window.
+        // 3 lost in a row at 1 ms: below the run of 6 and far below 30 % of the window.
         let outs = simulate(OutageConfig::default(), ms(1), ms(2000), |t| {
             (ms(500)..ms(503)).contains(&t)
         });
@@ -320,18 +359,94 @@ mod tests {
     }
 
     #[test]
-    fn one_lost_probe_per_second_link_is_an_outage_as_the_seed_counts_it() {
-        let outs = simulate(OutageConfig::default(), ms(1000), ms(10_000), |t| {
-            t == ms(5000)
+    fn run_needed_grows_by_one_per_factor_of_ten_in_rate() {
+        let cfg = OutageConfig::default();
+        let needed = |i| cfg.run_needed(i);
+        assert_eq!(
+            [ms(10_000), ms(1000), ms(500), ms(100), ms(10), ms(1)].map(needed),
+            [3, 3, 3, 4, 5, 6]
+        );
+        let off = OutageConfig {
+            consecutive: 0,
+            ..cfg
+        };
+        assert_eq!(off.run_needed(ms(1)), 0);
+    }
+
+    #[test]
+    fn one_or_two_lost_probes_at_1s_are_loss_three_in_a_row_an_outage() {
+        let lost_at =
+            |from: u64, n: u64| move |t: Duration| (ms(from)..ms(from + n * 1000)).contains(&t);
+        let cfg = OutageConfig::default();
+        assert!(simulate(cfg, ms(1000), ms(20_000), lost_at(5000, 1)).is_empty());
+        assert!(simulate(cfg, ms(1000), ms(20_000), lost_at(5000, 2)).is_empty());
+        let outs = simulate(cfg, ms(1000), ms(20_000), lost_at(5000, 3));
+        assert_eq!(outs.len(), 1, "{outs:?}");
+        assert_eq!(
+            (outs[0].start, outs[0].duration()),
+            (t0() + ms(5000), ms(3000))
+        );
+    }
+
+    fn t0() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    /// A deterministic stand-in for random loss: the same sequence every run.
+    fn lossy(rate: f64) -> impl FnMut() -> bool {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64 <= rate
+        }
+    }
+
+    /// Outages found over `total` of 10 % random loss with a real `blackout` in the middle.
+    fn random_loss_with_blackout(
+        interval: Duration,
+        total: Duration,
+        blackout: Duration,
+    ) -> Vec<Outage> {
+        let mut lose = lossy(0.10);
+        let from = total / 2;
+        let lost = std::cell::RefCell::new(move |t: Duration| {
+            (from..from + blackout).contains(&t) || lose()
         });
-        assert_eq!(outs.len(), 1);
-        assert_eq!(outs[0].duration(), ms(1000));
+        simulate(OutageConfig::default(), interval, total, |t| {
+            (lost.borrow_mut())(t)
+        })
+    }
+
+    #[test]
+    fn ten_percent_random_loss_is_not_a_stream_of_outages_at_any_interval_but_a_blackout_is_one() {
+        // Expected by chance: ~3 an hour at every interval (0.9 · 0.1ⁿ per probe). One outage per
+        // lost probe, as before, would be ~360 an hour at 1 s and thousands at 100 ms.
+        for (interval, total, blackout) in [
+            (ms(1000), ms(3_600_000), ms(4000)),
+            (ms(100), ms(3_600_000), ms(500)),
+            (ms(1), ms(600_000), ms(20)),
+        ] {
+            let outs = random_loss_with_blackout(interval, total, blackout);
+            assert!(
+                (1..=10).contains(&outs.len()),
+                "{} outages at {interval:?}",
+                outs.len()
+            );
+            let mid = t0() + total / 2;
+            let found = outs
+                .iter()
+                .find(|o| o.start <= mid + interval && o.end >= mid + blackout)
+                .unwrap_or_else(|| panic!("the {blackout:?} blackout at {interval:?}: {outs:?}"));
+            assert!(found.duration() >= blackout, "{found:?}");
+        }
     }
 
     #[test]
     fn answers_out_of_order_are_judged_in_send_order() {
-        let t0 = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let mut det = OutageDetector::new(OutageConfig::default(), 1);
+        let t0 = t0();
+        let mut det = OutageDetector::new(OutageConfig::default(), 1, ms(10));
         let mut ended = Vec::new();
         // probes 1..=10 lost (their timeouts arrive late), 11.. answered — answers arrive first
         for seq in 11..=60u64 {

@@ -1,19 +1,18 @@
 //! Periodic windows: what `--report-every` prints for each target (sent, received, loss, avg RTT,
-//! and whether the window counts as an outage).
+//! and whether the target was down in the window, as the outage detector judges it).
 
+use crate::outage::{OutageConfig, OutageDetector};
 use crate::record::ProbeResult;
 use crate::stats::ProbeStats;
 use std::time::Duration;
 
-/// Loss fraction above which a window counts as an outage (the default of the outage detector).
-pub const DEFAULT_OUTAGE_LOSS: f64 = 0.30;
-
 /// Accumulates one target's probes for the current window.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WindowStats {
     stats: ProbeStats,
-    consecutive_failures: u32,
-    max_consecutive_failures: u32,
+    detector: OutageDetector,
+    /// An outage went on at some time in this window.
+    saw_outage: bool,
 }
 
 /// The figures of one closed window.
@@ -27,22 +26,27 @@ pub struct WindowReport {
     pub loss: f64,
     /// Mean RTT of the replies.
     pub avg_rtt: Option<Duration>,
-    /// Whether the window was an outage: loss above the threshold, or `consecutive` probes in a
-    /// row failed.
+    /// Whether the target was down (an outage went on) at any time in the window.
     pub outage: bool,
 }
 
 impl WindowStats {
+    /// Windows for a target probed every `interval`, outages judged by `outage`.
+    pub fn new(outage: OutageConfig, interval: Duration) -> Self {
+        Self {
+            stats: ProbeStats::default(),
+            detector: OutageDetector::new(outage, 1, interval),
+            saw_outage: false,
+        }
+    }
+
     /// Counts one resolved probe.
     pub fn record(&mut self, result: &ProbeResult) {
         self.stats.record(result);
-        if result.outcome.is_reply() {
-            self.consecutive_failures = 0;
-        } else {
-            self.consecutive_failures += 1;
-            self.max_consecutive_failures =
-                self.max_consecutive_failures.max(self.consecutive_failures);
-        }
+        let ended = self
+            .detector
+            .record(result.seq, result.sent_at, result.outcome.is_reply());
+        self.saw_outage |= !ended.is_empty() || self.detector.in_outage();
     }
 
     /// Probes counted since the last [`WindowStats::take`].
@@ -50,24 +54,18 @@ impl WindowStats {
         self.stats.sent
     }
 
-    /// Closes the window and starts the next; a run of failures carries over.
-    pub fn take(&mut self, loss_threshold: f64, consecutive: u32) -> WindowReport {
+    /// Closes the window and starts the next; an outage going on carries over.
+    pub fn take(&mut self) -> WindowReport {
         let s = &self.stats;
-        let loss = s.loss();
         let report = WindowReport {
             sent: s.sent,
             received: s.received,
-            loss,
+            loss: s.loss(),
             avg_rtt: s.rtt.mean(),
-            outage: (s.sent > 0 && loss > loss_threshold)
-                || (consecutive > 0 && self.max_consecutive_failures >= consecutive),
+            outage: self.saw_outage || self.detector.in_outage(),
         };
-        let carry = self.consecutive_failures;
-        *self = WindowStats {
-            consecutive_failures: carry,
-            max_consecutive_failures: carry,
-            ..Default::default()
-        };
+        self.stats = ProbeStats::default();
+        self.saw_outage = false;
         report
     }
 }
@@ -82,7 +80,7 @@ mod tests {
         ProbeResult {
             target: 0,
             seq,
-            sent_at: UNIX_EPOCH,
+            sent_at: UNIX_EPOCH + Duration::from_secs(seq),
             rtt: ok.then(|| Duration::from_millis(10 + seq % 3)),
             outcome: if ok { Outcome::Ok } else { Outcome::Timeout },
             detail: Detail::None,
@@ -92,28 +90,39 @@ mod tests {
     }
 
     #[test]
-    fn loss_threshold_and_runs() {
-        let mut w = WindowStats::default();
-        for i in 0..10 {
-            w.record(&result(i, i % 5 != 0)); // 2 of 10 lost
-        }
-        let r = w.take(DEFAULT_OUTAGE_LOSS, 5);
-        assert_eq!((r.sent, r.received), (10, 8));
-        assert!((r.loss - 0.2).abs() < 1e-12);
+    fn a_window_is_an_outage_when_the_target_was_down_in_it_not_when_it_lost_a_few() {
+        let mut w = WindowStats::new(OutageConfig::default(), Duration::from_secs(1));
+        let mut seq = 0;
+        let mut feed = |w: &mut WindowStats, answered: &[bool]| {
+            for &ok in answered {
+                seq += 1;
+                w.record(&result(seq, ok));
+            }
+        };
+        // 4 of 10 lost, never 3 in a row: lossy, not down
+        feed(
+            &mut w,
+            &[
+                true, false, false, true, false, true, false, true, true, true,
+            ],
+        );
+        let r = w.take();
+        assert_eq!((r.sent, r.received), (10, 6));
+        assert!((r.loss - 0.4).abs() < 1e-12);
         assert!(!r.outage);
-        for i in 0..10 {
-            w.record(&result(i, i < 6)); // 4 of 10 lost, in a row
-        }
-        let r = w.take(DEFAULT_OUTAGE_LOSS, 5);
-        assert!(r.outage, "40 % loss is above 30 %");
-        // 4 failures carried over + 1 more = 5 in a row, though this window's loss is 10 %
-        w.record(&result(0, false));
-        for i in 1..10 {
-            w.record(&result(i, true));
-        }
-        let r = w.take(0.5, 5);
-        assert!(r.outage);
-        let r = w.take(0.5, 5);
+        // two lost at the end of one window, one at the start of the next: 3 in a row
+        feed(&mut w, &[true, true, false, false]);
+        assert!(!w.take().outage, "2 in a row: not yet");
+        feed(&mut w, &[false, false]);
+        assert!(w.take().outage, "the run reached 3 in this window");
+        feed(&mut w, &[false]);
+        assert!(w.take().outage, "still down, carried over");
+        feed(&mut w, &[true, true]);
+        assert!(
+            w.take().outage,
+            "down until the first answer in this window"
+        );
+        let r = w.take();
         assert_eq!((r.sent, r.outage, r.avg_rtt), (0, false, None));
     }
 }

@@ -205,6 +205,15 @@ impl EngineHandle {
 /// A target whose sockets are open, ready for [`EngineHandle::start`].
 pub struct PreparedTarget(Box<Prepared>);
 
+impl PreparedTarget {
+    /// Numbers its probes from `seq` on (not 1): it continues a sequence that others (failed
+    /// name resolutions, say) began.
+    pub fn continuing_from(mut self, seq: u64) -> Self {
+        self.0.first_seq = seq.max(1);
+        self
+    }
+}
+
 /// What a run measured for one target.
 #[derive(Debug, Clone, Default)]
 pub struct TargetReport {
@@ -263,6 +272,8 @@ struct Prepared {
     dest: SocketAddr,
     conn: Option<Socket>,
     dns_query: Vec<u8>,
+    /// Sequence number of its first probe.
+    first_seq: u64,
 }
 
 struct TargetState {
@@ -718,6 +729,7 @@ fn prepare(shared: &Shared, id: usize, plan: ProbePlan) -> Result<Prepared, Prob
         plan,
         conn,
         dns_query,
+        first_seq: 1,
     })
 }
 
@@ -898,7 +910,7 @@ impl Engine {
             tag_id,
             alive: true,
             dest: p.dest,
-            next_seq: 1,
+            next_seq: p.first_seq,
             slots: (0..cap).map(|_| Slot::default()).collect(),
             mask: cap - 1,
             in_flight: 0,

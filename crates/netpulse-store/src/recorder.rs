@@ -561,7 +561,7 @@ impl Recording {
             } else {
                 targets
                     .iter()
-                    .map(|_| OutageDetector::new(cfg.outage, 1))
+                    .map(|t| OutageDetector::new(cfg.outage, 1, t.interval))
                     .collect()
             },
             cfg,
@@ -734,7 +734,8 @@ impl Recording {
         let index = self.rollups.len();
         self.rollups.push(Rollups::new(index, t.timeout));
         if !self.cfg.outages_from_caller {
-            self.detectors.push(OutageDetector::new(self.cfg.outage, 1));
+            self.detectors
+                .push(OutageDetector::new(self.cfg.outage, 1, t.interval));
         }
         let shared = self
             .retiring_labels
@@ -872,7 +873,7 @@ impl Recording {
                 for o in d.finish(now) {
                     self.pending_outages.push((index, o));
                 }
-                *d = OutageDetector::new(self.cfg.outage, 1);
+                *d = d.restarted(1);
             }
         }
     }

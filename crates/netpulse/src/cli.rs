@@ -323,14 +323,19 @@ pub struct ProbeArgs {
     /// keeps them; resolutions not named keep their default).
     #[arg(long, value_name = "SPEC", default_value_t = netpulse_store::Retention::default())]
     pub retention: netpulse_store::Retention,
-    /// Loss over the outage window above which a target counts as down (0-1).
+    /// Loss over the outage window above which a target counts as down (0-1), once the window
+    /// holds --outage-min-probes probes.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.30)]
     pub outage_loss: f64,
-    /// Sliding window of the outage detector.
+    /// Sliding window of the outage detector's loss rule.
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     pub outage_window: String,
-    /// Failed probes in a row that start an outage (0: only the window counts).
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    /// Probes the window must hold before its loss counts (at 1s: an interval of 10ms or less).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub outage_min_probes: u32,
+    /// Failed probes in a row that start an outage at a 1s interval, one more per factor of
+    /// ten faster: 3 at 1s, 4 at 100ms, 6 at 1ms (0: only the window counts).
+    #[arg(long, value_name = "N", default_value_t = 3)]
     pub outage_after: u32,
 }
 

@@ -33,6 +33,47 @@ pub struct Config {
     pub listen: ListenSection,
     /// Live packet capture feeding the views and /metrics.
     pub capture: CaptureSection,
+    /// When a target counts as down.
+    pub outage: OutageSection,
+}
+
+/// `[outage]`: the outage detector (see `netpulse_core::outage`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutageSection {
+    /// Failed probes in a row that start an outage at a 1 s interval, one more per factor of
+    /// ten faster (0: only the window counts).
+    pub after: u32,
+    /// Sliding window of the loss rule.
+    pub window: Spanned<ConfigDuration>,
+    /// Loss over the window above which a target is down (a fraction below 1).
+    pub loss: Spanned<f64>,
+    /// Probes the window must hold before its loss counts.
+    pub min_probes: u32,
+}
+
+impl Default for OutageSection {
+    fn default() -> Self {
+        let d = netpulse_core::outage::OutageConfig::default();
+        Self {
+            after: d.consecutive,
+            window: unspanned_duration("1s"),
+            loss: Spanned::new(0..0, d.loss_threshold),
+            min_probes: d.min_probes,
+        }
+    }
+}
+
+impl OutageSection {
+    /// The detector's settings.
+    pub fn detector(&self) -> netpulse_core::outage::OutageConfig {
+        netpulse_core::outage::OutageConfig {
+            window: self.window.get_ref().get(),
+            loss_threshold: *self.loss.get_ref(),
+            consecutive: self.after,
+            min_probes: self.min_probes,
+        }
+    }
 }
 
 /// `[capture]`
@@ -673,6 +714,21 @@ impl Config {
                 ));
             }
             labels.push(label);
+        }
+        let loss = *self.outage.loss.get_ref();
+        if !(0.0..1.0).contains(&loss) {
+            return Err(err(
+                self.outage.loss.span(),
+                format!(
+                    "key \"loss\" in [outage]: {loss} is not a fraction from 0 to below 1 (30 % is 0.3)"
+                ),
+            ));
+        }
+        if self.outage.window.get_ref().get().is_zero() {
+            return Err(err(
+                self.outage.window.span(),
+                "key \"window\" in [outage]: must be more than 0".into(),
+            ));
         }
         let notifier_names: Vec<String> = self.notifiers.iter().map(|n| n.name()).collect();
         for (i, name) in notifier_names.iter().enumerate() {

@@ -13,6 +13,7 @@ mod record;
 mod report_charts;
 mod report_cmd;
 mod report_ifaces;
+mod resolver;
 mod signals;
 mod tui_cmd;
 mod worker;

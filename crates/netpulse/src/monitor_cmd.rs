@@ -6,6 +6,7 @@
 //! untouched (sequence and schedule go on), and the recording goes on.
 
 use crate::config::{Config, NotifierKind, TargetSection};
+use crate::resolver::{backoff, Answer, Resolver, RERESOLVE_EVERY};
 use anyhow::Context;
 use netpulse_alert::{
     Alert, ConsoleNotifier, Delivery, Dispatcher, EmailNotifier, EmailSecurity, ExecNotifier,
@@ -14,14 +15,15 @@ use netpulse_alert::{
 use netpulse_core::alert::AlertKind;
 use netpulse_core::iface::{IfaceRate, RateTracker};
 use netpulse_core::monitor::{plan_reload, DropStage, MonitorModel, Output, RuleSpec};
-use netpulse_core::outage::OutageConfig;
 use netpulse_core::record::ProbeResult;
+use netpulse_core::record::{Detail, Outcome};
 use netpulse_core::rollup::unix_secs;
 use netpulse_core::target::parse_target;
 use netpulse_iface::IfaceSource;
-use netpulse_probe::{resolve, Engine, EngineConfig, EngineHandle, Family, IcmpMode, ProbePlan};
+use netpulse_probe::{Engine, EngineConfig, EngineHandle, IcmpMode, ProbePlan};
 use netpulse_store::{DeliveryRecord, RecordSink, RecordTarget, Recorder};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -33,6 +35,27 @@ enum Event {
     Results(Arc<[ProbeResult]>),
     Stop,
     Reload,
+    Resolved(Answer),
+}
+
+/// A target given by a name. Until the name resolves it is kept everywhere (rules, views,
+/// recording) and fails a probe every interval (at most one a second), each failure naming why;
+/// the name is tried again with backoff. Once probed, it is looked up again every
+/// [`RERESOLVE_EVERY`]: a changed address restarts the target there.
+struct NameState {
+    key: TargetKey,
+    host: Box<str>,
+    /// The address probed; `None`: not resolved yet.
+    addr: Option<IpAddr>,
+    /// A lookup is out.
+    asked: bool,
+    next_ask: Instant,
+    /// Failed lookups in a row.
+    failures: u32,
+    /// While unresolved: why, the next failed probe's sequence number and when it is due.
+    error: Option<String>,
+    next_seq: u64,
+    next_fail: Instant,
 }
 
 /// Batches of results waiting for the main loop before they are dropped (and counted).
@@ -55,6 +78,25 @@ struct TargetKey {
     interval: Duration,
     timeout: Duration,
     size: usize,
+}
+
+/// How a target starts: probing now, or once its name resolves.
+enum Starting {
+    Now(netpulse_probe::PreparedTarget),
+    Resolving(Box<str>),
+}
+
+/// What the engine is told to probe for `key` at `addr`.
+fn probe_plan(key: &TargetKey, kind: netpulse_core::target::TargetKind, addr: IpAddr) -> ProbePlan {
+    ProbePlan {
+        label: key.label.to_string(),
+        kind,
+        addr,
+        interval: key.interval,
+        timeout: key.timeout,
+        count: None,
+        payload_size: Some(key.size),
+    }
 }
 
 /// A target the engine probes.
@@ -120,6 +162,10 @@ struct Monitor {
     reported_drops: u64,
     /// Each target's metric series, looked up once.
     target_metrics: HashMap<usize, netpulse_web::TargetMetrics>,
+    /// Looks names up off the main loop.
+    resolver: Resolver,
+    /// Targets given by name, by index (targets given by address have none).
+    names: HashMap<usize, NameState>,
 }
 
 pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
@@ -203,10 +249,15 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
             .context("cannot start the probe engine thread")?
     };
 
+    let resolver = {
+        let events = events_tx.clone();
+        Resolver::start(move |a| events.send(Event::Resolved(a)).is_ok())
+            .context("cannot start the name resolver threads")?
+    };
     let (delivery_tx, delivery_rx) = mpsc::channel::<Delivery>();
     let dispatcher = Dispatcher::start(make_notifiers(&setup.config)?, delivery_tx.clone());
     let mut monitor = Monitor {
-        model: MonitorModel::new(setup.rules.clone(), OutageConfig::default()),
+        model: MonitorModel::new(setup.rules.clone(), setup.config.outage.detector()),
         setup,
         engine: handle,
         running: Vec::new(),
@@ -221,6 +272,8 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         outputs: Vec::new(),
         reported_drops: 0,
         target_metrics: HashMap::new(),
+        resolver,
+        names: HashMap::new(),
     };
     let wanted = wanted_keys(&monitor.setup.config);
     monitor.start_targets(&wanted, &(0..wanted.len()).collect::<Vec<_>>());
@@ -282,6 +335,10 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
                 monitor.reload(config_path.as_deref());
                 continue;
             }
+            Ok(Event::Resolved(answer)) => {
+                monitor.resolved(answer);
+                continue;
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -314,6 +371,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
                 Err(e) => eprintln!("netpulse monitor: reading interfaces: {e}"),
             }
         }
+        monitor.names_tick(wall);
         monitor.tick(now, wall);
         // Once a minute, a few seconds after the minute's rows were written (the boundary's
         // transient rows are freed by then): free pages go back to the kernel.
@@ -537,10 +595,11 @@ impl Monitor {
         }
     }
 
-    /// Starts `wanted[i]` for every `i` in `which`: each is prepared (resolved, its sockets
-    /// opened), then all are told to the recording in one message, and only then do they start
-    /// probing — so the recording knows every target before its first result, and thousands of
-    /// targets do not crowd the recording's queue while results already flow.
+    /// Starts `wanted[i]` for every `i` in `which`: each is prepared (its sockets opened; a
+    /// name is handed to the resolver), then all are told to the recording in one message, and
+    /// only then do they start probing — so the recording knows every target before its first
+    /// result, and thousands of targets do not crowd the recording's queue while results
+    /// already flow.
     fn start_targets(&mut self, wanted: &[TargetKey], which: &[usize]) {
         // One line per distinct error: a thousand ICMP targets without permission say it once.
         let mut errors: Vec<(String, String, usize)> = Vec::new();
@@ -548,7 +607,7 @@ impl Monitor {
         for &i in which {
             let key = &wanted[i];
             match self.prepare_target(key, self.next_index + ready.len()) {
-                Ok((kind, prepared)) => ready.push((key.clone(), kind, prepared)),
+                Ok((kind, starting)) => ready.push((key.clone(), kind, starting)),
                 Err(e) => {
                     let text = format!("{e:#}");
                     match errors.iter_mut().find(|(t, ..)| *t == text) {
@@ -584,10 +643,12 @@ impl Monitor {
         self.target_metrics.reserve(ready.len());
         self.running.reserve_exact(ready.len());
         self.shared.live().reserve_targets(ready.len());
-        for (key, kind, prepared) in ready {
+        let now = Instant::now();
+        for (key, kind, starting) in ready {
             let index = self.next_index;
             self.next_index += 1;
-            self.model.add_target(index, Arc::clone(&key.label), kind);
+            self.model
+                .add_target(index, Arc::clone(&key.label), kind, key.interval);
             self.target_metrics.insert(
                 index,
                 self.shared.metrics.target(Arc::clone(&key.label), kind),
@@ -598,30 +659,186 @@ impl Monitor {
                 Arc::clone(&key.target),
                 kind,
             );
+            match starting {
+                Starting::Now(prepared) => self.engine.start(prepared),
+                Starting::Resolving(host) => {
+                    self.resolver.ask(index, &host);
+                    self.names.insert(
+                        index,
+                        NameState {
+                            key: key.clone(),
+                            host,
+                            addr: None,
+                            asked: true,
+                            next_ask: now,
+                            failures: 0,
+                            error: None,
+                            next_seq: 1,
+                            next_fail: now,
+                        },
+                    );
+                }
+            }
             self.running.push(RunningTarget { key, index });
-            self.engine.start(prepared);
         }
     }
 
-    /// Resolves `key` and opens its sockets as engine target `index`; returns its kind name.
+    /// Opens the sockets of `key` as engine target `index`, or, for a name, says it waits for
+    /// the resolver; returns its kind name.
     fn prepare_target(
         &self,
         key: &TargetKey,
         index: usize,
-    ) -> anyhow::Result<(&'static str, netpulse_probe::PreparedTarget)> {
+    ) -> anyhow::Result<(&'static str, Starting)> {
         let spec = parse_target(&key.target)?;
-        let addr = resolve(&spec.host, Family::Any)?;
         let kind = spec.kind.name();
-        let plan = ProbePlan {
-            label: key.label.to_string(),
-            kind: spec.kind,
-            addr,
-            interval: key.interval,
-            timeout: key.timeout,
-            count: None,
-            payload_size: Some(key.size),
+        match spec.host.parse::<IpAddr>() {
+            Ok(addr) => {
+                let plan = probe_plan(key, spec.kind, addr);
+                Ok((kind, Starting::Now(self.engine.prepare(index, plan)?)))
+            }
+            Err(_) => Ok((kind, Starting::Resolving(spec.host.into()))),
+        }
+    }
+
+    /// An answer of the resolver for target `index`.
+    fn resolved(&mut self, answer: Answer) {
+        let now = Instant::now();
+        let index = answer.index;
+        // A target stopped meanwhile (reload) has no state any more: nothing to do.
+        let Some(st) = self.names.get_mut(&index) else {
+            return;
         };
-        Ok((kind, self.engine.prepare(index, plan)?))
+        st.asked = false;
+        let (label, host) = (Arc::clone(&st.key.label), st.host.clone());
+        match (answer.result, st.addr) {
+            (Ok(addr), Some(was)) if addr == was => {
+                st.failures = 0;
+                st.next_ask = now + RERESOLVE_EVERY;
+            }
+            (Ok(addr), None) => {
+                st.failures = 0;
+                st.next_ask = now + RERESOLVE_EVERY;
+                st.addr = Some(addr);
+                let waited = st.error.take().is_some();
+                let (key, next_seq) = (st.key.clone(), st.next_seq);
+                let started = parse_target(&key.target)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|spec| {
+                        Ok(self
+                            .engine
+                            .prepare(index, probe_plan(&key, spec.kind, addr))?)
+                    });
+                match started {
+                    Ok(prepared) => {
+                        if waited {
+                            eprintln!(
+                                "netpulse monitor: target \"{label}\": {host} resolves to {addr} now: probing it"
+                            );
+                        }
+                        self.engine.start(prepared.continuing_from(next_seq));
+                    }
+                    Err(e) => {
+                        eprintln!("netpulse monitor: target \"{label}\" not probed: {e:#}");
+                        self.stop_target(index, SystemTime::now());
+                        self.running.retain(|t| t.index != index);
+                    }
+                }
+            }
+            (Ok(addr), Some(was)) => {
+                eprintln!(
+                    "netpulse monitor: target \"{label}\": {host} resolves to {addr} now (was {was}): probing the new address"
+                );
+                // As a reload does: the old one stops, the same key starts again (and resolves
+                // again); the recording continues its rows under the same label.
+                let key = st.key.clone();
+                self.stop_target(index, SystemTime::now());
+                self.running.retain(|t| t.index != index);
+                self.start_targets(std::slice::from_ref(&key), &[0]);
+                self.size_rings();
+            }
+            (Err(e), addr) => {
+                st.failures += 1;
+                st.next_ask = now + backoff(st.failures);
+                match addr {
+                    Some(addr) => {
+                        if st.failures == 1 {
+                            eprintln!(
+                                "netpulse monitor: target \"{label}\": looking {host} up again failed ({e}): still probing {addr}"
+                            );
+                        }
+                    }
+                    None => {
+                        if st.error.as_deref() != Some(e.as_str()) {
+                            eprintln!(
+                                "netpulse monitor: target \"{label}\" not resolved: {e}: it counts as failing and is looked up again (after 1s, 2s, 4s … at most every minute)"
+                            );
+                        }
+                        if st.error.is_none() {
+                            st.next_fail = now;
+                        }
+                        st.error = Some(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Once a second: names due are looked up (again), and each target still waiting for its
+    /// name fails a probe when one is due (every interval, at most one a second), so its loss,
+    /// outages and rules read what a user sees: nothing answers.
+    fn names_tick(&mut self, wall: SystemTime) {
+        let now = Instant::now();
+        let mut failed = Vec::new();
+        for (&index, st) in &mut self.names {
+            if !st.asked && st.next_ask <= now {
+                st.asked = true;
+                self.resolver.ask(index, &st.host);
+            }
+            let Some(error) = st.error.as_deref().filter(|_| st.addr.is_none()) else {
+                continue;
+            };
+            if st.next_fail <= now {
+                failed.push(ProbeResult {
+                    target: index,
+                    seq: st.next_seq,
+                    sent_at: wall,
+                    rtt: None,
+                    outcome: Outcome::Error(format!("cannot resolve {}: {error}", st.host)),
+                    detail: Detail::None,
+                    send_delay: Duration::ZERO,
+                    late: false,
+                });
+                st.next_seq += 1;
+                let every = st.key.interval.max(Duration::from_secs(1));
+                st.next_fail = (st.next_fail + every).max(now);
+            }
+        }
+        if failed.is_empty() {
+            return;
+        }
+        let batch: Arc<[ProbeResult]> = failed.into();
+        if let Some(s) = &self.sink {
+            s.offer_batch(Arc::clone(&batch));
+        }
+        self.results(&batch, wall);
+    }
+
+    /// Stops target `index` everywhere but in `running` (the caller keeps that in step): no
+    /// more probes, its outage ends at `at`, its series, rows and views are let go.
+    fn stop_target(&mut self, index: usize, at: SystemTime) {
+        self.engine.remove(index);
+        self.names.remove(&index);
+        self.end_outages(index, at);
+        if let Some(t) = self.model.target(index) {
+            self.shared.metrics.remove_target(&t.label, t.kind);
+            if let Some(sink) = &self.sink {
+                sink.remove_target(index, &t.label, at);
+            }
+        }
+        self.target_metrics.remove(&index);
+        self.model.remove_target(index);
+        self.shared.live().remove_target(index);
     }
 
     /// SIGHUP: the new config's plan is carried out; a broken file changes nothing.
@@ -641,17 +858,7 @@ impl Monitor {
             .collect();
         let plan = plan_reload(&running, &wanted);
         for &index in &plan.stop {
-            self.engine.remove(index);
-            self.end_outages(index, SystemTime::now());
-            if let Some(t) = self.model.target(index) {
-                self.shared.metrics.remove_target(&t.label, t.kind);
-                if let Some(sink) = &self.sink {
-                    sink.remove_target(index, &t.label, SystemTime::now());
-                }
-            }
-            self.target_metrics.remove(&index);
-            self.model.remove_target(index);
-            self.shared.live().remove_target(index);
+            self.stop_target(index, SystemTime::now());
         }
         let stopped: std::collections::HashSet<usize> = plan.stop.iter().copied().collect();
         self.running.retain(|t| !stopped.contains(&t.index));
@@ -683,6 +890,9 @@ impl Monitor {
         }
         if new.config.capture != old.capture {
             need_restart.push("[capture]");
+        }
+        if new.config.outage != old.outage {
+            need_restart.push("[outage]");
         }
         if new.config.ifaces.enabled != old.ifaces.enabled {
             need_restart.push("[ifaces] enabled");

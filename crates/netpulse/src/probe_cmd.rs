@@ -3,10 +3,11 @@
 use crate::cli::{IcmpSocketArg, ProbeArgs};
 use crate::output;
 use anyhow::{bail, Context};
+use netpulse_core::outage::OutageConfig;
 use netpulse_core::parse_duration;
 use netpulse_core::record::ProbeResult;
 use netpulse_core::target::{parse_port_list, parse_target, TargetKind, TargetSpec};
-use netpulse_core::window::{WindowStats, DEFAULT_OUTAGE_LOSS};
+use netpulse_core::window::WindowStats;
 use netpulse_probe::{resolve, Engine, EngineConfig, Family, IcmpMode, ProbePlan};
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
@@ -15,8 +16,6 @@ use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Consecutive failed probes that make a report window an outage whatever its loss.
-const OUTAGE_CONSECUTIVE: u32 = 5;
 /// Records buffered between the engine and the output before lines are dropped (and counted).
 const OUTPUT_QUEUE: usize = 1 << 16;
 /// Largest ICMP/UDP payload that fits an IPv4 datagram.
@@ -149,10 +148,8 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         deadline,
         ..EngineConfig::default()
     };
-    // Validate recording options before anything starts.
-    if args.record.is_some() {
-        crate::record::outage_config(&args)?;
-    }
+    // Validated before anything starts.
+    let outage = crate::record::outage_config(&args)?;
     let engine = Engine::new(plans.clone(), config)?;
     let record_path = args.record.as_deref().map(crate::record::db_path);
     let recorder = match &record_path {
@@ -203,7 +200,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         })
         .context("cannot start the probe engine thread")?;
 
-    let consumed = consume(&rx, &plans, &args, report_every, &mut out);
+    let consumed = consume(&rx, &plans, &args, outage, report_every, &mut out);
     if let Err(e) = consumed {
         stop.stop();
         let _ = engine_thread.join();
@@ -254,10 +251,14 @@ fn consume(
     rx: &mpsc::Receiver<ProbeResult>,
     plans: &[ProbePlan],
     args: &ProbeArgs,
+    outage: OutageConfig,
     report_every: Option<Duration>,
     out: &mut Output,
 ) -> io::Result<()> {
-    let mut windows = vec![WindowStats::default(); plans.len()];
+    let mut windows: Vec<_> = plans
+        .iter()
+        .map(|p| WindowStats::new(outage, p.interval))
+        .collect();
     let mut next_report = report_every.map(|d| Instant::now() + d);
     loop {
         let received = match next_report {
@@ -326,7 +327,7 @@ fn print_report(
     let rows: Vec<_> = plans
         .iter()
         .zip(windows.iter_mut())
-        .map(|(p, w)| (p, w.take(DEFAULT_OUTAGE_LOSS, OUTAGE_CONSECUTIVE)))
+        .map(|(p, w)| (p, w.take()))
         .collect();
     if out.json {
         for (plan, w) in &rows {

@@ -27,6 +27,7 @@ pub fn outage_config(args: &ProbeArgs) -> anyhow::Result<OutageConfig> {
         window,
         loss_threshold: args.outage_loss,
         consecutive: args.outage_after,
+        min_probes: args.outage_min_probes,
     })
 }
 
@@ -101,7 +102,7 @@ pub fn start(
         "payload_size": args.size,
         "targets": plans.iter().map(|p| p.label.clone()).collect::<Vec<_>>(),
         "retention": args.retention.to_string(),
-        "outage": {"window": args.outage_window, "loss": args.outage_loss, "after": args.outage_after},
+        "outage": {"window": args.outage_window, "loss": args.outage_loss, "after": args.outage_after, "min_probes": args.outage_min_probes},
     });
     let session = session_info(&config);
     let targets: Vec<RecordTarget> = plans

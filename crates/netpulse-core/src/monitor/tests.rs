@@ -112,7 +112,7 @@ fn drive(
 
 fn model_with(specs: Vec<RuleSpec>) -> Sim {
     let mut m = MonitorModel::new(specs, OutageConfig::default());
-    m.add_target(0, "lab", "icmp");
+    m.add_target(0, "lab", "icmp", Duration::from_secs(1));
     let rings = RingMap {
         cap: m.seconds_needed(),
         ..RingMap::default()
@@ -297,10 +297,16 @@ fn outages_come_out_as_they_start_and_end() {
         (!(1003..1006).contains(&s)).then_some(5.0)
     });
     let kinds: Vec<_> = alerts.iter().map(|(s, _, k)| (*s, *k)).collect();
+    // At 1 s the third failure in a row is the evidence: down at 1005, up at the next answer.
     assert_eq!(
         kinds,
-        vec![(1003, AlertKind::Fired), (1006, AlertKind::Resolved)]
+        vec![(1005, AlertKind::Fired), (1006, AlertKind::Resolved)]
     );
+    let mut m = model_with(vec![spec("down", Metric::Outage, 0.5, 0, 10)]);
+    let alerts = drive(&mut m, 1000, 10, |s| {
+        (!(1003..1005).contains(&s)).then_some(5.0)
+    });
+    assert!(alerts.is_empty(), "two lost probes are loss: {alerts:?}");
 }
 
 #[test]

@@ -1,0 +1,102 @@
+//! The monitor's name resolution, off its main loop: a few threads ask getaddrinfo (which
+//! blocks, sometimes for seconds) and hand each answer back. [`THREADS`] threads whatever the
+//! number of targets; at most one request per target is ever queued (the caller asks again only
+//! after an answer), so the queue is bounded by the targets.
+
+use netpulse_probe::{resolve, Family};
+use std::net::IpAddr;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+/// Lookups at once: one slow name server does not hold up every other name.
+pub const THREADS: usize = 4;
+
+/// First wait before asking again for a name that did not resolve; doubles up to
+/// [`RETRY_MAX`].
+pub const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// Longest wait between two tries of a name that does not resolve.
+pub const RETRY_MAX: Duration = Duration::from_secs(60);
+/// How often a name that resolved is looked up again (its address may change).
+pub const RERESOLVE_EVERY: Duration = Duration::from_secs(300);
+
+/// What became of one request.
+#[derive(Debug)]
+pub struct Answer {
+    /// The target it was asked for.
+    pub index: usize,
+    /// The address, or why there is none.
+    pub result: Result<IpAddr, String>,
+}
+
+/// Hands names to the resolver thread.
+pub struct Resolver {
+    tx: mpsc::Sender<(usize, String)>,
+}
+
+impl Resolver {
+    /// Starts the threads; each answer goes to `answer` (which returns false once nobody
+    /// listens, ending the thread).
+    pub fn start(answer: impl Fn(Answer) -> bool + Send + Sync + 'static) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<(usize, String)>();
+        let rx = Arc::new(Mutex::new(rx));
+        let answer = Arc::new(answer);
+        for _ in 0..THREADS {
+            let (rx, answer) = (Arc::clone(&rx), Arc::clone(&answer));
+            std::thread::Builder::new()
+                .name("resolver".into())
+                .spawn(move || loop {
+                    // The lock is held only to take the next request, not during the lookup.
+                    let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((index, host)) = next else { break };
+                    let result = resolve(&host, Family::Any).map_err(|e| e.to_string());
+                    if !answer(Answer { index, result }) {
+                        break;
+                    }
+                })?;
+        }
+        Ok(Self { tx })
+    }
+
+    /// Asks for `host` on behalf of target `index`.
+    pub fn ask(&self, index: usize, host: &str) {
+        // The thread only ends when nobody listens to answers any more: nothing to do then.
+        let _ = self.tx.send((index, host.to_string()));
+    }
+}
+
+/// The wait after `failures` failed tries in a row: 1 s, 2 s, 4 s … up to a minute.
+pub fn backoff(failures: u32) -> Duration {
+    RETRY_FIRST
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(RETRY_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_minute() {
+        let waits: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff(u32::MAX), RETRY_MAX);
+    }
+
+    #[test]
+    fn answers_come_back_for_names_and_failures() {
+        let (tx, rx) = mpsc::channel();
+        let r = Resolver::start(move |a| tx.send(a).is_ok()).expect("resolver thread");
+        r.ask(7, "localhost");
+        r.ask(8, "nosuch.invalid");
+        let mut answers = [rx.recv().expect("an answer"), rx.recv().expect("an answer")];
+        answers.sort_by_key(|a| a.index);
+        let [a, b] = answers;
+        assert_eq!(a.index, 7);
+        assert!(a.result.is_ok_and(|ip| ip.is_loopback()));
+        assert_eq!(b.index, 8);
+        assert!(
+            b.result.is_err_and(|e| e.contains("nosuch.invalid")),
+            "names the host"
+        );
+    }
+}
