@@ -94,6 +94,8 @@ pub struct MonitorSection {
     pub status_every: Spanned<ConfigDuration>,
     /// How ICMP is sent: auto, dgram, raw.
     pub icmp_socket: IcmpSocket,
+    /// How often a target's name is looked up again once it resolved (its address may change).
+    pub resolve_every: Spanned<ConfigDuration>,
 }
 
 /// `icmp_socket` in `[monitor]`, typed when the file is read (a wrong word is located there).
@@ -114,6 +116,7 @@ impl Default for MonitorSection {
         Self {
             status_every: unspanned_duration("10s"),
             icmp_socket: IcmpSocket::Auto,
+            resolve_every: unspanned_duration("5m"),
         }
     }
 }
@@ -714,6 +717,12 @@ impl Config {
                 ));
             }
             labels.push(label);
+        }
+        if self.monitor.resolve_every.get_ref().get() < Duration::from_secs(1) {
+            return Err(err(
+                self.monitor.resolve_every.span(),
+                "key \"resolve_every\" in [monitor]: at least 1s".into(),
+            ));
         }
         let loss = *self.outage.loss.get_ref();
         if !(0.0..1.0).contains(&loss) {

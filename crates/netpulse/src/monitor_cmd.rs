@@ -6,7 +6,7 @@
 //! untouched (sequence and schedule go on), and the recording goes on.
 
 use crate::config::{Config, NotifierKind, TargetSection};
-use crate::resolver::{backoff, Answer, Resolver, RERESOLVE_EVERY};
+use crate::resolver::{backoff, Answer, Resolver};
 use anyhow::Context;
 use netpulse_alert::{
     Alert, ConsoleNotifier, Delivery, Dispatcher, EmailNotifier, EmailSecurity, ExecNotifier,
@@ -41,7 +41,7 @@ enum Event {
 /// A target given by a name. Until the name resolves it is kept everywhere (rules, views,
 /// recording) and fails a probe every interval (at most one a second), each failure naming why;
 /// the name is tried again with backoff. Once probed, it is looked up again every
-/// [`RERESOLVE_EVERY`]: a changed address restarts the target there.
+/// `resolve_every` (`[monitor]`, 5 min): a changed address restarts the target there.
 struct NameState {
     key: TargetKey,
     host: Box<str>,
@@ -711,14 +711,15 @@ impl Monitor {
         };
         st.asked = false;
         let (label, host) = (Arc::clone(&st.key.label), st.host.clone());
+        let again = self.setup.config.monitor.resolve_every.get_ref().get();
         match (answer.result, st.addr) {
             (Ok(addr), Some(was)) if addr == was => {
                 st.failures = 0;
-                st.next_ask = now + RERESOLVE_EVERY;
+                st.next_ask = now + again;
             }
             (Ok(addr), None) => {
                 st.failures = 0;
-                st.next_ask = now + RERESOLVE_EVERY;
+                st.next_ask = now + again;
                 st.addr = Some(addr);
                 let waited = st.error.take().is_some();
                 let (key, next_seq) = (st.key.clone(), st.next_seq);

@@ -16,8 +16,6 @@ pub const THREADS: usize = 4;
 pub const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// Longest wait between two tries of a name that does not resolve.
 pub const RETRY_MAX: Duration = Duration::from_secs(60);
-/// How often a name that resolved is looked up again (its address may change).
-pub const RERESOLVE_EVERY: Duration = Duration::from_secs(300);
 
 /// What became of one request.
 #[derive(Debug)]

@@ -590,3 +590,92 @@ fn the_monitors_outages_are_recorded_as_its_model_detects_them() {
         assert!(lost >= 5, "an outage of {lost} lost probes: {o}");
     }
 }
+
+/// A target whose name does not resolve is kept: it fails (loss, rules), is looked up again
+/// with backoff and probed once it resolves, and a name that moves is followed. The names come
+/// from an /etc/hosts of the test's own, bind-mounted in a mount namespace of the monitor's.
+#[test]
+fn an_unresolved_name_is_kept_failing_retried_and_followed_when_it_moves() {
+    let Some(ns) = Netns::new() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n").expect("hosts");
+    let config = dir.path().join("monitor.toml");
+    let db = dir.path().join("history.db");
+    let text = format!(
+        "[monitor]\nstatus_every = \"0s\"\nresolve_every = \"1s\"\n[ifaces]\nenabled = false\n\
+         [record]\ndb = \"{}\"\n\
+         [[target]]\ntarget = \"tcp://ghost.netpulse.test:1\"\nlabel = \"ghost\"\ninterval = \"200ms\"\n\
+         [[rule]]\nname = \"unreachable\"\nmetric = \"loss\"\nthreshold = 0.5\nwindow = \"2s\"\n\
+         [[notifier]]\ntype = \"console\"\n",
+        db.display()
+    );
+    std::fs::write(&config, text).expect("config");
+    let script = format!(
+        "mount --bind {} /etc/hosts && exec {} monitor --config {}",
+        hosts.display(),
+        common::bin(),
+        config.display()
+    );
+    let child = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.name, "unshare", "--mount", "sh", "-c", &script,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start monitor");
+    let mut monitor = Reaped(child);
+    let mut out = BufReader::new(monitor.0.stdout.take().expect("stdout")).lines();
+    let mut err = BufReader::new(monitor.0.stderr.take().expect("stderr")).lines();
+    let said = until(&mut err, "target \"ghost\" not resolved");
+    assert!(
+        said.last()
+            .is_some_and(|l| l.contains("ghost.netpulse.test")),
+        "{said:?}"
+    );
+    // Failing, the rules see it: 100 % loss fires.
+    let fired = until(&mut out, "unreachable");
+    assert!(
+        fired.last().is_some_and(|l| l.contains("ALERT")),
+        "{fired:?}"
+    );
+    // The name appears: probed (a closed port on loopback answers: reachable), loss clears.
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 localhost\n127.0.0.2 ghost.netpulse.test\n",
+    )
+    .expect("hosts");
+    until(
+        &mut err,
+        "ghost.netpulse.test resolves to 127.0.0.2 now: probing it",
+    );
+    let resolved = until(&mut out, "unreachable");
+    assert!(
+        resolved.last().is_some_and(|l| l.contains("RESOLVED")),
+        "{resolved:?}"
+    );
+    // It moves: followed at the next look-up.
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 localhost\n127.0.0.3 ghost.netpulse.test\n",
+    )
+    .expect("hosts");
+    until(
+        &mut err,
+        "resolves to 127.0.0.3 now (was 127.0.0.2): probing the new address",
+    );
+    kill(&mut monitor.0, "-INT");
+    assert!(monitor.0.wait().expect("wait").success());
+    // The recording has it all under the one label: failed probes, then answered ones.
+    let v = &common::json_report(&db);
+    let t = v["targets"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["target"] == "ghost"))
+        .unwrap_or_else(|| panic!("no ghost in the report: {v}"));
+    let (sent, received) = (t["sent"].as_i64(), t["received"].as_i64());
+    assert!(
+        matches!((sent, received), (Some(s), Some(r)) if r > 0 && s > r),
+        "{t}"
+    );
+}
