@@ -109,6 +109,25 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         out: BufWriter::new(io::stdout()),
         json: args.json,
     };
+    // Handlers before resolution: a Ctrl-C while getaddrinfo waits (seconds, for a dead name
+    // server) ends the command at once; once probing, it asks for the graceful stop.
+    let stop_slot = Arc::new(std::sync::OnceLock::<netpulse_probe::StopHandle>::new());
+    let stopper = Arc::clone(&stop_slot);
+    crate::signals::install(
+        move || match stopper.get() {
+            Some(engine) => {
+                eprintln!(
+                    "netpulse: stopping: waiting for answers in flight (Ctrl-C again to quit now)"
+                );
+                engine.stop();
+            }
+            None => {
+                eprintln!("netpulse: interrupted while resolving names: nothing probed");
+                std::process::exit(130);
+            }
+        },
+        None,
+    )?;
     // Resolve once, at start; a name that does not resolve is reported and the rest go on.
     let mut plans = Vec::new();
     let mut unresolved = 0usize;
@@ -151,6 +170,11 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     // Validated before anything starts.
     let outage = crate::record::outage_config(&args)?;
     let engine = Engine::new(plans.clone(), config)?;
+    // A Ctrl-C from here on gets the graceful stop.
+    let stop = engine.stop_handle();
+    if stop_slot.set(stop.clone()).is_err() {
+        bail!("the probe engine was started twice");
+    }
     let record_path = args.record.as_deref().map(crate::record::db_path);
     let recorder = match &record_path {
         Some(path) => Some(crate::record::start(&args, path, &plans)?),
@@ -158,18 +182,6 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     };
     let record_sink = recorder.as_ref().map(|r| r.sink());
     let icmp_socket = engine.icmp_socket_kind();
-    // Handlers first: a Ctrl-C right after the header must already get the graceful stop.
-    let stop = engine.stop_handle();
-    let stopper = stop.clone();
-    crate::signals::install(
-        move || {
-            eprintln!(
-                "netpulse: stopping: waiting for answers in flight (Ctrl-C again to quit now)"
-            );
-            stopper.stop();
-        },
-        None,
-    )?;
     if !out.json {
         for plan in &plans {
             out.line(&output::header(plan, args.size, icmp_socket))?;

@@ -544,3 +544,54 @@ fn control_characters_in_labels_reach_no_terminal_raw() {
     );
     assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
 }
+
+/// A Ctrl-C while a name is being looked up ends `probe` at once (exit 130), instead of being
+/// lost until getaddrinfo gives up. The name server is a silent one of the test's own (it
+/// reads the query and never answers), in a namespace with its own resolv.conf.
+#[test]
+fn ctrl_c_while_a_name_resolves_ends_at_once() {
+    let Some(ns) = Netns::new() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.53\noptions timeout:30 attempts:1\n",
+    )
+    .expect("resolv.conf");
+    let silent = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  s.bind(('127.0.0.53', 53))\nprint('ready', flush=True)\ns.recvfrom(512)\n\
+                  print('query', flush=True)\ns.recvfrom(512)\n";
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "python3", "-u", "-c", silent])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the silent name server");
+    let mut said = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let _server = Reaped(server);
+    assert_eq!(said.next().and_then(Result::ok).as_deref(), Some("ready"));
+    let script = format!(
+        "mount --bind {} /etc/resolv.conf && exec {} probe -c 1 silent.netpulse.test",
+        resolv.display(),
+        bin()
+    );
+    let probe = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.name, "unshare", "--mount", "sh", "-c", &script,
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start probe");
+    let mut probe = Reaped(probe);
+    // The query reached the name server: probe is inside getaddrinfo now.
+    assert_eq!(said.next().and_then(Result::ok).as_deref(), Some("query"));
+    let _ = Command::new("kill")
+        .args(["-INT", &probe.0.id().to_string()])
+        .status();
+    let status = probe.0.wait().expect("wait");
+    let mut err = String::new();
+    if let Some(mut e) = probe.0.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted while resolving names"), "{err}");
+}
