@@ -112,6 +112,17 @@ pub enum TargetParseError {
     /// Host part empty or containing characters no host has.
     #[error("bad host in \"{0}\"")]
     BadHost(String),
+    /// Digits and dots that are not a whole IPv4 address: the resolver would take `80` as
+    /// 0.0.0.80 and `10.61.0` as 10.61.0.0, which nobody means.
+    #[error("\"{host}\" in \"{text}\" is not a host: {hint}")]
+    NumericHost {
+        /// The host as written.
+        host: String,
+        /// The whole target.
+        text: String,
+        /// What was probably meant.
+        hint: &'static str,
+    },
     /// `dns://` without a name to query.
     #[error("missing query name in \"{0}\" (write dns://SERVER/NAME)")]
     MissingName(String),
@@ -272,11 +283,25 @@ fn host_only(host: &str, text: &str) -> Result<String, TargetParseError> {
                 .chars()
                 .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'))
     };
-    if ok {
-        Ok(host.to_string())
-    } else {
-        Err(TargetParseError::BadHost(text.to_string()))
+    if !ok {
+        return Err(TargetParseError::BadHost(text.to_string()));
     }
+    // A host of digits and dots must be a whole dotted quad (what ping users mean by one).
+    if host.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && host.parse::<std::net::Ipv4Addr>().is_err()
+    {
+        let hint = if host.chars().all(|c| c.is_ascii_digit()) {
+            "a bare number (a port? write HOST:PORT, or -p PORTS HOST)"
+        } else {
+            "not a whole IPv4 address (four numbers 0-255, like 10.61.0.1)"
+        };
+        return Err(TargetParseError::NumericHost {
+            host: host.to_string(),
+            text: text.to_string(),
+            hint,
+        });
+    }
+    Ok(host.to_string())
 }
 
 fn parse_port(p: &str, text: &str) -> Result<u16, TargetParseError> {
@@ -370,6 +395,29 @@ mod tests {
         ] {
             let spec = parse_target(t).expect("valid");
             assert_eq!(parse_target(&spec.to_string()), Ok(spec));
+        }
+    }
+
+    #[test]
+    fn numbers_that_are_not_whole_addresses_are_not_hosts() {
+        for (t, says) in [
+            ("80", "a bare number"),
+            ("tcp://443:22", "a bare number"),
+            ("10.61.0", "not a whole IPv4 address"),
+            ("10.61.0.256", "not a whole IPv4 address"),
+            ("1.2.3.4.5", "not a whole IPv4 address"),
+        ] {
+            let e = parse_target(t).expect_err(t).to_string();
+            assert!(e.contains(says) && e.contains(t), "{t}: {e}");
+        }
+        for t in [
+            "10.61.0.1",
+            "8.8.8.8:53",
+            "host80",
+            "80.example",
+            "tcp://1.2.3.4:80",
+        ] {
+            assert!(parse_target(t).is_ok(), "{t}");
         }
     }
 

@@ -18,6 +18,8 @@ pub enum Command {
         HOST:PORT, tcp://HOST:PORT TCP connect time (a refused port is a reply: host reachable, port closed)\n  \
         udp://HOST:PORT           UDP datagram; a reply or an ICMP port-unreachable both measure RTT\n  \
         dns://SERVER[:PORT]/NAME[?type=A]   DNS query time and response code\n\n\
+        -p 22 80 443 HOST (ports space- or comma-separated) pings HOST and connects to each port;\n\
+        the summary shows each host's ping and ports together.\n\n\
         EXIT STATUS:\n  0 every target answered, 1 some did not, 2 bad arguments or no target resolvable.")]
     Probe(ProbeArgs),
     /// Report what a recording saw: summary, outages, per-target tables, time series.
@@ -277,8 +279,11 @@ pub enum IcmpSocketArg {
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
     /// Targets: HOST, HOST:PORT, tcp://, udp://, dns:// (see below).
-    #[arg(required = true, value_name = "TARGET")]
+    #[arg(required_unless_present = "more_targets", value_name = "TARGET")]
     pub targets: Vec<String>,
+    /// More targets (as seed 003 writes them: -t HOST HOST …).
+    #[arg(short = 't', long = "target", num_args = 1.., value_name = "TARGET")]
+    pub more_targets: Vec<String>,
     /// Stop after COUNT probes per target.
     #[arg(short = 'c', long)]
     pub count: Option<u64>,
@@ -294,9 +299,19 @@ pub struct ProbeArgs {
     /// Payload bytes of ICMP and UDP probes.
     #[arg(short = 's', long, default_value_t = 56, value_name = "SIZE")]
     pub size: usize,
-    /// Probe these TCP ports on every host: 22,80,443 or 8000-8010.
+    /// Also connect to these TCP ports of every host: 22,80,443, 22 80 443 or 8000-8010.
     #[arg(short = 'p', long, value_name = "PORTS")]
     pub ports: Option<String>,
+    /// With -p: only the ports, no ping.
+    #[arg(long, requires = "ports")]
+    pub no_ping: bool,
+    /// Write the session as one JSON file when the run ends (or is stopped): configuration,
+    /// per-target, per-host and per-port statistics, and every probe's result.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Say more: each name's address, the sockets chosen, why each probe failed.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// Use IPv4 only.
     #[arg(short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,
@@ -306,8 +321,9 @@ pub struct ProbeArgs {
     /// Print only the summary (and periodic reports).
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Print a table per target every DURATION: sent, received, loss, avg RTT, outage.
-    #[arg(long, value_name = "DURATION")]
+    /// Print a table per target every N rounds of probes (a bare number) or every DURATION
+    /// (10s, 1m): sent, received, loss, avg RTT, outage.
+    #[arg(long, value_name = "N|DURATION")]
     pub report_every: Option<String>,
     /// Write JSON Lines (one object per probe, report and summary) instead of text.
     #[arg(long)]
@@ -343,4 +359,88 @@ pub struct ProbeArgs {
 /// clap's own path parser refuses the empty value that bare `--record` stands for.
 fn record_path(text: &str) -> Result<std::path::PathBuf, String> {
     Ok(std::path::PathBuf::from(text))
+}
+
+/// Seed 003 writes ports space-separated (`probe -p 22 80 443 HOST`): in a `probe` command line,
+/// the words after `-p`/`--ports` that are port lists (digits, `,` and `-`) are joined into one
+/// comma list. No host is such a word (an all-digit host is refused), so it is unambiguous.
+pub fn join_spaced_ports(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let is_probe = args.get(1).is_some_and(|a| a == "probe");
+    if !is_probe {
+        return args;
+    }
+    let port_list = |a: &std::ffi::OsStr| {
+        a.to_str().is_some_and(|s| {
+            s.starts_with(|c: char| c.is_ascii_digit())
+                && s.chars()
+                    .all(|c| c.is_ascii_digit() || c == ',' || c == '-')
+        })
+    };
+    let mut out: Vec<std::ffi::OsString> = Vec::with_capacity(args.len());
+    let mut joining = false;
+    for a in args {
+        if a == "--" {
+            joining = false;
+            out.push(a);
+            continue;
+        }
+        let value_follows = a == "-p" || a == "--ports";
+        let value_attached = a.to_str().is_some_and(|s| {
+            (s.starts_with("-p") && !s.starts_with("--") && port_list(s[2..].as_ref()))
+                || s.strip_prefix("--ports=")
+                    .is_some_and(|v| port_list(v.as_ref()))
+        });
+        if joining && port_list(&a) {
+            if let Some(last) = out.last_mut() {
+                if last == "-p" || last == "--ports" {
+                    // `-p` then its first word: nothing to join yet.
+                    out.push(a);
+                    continue;
+                }
+                last.push(",");
+                last.push(&a);
+                continue;
+            }
+        }
+        joining = value_follows || value_attached;
+        out.push(a);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(line: &str) -> Vec<String> {
+        join_spaced_ports(line.split(' ').map(Into::into).collect())
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn spaced_ports_are_joined_only_in_probe_and_only_port_words() {
+        assert_eq!(
+            join("np probe -p 22 80 443 host"),
+            ["np", "probe", "-p", "22,80,443", "host"]
+        );
+        assert_eq!(join("np probe -p22 80 h"), ["np", "probe", "-p22,80", "h"]);
+        assert_eq!(
+            join("np probe --ports=22 8000-8010 10.0.0.1 -c 5"),
+            ["np", "probe", "--ports=22,8000-8010", "10.0.0.1", "-c", "5"]
+        );
+        assert_eq!(
+            join("np probe -p 22,80 host 443"),
+            ["np", "probe", "-p", "22,80", "host", "443"]
+        );
+        assert_eq!(
+            join("np probe -c 5 80 host"),
+            ["np", "probe", "-c", "5", "80", "host"]
+        );
+        assert_eq!(
+            join("np capture -p 22 80"),
+            ["np", "capture", "-p", "22", "80"]
+        );
+    }
 }

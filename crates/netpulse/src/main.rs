@@ -14,6 +14,7 @@ mod report_charts;
 mod report_cmd;
 mod report_ifaces;
 mod resolver;
+mod session_file;
 mod signals;
 mod tui_cmd;
 mod worker;
@@ -23,7 +24,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_from(cli::join_spaced_ports(std::env::args_os().collect()));
     // Probes, captures and web clients all need descriptors; the default soft limit (often
     // 1 024) is far below what the system allows.
     netpulse_probe::raise_open_file_limit();

@@ -132,6 +132,16 @@ pub fn probe_line(plan: &ProbePlan, r: &ProbeResult) -> String {
     }
 }
 
+/// `probe -v`'s line: the live line with when the probe left against its schedule.
+pub fn probe_line_verbose(plan: &ProbePlan, r: &ProbeResult) -> String {
+    format!(
+        "{} sent={} delay={} ms",
+        probe_line(plan, r),
+        humantime::format_rfc3339_micros(r.sent_at),
+        fmt_ms(r.send_delay)
+    )
+}
+
 fn outcome_text(o: &Outcome) -> String {
     match o {
         Outcome::Ok => "ok".into(),
@@ -344,11 +354,7 @@ pub fn summary_json(plan: &ProbePlan, rep: &TargetReport) -> Value {
 }
 
 /// The periodic table (`--report-every`).
-pub fn report_table(
-    at: SystemTime,
-    every: Duration,
-    rows: &[(&ProbePlan, WindowReport)],
-) -> String {
+pub fn report_table(at: SystemTime, span: &str, rows: &[(&ProbePlan, WindowReport)]) -> String {
     let width = rows
         .iter()
         .map(|(p, _)| p.label.len())
@@ -358,7 +364,7 @@ pub fn report_table(
     let mut out = format!(
         "--- report {} (last {}) ---\n{:<width$}  {:>7} {:>7} {:>7} {:>10}  OUTAGE\n",
         humantime::format_rfc3339_seconds(at),
-        humantime::format_duration(every),
+        span,
         "TARGET",
         "SENT",
         "RECV",
@@ -393,6 +399,193 @@ pub fn report_json(at: SystemTime, plan: &ProbePlan, w: &WindowReport) -> Value 
         "avg_rtt_ms": w.avg_rtt.map(ms_value),
         "outage": w.outage,
     })
+}
+
+/// The host a plan probes, as written (its label without scheme and port).
+fn host_of(plan: &ProbePlan) -> String {
+    netpulse_core::target::parse_target(&plan.label)
+        .map(|s| s.host)
+        .unwrap_or_else(|_| plan.addr.to_string())
+}
+
+/// Hosts in the order first given, each with its plans (ping first, then ports in order).
+fn by_host<'a>(
+    plans: &'a [ProbePlan],
+    reports: &'a [TargetReport],
+) -> Vec<(String, Vec<(&'a ProbePlan, &'a TargetReport)>)> {
+    let mut hosts: Vec<(String, Vec<(&ProbePlan, &TargetReport)>)> = Vec::new();
+    for (plan, rep) in plans.iter().zip(reports) {
+        let host = host_of(plan);
+        match hosts.iter_mut().find(|(h, _)| *h == host) {
+            Some((_, v)) => v.push((plan, rep)),
+            None => hosts.push((host, vec![(plan, rep)])),
+        }
+    }
+    hosts
+}
+
+/// What one check of a host came to: `open`/`closed`/`no answer` for a port, the share
+/// answered for a ping.
+fn check_result(plan: &ProbePlan, s: &netpulse_core::stats::ProbeStats) -> String {
+    match plan.kind {
+        TargetKind::Tcp { .. } => {
+            let open = s.received - s.refused.min(s.received);
+            match (open, s.refused) {
+                (0, 0) => "no answer".into(),
+                (0, _) => "closed".into(),
+                (o, _) if o == s.sent => "open".into(),
+                (o, _) => format!("open {o}/{}", s.sent),
+            }
+        }
+        _ => format!("{}% answered", fmt_percent(1.0 - s.loss())),
+    }
+}
+
+fn check_name(plan: &ProbePlan) -> String {
+    match plan.kind {
+        TargetKind::Icmp => "ping".into(),
+        ref k => match k.port() {
+            Some(p) => format!("{}/{p}", k.name()),
+            None => k.name().into(),
+        },
+    }
+}
+
+/// Seed 003's "ping + ports": each host's ping and ports together, one row a check.
+pub fn hosts_text(plans: &[ProbePlan], reports: &[TargetReport]) -> String {
+    let hosts = by_host(plans, reports);
+    let width = hosts
+        .iter()
+        .map(|(h, _)| h.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
+    let mut out = format!(
+        "--- hosts: ping and ports ---\n{:<width$}  {:<9} {:>6} {:>6}  {:<14} {:>8}\n",
+        "HOST", "CHECK", "SENT", "RECV", "RESULT", "AVG ms"
+    );
+    for (host, checks) in &hosts {
+        for (i, (plan, rep)) in checks.iter().enumerate() {
+            let s = &rep.stats;
+            let avg = s.rtt.mean().map_or_else(|| "-".to_string(), fmt_ms);
+            let shown = if i == 0 { host.as_str() } else { "" };
+            out += &format!(
+                "{shown:<width$}  {:<9} {:>6} {:>6}  {:<14} {:>8}\n",
+                check_name(plan),
+                s.sent,
+                s.received,
+                check_result(plan, s),
+                avg
+            );
+        }
+    }
+    out
+}
+
+/// One check's statistics in `-o`'s file: counts, success rate, errors and RTTs.
+fn check_json(plan: &ProbePlan, rep: &TargetReport) -> Value {
+    let s = &rep.stats;
+    let succeeded = match plan.kind {
+        // A port check succeeds when the port is open, not when it is refused.
+        TargetKind::Tcp { .. } => s.received - s.refused.min(s.received),
+        _ => s.received,
+    };
+    let rtt = s.rtt.summary().map(|r| {
+        json!({
+            "min": ms_value(r.min), "max": ms_value(r.max), "avg": ms_value(r.avg),
+            "median": ms_value(r.median), "p95": ms_value(r.p95), "mdev": ms_value(r.mdev),
+        })
+    });
+    json!({
+        "target": plan.label,
+        "kind": plan.kind.name(),
+        "host": host_of(plan),
+        "address": plan.addr.to_string(),
+        "port": plan.kind.port(),
+        "sent": s.sent,
+        "received": s.received,
+        "refused": s.refused,
+        "timeouts": s.timeouts,
+        "errors": s.icmp_errors + s.local_errors,
+        "success_rate": if s.sent == 0 { 0.0 } else { succeeded as f64 / s.sent as f64 },
+        "result": check_result(plan, s),
+        "rtt_ms": rtt,
+        "jitter_ms": s.jitter.rfc3550().map(ms_value),
+    })
+}
+
+/// `probe -o`'s document without its results: the configuration, the totals, each target,
+/// each host with its ping and ports, and results the output could not keep.
+pub fn session_head(
+    args: &crate::cli::ProbeArgs,
+    started: SystemTime,
+    ended: SystemTime,
+    plans: &[ProbePlan],
+    reports: &[TargetReport],
+    results_dropped: u64,
+) -> serde_json::Map<String, Value> {
+    let (sent, received) = reports
+        .iter()
+        .fold((0, 0), |(s, r), t| (s + t.stats.sent, r + t.stats.received));
+    let errors: u64 = reports
+        .iter()
+        .map(|t| t.stats.icmp_errors + t.stats.local_errors)
+        .sum();
+    let first = plans.first();
+    let mut head = serde_json::Map::new();
+    head.insert(
+        "session".into(),
+        json!({
+            "started_at": rfc3339_micros(started),
+            "ended_at": rfc3339_micros(ended),
+            "duration_s": ended.duration_since(started).unwrap_or_default().as_secs_f64(),
+            "command": std::env::args().collect::<Vec<_>>().join(" "),
+            "interval_ms": first.map(|p| ms_value(p.interval)),
+            "timeout_ms": first.map(|p| ms_value(p.timeout)),
+            "count": args.count,
+            "payload_size": args.size,
+            "ports": args.ports,
+            "targets": plans.len(),
+        }),
+    );
+    head.insert(
+        "summary".into(),
+        json!({
+            "sent": sent, "received": received, "errors": errors,
+            "success_rate": if sent == 0 { 0.0 } else { received as f64 / sent as f64 },
+        }),
+    );
+    head.insert(
+        "targets".into(),
+        plans
+            .iter()
+            .zip(reports)
+            .map(|(p, r)| check_json(p, r))
+            .collect(),
+    );
+    head.insert(
+        "hosts".into(),
+        by_host(plans, reports)
+            .into_iter()
+            .map(|(host, checks)| {
+                let ping = checks
+                    .iter()
+                    .find(|(p, _)| p.kind == TargetKind::Icmp)
+                    .map(|(p, r)| check_json(p, r));
+                let ports: serde_json::Map<String, Value> = checks
+                    .iter()
+                    .filter_map(|(p, r)| {
+                        p.kind
+                            .port()
+                            .map(|port| (port.to_string(), check_json(p, r)))
+                    })
+                    .collect();
+                json!({"host": host, "ping": ping, "ports": ports})
+            })
+            .collect(),
+    );
+    head.insert("results_dropped".into(), json!(results_dropped));
+    head
 }
 
 #[cfg(test)]

@@ -2,13 +2,14 @@
 
 use crate::cli::{IcmpSocketArg, ProbeArgs};
 use crate::output;
+use crate::session_file::SessionFile;
 use anyhow::{bail, Context};
 use netpulse_core::outage::OutageConfig;
 use netpulse_core::parse_duration;
 use netpulse_core::record::ProbeResult;
 use netpulse_core::target::{parse_port_list, parse_target, TargetKind, TargetSpec};
 use netpulse_core::window::WindowStats;
-use netpulse_probe::{resolve, Engine, EngineConfig, Family, IcmpMode, ProbePlan};
+use netpulse_probe::{resolve, Engine, EngineConfig, Family, IcmpMode, ProbeError, ProbePlan};
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,10 +35,14 @@ fn parse_targets(args: &ProbeArgs) -> anyhow::Result<Vec<TargetSpec>> {
         .transpose()
         .context("bad -p port list")?;
     let mut specs = Vec::new();
-    for text in &args.targets {
+    for text in args.targets.iter().chain(&args.more_targets) {
         let spec = parse_target(text).with_context(|| format!("bad target \"{text}\""))?;
         match (&ports, &spec.kind) {
             (Some(ports), TargetKind::Icmp) => {
+                // Seed 003's "ping + ports": the host's ping, then each port.
+                if !args.no_ping {
+                    specs.push(spec.clone());
+                }
                 for &port in ports {
                     specs.push(TargetSpec {
                         kind: TargetKind::Tcp { port },
@@ -49,6 +54,30 @@ fn parse_targets(args: &ProbeArgs) -> anyhow::Result<Vec<TargetSpec>> {
         }
     }
     Ok(specs)
+}
+
+/// `--report-every`: a bare number is rounds of probes (seed 003's "every N checks"), anything
+/// else a duration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ReportEvery {
+    Time(Duration),
+    Rounds(u64),
+}
+
+impl ReportEvery {
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        if let Ok(n) = text.trim().parse::<u64>() {
+            if n == 0 {
+                bail!("bad --report-every 0: at least 1 round (or a duration: 10s)");
+            }
+            return Ok(Self::Rounds(n));
+        }
+        let d = duration_arg("--report-every", text)?;
+        if d < Duration::from_millis(100) {
+            bail!("bad --report-every: must be at least 100ms");
+        }
+        Ok(Self::Time(d))
+    }
 }
 
 struct Output {
@@ -90,11 +119,8 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let report_every = args
         .report_every
         .as_deref()
-        .map(|d| duration_arg("--report-every", d))
+        .map(ReportEvery::parse)
         .transpose()?;
-    if report_every.is_some_and(|d| d < Duration::from_millis(100)) {
-        bail!("bad --report-every: must be at least 100ms");
-    }
     if args.size > MAX_PAYLOAD {
         bail!("bad size (-s) {}: at most {MAX_PAYLOAD} bytes", args.size);
     }
@@ -131,17 +157,28 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     // Resolve once, at start; a name that does not resolve is reported and the rest go on.
     let mut plans = Vec::new();
     let mut unresolved = 0usize;
+    let mut unprobed = 0usize;
     for spec in &specs {
+        let asked = Instant::now();
         match resolve(&spec.host, family) {
-            Ok(addr) => plans.push(ProbePlan {
-                label: netpulse_core::text::printable(&spec.to_string()).into_owned(),
-                kind: spec.kind.clone(),
-                addr,
-                interval,
-                timeout,
-                count: args.count,
-                payload_size: None,
-            }),
+            Ok(addr) => {
+                if args.verbose && spec.host.parse::<std::net::IpAddr>().is_err() {
+                    eprintln!(
+                        "netpulse: {} is {addr} (resolved in {} ms)",
+                        spec.host,
+                        asked.elapsed().as_millis()
+                    );
+                }
+                plans.push(ProbePlan {
+                    label: netpulse_core::text::printable(&spec.to_string()).into_owned(),
+                    kind: spec.kind.clone(),
+                    addr,
+                    interval,
+                    timeout,
+                    count: args.count,
+                    payload_size: None,
+                })
+            }
             Err(e) => {
                 unresolved += 1;
                 eprintln!("netpulse: {e}");
@@ -169,7 +206,29 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     };
     // Validated before anything starts.
     let outage = crate::record::outage_config(&args)?;
-    let engine = Engine::new(plans.clone(), config)?;
+    let engine = match Engine::new(plans.clone(), config.clone()) {
+        Ok(e) => e,
+        // ICMP is not allowed here: probe what can be probed (TCP, UDP, DNS), say why not the rest.
+        Err(e @ (ProbeError::IcmpPermission { .. } | ProbeError::IcmpSocket { .. }))
+            if plans.iter().any(|p| p.kind != TargetKind::Icmp) =>
+        {
+            let (icmp, rest): (Vec<_>, Vec<_>) =
+                plans.into_iter().partition(|p| p.kind == TargetKind::Icmp);
+            eprintln!(
+                "netpulse: {} ICMP target{} not probed ({}): {e}",
+                icmp.len(),
+                if icmp.len() == 1 { "" } else { "s" },
+                icmp.iter()
+                    .map(|p| p.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            unprobed += icmp.len();
+            plans = rest;
+            Engine::new(plans.clone(), config)?
+        }
+        Err(e) => return Err(e.into()),
+    };
     // A Ctrl-C from here on gets the graceful stop.
     let stop = engine.stop_handle();
     if stop_slot.set(stop.clone()).is_err() {
@@ -182,6 +241,25 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     };
     let record_sink = recorder.as_ref().map(|r| r.sink());
     let icmp_socket = engine.icmp_socket_kind();
+    if args.verbose {
+        if let Some(kind) = icmp_socket {
+            eprintln!(
+                "netpulse: ICMP through a {} socket{}",
+                kind,
+                if kind == "dgram" {
+                    " (unprivileged ping socket)"
+                } else {
+                    " (raw: CAP_NET_RAW)"
+                }
+            );
+        }
+    }
+    let mut session = args
+        .output
+        .as_deref()
+        .map(SessionFile::create)
+        .transpose()?;
+    let started_at = SystemTime::now();
     if !out.json {
         for plan in &plans {
             out.line(&output::header(plan, args.size, icmp_socket))?;
@@ -189,7 +267,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         out.out.flush()?;
     }
 
-    let live = !args.quiet || report_every.is_some();
+    let live = !args.quiet || report_every.is_some() || session.is_some();
     let (tx, rx) = mpsc::sync_channel::<ProbeResult>(OUTPUT_QUEUE);
     let dropped = Arc::new(AtomicU64::new(0));
     let dropped_in_engine = Arc::clone(&dropped);
@@ -212,11 +290,19 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         })
         .context("cannot start the probe engine thread")?;
 
-    let consumed = consume(&rx, &plans, &args, outage, report_every, &mut out);
+    let consumed = consume(
+        &rx,
+        &plans,
+        &args,
+        outage,
+        report_every,
+        &mut out,
+        session.as_mut(),
+    );
     if let Err(e) = consumed {
         stop.stop();
         let _ = engine_thread.join();
-        return Err(e.into());
+        return Err(e);
     }
     let report = engine_thread
         .join()
@@ -231,7 +317,32 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             out.line(&output::summary_text(plan, rep))?;
         }
     }
+    if args.ports.is_some() && !out.json {
+        out.line("")?;
+        out.line(&output::hosts_text(&plans, &report.targets))?;
+    }
     out.out.flush()?;
+    let n = dropped.load(Ordering::Relaxed);
+    if let (Some(f), Some(path)) = (session, &args.output) {
+        let head = output::session_head(
+            &args,
+            started_at,
+            SystemTime::now(),
+            &plans,
+            &report.targets,
+            n,
+        );
+        let written = f.finish(head)?;
+        eprintln!(
+            "netpulse: session written to {} ({written} results{})",
+            path.display(),
+            if n > 0 {
+                format!(", {n} not kept: the output fell behind")
+            } else {
+                String::new()
+            }
+        );
+    }
     if let (Some(rec), Some(path)) = (&recorded, &record_path) {
         eprintln!(
             "netpulse: recorded session {} to {} ({} outage{}); see `netpulse report --db {} --session {}`",
@@ -244,13 +355,13 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         );
         crate::record::say_recording_end(rec, "probe results");
     }
-    let n = dropped.load(Ordering::Relaxed);
     if n > 0 {
         eprintln!(
             "netpulse: output fell behind: {n} probe lines were not shown (the statistics count them)"
         );
     }
-    let all_answered = unresolved == 0 && report.targets.iter().all(|t| t.stats.received > 0);
+    let all_answered =
+        unresolved + unprobed == 0 && report.targets.iter().all(|t| t.stats.received > 0);
     Ok(if all_answered {
         ExitCode::SUCCESS
     } else {
@@ -258,20 +369,35 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Prints live lines and periodic reports until the engine finishes (its channel closes).
+/// Prints live lines and periodic reports, and writes `-o`'s results, until the engine
+/// finishes (its channel closes).
 fn consume(
     rx: &mpsc::Receiver<ProbeResult>,
     plans: &[ProbePlan],
     args: &ProbeArgs,
     outage: OutageConfig,
-    report_every: Option<Duration>,
+    report_every: Option<ReportEvery>,
     out: &mut Output,
-) -> io::Result<()> {
+    mut session: Option<&mut SessionFile>,
+) -> anyhow::Result<()> {
     let mut windows: Vec<_> = plans
         .iter()
         .map(|p| WindowStats::new(outage, p.interval))
         .collect();
-    let mut next_report = report_every.map(|d| Instant::now() + d);
+    let (every, rounds) = match report_every {
+        Some(ReportEvery::Time(d)) => (Some(d), None),
+        Some(ReportEvery::Rounds(n)) => (None, Some(n)),
+        None => (None, None),
+    };
+    let span = match report_every {
+        Some(ReportEvery::Time(d)) => humantime::format_duration(d).to_string(),
+        Some(ReportEvery::Rounds(n)) => format!("{n} round{}", if n == 1 { "" } else { "s" }),
+        None => String::new(),
+    };
+    // Results of a round-counted report: every target's N probes.
+    let per_report = rounds.map(|n| n.saturating_mul(plans.len() as u64));
+    let mut in_report = 0u64;
+    let mut next_report = every.map(|d| Instant::now() + d);
     loop {
         let received = match next_report {
             Some(at) => {
@@ -302,26 +428,34 @@ fn consume(
                 if let Some(w) = windows.get_mut(r.target) {
                     w.record(&r);
                 }
+                if let Some(f) = session.as_deref_mut() {
+                    f.result(&output::probe_json(plan, &r))?;
+                }
                 if !args.quiet {
                     if out.json {
                         out.json(&output::probe_json(plan, &r))?;
+                    } else if args.verbose {
+                        out.line(&output::probe_line_verbose(plan, &r))?;
                     } else {
                         out.line(&output::probe_line(plan, &r))?;
                     }
                 }
+                in_report += 1;
+                if per_report.is_some_and(|n| in_report >= n) {
+                    in_report = 0;
+                    print_report(plans, &mut windows, &span, out)?;
+                }
             }
             Err(RecvTimeoutError::Timeout) => {
-                if let (Some(every), Some(at)) = (report_every, next_report.as_mut()) {
+                if let (Some(every), Some(at)) = (every, next_report.as_mut()) {
                     *at += every;
-                    print_report(plans, &mut windows, every, out)?;
+                    print_report(plans, &mut windows, &span, out)?;
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
                 // The run ended inside a window: its probes get their table too.
-                if let Some(every) = report_every {
-                    if windows.iter().any(|w| w.sent() > 0) {
-                        print_report(plans, &mut windows, every, out)?;
-                    }
+                if report_every.is_some() && windows.iter().any(|w| w.sent() > 0) {
+                    print_report(plans, &mut windows, &span, out)?;
                 }
                 return Ok(());
             }
@@ -332,7 +466,7 @@ fn consume(
 fn print_report(
     plans: &[ProbePlan],
     windows: &mut [WindowStats],
-    every: Duration,
+    span: &str,
     out: &mut Output,
 ) -> io::Result<()> {
     let now = SystemTime::now();
@@ -346,7 +480,7 @@ fn print_report(
             out.json(&output::report_json(now, plan, w))?;
         }
     } else {
-        out.line(&output::report_table(now, every, &rows))?;
+        out.line(&output::report_table(now, span, &rows))?;
     }
     out.out.flush()
 }

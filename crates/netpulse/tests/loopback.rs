@@ -177,6 +177,7 @@ fn ports_flag_expands_hosts_into_tcp_targets() {
         "-i",
         "10ms",
         "--json",
+        "--no-ping",
         "-p",
         &ports,
         "127.0.0.1",
@@ -184,7 +185,7 @@ fn ports_flag_expands_hosts_into_tcp_targets() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let lines = json_lines(&out);
     let sums = of_type(&lines, "summary");
-    assert_eq!(sums.len(), 2);
+    assert_eq!(sums.len(), 2, "--no-ping: the ports only");
     assert!(
         sums.iter()
             .all(|s| s["kind"] == "tcp" && s["received"] == 2),
@@ -594,4 +595,150 @@ fn ctrl_c_while_a_name_resolves_ends_at_once() {
     }
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted while resolving names"), "{err}");
+}
+
+/// Seed 003's command line: `-p 22 80 443 HOST` (ports space-separated) pings the host and
+/// connects to each port, reported together; `-t` adds targets; `--report-every N` counts
+/// rounds; `-o FILE.json` writes the session with per-target, per-host and per-port statistics
+/// and every result.
+#[test]
+fn seed_003_ping_plus_spaced_ports_targets_rounds_and_session_file() {
+    let open = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let open_port = open.local_addr().expect("addr").port().to_string();
+    let closed_port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("listen");
+        l.local_addr().expect("addr").port().to_string()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("session.json");
+    let f = file.to_str().expect("utf-8 path");
+    let out = netpulse(&[
+        "probe",
+        "-c",
+        "4",
+        "-i",
+        "10ms",
+        "--json",
+        "--report-every",
+        "2",
+        "-o",
+        f,
+        "-p",
+        &open_port,
+        &closed_port,
+        "127.0.0.1",
+    ]);
+    if icmp_unavailable(&out) {
+        return;
+    }
+    let lines = json_lines(&out);
+    let summaries = of_type(&lines, "summary");
+    let names: Vec<_> = summaries
+        .iter()
+        .map(|s| s["target"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "127.0.0.1".to_string(),
+            format!("tcp://127.0.0.1:{open_port}"),
+            format!("tcp://127.0.0.1:{closed_port}")
+        ],
+        "ping, then each port, in order"
+    );
+    // Two rounds a report, four rounds: two reports of three rows.
+    assert_eq!(of_type(&lines, "report").len(), 6, "{}", stdout(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("-o file")).expect("JSON");
+    assert_eq!(v["results"].as_array().map(Vec::len), Some(12));
+    assert_eq!(v["summary"]["sent"], 12);
+    let host = &v["hosts"][0];
+    assert_eq!(host["host"], "127.0.0.1");
+    assert_eq!(host["ping"]["success_rate"], 1.0, "{host}");
+    assert_eq!(host["ports"][&open_port]["result"], "open", "{host}");
+    assert_eq!(host["ports"][&open_port]["success_rate"], 1.0);
+    assert_eq!(host["ports"][&closed_port]["result"], "closed", "{host}");
+    assert_eq!(host["ports"][&closed_port]["success_rate"], 0.0);
+    for key in ["min", "max", "avg", "median"] {
+        assert!(
+            host["ports"][&open_port]["rtt_ms"][key].is_f64(),
+            "{key}: {host}"
+        );
+    }
+    // Text: the hosts table puts the ping and the ports together.
+    let out = netpulse(&[
+        "probe",
+        "-q",
+        "-c",
+        "1",
+        "-p",
+        &open_port,
+        &closed_port,
+        "-t",
+        "127.0.0.1",
+        "localhost",
+    ]);
+    let text = stdout(&out);
+    assert!(text.contains("--- hosts: ping and ports ---"), "{text}");
+    assert!(
+        text.contains(&format!("tcp/{open_port}")) && text.contains("closed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("localhost"),
+        "-t takes several targets: {text}"
+    );
+    drop(open);
+}
+
+/// A bare number or a short dotted form is refused with a hint, not probed as 0.0.0.80 or
+/// 10.61.0.0 as the resolver would take it.
+#[test]
+fn numeric_hosts_that_are_not_addresses_are_refused() {
+    let out = netpulse(&["probe", "-c", "1", "80"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("a bare number"), "{}", stderr(&out));
+    let out = netpulse(&["probe", "-c", "1", "10.61.0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not a whole IPv4 address"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Without ICMP (no ping socket allowed, `--icmp-socket dgram`), the TCP targets are still
+/// probed and the ICMP ones named as not probed, with why: exit 1, not 2.
+#[test]
+fn without_icmp_the_other_targets_are_still_probed() {
+    let Some(ns) = Netns::new() else { return };
+    ns.exec(&["sysctl", "-qw", "net.ipv4.ping_group_range=1 0"]);
+    let out = netpulse_in(
+        &ns.name,
+        &[
+            "probe",
+            "--icmp-socket",
+            "dgram",
+            "-c",
+            "2",
+            "-i",
+            "10ms",
+            "--json",
+            "127.0.0.1",
+            "127.0.0.1:9",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 ICMP target not probed (127.0.0.1)"),
+        "{}",
+        stderr(&out)
+    );
+    let lines = json_lines(&out);
+    let s = summary(&lines, "tcp://127.0.0.1:9");
+    assert_eq!(
+        (s["sent"].as_u64(), s["refused"].as_u64()),
+        (Some(2), Some(2)),
+        "{s}"
+    );
 }
