@@ -388,6 +388,7 @@ impl RecordSink {
 pub struct Recorder {
     sink: RecordSink,
     handle: JoinHandle<RecorderReport>,
+    session_id: i64,
 }
 
 impl Recorder {
@@ -422,6 +423,7 @@ impl Recorder {
         let failed = Arc::new(AtomicU64::new(0));
         let lost = Arc::new(AtomicU64::new(0));
         let mut recording = Recording::new(store, session, targets, cfg)?;
+        let session_id = recording.session_id();
         // The schedule starts now, not whenever the thread first runs.
         let started = clock.monotonic();
         recording.dropped = Arc::clone(&dropped);
@@ -442,7 +444,13 @@ impl Recorder {
                 lost,
             },
             handle,
+            session_id,
         })
+    }
+
+    /// The session being recorded.
+    pub fn session_id(&self) -> i64 {
+        self.session_id
     }
 
     /// A handle to feed results from the probe engine.

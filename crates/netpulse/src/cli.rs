@@ -116,6 +116,8 @@ pub struct MonitorArgs {
     /// interfaces, alerts (q quits, ? for keys).
     #[arg(long)]
     pub tui: bool,
+    #[command(flatten)]
+    pub session: SessionDirArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,6 +268,22 @@ pub struct SessionsArgs {
     pub json: bool,
 }
 
+/// Seed 002's live session folder (probe and monitor).
+#[derive(Debug, Clone, Args)]
+pub struct SessionDirArgs {
+    /// Keep a session folder up to date while running: summary.txt (with the configuration),
+    /// per-second/minute/hour CSVs, the outage log; written in full when the run ends. Needs
+    /// the recording (probe: implies --record).
+    #[arg(long, value_name = "DIR")]
+    pub session_dir: Option<std::path::PathBuf>,
+    /// How often the session folder is brought up to date.
+    #[arg(long, value_name = "DURATION", default_value = crate::session_dir::REFRESH, requires = "session_dir")]
+    pub session_every: String,
+    /// Also log every probe (time, target, sequence, outcome, RTT) to DIR/connections.log.
+    #[arg(long, requires = "session_dir")]
+    pub connection_log: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum IcmpSocketArg {
     /// Unprivileged ping socket if allowed, else raw.
@@ -312,6 +330,8 @@ pub struct ProbeArgs {
     /// Say more: each name's address, the sockets chosen, why each probe failed.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub session: SessionDirArgs,
     /// Use IPv4 only.
     #[arg(short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,

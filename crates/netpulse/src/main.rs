@@ -14,6 +14,7 @@ mod report_charts;
 mod report_cmd;
 mod report_ifaces;
 mod resolver;
+mod session_dir;
 mod session_file;
 mod signals;
 mod tui_cmd;

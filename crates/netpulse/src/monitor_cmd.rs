@@ -99,6 +99,52 @@ fn probe_plan(key: &TargetKey, kind: netpulse_core::target::TargetKind, addr: Ip
     }
 }
 
+/// The configuration header of a session folder's `summary.txt` (seed 002's).
+fn session_header(config: &Config) -> String {
+    let labels: Vec<String> = config.targets.iter().map(|t| config.label_of(t)).collect();
+    let shown = labels
+        .iter()
+        .take(20)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = labels.len().saturating_sub(20);
+    let mut intervals: Vec<String> = config
+        .targets
+        .iter()
+        .map(|t| {
+            format!(
+                "{}/{}",
+                humantime::format_duration(t.interval.get_ref().get()),
+                humantime::format_duration(t.timeout.get_ref().get())
+            )
+        })
+        .collect();
+    intervals.sort();
+    intervals.dedup();
+    let o = config.outage.detector();
+    format!(
+        "netpulse monitor session\ntargets ({}): {shown}{}\ninterval/timeout: {}\n\
+         outage: {} failed probes in a row at 1s (one more per factor of ten faster), or loss \
+         over {} above {}% with at least {} probes\n\n",
+        labels.len(),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        },
+        if intervals.is_empty() {
+            "-".to_string()
+        } else {
+            intervals.join(", ")
+        },
+        o.consecutive,
+        humantime::format_duration(o.window),
+        crate::output::fmt_percent(o.loss_threshold),
+        o.min_probes,
+    )
+}
+
 /// A target the engine probes.
 struct RunningTarget {
     key: TargetKey,
@@ -166,6 +212,8 @@ struct Monitor {
     resolver: Resolver,
     /// Targets given by name, by index (targets given by address have none).
     names: HashMap<usize, NameState>,
+    /// `--connection-log`: every probe, one line each.
+    conn_log: Option<crate::session_dir::ConnectionLog>,
 }
 
 pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
@@ -221,6 +269,34 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let sink = recorder.as_ref().map(Recorder::sink);
+    let header = session_header(&setup.config);
+    let session_dir = match (&args.session.session_dir, &recorder, &db_path) {
+        (Some(dir), Some(rec), Some(db)) => Some(crate::session_dir::SessionDir::start(
+            dir,
+            db,
+            rec.session_id(),
+            header.clone(),
+            netpulse_core::parse_duration(&args.session.session_every)
+                .context("bad --session-every")?,
+            setup
+                .config
+                .targets
+                .iter()
+                .map(|t| t.timeout.get_ref().get())
+                .max()
+                .unwrap_or(Duration::from_secs(1)),
+        )?),
+        (Some(_), _, _) => anyhow::bail!(
+            "--session-dir is written from the recording, which the config turns off ([record] enabled = false)"
+        ),
+        _ => None,
+    };
+    let conn_log = match &args.session.session_dir {
+        Some(dir) if args.session.connection_log => {
+            Some(crate::session_dir::ConnectionLog::create(dir)?)
+        }
+        _ => None,
+    };
 
     // One engine for every target, on a thread of its own.
     let engine = Engine::with_ids(
@@ -274,6 +350,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         target_metrics: HashMap::new(),
         resolver,
         names: HashMap::new(),
+        conn_log,
     };
     let wanted = wanted_keys(&monitor.setup.config);
     monitor.start_targets(&wanted, &(0..wanted.len()).collect::<Vec<_>>());
@@ -421,6 +498,11 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         let report = rec.finish(SystemTime::now());
         crate::record::say_recording_end(&report, "results");
     }
+    if let Some(dir) = session_dir {
+        if let Err(e) = dir.finish(header) {
+            eprintln!("netpulse monitor: {e:#}");
+        }
+    }
     print!("{summary}");
     Ok(ExitCode::SUCCESS)
 }
@@ -428,6 +510,17 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
 impl Monitor {
     /// A batch of probe results, arrived at `wall`.
     fn results(&mut self, batch: &[ProbeResult], wall: SystemTime) {
+        if let Some(log) = self.conn_log.as_mut() {
+            let model = &self.model;
+            let logged = batch.iter().try_for_each(|r| {
+                let label = model.target(r.target).map_or("?", |t| &*t.label);
+                log.probe(label, r)
+            });
+            if let Err(e) = logged.and_then(|()| log.flush()) {
+                eprintln!("netpulse monitor: connection log stopped: {e:#}");
+                self.conn_log = None;
+            }
+        }
         let mut live = self.shared.live();
         for r in batch {
             if let Some(m) = self.target_metrics.get(&r.target) {

@@ -234,12 +234,39 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     if stop_slot.set(stop.clone()).is_err() {
         bail!("the probe engine was started twice");
     }
-    let record_path = args.record.as_deref().map(crate::record::db_path);
+    // A session folder is written from the recording: it implies --record.
+    let record_path = args
+        .record
+        .as_deref()
+        .or(args
+            .session
+            .session_dir
+            .as_ref()
+            .map(|_| std::path::Path::new("")))
+        .map(crate::record::db_path);
     let recorder = match &record_path {
         Some(path) => Some(crate::record::start(&args, path, &plans)?),
         None => None,
     };
     let record_sink = recorder.as_ref().map(|r| r.sink());
+    let header = session_header(&args, &plans, interval, timeout, outage);
+    let session_dir = match (&args.session.session_dir, &recorder, &record_path) {
+        (Some(dir), Some(rec), Some(db)) => Some(crate::session_dir::SessionDir::start(
+            dir,
+            db,
+            rec.session_id(),
+            header.clone(),
+            duration_arg("--session-every", &args.session.session_every)?,
+            timeout,
+        )?),
+        _ => None,
+    };
+    let mut conn_log = match &args.session.session_dir {
+        Some(dir) if args.session.connection_log => {
+            Some(crate::session_dir::ConnectionLog::create(dir)?)
+        }
+        _ => None,
+    };
     let icmp_socket = engine.icmp_socket_kind();
     if args.verbose {
         if let Some(kind) = icmp_socket {
@@ -267,7 +294,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         out.out.flush()?;
     }
 
-    let live = !args.quiet || report_every.is_some() || session.is_some();
+    let live = !args.quiet || report_every.is_some() || session.is_some() || conn_log.is_some();
     let (tx, rx) = mpsc::sync_channel::<ProbeResult>(OUTPUT_QUEUE);
     let dropped = Arc::new(AtomicU64::new(0));
     let dropped_in_engine = Arc::clone(&dropped);
@@ -298,6 +325,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         report_every,
         &mut out,
         session.as_mut(),
+        conn_log.as_mut(),
     );
     if let Err(e) = consumed {
         stop.stop();
@@ -308,6 +336,9 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         .join()
         .map_err(|_| anyhow::anyhow!("the probe engine thread failed"))?;
     let recorded = recorder.map(|r| r.finish(SystemTime::now()));
+    if let Some(dir) = session_dir {
+        dir.finish(header)?;
+    }
 
     for (plan, rep) in plans.iter().zip(&report.targets) {
         if out.json {
@@ -369,6 +400,33 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The configuration header of a session folder's `summary.txt` (seed 002's).
+fn session_header(
+    args: &ProbeArgs,
+    plans: &[ProbePlan],
+    interval: Duration,
+    timeout: Duration,
+    outage: OutageConfig,
+) -> String {
+    let targets: Vec<&str> = plans.iter().map(|p| p.label.as_str()).collect();
+    format!(
+        "netpulse probe session\ntargets: {}\ninterval: {}, timeout: {}, payload: {} bytes{}\n\
+         outage: {} failed probes in a row (at this interval), or loss over {} above {}% with at \
+         least {} probes\n\n",
+        targets.join(", "),
+        humantime::format_duration(interval),
+        humantime::format_duration(timeout),
+        args.size,
+        args.count
+            .map(|c| format!(", count: {c}"))
+            .unwrap_or_default(),
+        outage.run_needed(interval),
+        humantime::format_duration(outage.window),
+        output::fmt_percent(outage.loss_threshold),
+        outage.min_probes,
+    )
+}
+
 /// Prints live lines and periodic reports, and writes `-o`'s results, until the engine
 /// finishes (its channel closes).
 fn consume(
@@ -379,6 +437,7 @@ fn consume(
     report_every: Option<ReportEvery>,
     out: &mut Output,
     mut session: Option<&mut SessionFile>,
+    mut conn_log: Option<&mut crate::session_dir::ConnectionLog>,
 ) -> anyhow::Result<()> {
     let mut windows: Vec<_> = plans
         .iter()
@@ -406,6 +465,9 @@ fn consume(
                     Ok(r) => Ok(r),
                     Err(mpsc::TryRecvError::Empty) => {
                         out.out.flush()?;
+                        if let Some(log) = conn_log.as_deref_mut() {
+                            log.flush()?;
+                        }
                         rx.recv_timeout(at.saturating_duration_since(Instant::now()))
                     }
                     Err(mpsc::TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
@@ -415,6 +477,9 @@ fn consume(
                 Ok(r) => Ok(r),
                 Err(mpsc::TryRecvError::Empty) => {
                     out.out.flush()?;
+                    if let Some(log) = conn_log.as_deref_mut() {
+                        log.flush()?;
+                    }
                     rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
                 }
                 Err(mpsc::TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
@@ -430,6 +495,9 @@ fn consume(
                 }
                 if let Some(f) = session.as_deref_mut() {
                     f.result(&output::probe_json(plan, &r))?;
+                }
+                if let Some(log) = conn_log.as_deref_mut() {
+                    log.probe(&plan.label, &r)?;
                 }
                 if !args.quiet {
                     if out.json {
@@ -453,6 +521,9 @@ fn consume(
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
+                if let Some(log) = conn_log.as_deref_mut() {
+                    log.flush()?;
+                }
                 // The run ended inside a window: its probes get their table too.
                 if report_every.is_some() && windows.iter().any(|w| w.sent() > 0) {
                     print_report(plans, &mut windows, &span, out)?;

@@ -204,7 +204,7 @@ fn stats_json(s: &ProbeStats) -> Value {
     })
 }
 
-fn outage_json(o: &OutageRecord) -> Value {
+pub(crate) fn outage_json(o: &OutageRecord) -> Value {
     json!({
         "target": o.target, "from": time_ms(o.start_ms), "to": time_ms(o.end_ms),
         "duration_ms": o.duration_ms(), "sent": o.sent, "received": o.received,
@@ -238,7 +238,7 @@ pub(crate) struct Report {
     gaps: Vec<netpulse_store::GapRecord>,
 }
 
-fn gather(store: &Store, sc: &Scope) -> anyhow::Result<Report> {
+pub(crate) fn gather(store: &Store, sc: &Scope) -> anyhow::Result<Report> {
     let (totals_resolution, mut by_name) = totals(store, sc)?;
     let in_scope: Vec<i64> = sc.session.iter().map(|s| s.id).collect();
     let mut per_target: Vec<(String, ProbeStats)> = Vec::with_capacity(by_name.len());
@@ -302,7 +302,7 @@ fn gather(store: &Store, sc: &Scope) -> anyhow::Result<Report> {
     })
 }
 
-fn summary_text(r: &Report) -> String {
+pub(crate) fn summary_text(r: &Report) -> String {
     let t = &r.total;
     let lost = t.sent - t.received.min(t.sent);
     let mut out = format!("netpulse report: {}\n", r.scope_text);
@@ -384,7 +384,7 @@ fn summary_text(r: &Report) -> String {
     out
 }
 
-fn outages_text(outages: &[OutageRecord]) -> String {
+pub(crate) fn outages_text(outages: &[OutageRecord]) -> String {
     if outages.is_empty() {
         return "  none\n".into();
     }
@@ -441,8 +441,19 @@ fn csv_field(d: Option<Duration>) -> String {
 }
 
 fn write_csv(w: impl Write, rows: &[RollupRecord]) -> anyhow::Result<()> {
+    write_csv_rows(w, rows, true)
+}
+
+/// The CSV of `rows`, with the header line or (appending to a file that has one) without.
+pub(crate) fn write_csv_rows(
+    w: impl Write,
+    rows: &[RollupRecord],
+    header: bool,
+) -> anyhow::Result<()> {
     let mut c = csv::Writer::from_writer(w);
-    c.write_record(CSV_HEADER)?;
+    if header {
+        c.write_record(CSV_HEADER)?;
+    }
     for r in rows {
         let s = &r.stats;
         let sum = s.rtt.summary();
@@ -480,7 +491,7 @@ fn series_json(rows: &[RollupRecord]) -> Value {
     )
 }
 
-fn report_json(r: &Report, series: Option<(Resolution, &[RollupRecord])>) -> Value {
+pub(crate) fn report_json(r: &Report, series: Option<(Resolution, &[RollupRecord])>) -> Value {
     let mut v = json!({
         "type": "report",
         "scope": r.scope_json,
@@ -610,33 +621,63 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_folder(dir: &Path, store: &Store, sc: &Scope, report: &Report) -> anyhow::Result<()> {
+pub(crate) fn write_folder(
+    dir: &Path,
+    store: &Store,
+    sc: &Scope,
+    report: &Report,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let file = |name: &str| {
-        let p = dir.join(name);
-        std::fs::File::create(&p).with_context(|| format!("cannot write {}", p.display()))
-    };
-    file("summary.txt")?.write_all(summary_text(report).as_bytes())?;
     let summary = report_json(report, None);
-    serde_json::to_writer_pretty(file("summary.json")?, &summary)?;
-    file("outages.txt")?.write_all(outages_text(&report.outages).as_bytes())?;
-    serde_json::to_writer_pretty(
-        file("outages.json")?,
-        &report.outages.iter().map(outage_json).collect::<Vec<_>>(),
-    )?;
+    write_atomically(&dir.join("summary.txt"), |w| {
+        Ok(w.write_all(summary_text(report).as_bytes())?)
+    })?;
+    write_atomically(&dir.join("summary.json"), |w| {
+        Ok(serde_json::to_writer_pretty(w, &summary)?)
+    })?;
+    write_atomically(&dir.join("outages.txt"), |w| {
+        Ok(w.write_all(outages_text(&report.outages).as_bytes())?)
+    })?;
+    write_atomically(&dir.join("outages.json"), |w| {
+        Ok(serde_json::to_writer_pretty(
+            w,
+            &report.outages.iter().map(outage_json).collect::<Vec<_>>(),
+        )?)
+    })?;
     for (res, stem) in [
         (Resolution::Second, "per_second"),
         (Resolution::Minute, "per_minute"),
         (Resolution::Hour, "per_hour"),
     ] {
         let rows = series(store, sc, res)?;
-        write_csv(io::BufWriter::new(file(&format!("{stem}.csv"))?), &rows)?;
-        serde_json::to_writer(
-            io::BufWriter::new(file(&format!("{stem}.json"))?),
-            &series_json(&rows),
-        )?;
+        write_atomically(&dir.join(format!("{stem}.csv")), |w| write_csv(w, &rows))?;
+        write_atomically(&dir.join(format!("{stem}.json")), |w| {
+            Ok(serde_json::to_writer(w, &series_json(&rows))?)
+        })?;
     }
     Ok(())
+}
+
+/// Writes `path` through a scratch file beside it, renamed over it once complete: a reader (a
+/// `tail`, a spreadsheet refreshing a live session folder) never sees half a file.
+pub(crate) fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut part = path.as_os_str().to_os_string();
+    part.push(".part");
+    let part = std::path::PathBuf::from(part);
+    let done = (|| -> anyhow::Result<()> {
+        let mut w = io::BufWriter::new(std::fs::File::create(&part)?);
+        write(&mut w)?;
+        w.flush()?;
+        std::fs::rename(&part, path)?;
+        Ok(())
+    })();
+    if done.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    done.with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn sessions(args: SessionsArgs) -> anyhow::Result<ExitCode> {

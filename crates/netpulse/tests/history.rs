@@ -723,3 +723,114 @@ fn report_lists_targets_in_the_order_they_were_given() {
         .collect();
     assert_eq!(names, [tcp.as_str(), "127.0.0.1"]);
 }
+
+/// `--session-dir`: seed 002's folder is written while the run goes on (summary with its
+/// configuration header, per-second rows appended once their second settled, each once), and
+/// when it ends it is exactly what `report --out` writes for the session.
+#[test]
+fn the_session_folder_is_written_live_and_complete_at_the_end() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("h.db");
+    let folder = dir.path().join("session");
+    let (_l, open) = listener();
+    let mut child = Command::new(bin())
+        .args([
+            "probe",
+            "-q",
+            "-i",
+            "50ms",
+            "-W",
+            "200ms",
+            "--session-every",
+            "200ms",
+        ])
+        .arg(format!("--record={}", db.display()))
+        .arg("--session-dir")
+        .arg(&folder)
+        .arg("--connection-log")
+        .args([open.as_str(), "127.0.0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start probe");
+    let per_second = folder.join("per_second.csv");
+    // Waits (polling the folder: files have no event to wait on) for rows of 3 seconds.
+    let rows = |path: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rows(&per_second).len() < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "no live rows: {:?}",
+            rows(&per_second)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let summary = std::fs::read_to_string(folder.join("summary.txt")).expect("summary.txt");
+    assert!(
+        summary.starts_with("netpulse probe session\ntargets: "),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("interval: 50ms, timeout: 200ms"),
+        "{summary}"
+    );
+    assert!(summary.contains("outage: "), "{summary}");
+    let live = rows(&per_second);
+    let mut keys: Vec<_> = live
+        .iter()
+        .map(|l| l.split(',').take(2).collect::<Vec<_>>().join(","))
+        .collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "a row appended twice: {live:?}");
+    assert!(
+        std::fs::read_to_string(folder.join("connections.log")).is_ok_and(|l| l.contains(" ok ")),
+        "connection log"
+    );
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    // The end: the same files `report --out` writes.
+    let out_dir = dir.path().join("report-out");
+    let dbs = db.to_str().expect("utf-8");
+    let out = netpulse(&[
+        "report",
+        "--db",
+        dbs,
+        "--out",
+        out_dir.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for f in [
+        "per_second.csv",
+        "per_minute.csv",
+        "per_hour.csv",
+        "per_second.json",
+        "outages.txt",
+    ] {
+        let a = std::fs::read_to_string(folder.join(f)).expect(f);
+        let b = std::fs::read_to_string(out_dir.join(f)).expect(f);
+        assert_eq!(a, b, "{f}");
+    }
+    // What was appended live is what the end says for those seconds.
+    let end = rows(&per_second);
+    for row in &live {
+        assert!(end.contains(row), "live row changed at the end: {row}");
+    }
+    let report = std::fs::read_to_string(out_dir.join("summary.txt")).expect("summary");
+    let ours = std::fs::read_to_string(folder.join("summary.txt")).expect("summary");
+    assert!(
+        ours.ends_with(&report),
+        "the header, then the report's summary"
+    );
+}

@@ -679,3 +679,59 @@ fn an_unresolved_name_is_kept_failing_retried_and_followed_when_it_moves() {
         "{t}"
     );
 }
+
+/// `monitor --session-dir` keeps seed 002's folder too, with the monitor's configuration as its
+/// header, and the connection log.
+#[test]
+fn the_monitor_keeps_a_session_folder() {
+    let Some(ns) = Netns::new() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("monitor.toml");
+    let folder = dir.path().join("session");
+    let text = format!(
+        "[monitor]\nstatus_every = \"1s\"\n[ifaces]\nenabled = false\n[record]\ndb = \"{}\"\n\
+         [[target]]\ntarget = \"127.0.0.1:9\"\nlabel = \"closed port\"\ninterval = \"100ms\"\n",
+        dir.path().join("h.db").display()
+    );
+    std::fs::write(&config, text).expect("config");
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            common::bin(),
+            "monitor",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--session-dir")
+        .arg(&folder)
+        .args(["--session-every", "200ms", "--connection-log"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start monitor");
+    let mut monitor = Reaped(child);
+    let mut lines = BufReader::new(monitor.0.stdout.take().expect("stdout")).lines();
+    until(&mut lines, "closed port");
+    until(&mut lines, "closed port");
+    kill(&mut monitor.0, "-INT");
+    assert!(monitor.0.wait().expect("wait").success());
+    let summary = std::fs::read_to_string(folder.join("summary.txt")).expect("summary.txt");
+    assert!(
+        summary.starts_with("netpulse monitor session\ntargets (1): closed port\n"),
+        "{summary}"
+    );
+    assert!(summary.contains("interval/timeout: 100ms/1s"), "{summary}");
+    let csv = std::fs::read_to_string(folder.join("per_second.csv")).expect("per_second.csv");
+    assert!(
+        csv.lines().skip(1).any(|l| l.contains(",closed port,")),
+        "{csv}"
+    );
+    let log = std::fs::read_to_string(folder.join("connections.log")).expect("log");
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" closed port seq=1 refused ")),
+        "{log}"
+    );
+}
