@@ -324,8 +324,10 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         outage,
         report_every,
         &mut out,
-        session.as_mut(),
-        conn_log.as_mut(),
+        &mut RunFiles {
+            session: session.as_mut(),
+            conn_log: conn_log.as_mut(),
+        },
     );
     if let Err(e) = consumed {
         stop.stop();
@@ -400,6 +402,14 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The files a run writes as results arrive.
+struct RunFiles<'a> {
+    /// `-o`'s results.
+    session: Option<&'a mut SessionFile>,
+    /// `--connection-log`.
+    conn_log: Option<&'a mut crate::session_dir::ConnectionLog>,
+}
+
 /// The configuration header of a session folder's `summary.txt` (seed 002's).
 fn session_header(
     args: &ProbeArgs,
@@ -436,9 +446,9 @@ fn consume(
     outage: OutageConfig,
     report_every: Option<ReportEvery>,
     out: &mut Output,
-    mut session: Option<&mut SessionFile>,
-    mut conn_log: Option<&mut crate::session_dir::ConnectionLog>,
+    files: &mut RunFiles,
 ) -> anyhow::Result<()> {
+    let RunFiles { session, conn_log } = files;
     let mut windows: Vec<_> = plans
         .iter()
         .map(|p| WindowStats::new(outage, p.interval))
