@@ -92,8 +92,8 @@ impl Malformed {
 pub enum Network {
     /// Nothing (undecodable link, or an EtherType we do not decode).
     None,
-    /// ARP.
-    Arp,
+    /// ARP; its addresses when it is Ethernet/IPv4 ARP (nearly all of it).
+    Arp(Option<ArpPacket>),
     /// IPv4 or IPv6.
     Ip {
         /// Source.
@@ -107,6 +107,47 @@ pub enum Network {
         /// A fragment other than the first: no transport header to decode.
         later_fragment: bool,
     },
+}
+
+/// An Ethernet/IPv4 ARP message's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpPacket {
+    /// 1 request, 2 reply.
+    pub op: u16,
+    /// Sender hardware address.
+    pub sender_mac: [u8; 6],
+    /// Sender protocol address.
+    pub sender_ip: std::net::Ipv4Addr,
+    /// Target hardware address (zero in a request).
+    pub target_mac: [u8; 6],
+    /// Target protocol address.
+    pub target_ip: std::net::Ipv4Addr,
+}
+
+impl ArpPacket {
+    /// Decodes the body of an ARP message (after the link header); `None` unless it is
+    /// Ethernet (htype 1, hlen 6) over IPv4 (ptype 0x0800, plen 4) and whole.
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        let head = b.get(..8)?;
+        if head[..6] != [0, 1, 0x08, 0x00, 6, 4] {
+            return None;
+        }
+        let body = b.get(8..28)?;
+        let mac = |at: usize| -> [u8; 6] {
+            let mut m = [0u8; 6];
+            m.copy_from_slice(&body[at..at + 6]);
+            m
+        };
+        let ip =
+            |at: usize| std::net::Ipv4Addr::new(body[at], body[at + 1], body[at + 2], body[at + 3]);
+        Some(ArpPacket {
+            op: u16::from_be_bytes([head[6], head[7]]),
+            sender_mac: mac(0),
+            sender_ip: ip(6),
+            target_mac: mac(10),
+            target_ip: ip(16),
+        })
+    }
 }
 
 /// The transport layer.
@@ -303,7 +344,7 @@ pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
             if rest.len() < 8 {
                 d.malformed = Some(Malformed::ShortArp);
             } else {
-                d.network = Network::Arp;
+                d.network = Network::Arp(ArpPacket::decode(rest));
             }
         }
         _ => {}
@@ -510,6 +551,34 @@ mod tests {
         ]);
         p.extend(std::iter::repeat_n(0xaa, data));
         p
+    }
+
+    /// An Ethernet/IPv4 ARP body: `op`, sender 02:..:01 10.0.0.1, target `tmac` 10.0.0.2.
+    fn arp(op: u8, tmac: [u8; 6]) -> Vec<u8> {
+        let mut b = vec![0, 1, 8, 0, 6, 4, 0, op, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1];
+        b.extend(tmac);
+        b.extend([10, 0, 0, 2]);
+        b
+    }
+
+    #[test]
+    fn arp_addresses_are_decoded_and_other_arp_is_still_arp() {
+        let d = decode(linktype::ETHERNET, &eth(0x0806, &arp(1, [0; 6])));
+        let Network::Arp(Some(a)) = d.network else {
+            panic!("{:?}", d.network)
+        };
+        assert_eq!(a.op, 1);
+        assert_eq!(a.sender_mac, [2, 0, 0, 0, 0, 1]);
+        assert_eq!(a.sender_ip, std::net::Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(a.target_ip, std::net::Ipv4Addr::new(10, 0, 0, 2));
+        // Cut after its header, or not Ethernet/IPv4: ARP without addresses, no panic.
+        let short = &arp(1, [0; 6])[..20];
+        let d = decode(linktype::ETHERNET, &eth(0x0806, short));
+        assert_eq!(d.network, Network::Arp(None));
+        let mut other = arp(1, [0; 6]);
+        other[1] = 6; // IEEE 802 hardware
+        let d = decode(linktype::ETHERNET, &eth(0x0806, &other));
+        assert_eq!(d.network, Network::Arp(None));
     }
 
     #[test]

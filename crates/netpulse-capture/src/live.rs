@@ -6,7 +6,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
     /// No permission to capture.
-    #[error("cannot capture on {iface}: permission denied. Run as root, or give the binary the capability once: sudo setcap cap_net_raw,cap_net_admin=eip {exe}")]
+    #[error("cannot capture on {iface}: permission denied. Run as root, or give the binary the capability once: sudo setcap cap_net_raw=eip {exe}")]
     Permission {
         /// Interface.
         iface: String,

@@ -368,9 +368,61 @@ impl std::fmt::Display for PacketLine<'_> {
                 },
                 _,
             ) => write!(w, "IP proto {proto} {src} > {dst} {len}"),
-            (Network::Arp, _) => write!(w, "ARP {len}"),
+            (Network::Arp(Some(a)), _) => match a.op {
+                1 => write!(
+                    w,
+                    "ARP who-has {} tell {} ({}) {len}",
+                    a.target_ip,
+                    a.sender_ip,
+                    Mac(a.sender_mac)
+                ),
+                2 => write!(
+                    w,
+                    "ARP {} is-at {} (to {} {}) {len}",
+                    a.sender_ip,
+                    Mac(a.sender_mac),
+                    a.target_ip,
+                    Mac(a.target_mac)
+                ),
+                op => write!(
+                    w,
+                    "ARP op {op} {} ({}) > {} ({}) {len}",
+                    a.sender_ip,
+                    Mac(a.sender_mac),
+                    a.target_ip,
+                    Mac(a.target_mac)
+                ),
+            },
+            (Network::Arp(None), _) => write!(w, "ARP {len}"),
             _ => write!(w, "ethertype 0x{:04x} {len}", d.ethertype),
         }
+    }
+}
+
+/// A MAC address as `aa:bb:cc:dd:ee:ff`.
+pub struct Mac(pub [u8; 6]);
+
+impl std::fmt::Display for Mac {
+    fn fmt(&self, w: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.0;
+        write!(
+            w,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+/// A packet as `tcpdump -e` shows it: the link addresses, then [`PacketLine`].
+pub struct PacketLineWithMacs<'a>(&'a PacketSummary);
+
+impl std::fmt::Display for PacketLineWithMacs<'_> {
+    fn fmt(&self, w: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = &self.0.decoded;
+        if let (Some(src), Some(dst)) = (d.src_mac, d.dst_mac) {
+            write!(w, "{} > {}, ", Mac(src), Mac(dst))?;
+        }
+        write!(w, "{}", PacketLine(self.0))
     }
 }
 
@@ -378,6 +430,11 @@ impl PacketSummary {
     /// The packet as one tcpdump-like line (see [`PacketLine`]).
     pub fn line(&self) -> PacketLine<'_> {
         PacketLine(self)
+    }
+
+    /// The packet with its link addresses first, as `tcpdump -e` writes it.
+    pub fn line_with_macs(&self) -> PacketLineWithMacs<'_> {
+        PacketLineWithMacs(self)
     }
 
     /// Decodes a captured packet.
@@ -1147,6 +1204,30 @@ impl Analyzer {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn packet_log_lines_carry_macs_and_arp_says_who_has_and_is_at() {
+        let mut frame = vec![0xff; 6];
+        frame.extend([2, 0, 0, 0, 0, 1, 8, 6, 0, 1, 8, 0, 6, 4, 0, 1]);
+        frame.extend([2, 0, 0, 0, 0, 1, 10, 0, 0, 1]);
+        frame.extend([0; 6]);
+        frame.extend([10, 0, 0, 2]);
+        let p = PacketSummary::of(0, 42, crate::decode::linktype::ETHERNET, &frame);
+        assert_eq!(
+            p.line_with_macs().to_string(),
+            "02:00:00:00:00:01 > ff:ff:ff:ff:ff:ff, ARP who-has 10.0.0.2 tell 10.0.0.1 (02:00:00:00:00:01) 42"
+        );
+        // The reply.
+        let mut reply = vec![
+            2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 6, 0, 1, 8, 0, 6, 4, 0, 2,
+        ];
+        reply.extend([2, 0, 0, 0, 0, 2, 10, 0, 0, 2, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1]);
+        let p = PacketSummary::of(0, 42, crate::decode::linktype::ETHERNET, &reply);
+        assert_eq!(
+            p.line().to_string(),
+            "ARP 10.0.0.2 is-at 02:00:00:00:00:02 (to 10.0.0.1 02:00:00:00:00:01) 42"
+        );
+    }
+
     use super::*;
     use std::net::Ipv4Addr;
 

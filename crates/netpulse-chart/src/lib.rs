@@ -342,11 +342,20 @@ macro_rules! lines_body {
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2))
                 });
+            // Few points (a short capture: one second) draw no line to speak of: mark them.
+            if points.len() <= MARKED_POINTS {
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                    .map_err(|x| e(&x))?;
+            }
         }
         legend!(chart, e);
         Ok(())
     }};
 }
+
+/// Series with at most this many points get a marker on each.
+const MARKED_POINTS: usize = 30;
 
 /// Lines over time, one per named series of (unix second, value); `fmt` labels the y axis.
 pub fn lines(
@@ -379,7 +388,8 @@ macro_rules! bars_body {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels($bars.len())
+            // Every label on a narrow bar would overlap its neighbours'.
+            .x_labels($bars.len().min(12))
             .x_label_formatter(&|i| {
                 $bars
                     .get(usize::try_from(*i).unwrap_or(usize::MAX))

@@ -227,14 +227,18 @@ impl LatencySketch {
         (2.0 * g.powi(i32::from(index)) / (g + 1.0)).round() as u64
     }
 
-    /// The counts re-binned into `bins` equal-width bins between the smallest and largest
-    /// value held: (bin start ns, bin end ns, count), for drawing a histogram.
+    /// The counts re-binned into at most `bins` equal-width bins between the smallest and
+    /// largest value held: (bin start ns, bin end ns, count), for drawing a histogram. Never
+    /// narrower than the sketch's own buckets at the top of the range: a narrower bin would
+    /// get no value of its own, and every other bar would be empty.
     pub fn linear_bins(&self, bins: usize) -> Vec<(f64, f64, u64)> {
         let (Some((lo, _)), Some((hi, _))) = (self.pairs().next(), self.pairs().next_back()) else {
             return Vec::new();
         };
-        let bins = bins.max(1);
         let (lo, hi) = (Self::value(lo) as f64, Self::value(hi) as f64);
+        let bucket_at_hi = hi * (gamma() - 1.0);
+        let fit = ((hi - lo) / bucket_at_hi.max(1.0)).floor().max(1.0) as usize;
+        let bins = bins.clamp(1, fit);
         let width = ((hi - lo) / bins as f64).max(1.0);
         let mut out: Vec<(f64, f64, u64)> = (0..bins)
             .map(|b| (lo + b as f64 * width, lo + (b + 1) as f64 * width, 0))
@@ -584,5 +588,21 @@ mod tests {
         assert_eq!(bins[0].2, 2);
         assert_eq!(bins[8].2, 2);
         assert!(LatencySketch::default().linear_bins(5).is_empty());
+    }
+
+    #[test]
+    fn linear_bins_are_never_narrower_than_the_sketch_so_no_bar_is_empty_by_construction() {
+        // 40.0 … 40.9 ms in 0.1 ms steps: 1 % buckets are ~0.8 ms wide there, so 30 bins of
+        // 0.03 ms would leave most of them empty between the sketch's buckets.
+        let mut s = LatencySketch::default();
+        for i in 0..10u64 {
+            for _ in 0..5 {
+                s.record(40_000_000 + i * 100_000);
+            }
+        }
+        let bins = s.linear_bins(30);
+        assert!(bins.len() < 30, "{} bins", bins.len());
+        assert_eq!(bins.iter().map(|b| b.2).sum::<u64>(), 50);
+        assert!(bins.iter().all(|b| b.2 > 0), "{bins:?}");
     }
 }

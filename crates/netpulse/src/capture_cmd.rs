@@ -45,6 +45,46 @@ fn interval_json(i: &Interval) -> Value {
     })
 }
 
+/// One interval as text (seed 004's per-interval line): totals and rate, then each transport
+/// and link protocol seen with its packets and throughput, new flows, unique IPs and MACs.
+fn interval_text(i: &Interval) -> String {
+    let rate = |c: &Count| {
+        netpulse_core::units::Units {
+            si: true,
+            bits: true,
+        }
+        .rate(Some(bits_per_sec(c, i.length) / 8.0))
+    };
+    let protocols: Vec<String> = [
+        Protocol::Tcp,
+        Protocol::Udp,
+        Protocol::Icmp,
+        Protocol::Arp,
+        Protocol::Other,
+    ]
+    .iter()
+    .filter_map(|p| {
+        let c = &i.protocols[*p as usize];
+        (c.packets > 0).then(|| format!("{} {} pkts {}", p.name(), c.packets, rate(c)))
+    })
+    .collect();
+    format!(
+        "{}  {:>9} pkts {:>12} bytes {:>13}  {}  new flows {}, IPs {}, MACs {}",
+        time(i.start_ns),
+        i.total.packets,
+        i.total.bytes,
+        rate(&i.total),
+        if protocols.is_empty() {
+            "-".to_string()
+        } else {
+            protocols.join(" · ")
+        },
+        i.new_flows,
+        i.unique_ips,
+        i.unique_macs
+    )
+}
+
 fn rtt_json(r: &RttStats) -> Value {
     let ms = |d: Duration| (d.as_secs_f64() * 1e9).round() / 1e6;
     match r.summary() {
@@ -238,9 +278,10 @@ fn flow_row(f: &FlowRecord) -> netpulse_store::FlowRow {
     }
 }
 
-/// One line per packet for `--log`: its capture time, then what capture says of it.
+/// One line per packet for `--log`: its capture time, its MAC addresses (seed 004's log has
+/// them), then what capture says of it.
 fn log_line(w: &mut impl Write, p: &PacketSummary) -> io::Result<()> {
-    writeln!(w, "{} {}", time(p.ts_ns), p.line())
+    writeln!(w, "{} {}", time(p.ts_ns), p.line_with_macs())
 }
 
 /// `\r 45 % 520 MB / 1.16 GB  4.1 M packets/s  ETA 0.4 s` on stderr.
@@ -366,12 +407,16 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let sink = recorder.as_ref().map(netpulse_store::Recorder::sink);
     let cfg = AnalyzerConfig {
         interval: (!interval.is_zero()).then_some(interval),
-        per_second: sink.is_some(),
+        per_second: sink.is_some() || args.charts.is_some(),
         // Live senders choose the tables' keys; a file is read at full speed.
         keyed_hash: source.is_live(),
         ..AnalyzerConfig::default()
     };
     let mut analyzer = Analyzer::new(cfg, args.top);
+    let mut throughput = args
+        .charts
+        .as_ref()
+        .map(|_| crate::capture_charts::Throughput::new());
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let json = args.json;
@@ -382,20 +427,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
                 .map_err(io::Error::from)
                 .and_then(|_| out.write_all(b"\n"))
         } else {
-            writeln!(
-                out,
-                "{}  {:>9} pkts {:>12} bytes {:>14}  tcp {} udp {} icmp {} arp {} other {}  new flows {}",
-                time(i.start_ns),
-                i.total.packets,
-                i.total.bytes,
-                netpulse_core::units::Units { si: true, bits: true }.rate(Some(bits_per_sec(&i.total, i.length) / 8.0)),
-                i.protocols[Protocol::Tcp as usize].packets,
-                i.protocols[Protocol::Udp as usize].packets,
-                i.protocols[Protocol::Icmp as usize].packets,
-                i.protocols[Protocol::Arp as usize].packets,
-                i.protocols[Protocol::Other as usize].packets,
-                i.new_flows
-            )
+            writeln!(out, "{}", interval_text(i))
         };
         if let Err(e) = r {
             io_error.get_or_insert(e);
@@ -472,9 +504,12 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             analyzer.summary(p, &mut on_interval, &mut on_flow);
-            if let Some(s) = &sink {
-                for (sec, counts) in analyzer.take_seconds() {
+            for (sec, counts) in analyzer.take_seconds() {
+                if let Some(s) = &sink {
                     s.capture_second(capture_second(sec, &counts));
+                }
+                if let Some(t) = throughput.as_mut() {
+                    t.second(sec, &counts);
                 }
             }
         }
@@ -487,9 +522,12 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         eprint!("\r\x1b[K");
     }
     let (report, seconds) = analyzer.finish_with_seconds(&mut on_interval, &mut on_flow);
-    if let Some(s) = &sink {
-        for (sec, counts) in seconds {
+    for (sec, counts) in seconds {
+        if let Some(s) = &sink {
             s.capture_second(capture_second(sec, &counts));
+        }
+        if let Some(t) = throughput.as_mut() {
+            t.second(sec, &counts);
         }
     }
     drop(sink);
@@ -518,6 +556,13 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(e) = log_error {
         return Err(anyhow::Error::new(e).context("cannot write the packet log"));
+    }
+    if let (Some(dir), Some(t)) = (&args.charts, &throughput) {
+        let n = crate::capture_charts::write(dir, &report, t)?;
+        eprintln!(
+            "netpulse: wrote {n} charts (SVG and PNG) to {}",
+            dir.display()
+        );
     }
     if let (Some(s), Some(iface)) = (source.live_stats(), args.interface.as_ref()) {
         eprintln!(

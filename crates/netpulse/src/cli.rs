@@ -80,6 +80,10 @@ pub struct CaptureArgs {
     /// JSON Lines: one object per interval, then the report.
     #[arg(long)]
     pub json: bool,
+    /// When the capture ends, draw its charts into DIR (SVG and PNG): throughput per protocol
+    /// over time, TCP handshake and DNS RTT distributions, packets per protocol.
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<std::path::PathBuf>,
     /// Write every flow (when it ends) to this CSV file.
     #[arg(long, value_name = "FILE.csv")]
     pub flows: Option<std::path::PathBuf>,

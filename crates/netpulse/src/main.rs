@@ -1,5 +1,6 @@
 //! netpulse: how is my network doing, and why?
 
+mod capture_charts;
 mod capture_cmd;
 mod cli;
 mod config;

@@ -538,3 +538,193 @@ fn ctrl_c_ends_an_idle_live_capture_with_its_report() {
         .expect("report");
     assert_eq!(report["packets"], 0);
 }
+
+/// A pcap of ARP requests and a reply, written here.
+fn arp_pcap(dir: &Path) -> PathBuf {
+    let path = dir.join("arp.pcap");
+    let script = r#"
+import struct, sys
+def mac(s): return bytes(int(x, 16) for x in s.split(':'))
+def ip(s): return bytes(int(x) for x in s.split('.'))
+def arp(op, smac, sip, tmac, tip, dst, htype=1):
+    body = struct.pack('>HHBBH', htype, 0x0800, 6, 4, op) + mac(smac) + ip(sip) + mac(tmac) + ip(tip)
+    return mac(dst) + mac(smac) + b'\x08\x06' + body + b'\x00' * 18
+frames = [
+    arp(1, '02:00:00:00:00:01', '10.0.0.1', '00:00:00:00:00:00', '10.0.0.2', 'ff:ff:ff:ff:ff:ff'),
+    arp(2, '02:00:00:00:00:02', '10.0.0.2', '02:00:00:00:00:01', '10.0.0.1', '02:00:00:00:00:01'),
+    arp(1, '02:00:00:00:00:03', '10.0.0.3', '00:00:00:00:00:00', '10.0.0.9', 'ff:ff:ff:ff:ff:ff'),
+]
+with open(sys.argv[1], 'wb') as f:
+    f.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+    for i, fr in enumerate(frames):
+        f.write(struct.pack('<IIII', 1700000000, i, len(fr), len(fr)) + fr)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    path
+}
+
+/// Seed 004's packet log: every line carries the MAC addresses, and ARP lines their
+/// addresses — the same tshark reads from the same file.
+#[test]
+fn the_packet_log_has_macs_and_arp_addresses_as_tshark_reads_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pcap = arp_pcap(dir.path());
+    let log = dir.path().join("packets.log");
+    let (_, out) = report(&pcap, &["--log", log.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let ours: Vec<String> = std::fs::read_to_string(&log)
+        .expect("log")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let theirs = tshark(&[
+        "-r",
+        pcap.to_str().expect("utf-8"),
+        "-T",
+        "fields",
+        "-e",
+        "eth.src",
+        "-e",
+        "eth.dst",
+        "-e",
+        "arp.opcode",
+        "-e",
+        "arp.src.hw_mac",
+        "-e",
+        "arp.src.proto_ipv4",
+        "-e",
+        "arp.dst.proto_ipv4",
+    ]);
+    let theirs: Vec<Vec<&str>> = theirs.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(ours.len(), theirs.len());
+    for (line, t) in ours.iter().zip(&theirs) {
+        assert!(
+            line.contains(&format!("{} > {}, ", t[0], t[1])),
+            "{line} vs {t:?}"
+        );
+        let said = match t[2] {
+            "1" => format!("ARP who-has {} tell {} ({})", t[5], t[4], t[3]),
+            _ => format!("ARP {} is-at {}", t[4], t[3]),
+        };
+        assert!(line.contains(&said), "{line} vs {said}");
+    }
+}
+
+/// `capture --charts DIR` draws seed 004's charts when the capture ends, with no database;
+/// the text output has each protocol's throughput per interval.
+#[test]
+fn capture_charts_and_per_protocol_throughput_per_interval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pcap = gen_pcap(dir.path(), 3_000);
+    let charts = dir.path().join("charts");
+    let out = common::netpulse(&[
+        "capture",
+        "-r",
+        pcap.to_str().expect("utf-8"),
+        "--interval",
+        "10ms",
+        "--charts",
+        charts.to_str().expect("utf-8"),
+    ]);
+    if common::stderr(&out).contains("no font for chart text") {
+        common::skip("no DejaVu font (`.ci/run` installs fonts-dejavu-core)");
+        return;
+    }
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    for name in [
+        "capture-throughput",
+        "capture-protocols",
+        "capture-handshake-rtt",
+    ] {
+        for ext in ["svg", "png"] {
+            let f = charts.join(format!("{name}.{ext}"));
+            assert!(
+                std::fs::metadata(&f).is_ok_and(|m| m.len() > 1000),
+                "{} missing or empty",
+                f.display()
+            );
+        }
+    }
+    let svg = std::fs::read_to_string(charts.join("capture-protocols.svg")).expect("svg");
+    assert!(
+        svg.contains("unique IPs"),
+        "the protocol chart names the unique counts"
+    );
+    let text = common::stdout(&out);
+    let interval = text
+        .lines()
+        .find(|l| l.contains(" pkts ") && l.contains("tcp "))
+        .unwrap_or_else(|| panic!("no interval line: {text}"));
+    assert!(
+        interval.contains("tcp ") && interval.contains("bit/s · udp "),
+        "{interval}"
+    );
+}
+
+/// Live capture needs CAP_NET_RAW and nothing more: an unprivileged user with only that
+/// capability captures; without it the hint names exactly that capability.
+#[test]
+fn cap_net_raw_alone_is_enough_to_capture_and_the_hint_says_so() {
+    let Some(ns) = common::Netns::new() else {
+        return;
+    };
+    let as_nobody = |caps: &[&str], args: &[&str]| {
+        let mut c = Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &ns.name,
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+        ]);
+        c.arg("--clear-groups");
+        c.args(caps);
+        c.arg(common::bin());
+        c.args(args);
+        c
+    };
+    let denied = as_nobody(&[], &["capture", "-i", "lo", "-c", "1"])
+        .output()
+        .expect("setpriv (util-linux)");
+    let said = common::stderr(&denied);
+    assert_eq!(denied.status.code(), Some(2), "{said}");
+    assert!(said.contains("setcap cap_net_raw=eip"), "{said}");
+    assert!(!said.contains("cap_net_admin"), "{said}");
+    // With CAP_NET_RAW only: a packet is captured (pings keep coming until it is).
+    let capture = as_nobody(
+        &["--inh-caps=+net_raw", "--ambient-caps=+net_raw"],
+        &["capture", "-i", "lo", "-c", "1", "--json"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("start capture");
+    let pings = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "ping",
+            "-q",
+            "-i",
+            "0.2",
+            "127.0.0.1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ping");
+    let _pings = common::Reaped(pings);
+    let out = capture.wait_with_output().expect("capture");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(
+        common::stdout(&out).contains("\"packets\":1"),
+        "{}",
+        common::stdout(&out)
+    );
+}
