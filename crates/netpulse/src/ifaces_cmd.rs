@@ -129,6 +129,7 @@ pub fn run(args: IfacesArgs) -> anyhow::Result<ExitCode> {
         format,
         frame_lines: 0,
         header_done: false,
+        width: None,
     };
     let mut tracker = RateTracker::new();
     let (mut samples, mut rates, mut gone) = (Vec::new(), Vec::new(), Vec::new());
@@ -207,6 +208,46 @@ struct View {
     /// Lines of the previous live frame (to redraw over them).
     frame_lines: usize,
     header_done: bool,
+    /// Columns of the terminal a live table must fit (`None`: not a terminal, no limit).
+    width: Option<usize>,
+}
+
+/// Columns given up, in this order, when a live table is wider than the terminal: the
+/// packet rates, drops, errors, the state; then names are cut (down to 8); then the totals.
+/// The speeds, what a live view is for, stay.
+const DROP_ORDER: [usize; 5] = [7, 6, 9, 8, 1];
+const DROP_LAST: [usize; 2] = [3, 2];
+
+/// Which of the columns of `widths` (two spaces apart) are shown in `avail` columns, and how
+/// wide the name column (0) may then be.
+fn fit_columns(widths: &[usize; 10], avail: usize) -> ([bool; 10], usize) {
+    let mut shown = [true; 10];
+    let total = |shown: &[bool; 10], name: usize| -> usize {
+        let cols = widths
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| shown[*i])
+            .map(|(i, w)| if i == 0 { name } else { *w });
+        let (sum, n) = cols.fold((0usize, 0usize), |(s, n), w| (s + w, n + 1));
+        sum + 2 * n.saturating_sub(1)
+    };
+    let mut name = widths[0];
+    for &drop in &DROP_ORDER {
+        if total(&shown, name) <= avail {
+            break;
+        }
+        shown[drop] = false;
+    }
+    let min_name = 8.min(widths[0]);
+    let over = total(&shown, name).saturating_sub(avail);
+    name = name.saturating_sub(over).max(min_name);
+    for &drop in &DROP_LAST {
+        if total(&shown, name) <= avail {
+            break;
+        }
+        shown[drop] = false;
+    }
+    (shown, name)
 }
 
 fn rate_sum(rows: &[Row<'_>], pick: fn(&IfaceRate) -> Option<f64>) -> Option<f64> {
@@ -262,6 +303,12 @@ impl View {
                 w.flush()?;
             }
             Format::Table { framed: true, .. } => {
+                if matches!(self.format, Format::Table { redraw: true, .. }) {
+                    // Asked each frame: the terminal may have been resized.
+                    self.width = ratatui::crossterm::terminal::size()
+                        .ok()
+                        .map(|(cols, _)| usize::from(cols).max(20));
+                }
                 let frame = self.table(&time, &rows, gone, true);
                 if self.frame_lines > 0 {
                     // Back to the top of the previous frame, clear it, draw the new one.
@@ -325,10 +372,21 @@ impl View {
                 *w = (*w).max(v.chars().count());
             }
         }
+        let (shown, name_width) = match self.width.filter(|_| live) {
+            Some(avail) => fit_columns(&widths, avail),
+            None => ([true; 10], widths[0]),
+        };
+        widths[0] = name_width;
         let line = |c: &[String; 10]| {
             let mut s = String::new();
             for (i, (v, w)) in c.iter().zip(widths.iter()).enumerate() {
-                if i < 2 {
+                if !shown[i] {
+                    continue;
+                }
+                if i == 0 {
+                    let cut: String = v.chars().take(*w).collect();
+                    s.push_str(&format!("{cut:<w$}  "));
+                } else if i < 2 {
                     s.push_str(&format!("{v:<w$}  "));
                 } else {
                     s.push_str(&format!("{v:>w$}  "));
@@ -346,8 +404,8 @@ impl View {
             let totals = rows
                 .iter()
                 .fold(IfaceCounters::default(), |acc, r| acc.add(&r.rate.totals));
-            text.push_str(&format!(
-                "netpulse ifaces  {}  {} interface{}  down {}  up {}  (total {} / {})\n",
+            let title = format!(
+                "netpulse ifaces  {}  {} interface{}  down {}  up {}  (total {} / {})",
                 &time[..time.len().min(19)].replace('T', " "),
                 rows.len(),
                 if rows.len() == 1 { "" } else { "s" },
@@ -355,7 +413,14 @@ impl View {
                 u.rate(rate_sum(rows, IfaceRate::tx_bytes_per_sec)),
                 u.bytes(totals.rx_bytes),
                 u.bytes(totals.tx_bytes),
-            ));
+            );
+            // A title that wrapped would also throw the redraw off by a line each second.
+            let fitted: String = match self.width {
+                Some(w) => title.chars().take(w).collect(),
+                None => title,
+            };
+            text.push_str(&fitted);
+            text.push('\n');
         }
         if with_header {
             let mut h = line(&titles.map(String::from));
@@ -509,4 +574,33 @@ fn csv_row(time: &str, row: &Row<'_>) -> Vec<String> {
         opt(r.tx_packets_per_sec()),
         r.continuity.event().unwrap_or("").to_string(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wide_table_gives_up_packet_rates_then_drops_errors_state_then_cuts_names() {
+        // Interface, State, Download, Upload, Down/Up speed, Pkt/s in/out, Errors, Drops
+        let widths = [16, 5, 10, 10, 12, 12, 9, 9, 6, 5];
+        let total = |shown: &[bool; 10], name: usize| {
+            let cols: Vec<usize> = (0..10)
+                .filter(|&i| shown[i])
+                .map(|i| if i == 0 { name } else { widths[i] })
+                .collect();
+            cols.iter().sum::<usize>() + 2 * (cols.len() - 1)
+        };
+        let (shown, name) = fit_columns(&widths, 200);
+        assert_eq!((shown, name), ([true; 10], 16), "room for all");
+        for avail in [100, 80, 60, 50] {
+            let (shown, name) = fit_columns(&widths, avail);
+            assert!(total(&shown, name) <= avail, "{avail}: {shown:?} {name}");
+            assert!(shown[0] && shown[4] && shown[5], "name and speeds stay");
+        }
+        let (shown, _) = fit_columns(&widths, 80);
+        assert!(!shown[7] && !shown[6], "packet rates go first: {shown:?}");
+        let (_, name) = fit_columns(&widths, 60);
+        assert!(name < 16 && name >= 8, "then names are cut: {name}");
+    }
 }

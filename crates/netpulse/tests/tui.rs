@@ -167,3 +167,63 @@ fn the_terminal_ui_under_tmux_against_the_lab() {
     assert!(!end.contains("q quit"), "the UI is still on screen:\n{end}");
     assert!(Path::new(&config).exists());
 }
+
+/// `ifaces --watch` on an 80-column terminal: each frame fits (columns given up, the title
+/// cut), so the in-place redraw replaces it exactly — one title and one header on screen,
+/// however many seconds went by.
+#[test]
+fn ifaces_watch_fits_an_80_column_terminal_and_redraws_in_place() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        skip("tmux not installed (`.ci/run` installs it)");
+        return;
+    }
+    let Some(ns) = common::Netns::new() else {
+        return;
+    };
+    for i in 0..3 {
+        let (name, peer) = (format!("veth-long-na{i:02}"), format!("peer-long-na{i:02}"));
+        ns.exec(&["ip", "link", "add", &name, "type", "veth", "peer", "name", &peer]);
+        ns.exec(&["ip", "link", "set", &name, "up"]);
+        ns.exec(&["ip", "link", "set", &peer, "up"]);
+    }
+    let name = format!("np-ifaces-{}", std::process::id());
+    let cmd = format!(
+        "ip netns exec {} {} ifaces --watch --interval 200ms",
+        ns.name,
+        common::bin()
+    );
+    let started = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "80",
+            "-y",
+            "24",
+            &cmd,
+        ])
+        .status()
+        .expect("tmux");
+    assert!(started.success());
+    let s = Session(name);
+    let first = s.until(Duration::from_secs(20), "the table", |x| {
+        x.contains("veth-long-na02")
+    });
+    let title = |screen: &str| {
+        screen
+            .lines()
+            .find(|l| l.starts_with("netpulse ifaces"))
+            .map(str::to_string)
+    };
+    let first_title = title(&first);
+    // Several frames later (the title's clock moved on):
+    let later = s.until(Duration::from_secs(20), "a later frame", |x| {
+        title(x).is_some() && title(x) != first_title
+    });
+    assert_eq!(later.matches("netpulse ifaces").count(), 1, "{later}");
+    assert_eq!(later.matches("Interface").count(), 1, "{later}");
+    assert_eq!(later.matches("veth-long-na00").count(), 1, "{later}");
+    assert!(later.lines().all(|l| l.chars().count() <= 80), "{later}");
+}
