@@ -6,10 +6,12 @@ use std::io::{IsTerminal, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// Lines on standard output, coloured by severity on a terminal.
+/// Lines on standard output, coloured by severity on a terminal — or, while a full-screen UI
+/// owns the terminal, handed to it instead.
 pub struct ConsoleNotifier {
     name: String,
     colour: bool,
+    to: Option<Box<dyn Fn(&str) + Send>>,
 }
 
 impl ConsoleNotifier {
@@ -18,6 +20,16 @@ impl ConsoleNotifier {
         Self {
             name: name.to_string(),
             colour: std::io::stdout().is_terminal(),
+            to: None,
+        }
+    }
+
+    /// A console notifier whose lines go to `to` (a terminal UI), not to standard output.
+    pub fn to(name: &str, to: impl Fn(&str) + Send + 'static) -> Self {
+        Self {
+            name: name.to_string(),
+            colour: false,
+            to: Some(Box::new(to)),
         }
     }
 }
@@ -33,6 +45,10 @@ impl Notifier for ConsoleNotifier {
         let e = &alert.event;
         let time = humantime::format_rfc3339_seconds(e.at);
         let line = format!("{time} {e}");
+        if let Some(to) = &self.to {
+            to(&line);
+            return Ok("shown in the terminal UI".to_string());
+        }
         let line = if self.colour {
             let code = match (e.kind, e.severity) {
                 (AlertKind::Resolved, _) => "32",

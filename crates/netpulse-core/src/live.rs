@@ -226,6 +226,9 @@ pub struct AlertLine {
     pub text: String,
 }
 
+/// Messages the live view keeps.
+pub const MESSAGES_KEPT: usize = 50;
+
 /// Everything the live views show.
 #[derive(Debug, Clone, Default)]
 pub struct LiveView {
@@ -238,6 +241,9 @@ pub struct LiveView {
     pub firing: Vec<AlertLine>,
     /// Recent alert events, oldest first.
     pub alerts: VecDeque<AlertLine>,
+    /// The monitor's latest messages (what it would print on the console): (unix ms, text),
+    /// oldest first, at most [`MESSAGES_KEPT`].
+    pub messages: VecDeque<(i64, String)>,
     /// Bumped on every change, so a view can tell whether to redraw.
     pub version: u64,
     /// Seconds of history each target keeps (0: [`HISTORY_SECONDS`]).
@@ -549,6 +555,16 @@ impl LiveView {
         if let (Some(rx), Some(tx)) = (rx_rate, tx_rate) {
             push_ring(&mut f.history, (unix_secs(now), rx, tx), HISTORY_SECONDS);
         }
+        self.version += 1;
+    }
+
+    /// A message of the monitor's, at `at`.
+    pub fn message(&mut self, at: SystemTime, text: &str) {
+        push_ring(
+            &mut self.messages,
+            (ms(at), text.to_string()),
+            MESSAGES_KEPT,
+        );
         self.version += 1;
     }
 

@@ -222,24 +222,46 @@ pub fn draw(f: &mut Frame, app: &App, live: &LiveView, now_s: i64) {
         ));
     }
     f.render_widget(Line::from(head), title);
-    f.render_widget(
-        Line::from(" q quit  Tab panel  ↑↓ select  Enter detail  p pause  +/- zoom  ? help".dim()),
-        keys,
-    );
+    // The monitor's latest message (a reload, a name that resolves, an alert on a console
+    // notifier) for half a minute; otherwise the keys.
+    match live.messages.back() {
+        Some((at_ms, text)) if now_s * 1000 - at_ms < MESSAGE_SHOWN_MS => {
+            let room = usize::from(keys.width).saturating_sub(18);
+            let text: String = text
+                .strip_prefix("netpulse monitor: ")
+                .unwrap_or(text)
+                .chars()
+                .take(room)
+                .collect();
+            f.render_widget(
+                Line::from(vec![
+                    Span::raw(format!(" {} ", hhmmss(*at_ms))).dim(),
+                    Span::styled(text, Style::new().fg(Color::Yellow)),
+                    Span::raw("  ? help").dim(),
+                ]),
+                keys,
+            );
+        }
+        _ => f.render_widget(
+            Line::from(
+                " q quit  Tab panel  ↑↓ select  Enter detail  p pause  +/- zoom  ? help".dim(),
+            ),
+            keys,
+        ),
+    }
 
     // Targets + chart on top; interfaces and alerts below.
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(58), Constraint::Percentage(42)]).areas(body);
-    let narrow = area.width < 100;
+    let list_width = label_width(&targets) + TARGET_COLUMNS;
+    let narrow = area.width < list_width + 42;
     let [list_area, chart_area] = if narrow {
-        Layout::vertical([
-            Constraint::Length(targets.len() as u16 + 3),
-            Constraint::Min(5),
-        ])
-        .areas(top)
+        // Stacked: the chart keeps at least 8 rows (3 of plot); the list scrolls.
+        let list_rows = (targets.len() as u16 + 3).min(top.height.saturating_sub(8).max(4));
+        Layout::vertical([Constraint::Length(list_rows), Constraint::Min(5)]).areas(top)
     } else {
-        // 58: every column of the targets table at its full width (12 + 4 × 7 + 6 + 4, spacing, borders).
-        Layout::horizontal([Constraint::Length(58), Constraint::Min(30)]).areas(top)
+        // Every column of the targets table at its full width, the chart beside it.
+        Layout::horizontal([Constraint::Length(list_width), Constraint::Min(30)]).areas(top)
     };
     let [iface_area, alert_area] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(bottom);
@@ -280,9 +302,35 @@ fn panel(title: &str, focused: bool) -> Block<'_> {
     }
 }
 
+/// The target column: the longest label, between 12 and [`MAX_LABEL`] columns.
+fn label_width(targets: &[&TargetLive]) -> u16 {
+    let longest = targets
+        .iter()
+        .map(|t| t.label.chars().count())
+        .max()
+        .unwrap_or(0);
+    longest.clamp(12, MAX_LABEL) as u16
+}
+
+/// How long the monitor's latest message stays in the bottom line.
+const MESSAGE_SHOWN_MS: i64 = 30_000;
+
+/// Longest target label shown whole.
+const MAX_LABEL: usize = 32;
+
+/// The targets table without its label column: 4 × 7 + 6 + 4, spacing, borders.
+const TARGET_COLUMNS: u16 = 46;
+
 fn draw_targets(f: &mut Frame, app: &App, targets: &[&TargetLive], area: Rect) {
     let rows = targets.iter().map(|t| {
         let (sent, received, min, avg, max) = t.recent(60);
+        // The last reply may be in the second still filling, which the minute's figures do
+        // not hold yet: min and max take it in, so "last" never reads below "min".
+        let last = t.last_rtt.map(|d| d.as_secs_f64() * 1e3);
+        let (min, max) = match (min, max, last) {
+            (Some(lo), Some(hi), Some(l)) => (Some(lo.min(l)), Some(hi.max(l))),
+            other => (other.0, other.1),
+        };
         let loss = (sent > 0).then(|| 1.0 - received as f64 / sent as f64);
         let out = t.in_outage();
         let status = if !t.active {
@@ -298,7 +346,7 @@ fn draw_targets(f: &mut Frame, app: &App, targets: &[&TargetLive], area: Rect) {
         };
         Row::new(vec![
             Cell::from(t.label.to_string()),
-            Cell::from(ms(t.last_rtt.map(|d| d.as_secs_f64() * 1e3))),
+            Cell::from(ms(last)),
             Cell::from(ms(min)),
             Cell::from(ms(avg)),
             Cell::from(ms(max)),
@@ -309,7 +357,7 @@ fn draw_targets(f: &mut Frame, app: &App, targets: &[&TargetLive], area: Rect) {
     let table = Table::new(
         rows,
         [
-            Constraint::Min(12),
+            Constraint::Min(label_width(targets)),
             Constraint::Length(7),
             Constraint::Length(7),
             Constraint::Length(7),
@@ -416,7 +464,9 @@ fn draw_chart(f: &mut Frame, app: &App, t: &TargetLive, now_s: i64, area: Rect) 
 fn draw_detail(f: &mut Frame, t: &TargetLive, area: Rect) {
     let [hist_area, out_area] =
         Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
-    let bins = t.total.rtt.parts().hist.linear_bins(12);
+    // Each bar takes 7 columns (6 + a gap): as many bins as fit, so none is cut off.
+    let fit = (hist_area.width.saturating_sub(2) / 7).clamp(3, 12) as usize;
+    let bins = t.total.rtt.parts().hist.linear_bins(fit);
     let labels: Vec<String> = bins.iter().map(|b| ms(Some(b.0 / 1e6))).collect();
     let data: Vec<(&str, u64)> = labels
         .iter()
@@ -521,7 +571,21 @@ fn draw_alerts(f: &mut Frame, live: &LiveView, area: Rect) {
         .iter()
         .map(|a| Line::from(format!("FIRING {}", a.text)).red().bold())
         .collect();
-    for a in live.alerts.iter().rev().take(area.height as usize) {
+    // A firing alert is listed once, on top; its own "firing" events below would repeat it.
+    let still_firing = |a: &&netpulse_core::live::AlertLine| {
+        a.kind != "resolved"
+            && live
+                .firing
+                .iter()
+                .any(|f| f.rule == a.rule && f.subject == a.subject)
+    };
+    for a in live
+        .alerts
+        .iter()
+        .rev()
+        .filter(|a| !still_firing(a))
+        .take(area.height as usize)
+    {
         let style = if a.kind == "resolved" {
             Style::new().green()
         } else {
@@ -541,9 +605,14 @@ fn draw_alerts(f: &mut Frame, live: &LiveView, area: Rect) {
 }
 
 fn draw_capture(f: &mut Frame, c: &netpulse_core::live::CaptureLive, area: Rect) {
+    let units = netpulse_core::units::Units {
+        si: false,
+        bits: false,
+    };
     let mut lines = vec![Line::from(format!(
-        "{} packets · {} · {} dropped",
+        "{} packets · {} · {} · {} dropped",
         c.packets,
+        units.bytes(c.bytes),
         rate(Some(c.bits_per_sec / 8.0)),
         c.dropped
     ))];
@@ -551,13 +620,13 @@ fn draw_capture(f: &mut Frame, c: &netpulse_core::live::CaptureLive, area: Rect)
         .protocols
         .iter()
         .filter(|p| p.0 != "ethernet")
-        .map(|p| format!("{} {}", p.0, p.1))
+        .map(|p| format!("{} {} pkts {}", p.0, p.1, units.bytes(p.2)))
         .collect();
     lines.push(Line::from(protocols.join("  ")).dim());
     for (host, bytes) in &c.top_hosts {
         lines.push(Line::from(vec![
             Span::raw(format!("{host:<24}")),
-            Span::styled(format!("{bytes:>12} B"), Style::new().cyan()),
+            Span::styled(format!("{:>12}", units.bytes(*bytes)), Style::new().cyan()),
         ]));
     }
     f.render_widget(

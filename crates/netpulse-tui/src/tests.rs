@@ -241,12 +241,16 @@ fn a_running_capture_shows_its_top_talkers() {
         screen.contains("12345 packets") && screen.contains("8.00 Mbit/s"),
         "{screen}"
     );
-    assert!(screen.contains("tcp 90"), "{screen}");
+    assert!(screen.contains("tcp 90 pkts 53.7 KiB"), "{screen}");
+    assert!(
+        screen.contains("8.58 MiB"),
+        "bytes so far, with a unit: {screen}"
+    );
     let row = screen
         .lines()
         .find(|l| l.contains("192.0.2.7"))
         .unwrap_or_else(|| panic!("{screen}"));
-    assert!(row.contains("700000 B"), "{row}");
+    assert!(row.contains("684 KiB"), "{row}");
 }
 
 #[test]
@@ -270,4 +274,59 @@ fn frames_of_the_main_screen_and_the_help() {
     let mut help = App::default();
     help.key(KeyEvent::new(KeyCode::Char('?'), KeyModifiers::NONE), 2, 1);
     insta::assert_snapshot!("help_80x24", render(&help, &live, 80, 24));
+}
+
+#[test]
+fn long_labels_show_whole_and_last_never_reads_below_min() {
+    let mut v = LiveView::default();
+    v.add_target(0, "edge-router-frankfurt-1", "icmp:10.0.0.1", "icmp");
+    for (i, s) in (NOW - 30..NOW).enumerate() {
+        v.result(0, &result(i as u64 + 1, Some(20.0)), at(s, 0));
+    }
+    v.tick(at(NOW, 0));
+    // A faster reply in the second still filling: "last" 5 ms, so min must say 5 too.
+    v.result(0, &result(31, Some(5.0)), at(NOW, 100));
+    let screen = render(&App::default(), &v, 120, 40);
+    let row = screen
+        .lines()
+        .find(|l| l.starts_with("│edge-router-frankfurt-1 "))
+        .unwrap_or_else(|| panic!("label cut: {screen}"));
+    let numbers: Vec<f64> = row
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (last, min) = (numbers[0], numbers[1]);
+    assert!(last >= min, "{row}");
+    assert_eq!(min, 5.0, "{row}");
+}
+
+#[test]
+fn the_histogram_shows_every_bin_it_has_at_80_columns() {
+    let mut v = LiveView::default();
+    v.add_target(0, "t", "icmp:10.0.0.1", "icmp");
+    // 47 replies spread from 10 to 56 ms: every bar must be on screen.
+    for i in 0..47u64 {
+        v.result(
+            0,
+            &result(i + 1, Some(10.0 + i as f64)),
+            at(NOW - 50 + i as i64, 0),
+        );
+    }
+    v.tick(at(NOW, 0));
+    let app = App {
+        detail: true,
+        ..App::default()
+    };
+    let screen = render(&app, &v, 80, 24);
+    assert!(screen.contains("47 replies"), "{screen}");
+    // The highest bin's label (its start, ms) is drawn: nothing was cut off on the right.
+    let bins = v.targets[0]
+        .as_ref()
+        .map(|t| t.total.rtt.parts().hist.linear_bins((80 - 2) / 7))
+        .unwrap_or_default();
+    let last = bins
+        .last()
+        .map(|b| format!("{:.2}", b.0 / 1e6))
+        .unwrap_or_default();
+    assert!(screen.contains(&last), "bin {last} missing:\n{screen}");
 }

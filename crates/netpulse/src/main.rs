@@ -4,6 +4,7 @@ mod capture_charts;
 mod capture_cmd;
 mod cli;
 mod config;
+mod console;
 mod heap;
 mod ifaces_cmd;
 mod monitor_capture;

@@ -2,6 +2,7 @@
 //! own; every second the protocol counts go to `/metrics` and the totals and top talkers to the
 //! live view.
 
+use crate::console::say;
 use crate::worker::Worker;
 use netpulse_capture::live::Live;
 use netpulse_capture::stats::{AnalyzerConfig, Interval, Protocol};
@@ -44,7 +45,7 @@ impl MonitorCapture {
                 // What the ring holds now; empty after ~100 ms of nothing (the flag is looked
                 // at again).
                 if let Err(e) = source.next_batch(&mut batch) {
-                    eprintln!("netpulse monitor: {e}; the capture stopped");
+                    say!("netpulse monitor: {e}; the capture stopped");
                     break;
                 }
                 let mut closed = None;

@@ -6,6 +6,7 @@
 //! untouched (sequence and schedule go on), and the recording goes on.
 
 use crate::config::{Config, NotifierKind, TargetSection};
+use crate::console::say;
 use crate::resolver::{backoff, Answer, Resolver};
 use anyhow::Context;
 use netpulse_alert::{
@@ -214,6 +215,8 @@ struct Monitor {
     names: HashMap<usize, NameState>,
     /// `--connection-log`: every probe, one line each.
     conn_log: Option<crate::session_dir::ConnectionLog>,
+    /// The terminal UI runs (console notifiers say their lines into it).
+    tui: bool,
 }
 
 pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
@@ -232,17 +235,17 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     let config = match &config_path {
         Some(p) => Config::load(p)?,
         None => {
-            eprintln!(
+            say!(
                 "netpulse monitor: no --config: using the built-in default (print it with `netpulse config default`)"
             );
             Config::builtin()
         }
     };
     if config.targets.is_empty() {
-        eprintln!("netpulse monitor: no targets (no default gateway or nameserver found): watching interfaces only");
+        say!("netpulse monitor: no targets (no default gateway or nameserver found): watching interfaces only");
     }
     for w in config.missing_ifaces(&crate::config::interfaces_here()) {
-        eprintln!("netpulse monitor: warning: {w}");
+        say!("netpulse monitor: warning: {w}");
     }
     let setup = make_setup(config)?;
 
@@ -263,7 +266,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
             serde_json::json!({ "config": config_path.as_ref().map(|p| p.display().to_string()) }),
         )
         .with_context(|| format!("cannot record to {}", path.display()))?;
-        eprintln!("netpulse monitor: recording to {}", path.display());
+        say!("netpulse monitor: recording to {}", path.display());
         Some(rec)
     } else {
         None
@@ -331,7 +334,10 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
             .context("cannot start the name resolver threads")?
     };
     let (delivery_tx, delivery_rx) = mpsc::channel::<Delivery>();
-    let dispatcher = Dispatcher::start(make_notifiers(&setup.config)?, delivery_tx.clone());
+    let dispatcher = Dispatcher::start(
+        make_notifiers(&setup.config, args.tui)?,
+        delivery_tx.clone(),
+    );
     let mut monitor = Monitor {
         model: MonitorModel::new(setup.rules.clone(), setup.config.outage.detector()),
         setup,
@@ -351,6 +357,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         resolver,
         names: HashMap::new(),
         conn_log,
+        tui: args.tui,
     };
     let wanted = wanted_keys(&monitor.setup.config);
     monitor.start_targets(&wanted, &(0..wanted.len()).collect::<Vec<_>>());
@@ -367,7 +374,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         match IfaceSource::open() {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!("netpulse monitor: interfaces not watched: {e}");
+                say!("netpulse monitor: interfaces not watched: {e}");
                 None
             }
         }
@@ -379,6 +386,8 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     let capture = start_capture(&monitor.setup.config, &monitor.shared);
     let tui = if args.tui {
         let quit = events_tx.clone();
+        let hub = Arc::clone(&monitor.shared.live);
+        crate::console::to_ui(move |text| hub.lock().message(SystemTime::now(), text));
         Some(
             crate::tui_cmd::Tui::start(Arc::clone(&monitor.shared.live), move || {
                 let _ = quit.send(Event::Stop);
@@ -445,7 +454,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
                         monitor.iface_gone(name, wall);
                     }
                 }
-                Err(e) => eprintln!("netpulse monitor: reading interfaces: {e}"),
+                Err(e) => say!("netpulse monitor: reading interfaces: {e}"),
             }
         }
         monitor.names_tick(wall);
@@ -472,9 +481,11 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     // The terminal first, so the last messages land on the normal screen.
     if let Some(t) = tui {
         t.stop();
+        // What was said while the UI ran, on the terminal it gave back.
+        crate::console::to_stderr();
     }
     // Said the same whether Ctrl-C or the TUI's `q` stopped it.
-    eprintln!("netpulse monitor: stopping (Ctrl-C to quit without waiting)");
+    say!("netpulse monitor: stopping (Ctrl-C to quit without waiting)");
     if let Some(c) = capture {
         c.stop();
     }
@@ -500,7 +511,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(dir) = session_dir {
         if let Err(e) = dir.finish(header) {
-            eprintln!("netpulse monitor: {e:#}");
+            say!("netpulse monitor: {e:#}");
         }
     }
     print!("{summary}");
@@ -517,7 +528,7 @@ impl Monitor {
                 log.probe(label, r)
             });
             if let Err(e) = logged.and_then(|()| log.flush()) {
-                eprintln!("netpulse monitor: connection log stopped: {e:#}");
+                say!("netpulse monitor: connection log stopped: {e:#}");
                 self.conn_log = None;
             }
         }
@@ -681,7 +692,7 @@ impl Monitor {
         }
         let drops = monitor_dropped + record_dropped;
         if drops > self.reported_drops {
-            eprintln!(
+            say!(
                 "netpulse monitor: fell behind: results dropped so far: {monitor_dropped} by the monitor, {record_dropped} by the recording"
             );
             self.reported_drops = drops;
@@ -716,7 +727,7 @@ impl Monitor {
             } else {
                 String::new()
             };
-            eprintln!("netpulse monitor: target \"{label}\" not probed{also}: {text}");
+            say!("netpulse monitor: target \"{label}\" not probed{also}: {text}");
         }
         if let Some(s) = &self.sink {
             s.add_targets(
@@ -826,21 +837,21 @@ impl Monitor {
                 match started {
                     Ok(prepared) => {
                         if waited {
-                            eprintln!(
+                            say!(
                                 "netpulse monitor: target \"{label}\": {host} resolves to {addr} now: probing it"
                             );
                         }
                         self.engine.start(prepared.continuing_from(next_seq));
                     }
                     Err(e) => {
-                        eprintln!("netpulse monitor: target \"{label}\" not probed: {e:#}");
+                        say!("netpulse monitor: target \"{label}\" not probed: {e:#}");
                         self.stop_target(index, SystemTime::now());
                         self.running.retain(|t| t.index != index);
                     }
                 }
             }
             (Ok(addr), Some(was)) => {
-                eprintln!(
+                say!(
                     "netpulse monitor: target \"{label}\": {host} resolves to {addr} now (was {was}): probing the new address"
                 );
                 // As a reload does: the old one stops, the same key starts again (and resolves
@@ -857,14 +868,14 @@ impl Monitor {
                 match addr {
                     Some(addr) => {
                         if st.failures == 1 {
-                            eprintln!(
+                            say!(
                                 "netpulse monitor: target \"{label}\": looking {host} up again failed ({e}): still probing {addr}"
                             );
                         }
                     }
                     None => {
                         if st.error.as_deref() != Some(e.as_str()) {
-                            eprintln!(
+                            say!(
                                 "netpulse monitor: target \"{label}\" not resolved: {e}: it counts as failing and is looked up again (after 1s, 2s, 4s … at most every minute)"
                             );
                         }
@@ -940,7 +951,7 @@ impl Monitor {
         let new = match reload(path) {
             Ok(new) => new,
             Err(e) => {
-                eprintln!("netpulse monitor: reload failed, the running config stays: {e:#}");
+                say!("netpulse monitor: reload failed, the running config stays: {e:#}");
                 return;
             }
         };
@@ -962,7 +973,7 @@ impl Monitor {
         self.model.replace_rules(new.rules.clone());
         self.size_rings();
         if new.config.notifiers != self.setup.config.notifiers {
-            match make_notifiers(&new.config) {
+            match make_notifiers(&new.config, self.tui) {
                 Ok(n) => {
                     let old = std::mem::replace(
                         &mut self.dispatcher,
@@ -970,7 +981,7 @@ impl Monitor {
                     );
                     old.shutdown(Duration::from_secs(5));
                 }
-                Err(e) => eprintln!("netpulse monitor: notifiers unchanged: {e:#}"),
+                Err(e) => say!("netpulse monitor: notifiers unchanged: {e:#}"),
             }
         }
         // What a reload cannot change while running: said, not silently ignored.
@@ -991,13 +1002,13 @@ impl Monitor {
         if new.config.ifaces.enabled != old.ifaces.enabled {
             need_restart.push("[ifaces] enabled");
         }
-        eprintln!(
+        say!(
             "netpulse monitor: config reloaded: {kept} of {before} targets kept running, {} started, {} rules",
             self.running.len() - kept,
             self.model.rules().len()
         );
         if !need_restart.is_empty() {
-            eprintln!(
+            say!(
                 "netpulse monitor: {} changed in the config but take effect only at the next start \
                  (restart netpulse); the running ones stay",
                 need_restart.join(", ")
@@ -1167,7 +1178,7 @@ fn start_servers(
     let mut servers = Vec::new();
     if let Some(addr) = web_addr {
         let server = serve(addr, false)?;
-        eprintln!(
+        say!(
             "netpulse monitor: dashboard on http://{}/ (Prometheus metrics on /metrics)",
             server.addr()
         );
@@ -1175,7 +1186,7 @@ fn start_servers(
     }
     if let Some(addr) = parse_addr("metrics", &listen.metrics)? {
         let server = serve(addr, true)?;
-        eprintln!(
+        say!(
             "netpulse monitor: Prometheus metrics on http://{}/metrics",
             server.addr()
         );
@@ -1195,11 +1206,11 @@ fn start_capture(
     let filter = (!c.filter.is_empty()).then_some(c.filter.as_str());
     match crate::monitor_capture::MonitorCapture::start(&c.interface, filter, Arc::clone(shared)) {
         Ok(cap) => {
-            eprintln!("netpulse monitor: capturing on {}", c.interface);
+            say!("netpulse monitor: capturing on {}", c.interface);
             Some(cap)
         }
         Err(e) => {
-            eprintln!("netpulse monitor: no capture on {}: {e:#}", c.interface);
+            say!("netpulse monitor: no capture on {}: {e:#}", c.interface);
             None
         }
     }
@@ -1260,9 +1271,11 @@ fn wanted_keys(config: &Config) -> Vec<TargetKey> {
 fn record_deliveries(rx: &Receiver<Delivery>, sink: Option<&RecordSink>) {
     while let Ok(d) = rx.try_recv() {
         if !d.ok && d.last {
-            eprintln!(
+            say!(
                 "netpulse monitor: alert delivery by {} failed after {} attempt(s): {}",
-                d.notifier, d.attempt, d.detail
+                d.notifier,
+                d.attempt,
+                d.detail
             );
         }
         if let Some(s) = sink {
@@ -1278,11 +1291,16 @@ fn record_deliveries(rx: &Receiver<Delivery>, sink: Option<&RecordSink>) {
         }
     }
 }
-fn make_notifiers(config: &Config) -> anyhow::Result<Vec<Box<dyn Notifier>>> {
+/// The config's notifiers; with `tui`, console ones say their lines through [`say`] (into the
+/// terminal UI while it runs) instead of writing over it.
+fn make_notifiers(config: &Config, tui: bool) -> anyhow::Result<Vec<Box<dyn Notifier>>> {
     let mut out: Vec<Box<dyn Notifier>> = Vec::new();
     for n in &config.notifiers {
         let name = n.name();
         out.push(match n {
+            NotifierKind::Console { .. } if tui => Box::new(ConsoleNotifier::to(&name, |line| {
+                crate::console::say_line(line.to_string())
+            })),
             NotifierKind::Console { .. } => Box::new(ConsoleNotifier::new(&name)),
             NotifierKind::Webhook {
                 url,
