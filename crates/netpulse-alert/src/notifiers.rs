@@ -6,12 +6,15 @@ use std::io::{IsTerminal, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// Where a console notifier's lines go instead of standard output.
+type LineSink = Box<dyn Fn(&str) + Send>;
+
 /// Lines on standard output, coloured by severity on a terminal — or, while a full-screen UI
 /// owns the terminal, handed to it instead.
 pub struct ConsoleNotifier {
     name: String,
     colour: bool,
-    to: Option<Box<dyn Fn(&str) + Send>>,
+    to: Option<LineSink>,
 }
 
 impl ConsoleNotifier {
