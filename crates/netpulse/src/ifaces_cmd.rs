@@ -601,6 +601,6 @@ mod tests {
         let (shown, _) = fit_columns(&widths, 80);
         assert!(!shown[7] && !shown[6], "packet rates go first: {shown:?}");
         let (_, name) = fit_columns(&widths, 60);
-        assert!(name < 16 && name >= 8, "then names are cut: {name}");
+        assert!((8..16).contains(&name), "then names are cut: {name}");
     }
 }
