@@ -257,6 +257,9 @@ fn work(
         let attempts = n.retries() + 1;
         for attempt in 1..=attempts {
             let outcome = n.deliver(&alert);
+            // The wait runs from the attempt, read before it is reported: whoever hears of the
+            // attempt and moves the clock on must find the wait already counting.
+            let until = clock.monotonic().saturating_add(backoff.after(attempt));
             let ok = outcome.is_ok();
             let last = ok || attempt == attempts || stop.load(Ordering::Relaxed);
             let _ = results.send(Delivery {
@@ -272,7 +275,6 @@ fn work(
                 break;
             }
             // On the dispatcher's clock; cut short by shutdown (looked at every 50 ms at most).
-            let until = clock.monotonic().saturating_add(backoff.after(attempt));
             loop {
                 let now = clock.monotonic();
                 if now >= until || stop.load(Ordering::Relaxed) {

@@ -226,7 +226,12 @@ fn retries_wait_their_backoff_on_the_dispatchers_clock() {
     };
     let d = Dispatcher::start_with_clock(vec![Box::new(AlwaysDown)], tx, backoff, clock.clone());
     d.send(alert(), &[]);
-    let first = rx.recv().expect("first attempt");
+    // A missed wait fails the test rather than hanging it.
+    let next = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no {what}"))
+    };
+    let first = next("first attempt");
     assert_eq!(
         (first.attempt, first.ok, first.last, first.at),
         (1, false, false, t0)
@@ -236,14 +241,14 @@ fn retries_wait_their_backoff_on_the_dispatchers_clock() {
     clock.advance(Duration::from_secs(9));
     assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
     clock.advance(Duration::from_secs(1));
-    let second = rx.recv().expect("second attempt");
+    let second = next("second attempt");
     assert_eq!(
         (second.attempt, second.last, second.at),
         (2, false, t0 + Duration::from_secs(10))
     );
     // Then twice the wait, and the last attempt says so.
     clock.advance(Duration::from_secs(20));
-    let third = rx.recv().expect("third attempt");
+    let third = next("third attempt");
     assert_eq!(
         (third.attempt, third.last, third.at),
         (3, true, t0 + Duration::from_secs(30))

@@ -41,6 +41,31 @@ pub struct LatencyPoint {
     pub loss: Option<f64>,
 }
 
+/// SmokePing's smoke for one bucket: the 10, 25, 50, 75 and 90 % RTT percentiles (ms) of the
+/// replies in `[t, t + width)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Smoke {
+    /// Bucket start, unix seconds.
+    pub t: i64,
+    /// Bucket length, seconds.
+    pub width: i64,
+    /// p10, p25, p50, p75, p90 in ms.
+    pub p: [f64; 5],
+}
+
+/// Axis labels for values up to `max` (ms, or any unit): as many decimals as tell them apart.
+fn axis_label(v: f64, max: f64) -> String {
+    if max >= 100.0 {
+        format!("{v:.0}")
+    } else if max >= 10.0 {
+        format!("{v:.1}")
+    } else if max >= 0.1 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
 const FONT_PATHS: [&str; 3] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
@@ -159,7 +184,7 @@ macro_rules! no_data {
 }
 
 macro_rules! latency_body {
-    ($root:expr, $title:expr, $points:expr, $outages:expr, $step:expr) => {{
+    ($root:expr, $title:expr, $points:expr, $smoke:expr, $outages:expr, $step:expr) => {{
         let root = $root;
         let e = |e: &dyn std::fmt::Display| e.to_string();
         root.fill(&WHITE).map_err(|x| e(&x))?;
@@ -172,15 +197,27 @@ macro_rules! latency_body {
             no_data!(root, $title, e);
         };
         let to = to + $step;
-        let ymax = $points
-            .iter()
-            .filter_map(|p| p.max.or(p.avg))
-            .fold(0.0f64, f64::max)
-            .max(0.001)
-            * 1.15;
+        let replies = $points.iter().any(|p| p.avg.is_some());
+        // No reply at all: a 0–1 ms axis (labels that differ), the title says why it is empty.
+        let ymax = if replies {
+            $points
+                .iter()
+                .filter_map(|p| p.max.or(p.avg))
+                .chain($smoke.iter().map(|s| s.p[4]))
+                .fold(0.0f64, f64::max)
+                .max(0.001)
+                * 1.15
+        } else {
+            1.0
+        };
+        let caption = if replies {
+            $title.to_string()
+        } else {
+            format!("{} (no replies)", $title)
+        };
         let span_s = to - from;
         let mut chart = ChartBuilder::on(root)
-            .caption($title, ("sans-serif", 20))
+            .caption(caption.as_str(), ("sans-serif", 20))
             .margin(10)
             .x_label_area_size(32)
             .y_label_area_size(64)
@@ -193,7 +230,7 @@ macro_rules! latency_body {
             .x_labels(8)
             .x_label_formatter(&|t| time_label(*t, span_s))
             .y_desc("latency (ms)")
-            .y_label_formatter(&|v| format!("{v:.2}"))
+            .y_label_formatter(&|v| axis_label(*v, ymax))
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(|x| e(&x))?;
@@ -245,6 +282,31 @@ macro_rules! latency_body {
             .legend(move |(x, y)| {
                 Rectangle::new([(x, y - 5), (x + 14, y + 5)], blue.mix(0.25).filled())
             });
+        // The smoke: per bucket, the 10–90 % band lighter, the 25–75 % darker, the median a dash.
+        let grey = RGBColor(88, 96, 105);
+        chart
+            .draw_series($smoke.iter().map(|s| {
+                Rectangle::new([(s.t, s.p[0]), (s.t + s.width, s.p[4])], grey.mix(0.22).filled())
+            }))
+            .map_err(|x| e(&x))?
+            .label("10–90 %")
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 14, y + 5)], grey.mix(0.22).filled())
+            });
+        chart
+            .draw_series($smoke.iter().map(|s| {
+                Rectangle::new([(s.t, s.p[1]), (s.t + s.width, s.p[3])], grey.mix(0.45).filled())
+            }))
+            .map_err(|x| e(&x))?
+            .label("25–75 %, median")
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 14, y + 5)], grey.mix(0.45).filled())
+            });
+        chart
+            .draw_series($smoke.iter().map(|s| {
+                PathElement::new([(s.t, s.p[2]), (s.t + s.width, s.p[2])], BLACK.stroke_width(2))
+            }))
+            .map_err(|x| e(&x))?;
         let mut runs: Vec<Vec<(i64, f64)>> = vec![Vec::new()];
         let mut last: Option<i64> = None;
         for p in $points.iter() {
@@ -282,25 +344,27 @@ macro_rules! latency_body {
     }};
 }
 
-/// Latency over time (average line, min–max band), loss bars (right axis, %) and outages
-/// shaded. `step` is the bucket length in seconds; outages are (start, end) unix seconds.
+/// Latency over time (average line, min–max band, the smoke of percentile bands), loss bars
+/// (right axis, %) and outages shaded. `step` is the bucket length in seconds; outages are
+/// (start, end) unix seconds.
 pub fn latency(
     path: &Path,
     title: &str,
     points: &[LatencyPoint],
+    smoke: &[Smoke],
     outages: &[(i64, i64)],
     step: i64,
 ) -> Result<(), ChartError> {
     let step = step.max(1);
     render!(path, |root| latency_body!(
-        &root, title, points, outages, step
+        &root, title, points, smoke, outages, step
     ))
 }
 
 /// The chart kinds below share one drawing routine per backend; plotters' backends are
 /// separate types, so the routine is a macro expanded for each.
 macro_rules! lines_body {
-    ($root:expr, $title:expr, $y_desc:expr, $series:expr, $fmt:expr) => {{
+    ($root:expr, $title:expr, $y_desc:expr, $series:expr, $fmt:expr, $colours:expr) => {{
         let root = $root;
         let e = |e: &dyn std::fmt::Display| e.to_string();
         root.fill(&WHITE).map_err(|x| e(&x))?;
@@ -331,7 +395,10 @@ macro_rules! lines_body {
             .draw()
             .map_err(|x| e(&x))?;
         for (i, (name, points)) in $series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+            let color = match $colours.get(i) {
+                Some(&(r, g, b)) => RGBColor(r, g, b).to_rgba(),
+                None => Palette99::pick(i).to_rgba(),
+            };
             chart
                 .draw_series(LineSeries::new(
                     points.iter().copied(),
@@ -365,7 +432,22 @@ pub fn lines(
     series: &[(String, Vec<(i64, f64)>)],
     fmt: fn(f64) -> String,
 ) -> Result<(), ChartError> {
-    render!(path, |root| lines_body!(&root, title, y_desc, series, fmt))
+    lines_coloured(path, title, y_desc, series, fmt, &[])
+}
+
+/// [`lines`] with the colour of each series (RGB) given, so a chart matches the dashboard's;
+/// series past `colours` take the palette's.
+pub fn lines_coloured(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(i64, f64)>)],
+    fmt: fn(f64) -> String,
+    colours: &[(u8, u8, u8)],
+) -> Result<(), ChartError> {
+    render!(path, |root| lines_body!(
+        &root, title, y_desc, series, fmt, colours
+    ))
 }
 
 macro_rules! bars_body {
@@ -479,11 +561,22 @@ mod tests {
             })
             .collect();
         let outages = [(1_700_000_050, 1_700_000_060)];
+        let smoke: Vec<Smoke> = (0..4)
+            .map(|i| Smoke {
+                t: 1_700_000_000 + 30 * i,
+                width: 30,
+                p: [11.0, 12.0, 13.0, 15.0, 19.0],
+            })
+            .collect();
         let svg = dir.path().join("lat.svg");
-        latency(&svg, "gw latency", &points, &outages, 1).expect("svg");
+        latency(&svg, "gw latency", &points, &smoke, &outages, 1).expect("svg");
         let text = std::fs::read_to_string(&svg).expect("read svg");
         assert!(text.contains("gw latency") && text.contains("latency (ms)"));
         assert!(text.contains("average") && text.contains("outage"));
+        assert!(
+            text.contains("10–90 %") && text.contains("25–75 %, median"),
+            "the smoke"
+        );
         // The gaps (no reply) break the average line into separate runs.
         assert!(
             text.matches("<polyline").count() >= 4,
@@ -491,15 +584,40 @@ mod tests {
             text.matches("<polyline").count()
         );
         let png = dir.path().join("lat.png");
-        latency(&png, "gw latency", &points, &outages, 1).expect("png");
+        latency(&png, "gw latency", &points, &smoke, &outages, 1).expect("png");
         let bytes = std::fs::read(&png).expect("read png");
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
         assert!(bytes.len() > 10_000);
         let bad = dir.path().join("lat.jpg");
         assert!(matches!(
-            latency(&bad, "x", &points, &[], 1),
+            latency(&bad, "x", &points, &[], &[], 1),
             Err(ChartError::Format(_))
         ));
+    }
+
+    #[test]
+    fn a_target_without_replies_says_so_and_its_axis_labels_differ() {
+        if font().is_err() {
+            eprintln!("skipped: no DejaVu font (`.ci/run` installs fonts-dejavu-core)");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let points: Vec<LatencyPoint> = (0..60)
+            .map(|i| LatencyPoint {
+                t: 1_700_000_000 + i,
+                min: None,
+                avg: None,
+                max: None,
+                loss: Some(1.0),
+            })
+            .collect();
+        let svg = dir.path().join("dead.svg");
+        latency(&svg, "dead", &points, &[], &[], 1).expect("svg");
+        let text = std::fs::read_to_string(&svg).expect("read svg");
+        assert!(text.contains("dead (no replies)"), "the title says why");
+        assert!(text.matches(">0.00<").count() <= 1, "six 0.00 labels");
+        assert_eq!(axis_label(12.345, 50.0), "12.3");
+        assert_eq!(axis_label(0.0421, 0.08), "0.042");
     }
 
     #[test]

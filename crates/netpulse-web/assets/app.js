@@ -8,7 +8,12 @@ const state = { range: "15m", series: new Map(), ifaces: new Map(), live: null }
 
 async function api(path) {
   const r = await fetch(path, { headers });
-  if (!r.ok) throw new Error(path + ": HTTP " + r.status);
+  if (!r.ok) {
+    // The server says why in its body (a JSON {"error": …}, or text).
+    let why = "";
+    try { const b = await r.text(); try { why = JSON.parse(b).error || b; } catch { why = b; } } catch { /* none */ }
+    throw new Error(path + ": HTTP " + r.status + (why ? " — " + why.slice(0, 200) : ""));
+  }
   return r.json();
 }
 
@@ -41,7 +46,16 @@ function el(tag, attrs, text) {
   return e;
 }
 
-// One chart: time axis, y axis from 0, drawn lines/bands/bars given as layers.
+// A "nice" axis step (1, 2 or 5 × 10^k) giving about `n` ticks up to `max`.
+function niceStep(max, n) {
+  const raw = max / n, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const f = raw / mag;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+}
+
+// One chart: time axis, y axis from 0 with nice ticks, layers drawn in order. A "loss" layer
+// gets a strip of its own at the bottom with a 0–100 % scale on the right, so loss never
+// hides latency. With no data in the range: says so, draws no axis.
 function draw(canvas, fromS, toS, layers, yFmt) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight;
@@ -49,17 +63,36 @@ function draw(canvas, fromS, toS, layers, yFmt) {
   const g = canvas.getContext("2d");
   g.scale(dpr, dpr);
   g.clearRect(0, 0, w, h);
-  const left = 64, right = 8, top = 8, bottom = 20;
-  let ymax = 0;
-  for (const l of layers) for (const p of l.points) for (const y of [p.y, p.y2]) if (y != null && isFinite(y)) ymax = Math.max(ymax, y);
-  ymax = ymax > 0 ? ymax * 1.1 : 1;
-  const x = (t) => left + (t - fromS) / Math.max(1, toS - fromS) * (w - left - right);
-  const y = (v) => top + (1 - v / ymax) * (h - top - bottom);
   const css = getComputedStyle(document.documentElement);
+  const hasLoss = layers.some((l) => l.kind === "loss");
+  const left = 64, right = hasLoss ? 44 : 8, top = 8, bottom = 20;
+  const inRange = (p) => p.t >= fromS - 1 && p.t <= toS;
+  const data = layers.some((l) => l.kind !== "shade" && l.points.some((p) => inRange(p) && (p.y != null || p.y2 != null || p.bands)));
+  canvas.dataset.points = "0";
+  if (!data) {
+    g.fillStyle = css.getPropertyValue("--dim"); g.font = "13px system-ui";
+    g.fillText("no data in this range", w / 2 - 60, h / 2);
+    return;
+  }
+  const lossH = hasLoss ? Math.round((h - top - bottom) * 0.22) : 0;
+  const plotBottom = h - bottom - lossH - (hasLoss ? 6 : 0);
+  let ymax = 0;
+  for (const l of layers) {
+    if (l.kind === "loss") continue;
+    for (const p of l.points) {
+      if (!inRange(p)) continue;
+      for (const y of [p.y, p.y2]) if (y != null && isFinite(y)) ymax = Math.max(ymax, y);
+      for (const b of p.bands || []) if (isFinite(b[1])) ymax = Math.max(ymax, b[1]);
+    }
+  }
+  const stepY = niceStep(ymax > 0 ? ymax : 1, 4);
+  const yTop = Math.max(stepY, Math.ceil((ymax > 0 ? ymax * 1.05 : 1) / stepY) * stepY);
+  const x = (t) => left + (t - fromS) / Math.max(1, toS - fromS) * (w - left - right);
+  const y = (v) => top + (1 - v / yTop) * (plotBottom - top);
   g.strokeStyle = css.getPropertyValue("--line"); g.fillStyle = css.getPropertyValue("--dim");
   g.font = "11px system-ui"; g.lineWidth = 1;
-  for (let i = 0; i <= 4; i++) {
-    const v = ymax * i / 4, yy = y(v);
+  for (let v = 0; v <= yTop + stepY / 2; v += stepY) {
+    const yy = y(v);
     g.beginPath(); g.moveTo(left, yy); g.lineTo(w - right, yy); g.stroke();
     g.fillText(yFmt(v), 2, yy + 4);
   }
@@ -67,18 +100,43 @@ function draw(canvas, fromS, toS, layers, yFmt) {
     const t = fromS + (toS - fromS) * i / 4;
     const d = new Date(t * 1000);
     const label = toS - fromS > 2 * 86400 ? d.toLocaleDateString() : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    g.fillText(label, Math.min(x(t), w - 60), h - 4);
+    g.fillText(label, Math.min(x(t), w - right - 40), h - 4);
+  }
+  if (hasLoss) {
+    const y0 = h - bottom, y1 = h - bottom - lossH;
+    g.strokeStyle = css.getPropertyValue("--line");
+    g.beginPath(); g.moveTo(left, y1); g.lineTo(w - right, y1); g.moveTo(left, y0); g.lineTo(w - right, y0); g.stroke();
+    g.fillStyle = css.getPropertyValue("--loss");
+    g.fillText("100 %", w - right + 4, y1 + 8); g.fillText("loss", w - right + 4, (y0 + y1) / 2 + 4); g.fillText("0", w - right + 4, y0);
   }
   let drawn = 0;
   for (const l of layers) {
-    const pts = l.points.filter((p) => p.t >= fromS && p.t <= toS);
+    const pts = l.points.filter(inRange);
     g.strokeStyle = l.color; g.fillStyle = l.color;
     if (l.kind === "shade") {
-      for (const p of pts) { g.globalAlpha = 0.25; g.fillRect(x(p.t), top, Math.max(2, x(p.t2) - x(p.t)), h - top - bottom); }
+      for (const p of l.points) {
+        if (p.t2 < fromS || p.t > toS) continue;
+        g.globalAlpha = 0.22;
+        const x0 = x(Math.max(p.t, fromS));
+        g.fillRect(x0, top, Math.max(2, x(Math.min(p.t2, toS)) - x0), h - top - bottom);
+      }
       g.globalAlpha = 1;
-    } else if (l.kind === "bars") {
-      const bw = Math.max(1, (w - left - right) / Math.max(60, (toS - fromS) / l.step));
-      for (const p of pts) if (p.y > 0) { g.globalAlpha = 0.7; g.fillRect(x(p.t), y(p.y), bw, y(0) - y(p.y)); }
+    } else if (l.kind === "loss") {
+      const y0 = h - bottom;
+      const bw = Math.max(1, (w - left - right) * l.step / Math.max(1, toS - fromS));
+      for (const p of pts) if (p.y > 0) { g.globalAlpha = 0.75; g.fillRect(x(p.t), y0 - p.y * lossH, bw, p.y * lossH); }
+      g.globalAlpha = 1;
+    } else if (l.kind === "smoke") {
+      // SmokePing's smoke: per bucket, the spread of its RTTs — the outer band lighter,
+      // the inner darker — and the median as a short dash.
+      for (const p of pts) {
+        const x0 = x(p.t), bw = Math.max(1, x(p.t + p.width) - x0);
+        (p.bands || []).forEach((b, i) => {
+          g.globalAlpha = l.alphas[i] || 0.3;
+          g.fillRect(x0, y(b[1]), bw, Math.max(1, y(b[0]) - y(b[1])));
+        });
+        if (p.median != null) { g.globalAlpha = 1; g.fillRect(x0, y(p.median) - 1, bw, 2); drawn++; }
+      }
       g.globalAlpha = 1;
     } else if (l.kind === "band") {
       g.globalAlpha = 1; g.beginPath();
@@ -102,6 +160,39 @@ function draw(canvas, fromS, toS, layers, yFmt) {
   canvas.dataset.points = String(drawn);
 }
 
+// Weighted quantile of (value, weight) pairs sorted by value.
+function quantile(sorted, q) {
+  const total = sorted.reduce((s, p) => s + p[1], 0);
+  let acc = 0;
+  for (const [v, wgt] of sorted) { acc += wgt; if (acc >= q * total) return v; }
+  return sorted.length ? sorted[sorted.length - 1][0] : null;
+}
+
+// The smoke of a series: buckets of about 1/120 of the range, each with its 10–90 % and
+// 25–75 % bands and median. Rollup points (minutes, hours) carry their own percentiles (`p`,
+// from their histograms); per-second points are grouped, their RTTs weighted by replies.
+function smoke(pts, fromS, toS, s) {
+  if (pts.some((p) => p.p)) {
+    return pts.filter((p) => p.p).map((p) => ({ t: p.t, width: s, bands: [[p.p[0], p.p[4]], [p.p[1], p.p[3]]], median: p.p[2] }));
+  }
+  const width = Math.max(s, Math.ceil((toS - fromS) / 120));
+  const groups = new Map();
+  for (const p of pts) {
+    if (p.avg_ms == null || !p.received) continue;
+    const b = p.t - (p.t % width);
+    if (!groups.has(b)) groups.set(b, []);
+    groups.get(b).push([p.avg_ms, p.received]);
+    if (p.min_ms != null) groups.get(b).push([p.min_ms, 0.001]);
+    if (p.max_ms != null) groups.get(b).push([p.max_ms, 0.001]);
+  }
+  const out = [];
+  for (const [t, g] of groups) {
+    g.sort((a, b) => a[0] - b[0]);
+    out.push({ t, width, bands: [[quantile(g, 0.1), quantile(g, 0.9)], [quantile(g, 0.25), quantile(g, 0.75)]], median: quantile(g, 0.5) });
+  }
+  return out;
+}
+
 function step() { return { "1s": 1, "1m": 60, "1h": 3600 }[state.resolution] || 1; }
 
 function targetCard(label) {
@@ -112,7 +203,7 @@ function targetCard(label) {
     const h = el("h2");
     h.append(el("span", {}, label));
     const legend = el("span", { class: "legend" });
-    legend.innerHTML = '<span><i style="background:var(--lat)"></i>avg</span><span><i style="background:var(--band)"></i>min–max</span><span><i style="background:var(--loss)"></i>loss / outage</span>';
+    legend.innerHTML = '<span><i style="background:var(--lat)"></i>avg</span><span><i style="background:var(--band)"></i>min–max</span><span><i style="background:var(--smoke)"></i>10–90 / 25–75 %, median</span><span><i style="background:var(--loss)"></i>loss / outage</span>';
     h.append(legend);
     card.append(h, el("div", { class: "stats" }), el("canvas", { "data-target": label, "data-points": "0" }));
     document.getElementById("targets").append(card);
@@ -139,8 +230,9 @@ function renderTarget(label) {
   const s = step();
   draw(card.querySelector("canvas"), from, now, [
     { kind: "shade", color: "#ff5d5d", points: outages },
-    { kind: "band", color: "rgba(79,163,255,.18)", points: pts.map((p) => ({ t: p.t, y: p.min_ms, y2: p.max_ms })) },
-    { kind: "bars", color: "#ff5d5d", step: s, points: pts.map((p) => ({ t: p.t, y: p.loss == null ? 0 : p.loss * (p.max_ms || 1) })) },
+    { kind: "band", color: "rgba(79,163,255,.30)", points: pts.map((p) => ({ t: p.t, y: p.min_ms, y2: p.max_ms })) },
+    { kind: "smoke", color: "#c9d1d9", alphas: [0.22, 0.45], points: smoke(pts, from, now, s) },
+    { kind: "loss", color: "#ff5d5d", step: s, points: pts.map((p) => ({ t: p.t, y: p.loss == null ? 0 : p.loss })) },
     { kind: "line", color: "#4fa3ff", step: s, points: pts.map((p) => ({ t: p.t, y: p.avg_ms })) },
   ], (v) => fmtMs(v));
 }
@@ -150,7 +242,7 @@ function renderIfaces() {
   body.innerHTML = "";
   const charts = document.getElementById("iface-charts");
   const now = Date.now() / 1000, from = now - rangeSeconds(state.range);
-  if (!state.ifaces.size) body.append(emptyRow(6, "no interfaces watched"));
+  if (!state.ifaces.size) body.append(emptyRow(6, state.loaded ? "no interfaces watched" : "loading…"));
   for (const [name, i] of state.ifaces) {
     const tr = el("tr");
     tr.append(el("td", {}, name), el("td", { class: "num" }, fmtBits(i.rx_bps)), el("td", { class: "num" }, fmtBits(i.tx_bps)),
@@ -173,11 +265,16 @@ function emptyRow(cols, text) {
   return tr;
 }
 
+// Rows of the outage list at most (it scrolls).
+const OUTAGES_LISTED = 500;
+
 function renderLists() {
   const ob = document.querySelector("#outages tbody");
   ob.innerHTML = "";
-  const outages = (state.outages || []).slice(-20).reverse();
-  if (!outages.length) ob.append(emptyRow(4, "none in this range"));
+  // Every outage in the range: those going on first, then the newest; the list scrolls.
+  const all = (state.outages || []).slice().sort((a, b) => (b.ongoing - a.ongoing) || (b.start_ms - a.start_ms));
+  const outages = all.slice(0, OUTAGES_LISTED);
+  if (!outages.length) ob.append(emptyRow(4, state.loaded ? "none in this range" : "loading…"));
   for (const o of outages) {
     const tr = el("tr");
     const dur = ((o.ongoing ? Date.now() : o.end_ms) - o.start_ms) / 1000;
@@ -185,6 +282,7 @@ function renderLists() {
       el("td", { class: "num" }, (o.sent - o.received) + "/" + o.sent));
     ob.append(tr);
   }
+  if (all.length > outages.length) ob.append(emptyRow(4, "… and " + (all.length - outages.length) + " older (netpulse report lists them all)"));
   const ab = document.querySelector("#alerts tbody");
   ab.innerHTML = "";
   const recent = ((state.alerts || {}).recent || []).slice(-20).reverse();
@@ -214,6 +312,8 @@ async function load() {
   state.outages = outages;
   state.alerts = alerts;
   state.ifaces = new Map(ifaces.interfaces.map((i) => [i.name, i]));
+  state.loaded = true;
+  clearError();
   for (const card of document.querySelectorAll("section.target")) card.remove();
   renderAll();
 }
@@ -264,10 +364,15 @@ function renderHealth(h) {
   box.className = dropped ? "bad" : "";
 }
 
+// An API error is shown on the page until a load succeeds again, not only in the console.
 function showError(e) {
-  document.getElementById("status").textContent = "error: " + e.message;
+  const box = document.getElementById("error");
+  box.textContent = "netpulse could not load the dashboard's data: " + e.message;
+  box.hidden = false;
+  document.getElementById("status").textContent = "error";
   console.error("netpulse dashboard:", e);
 }
+function clearError() { document.getElementById("error").hidden = true; }
 
 function connect() {
   const es = new EventSource("/api/events" + (token ? "?token=" + encodeURIComponent(token) : ""));

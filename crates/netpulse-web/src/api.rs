@@ -193,10 +193,19 @@ pub(crate) async fn series(
             };
             let mut per_target: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
             for row in rows {
-                per_target
-                    .entry(row.target)
-                    .or_default()
-                    .push(point_json(&TargetSecond::of(row.ts, &row.stats)));
+                let mut point = point_json(&TargetSecond::of(row.ts, &row.stats));
+                // A rollup holds its RTTs' histogram: the percentiles the dashboard's smoke
+                // draws (10, 25, 50, 75, 90 %), in ms.
+                if row.stats.rtt.count() > 0 {
+                    let q = |f: f64| {
+                        row.stats
+                            .rtt
+                            .quantile(f)
+                            .map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)
+                    };
+                    point["p"] = json!([q(0.10), q(0.25), q(0.50), q(0.75), q(0.90)]);
+                }
+                per_target.entry(row.target).or_default().push(point);
             }
             out.extend(
                 per_target

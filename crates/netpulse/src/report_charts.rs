@@ -37,6 +37,9 @@ fn slug(label: &str) -> String {
 }
 
 /// The finest resolution that keeps a chart under a few thousand points.
+/// Smoke buckets across a chart's range.
+const SMOKE_BUCKETS: i64 = 120;
+
 fn resolution_for(span_s: i64) -> Resolution {
     if span_s <= 2 * 3600 {
         Resolution::Second
@@ -77,6 +80,31 @@ pub fn write(dir: &Path, store: &Store, sc: &Scope, report: &Report) -> anyhow::
         };
         rows = series(store, sc, res)?;
     }
+    // The smoke: buckets of about 1/120 of the range (never finer than the rows), each row's
+    // RTT histogram merged into its bucket, the percentiles exact to the sketch's 1 %.
+    let smoke_width = (span_s / SMOKE_BUCKETS).max(res.seconds());
+    let mut smoke: BTreeMap<(&str, i64), netpulse_core::stats::RttStats> = BTreeMap::new();
+    for r in &rows {
+        if r.stats.rtt.count() > 0 {
+            smoke
+                .entry((r.target.as_str(), r.ts - r.ts.rem_euclid(smoke_width)))
+                .or_default()
+                .merge(&r.stats.rtt);
+        }
+    }
+    let smoke_of = |target: &str| -> Vec<netpulse_chart::Smoke> {
+        let ms = |s: &netpulse_core::stats::RttStats, q: f64| {
+            s.quantile(q).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        };
+        smoke
+            .range((target, i64::MIN)..=(target, i64::MAX))
+            .map(|(&(_, t), s)| netpulse_chart::Smoke {
+                t,
+                width: smoke_width,
+                p: [0.10, 0.25, 0.50, 0.75, 0.90].map(|q| ms(s, q)),
+            })
+            .collect()
+    };
     let mut per: BTreeMap<&str, Vec<LatencyPoint>> = BTreeMap::new();
     for r in &rows {
         let p = TargetSecond::of(r.ts, &r.stats);
@@ -99,7 +127,14 @@ pub fn write(dir: &Path, store: &Store, sc: &Scope, report: &Report) -> anyhow::
             .collect();
         let title = format!("{target}: latency, loss and outages");
         written += both(dir, &format!("latency-{}", slug(target)), |p| {
-            netpulse_chart::latency(p, &title, points, &outages, res.seconds())
+            netpulse_chart::latency(
+                p,
+                &title,
+                points,
+                &smoke_of(target),
+                &outages,
+                res.seconds(),
+            )
         })?;
         if let Some((_, stats)) = report.per_target.iter().find(|(t, _)| t == *target) {
             let bins: Vec<(String, f64)> = stats
@@ -150,7 +185,15 @@ pub fn write(dir: &Path, store: &Store, sc: &Scope, report: &Report) -> anyhow::
         let series = vec![(format!("{name} down"), rx), (format!("{name} up"), tx)];
         let title = format!("{name}: throughput");
         written += both(dir, &format!("iface-{}", slug(name)), |p| {
-            netpulse_chart::lines(p, &title, "bits per second", &series, fmt_bits)
+            // Down green, up amber: the dashboard's colours.
+            netpulse_chart::lines_coloured(
+                p,
+                &title,
+                "bits per second",
+                &series,
+                fmt_bits,
+                &[(60, 207, 145), (240, 180, 41)],
+            )
         })?;
     }
 
