@@ -551,6 +551,24 @@ impl FlowTable {
 /// A talker-table slot that does not exist (the table was full).
 const NO_SLOT: u32 = u32::MAX;
 
+/// The service's port of a conversation whose first packet went `sport` → `dport`: the one
+/// well-known port (below 1024) if only one is; else the one outside the ephemeral range
+/// (49152 and up, and Linux's 32768 and up) if only one is; else the first packet's
+/// destination (clients speak first).
+fn service_port(sport: u16, dport: u16) -> u16 {
+    let well_known = |p: u16| p < 1024;
+    let ephemeral = |p: u16| p >= 32768;
+    match (well_known(sport), well_known(dport)) {
+        (true, false) => return sport,
+        (false, true) => return dport,
+        _ => {}
+    }
+    match (ephemeral(sport), ephemeral(dport)) {
+        (false, true) => sport,
+        _ => dport,
+    }
+}
+
 /// A host's bytes (sent + received) and the interval it was last seen in.
 #[derive(Debug, Clone, Copy)]
 struct HostSlot {
@@ -891,7 +909,9 @@ impl Analyzer {
         let f = self.flows.get_or_insert_with(map_key, || {
             let t = &mut self.talkers;
             let host_slots = [t.host_slot(key.a.0), t.host_slot(key.b.0)];
-            let port_slots = [t.port_slot(proto, key.a.1), t.port_slot(proto, key.b.1)];
+            // Only the service's port counts: a client's ephemeral port would otherwise rank
+            // with them (one big download puts its random port at the top).
+            let port_slots = [t.port_slot(proto, service_port(sport, dport)), NO_SLOT];
             Flow {
                 rec: FlowRecord {
                     key,
@@ -1204,6 +1224,23 @@ impl Analyzer {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_service_port_is_counted_not_the_clients_ephemeral_one() {
+        assert_eq!(service_port(51234, 443), 443);
+        assert_eq!(
+            service_port(443, 51234),
+            443,
+            "mid-stream: the server spoke first"
+        );
+        assert_eq!(service_port(40000, 8080), 8080);
+        assert_eq!(service_port(8080, 40000), 8080);
+        assert_eq!(
+            service_port(5000, 6000),
+            6000,
+            "no telling: the first destination"
+        );
+    }
+
     #[test]
     fn packet_log_lines_carry_macs_and_arp_says_who_has_and_is_at() {
         let mut frame = vec![0xff; 6];

@@ -635,15 +635,14 @@ impl MonitorModel {
             });
         }
         if down {
-            if let Some(start) = detector.current_start() {
+            // Going on: what it holds so far (the views show it as it grows).
+            if let Some(o) = detector.current() {
                 out.push(Output::Outage {
                     target: r.target,
                     outage: Outage {
-                        start,
-                        end: r.sent_at,
-                        sent: 0,
-                        received: 0,
+                        end: r.sent_at.max(o.start),
                         ongoing: true,
+                        ..o.clone()
                     },
                 });
             }

@@ -151,6 +151,11 @@ impl OutageDetector {
         self.current.as_ref().map(|o| o.outage.start)
     }
 
+    /// The outage going on, as far as it got: its probes sent and answered so far.
+    pub fn current(&self) -> Option<&Outage> {
+        self.current.as_ref().map(|o| &o.outage)
+    }
+
     /// Feeds probe `seq` (sent at `sent_at`, answered or not); returns outages that ended.
     pub fn record(&mut self, seq: u64, sent_at: SystemTime, answered: bool) -> Vec<Outage> {
         let mut ended = Vec::new();

@@ -62,7 +62,7 @@ pub enum StoreError {
         reason: String,
     },
     /// The file does not exist (for reading).
-    #[error("no database at {path} (record one with `netpulse probe --record`)")]
+    #[error("no database at {path} (`netpulse monitor` records by default; `netpulse probe --record` and `netpulse capture --record` record too)")]
     Missing {
         /// The file.
         path: PathBuf,

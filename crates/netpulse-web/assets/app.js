@@ -23,7 +23,7 @@ function rangeSeconds(text) {
   return n * ({ s: 1, m: 60, h: 3600, d: 86400 }[unit] || 60);
 }
 
-function fmtMs(v) { return v == null ? "–" : v < 1 ? v.toFixed(3) + " ms" : v < 100 ? v.toFixed(2) + " ms" : v.toFixed(0) + " ms"; }
+function fmtMs(v) { return v == null ? "–" : v === 0 ? "0 ms" : v < 1 ? v.toFixed(3) + " ms" : v < 100 ? v.toFixed(2) + " ms" : v.toFixed(0) + " ms"; }
 function fmtPct(v) { return v == null ? "–" : (v * 100).toFixed(v > 0 && v < 0.01 ? 2 : 1) + " %"; }
 function fmtBits(v) {
   if (v == null) return "–";

@@ -120,7 +120,11 @@ fn report_json(r: &Report) -> Value {
         })
         .collect();
     json!({
-        "type": "report", "first": time(r.first_ns), "last": time(r.last_ns), "seconds": d.as_secs_f64(),
+        "type": "report",
+        // No packet, no time (null, not 1970).
+        "first": (r.total.packets > 0).then(|| time(r.first_ns)),
+        "last": (r.total.packets > 0).then(|| time(r.last_ns)),
+        "seconds": d.as_secs_f64(),
         "packets": r.total.packets, "bytes": r.total.bytes, "bits_per_s": bits_per_sec(&r.total, d).round(),
         "avg_packet_bytes": if r.total.packets > 0 { r.total.bytes as f64 / r.total.packets as f64 } else { 0.0 },
         "protocols": protocols, "unique_ips": r.unique_ips, "unique_macs": r.unique_macs,
@@ -136,6 +140,10 @@ fn report_json(r: &Report) -> Value {
 }
 
 fn report_text(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    if r.total.packets == 0 {
+        // No packet, no time: not a capture of 1970.
+        return writeln!(out, "capture: no packets (nothing to report)");
+    }
     let d = Duration::from_nanos(r.last_ns.saturating_sub(r.first_ns));
     let units = netpulse_core::units::Units {
         si: true,

@@ -89,7 +89,7 @@ fn scope(args: &ReportArgs, store: &Store) -> anyhow::Result<Scope> {
         None if args.since.is_none() && args.from.is_none() && args.to.is_none() => {
             Some(sessions.last().cloned().with_context(|| {
                 format!(
-                    "{} holds no session yet (record one with `netpulse probe --record`)",
+                    "{} holds no session yet (`netpulse monitor` records by default; `netpulse probe --record` and `netpulse capture --record` record too)",
                     store.path().display()
                 )
             })?)
@@ -306,18 +306,25 @@ pub(crate) fn summary_text(r: &Report) -> String {
     let t = &r.total;
     let lost = t.sent - t.received.min(t.sent);
     let mut out = format!("netpulse report: {}\n", r.scope_text);
-    out += &format!(
-        "sent {}, received {}, lost {} ({}%), avg RTT {} ms, outages {}\n",
-        t.sent,
-        t.received,
-        lost,
-        fmt_percent(t.loss()),
-        opt_ms(t.rtt.mean()),
-        r.outages.len()
-    );
-    out += &format!("(totals from {} rollups)\n", r.totals_resolution.name());
-    out += "\nOutages:\n";
-    out += &outages_text(&r.outages);
+    if t.sent == 0 {
+        // Not "sent 0 … avg RTT - ms": a session of interface traffic or a capture only.
+        out += "no probes recorded here\n";
+    } else {
+        out += &format!(
+            "sent {}, received {}, lost {} ({}%), avg RTT {} ms, outages {}\n",
+            t.sent,
+            t.received,
+            lost,
+            fmt_percent(t.loss()),
+            opt_ms(t.rtt.mean()),
+            r.outages.len()
+        );
+        out += &format!("(totals from {} rollups)\n", r.totals_resolution.name());
+    }
+    if t.sent > 0 || !r.outages.is_empty() {
+        out += "\nOutages:\n";
+        out += &outages_text(&r.outages);
+    }
     if !r.gaps.is_empty() {
         out += "\nRecording interrupted (the database could not be written):\n";
         for g in &r.gaps {
@@ -338,6 +345,9 @@ pub(crate) fn summary_text(r: &Report) -> String {
                 g.error
             );
         }
+    }
+    if r.per_target.is_empty() {
+        return out;
     }
     out += "\nPer target:\n";
     let w = r
@@ -570,14 +580,42 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
                     sc.session.as_ref().map(|s| s.id),
                     None,
                 )?;
+                let session_arg = sc
+                    .session
+                    .as_ref()
+                    .map(|s| format!(" --session {}", s.id))
+                    .unwrap_or_default();
                 if !traffic.is_empty() {
                     writeln!(
                         out,
-                        "\nNo probes here, but interface traffic: see `netpulse report --ifaces{}`.",
-                        sc.session
-                            .as_ref()
-                            .map(|s| format!(" --session {}", s.id))
-                            .unwrap_or_default()
+                        "\nNo probes here, but interface traffic: see `netpulse report --ifaces{session_arg}`."
+                    )?;
+                }
+                let capture = match &sc.session {
+                    Some(s) => store.capture_seconds(i64::MIN, i64::MAX, Some(s.id))?,
+                    None => store.capture_seconds(
+                        sc.from_ms.div_euclid(1000),
+                        sc.to_ms.div_euclid(1000) + 1,
+                        None,
+                    )?,
+                };
+                if !capture.is_empty() {
+                    let mut by: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+                    for c in &capture {
+                        let e = by.entry(c.protocol.as_str()).or_default();
+                        e.0 += c.packets;
+                        e.1 += c.bytes;
+                    }
+                    let parts: Vec<String> = by
+                        .iter()
+                        .filter(|(p, _)| **p != "ethernet")
+                        .map(|(p, (n, b))| format!("{p} {n} packets, {b} bytes"))
+                        .collect();
+                    writeln!(
+                        out,
+                        "\nNo probes here, but a capture ({} s recorded): {}. Charts: `netpulse report{session_arg} --charts DIR`.",
+                        capture.iter().map(|c| c.ts).collect::<std::collections::BTreeSet<_>>().len(),
+                        parts.join("; ")
                     )?;
                 }
             }

@@ -728,3 +728,39 @@ fn cap_net_raw_alone_is_enough_to_capture_and_the_hint_says_so() {
         common::stdout(&out)
     );
 }
+
+/// A capture-only session's report says what it holds (not "sent 0 … avg RTT - ms"), and a
+/// capture without packets has no times (not 1970).
+#[test]
+fn capture_only_reports_and_empty_captures_say_what_they_hold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pcap = gen_pcap(dir.path(), 500);
+    let db = dir.path().join("cap.db");
+    let record = format!("--record={}", db.display());
+    let (_, out) = report(&pcap, &[&record]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let out = common::netpulse(&["report", "--db", db.to_str().expect("utf-8")]);
+    let text = common::stdout(&out);
+    assert!(text.contains("no probes recorded here"), "{text}");
+    assert!(!text.contains("sent 0"), "{text}");
+    assert!(
+        text.contains("No probes here, but a capture") && text.contains("tcp "),
+        "{text}"
+    );
+    // A pcap header and no packet.
+    let empty = dir.path().join("empty.pcap");
+    let mut header = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+    header.extend([0u8; 8]);
+    header.extend([0xff, 0xff, 0, 0, 1, 0, 0, 0]);
+    std::fs::write(&empty, header).expect("pcap");
+    let (ours, out) = report(&empty, &[]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(ours["packets"], 0);
+    assert!(ours["first"].is_null() && ours["last"].is_null(), "{ours}");
+    let out = common::netpulse(&["capture", "-r", empty.to_str().expect("utf-8")]);
+    let text = common::stdout(&out);
+    assert!(
+        text.contains("no packets") && !text.contains("1970"),
+        "{text}"
+    );
+}

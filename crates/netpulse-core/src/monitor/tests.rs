@@ -468,3 +468,33 @@ fn windows_follow_the_ring_through_a_stall_longer_than_it() {
     assert_eq!(t.windows[wi].sent, 5);
     assert_eq!(t.value(Metric::LatencyAvg, wi), Some(7.0));
 }
+
+#[test]
+fn an_outage_going_on_shows_its_probes_so_far() {
+    let Sim { mut m, mut rings } = model_with(vec![]);
+    let mut out = Vec::new();
+    for seq in 1..=5u64 {
+        m.result(
+            &lost(0, seq, 1_000_000 + seq * 1000),
+            UNIX_EPOCH + Duration::from_secs(1000 + seq),
+            &mut rings,
+            &mut out,
+        );
+    }
+    let ongoing: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Outage { outage, .. } if outage.ongoing => Some(outage.clone()),
+            _ => None,
+        })
+        .collect();
+    // Down from the third lost probe on, and each notice counts what it holds.
+    assert_eq!(
+        ongoing
+            .iter()
+            .map(|o| (o.sent, o.received))
+            .collect::<Vec<_>>(),
+        [(3, 0), (4, 0), (5, 0)]
+    );
+    assert!(ongoing.iter().all(|o| o.end > o.start));
+}
