@@ -39,6 +39,21 @@ pub enum LiveError {
     },
 }
 
+/// Compiles `filter` (pcap syntax) for Ethernet without opening any interface or needing any
+/// privilege: a typo is found by `config check`, not at the monitor's start.
+pub fn check_filter(filter: &str) -> Result<(), LiveError> {
+    let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).map_err(|e| LiveError::Other {
+        iface: "(none)".into(),
+        reason: e.to_string(),
+    })?;
+    dead.compile(filter, true)
+        .map(|_| ())
+        .map_err(|e| LiveError::Filter {
+            filter: filter.to_string(),
+            reason: e.to_string(),
+        })
+}
+
 /// An open live capture.
 pub struct Live {
     cap: pcap::Capture<pcap::Active>,

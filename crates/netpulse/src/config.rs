@@ -718,6 +718,14 @@ impl Config {
             }
             labels.push(label);
         }
+        if !self.capture.filter.is_empty() {
+            if let Err(e) = netpulse_capture::live::check_filter(&self.capture.filter) {
+                return Err(err(
+                    locate(text, "filter", &self.capture.filter),
+                    format!("key \"filter\" in [capture]: {e}"),
+                ));
+            }
+        }
         if self.monitor.resolve_every.get_ref().get() < Duration::from_secs(1) {
             return Err(err(
                 self.monitor.resolve_every.span(),
@@ -839,8 +847,18 @@ impl Config {
     /// `[ifaces] names` that are not among `present` (this machine's interfaces): watched for
     /// in case they appear, but most likely a typo.
     pub fn missing_ifaces(&self, present: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        let capture = &self.capture.interface;
+        if !capture.is_empty() && !present.contains(capture) {
+            out.push(format!(
+                "[capture] interface \"{}\" is not an interface here (there are: {}); the monitor \
+                 will run without the capture",
+                netpulse_core::text::printable(capture),
+                present.join(", ")
+            ));
+        }
         if !self.ifaces.enabled {
-            return Vec::new();
+            return out;
         }
         let missing: Vec<&String> = self
             .ifaces
@@ -848,17 +866,15 @@ impl Config {
             .iter()
             .filter(|n| !present.contains(n))
             .collect();
-        missing
-            .iter()
-            .map(|n| {
-                format!(
-                    "[ifaces] names lists \"{}\", which is not an interface here (there are: {}); \
-                     it is watched for in case it appears",
-                    netpulse_core::text::printable(n),
-                    present.join(", ")
-                )
-            })
-            .collect()
+        out.extend(missing.iter().map(|n| {
+            format!(
+                "[ifaces] names lists \"{}\", which is not an interface here (there are: {}); \
+                 it is watched for in case it appears",
+                netpulse_core::text::printable(n),
+                present.join(", ")
+            )
+        }));
+        out
     }
 
     /// What is valid but will not work as written: a `[listen]` address beyond loopback with
@@ -1102,6 +1118,32 @@ mod tests {
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(
             w[0].contains("\"eht0\"") && w[0].contains("there are: lo, eth0"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn the_capture_filter_is_compiled_and_its_interface_looked_for() {
+        let e = Config::parse(
+            "netpulse.toml",
+            "[capture]\ninterface = \"eth9\"\nfilter = \"tcp port\"\n",
+        )
+        .expect_err("a filter that does not compile")
+        .to_string();
+        assert!(
+            e.starts_with(
+                "netpulse.toml:3:10: key \"filter\" in [capture]: bad capture filter \"tcp port\""
+            ),
+            "{e}"
+        );
+        let c = Config::parse(
+            "netpulse.toml",
+            "[capture]\ninterface = \"eth9\"\nfilter = \"tcp port 443\"\n",
+        )
+        .expect("valid");
+        let w = c.missing_ifaces(&["lo".to_string()]);
+        assert!(
+            w.len() == 1 && w[0].contains("[capture] interface \"eth9\""),
             "{w:?}"
         );
     }
