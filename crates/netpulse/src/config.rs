@@ -205,7 +205,7 @@ pub struct RuleSection {
     #[serde(default = "default_op")]
     pub op: Spanned<Typed<Comparator>>,
     /// Threshold: ms for latency and jitter, a fraction for loss, bytes/s for rates.
-    pub threshold: f64,
+    pub threshold: Spanned<f64>,
     /// How long the condition must hold.
     #[serde(rename = "for", default = "default_for")]
     pub hold: Spanned<ConfigDuration>,
@@ -214,7 +214,7 @@ pub struct RuleSection {
     pub window: Spanned<ConfigDuration>,
     /// Fraction of the threshold the value must clear it by to resolve.
     #[serde(default = "default_hysteresis")]
-    pub hysteresis: f64,
+    pub hysteresis: Spanned<f64>,
     /// Reminder interval while firing (absent: none).
     #[serde(default)]
     pub repeat: Option<Spanned<ConfigDuration>>,
@@ -238,9 +238,12 @@ fn default_for() -> Spanned<ConfigDuration> {
 fn default_window() -> Spanned<ConfigDuration> {
     unspanned_duration("10s")
 }
-fn default_hysteresis() -> f64 {
-    0.1
+fn default_hysteresis() -> Spanned<f64> {
+    Spanned::new(0..0, DEFAULT_HYSTERESIS)
 }
+
+/// The fraction of the threshold a value must clear it by to resolve, by default.
+const DEFAULT_HYSTERESIS: f64 = 0.1;
 fn default_severity() -> Spanned<Typed<Severity>> {
     unspanned_typed("warning", Severity::Warning)
 }
@@ -924,33 +927,35 @@ impl Config {
             ));
         }
         let repeat = r.repeat.as_ref().map(|s| s.get_ref().get());
-        if !(0.0..1.0).contains(&r.hysteresis) {
+        let hysteresis = *r.hysteresis.get_ref();
+        if !(0.0..1.0).contains(&hysteresis) {
             return Err((
-                r.name.span(),
+                r.hysteresis.span(),
                 format!(
                     "key \"hysteresis\" in [[rule]] \"{}\": a fraction from 0 to below 1",
                     r.name.get_ref()
                 ),
             ));
         }
-        if !r.threshold.is_finite() {
+        let threshold = *r.threshold.get_ref();
+        if !threshold.is_finite() {
             return Err((
-                r.name.span(),
+                r.threshold.span(),
                 "key \"threshold\" in [[rule]]: not a number".into(),
             ));
         }
         // Loss is a fraction (0.1 = 10 %): `10` would be 1 000 % and never fire.
-        if metric == Metric::Loss && !(0.0..=1.0).contains(&r.threshold) {
+        if metric == Metric::Loss && !(0.0..=1.0).contains(&threshold) {
             return Err((
-                r.name.span(),
+                r.threshold.span(),
                 format!(
                     "key \"threshold\" in [[rule]] \"{}\": loss is a fraction from 0 to 1 \
                      ({} would be {} %; for {} % write {})",
                     r.name.get_ref(),
-                    r.threshold,
-                    r.threshold * 100.0,
-                    r.threshold,
-                    r.threshold / 100.0
+                    threshold,
+                    threshold * 100.0,
+                    threshold,
+                    threshold / 100.0
                 ),
             ));
         }
@@ -959,9 +964,9 @@ impl Config {
                 name: r.name.get_ref().clone(),
                 metric,
                 op,
-                threshold: r.threshold,
+                threshold,
                 hold,
-                hysteresis: r.hysteresis,
+                hysteresis,
                 repeat,
                 subjects: r.subjects.clone(),
                 severity,
@@ -996,7 +1001,7 @@ impl Config {
                     name: unspanned(name),
                     metric: unspanned_typed(metric, Metric::LatencyAvg),
                     op: default_op(),
-                    threshold,
+                    threshold: Spanned::new(0..0, threshold),
                     hold: unspanned_duration(hold),
                     window: unspanned_duration(window),
                     hysteresis: default_hysteresis(),
@@ -1211,6 +1216,10 @@ mod tests {
         );
         let text = "[[rule]]\nname = \"lossy\"\nmetric = \"loss\"\nthreshold = 10\n";
         let e = error(text);
+        assert!(
+            e.starts_with("netpulse.toml:4:13: "),
+            "on the threshold's line: {e}"
+        );
         assert!(
             e.contains("loss is a fraction from 0 to 1 (10 would be 1000 %; for 10 % write 0.1)"),
             "{e}"
