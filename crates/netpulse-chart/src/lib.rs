@@ -2,6 +2,11 @@
 //! latency over time with loss and outage shading, latency histograms, throughput lines, and
 //! protocol bars. Text needs a TrueType font: DejaVu Sans from Debian's `fonts-dejavu-core`, or
 //! the file `NETPULSE_FONT` names.
+//!
+//! Every chart is drawn once, as SVG; a PNG is that SVG rasterized by resvg. plotters' own
+//! bitmap backend (0.3.7, ab_glyph) places each glyph at its advance without its left side
+//! bearing, so narrow glyphs drift ("22:1 3:20"); resvg lays text out properly, and the two
+//! formats can no longer differ.
 
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -72,9 +77,10 @@ const FONT_PATHS: [&str; 3] = [
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
 ];
 
-/// Registers the font once per process.
-fn font() -> Result<(), ChartError> {
-    static FONT: OnceLock<Result<(), String>> = OnceLock::new();
+/// Registers the font once per process (plotters measures text with it); its bytes, for the
+/// rasterizer.
+fn font() -> Result<&'static [u8], ChartError> {
+    static FONT: OnceLock<Result<&'static [u8], String>> = OnceLock::new();
     FONT.get_or_init(|| {
         let candidates: Vec<PathBuf> = std::env::var_os("NETPULSE_FONT")
             .map(PathBuf::from)
@@ -89,7 +95,8 @@ fn font() -> Result<(), ChartError> {
         // plotters keeps fonts for the life of the process; this happens once.
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
         plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-            .map_err(|_| format!("{} is not a usable TrueType font", path.display()))
+            .map_err(|_| format!("{} is not a usable TrueType font", path.display()))?;
+        Ok(bytes)
     })
     .clone()
     .map_err(ChartError::NoFont)
@@ -110,31 +117,57 @@ fn kind(path: &Path) -> Result<Kind, ChartError> {
 
 const SIZE: (u32, u32) = (1000, 420);
 
-/// Draws `$body` (an expression over `$root`, giving `Result<(), String>`) onto an SVG or PNG
-/// file: plotters' backends are distinct types, so the body is expanded once for each.
+/// Draws `$body` (an expression over `$root`, giving `Result<(), String>`) as SVG, and writes
+/// it to the file as SVG or, rasterized, as PNG.
 macro_rules! render {
     ($path:expr, |$root:ident| $body:expr) => {{
         let path: &Path = $path;
-        font()?;
+        let font = font()?;
+        let kind = kind(path)?;
         let fail = |reason: String| ChartError::Draw {
             path: path.to_path_buf(),
             reason,
         };
-        match kind(path)? {
-            Kind::Svg => {
-                let $root = SVGBackend::new(path, SIZE).into_drawing_area();
-                let drawn: Result<(), String> = (|| $body)();
-                drawn.map_err(fail)?;
-                $root.present().map_err(|e| fail(e.to_string()))
-            }
-            Kind::Png => {
-                let $root = BitMapBackend::new(path, SIZE).into_drawing_area();
-                let drawn: Result<(), String> = (|| $body)();
-                drawn.map_err(fail)?;
-                $root.present().map_err(|e| fail(e.to_string()))
-            }
+        let mut svg = String::new();
+        {
+            let $root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+            let drawn: Result<(), String> = (|| $body)();
+            drawn.map_err(fail)?;
+            $root.present().map_err(|e| fail(e.to_string()))?;
         }
+        write_chart(path, kind, &svg, font).map_err(fail)
     }};
+}
+
+/// Writes a drawn chart: the SVG as it is, or rasterized to PNG with `font` for its text.
+fn write_chart(path: &Path, kind: Kind, svg: &str, font: &'static [u8]) -> Result<(), String> {
+    let bytes = match kind {
+        Kind::Svg => svg.as_bytes().to_vec(),
+        Kind::Png => rasterize(svg, font)?,
+    };
+    std::fs::write(path, bytes).map_err(|e| e.to_string())
+}
+
+/// The SVG as a PNG of [`SIZE`].
+fn rasterize(svg: &str, font: &'static [u8]) -> Result<Vec<u8>, String> {
+    use resvg::{tiny_skia, usvg};
+    let mut opt = usvg::Options::default();
+    let db = opt.fontdb_mut();
+    db.load_font_data(font.to_vec());
+    // plotters writes font-family="sans-serif": the one font loaded is that family.
+    let family = db
+        .faces()
+        .next()
+        .and_then(|f| f.families.first().map(|(name, _)| name.clone()));
+    if let Some(name) = family {
+        db.set_sans_serif_family(name.clone());
+        opt.font_family = name;
+    }
+    let tree = usvg::Tree::from_str(svg, &opt).map_err(|e| format!("SVG to PNG: {e}"))?;
+    let mut pixmap =
+        tiny_skia::Pixmap::new(SIZE.0, SIZE.1).ok_or("SVG to PNG: no room for the picture")?;
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    pixmap.encode_png().map_err(|e| format!("PNG: {e}"))
 }
 
 /// `HH:MM` (UTC); with seconds when the chart spans under an hour, with the date over two days.
@@ -156,7 +189,9 @@ fn span(ts: impl Iterator<Item = i64>) -> Option<(i64, i64)> {
         None => Some((t, t)),
         Some((a, b)) => Some((a.min(t), b.max(t))),
     })
-    .map(|(a, b)| (a, b.max(a + 1)))
+    // One instant (a capture of under a second): a second either side, so it is drawn in the
+    // middle, not on the edge.
+    .map(|(a, b)| if a == b { (a - 1, b + 1) } else { (a, b) })
 }
 
 /// The series legend, top left, as every chart draws it.
@@ -465,18 +500,20 @@ macro_rules! bars_body {
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(80)
-            .build_cartesian_2d(0..n, 0.0..ymax)
+            // Segmented: a label sits under the middle of its bar, not at its left edge.
+            .build_cartesian_2d((0..n).into_segmented(), 0.0..ymax)
             .map_err(|x| e(&x))?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             // Every label on a narrow bar would overlap its neighbours'.
             .x_labels($bars.len().min(12))
-            .x_label_formatter(&|i| {
-                $bars
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => $bars
                     .get(usize::try_from(*i).unwrap_or(usize::MAX))
                     .map(|b| b.0.clone())
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                SegmentValue::Last => String::new(),
             })
             .x_desc($x_desc)
             .y_desc($y_desc)
@@ -487,7 +524,13 @@ macro_rules! bars_body {
         chart
             .draw_series($bars.iter().enumerate().map(|(i, b)| {
                 let i = i as i32;
-                let mut r = Rectangle::new([(i, 0.0), (i + 1, b.1)], teal.mix(0.8).filled());
+                let mut r = Rectangle::new(
+                    [
+                        (SegmentValue::Exact(i), 0.0),
+                        (SegmentValue::Exact(i + 1), b.1),
+                    ],
+                    teal.mix(0.8).filled(),
+                );
                 r.set_margin(0, 0, 6, 6);
                 r
             }))
