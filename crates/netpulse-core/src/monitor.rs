@@ -144,13 +144,14 @@ pub struct TargetModel {
     windows: Vec<WindowSums>,
     jitter: Jitter,
     outage: Option<OutageDetector>,
-    /// Probe interval: how long a run of failures must be to be an outage.
-    interval: Duration,
+    /// Failed probes in a row that make an outage at this target's interval (1 byte, not the
+    /// interval's 16: one is kept per target).
+    outage_run: u8,
     lateness: Lateness,
 }
 
 impl TargetModel {
-    fn new(label: Arc<str>, kind: &'static str, interval: Duration, windows: usize) -> Self {
+    fn new(label: Arc<str>, kind: &'static str, outage_run: u8, windows: usize) -> Self {
         Self {
             label,
             kind,
@@ -162,7 +163,7 @@ impl TargetModel {
             windows: vec![WindowSums::default(); windows],
             jitter: Jitter::default(),
             outage: None,
-            interval,
+            outage_run,
             lateness: Lateness::default(),
         }
     }
@@ -540,7 +541,7 @@ impl MonitorModel {
             Box::new(TargetModel::new(
                 label.into(),
                 kind,
-                interval,
+                self.outage_cfg.run_needed(interval).min(u32::from(u8::MAX)) as u8,
                 self.lens.len(),
             )),
         );
@@ -621,10 +622,10 @@ impl MonitorModel {
             &self.lens,
             &self.hist_lens,
         );
-        let (cfg, interval) = (self.outage_cfg, t.interval);
+        let (cfg, run) = (self.outage_cfg, u32::from(t.outage_run));
         let detector = t
             .outage
-            .get_or_insert_with(|| OutageDetector::new(cfg, r.seq, interval));
+            .get_or_insert_with(|| OutageDetector::with_run_needed(cfg, r.seq, run));
         let was_down = detector.in_outage();
         let ended = detector.record(r.seq, r.sent_at, r.outcome.is_reply());
         let down = detector.in_outage();

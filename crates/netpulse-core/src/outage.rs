@@ -120,8 +120,15 @@ struct Ongoing {
 impl OutageDetector {
     /// A detector for probes numbered from `first_seq`, sent every `interval`.
     pub fn new(cfg: OutageConfig, first_seq: u64, interval: Duration) -> Self {
+        Self::with_run_needed(cfg, first_seq, cfg.run_needed(interval))
+    }
+
+    /// [`OutageDetector::new`] with the run of failures that starts an outage given (see
+    /// [`OutageConfig::run_needed`]): a caller keeping thousands of targets keeps that, not
+    /// their intervals.
+    pub fn with_run_needed(cfg: OutageConfig, first_seq: u64, run_needed: u32) -> Self {
         Self {
-            run_needed: cfg.run_needed(interval),
+            run_needed,
             cfg,
             pending: BTreeMap::new(),
             next_seq: first_seq,
@@ -135,10 +142,7 @@ impl OutageDetector {
 
     /// A new detector with this one's settings, for probes numbered from `first_seq`.
     pub fn restarted(&self, first_seq: u64) -> Self {
-        Self {
-            run_needed: self.run_needed,
-            ..Self::new(self.cfg, first_seq, Duration::from_secs(1))
-        }
+        Self::with_run_needed(self.cfg, first_seq, self.run_needed)
     }
 
     /// True while an outage is going on.
