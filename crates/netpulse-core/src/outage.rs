@@ -90,22 +90,39 @@ impl Outage {
 /// Most probes held back waiting for an earlier one; past this the gap is skipped.
 const MAX_REORDER: usize = 1 << 16;
 
-/// The outage state of one target.
+/// The outage state of one target. One is kept per target: 104 bytes, its settings and run
+/// kept compact (not a copy of the whole [`OutageConfig`], times as ns).
 #[derive(Debug, Clone)]
 pub struct OutageDetector {
-    cfg: OutageConfig,
     pending: BTreeMap<u64, (SystemTime, bool)>,
     next_seq: u64,
     /// The probes in the loss window: (send time as ns since the epoch, answered), 16 bytes
-    /// each instead of 24 (a detector is kept per target).
+    /// each instead of 24.
     window: VecDeque<(u64, bool)>,
-    window_failed: usize,
-    /// Failed probes in a row that start an outage (0: off), from the target's interval.
-    run_needed: u32,
-    run_start: Option<SystemTime>,
-    run_len: u64,
-    /// Boxed, with its recovery: rare, and one detector is kept per target (88 bytes less each).
+    /// The window's length, ns.
+    window_ns: u64,
+    /// Send time (ns since the epoch) of the first probe of the current run of failures;
+    /// [`NO_RUN`]: none.
+    run_start_ns: u64,
+    /// Boxed, with its recovery: rare (88 bytes less each).
     current: Option<Box<Ongoing>>,
+    window_failed: u32,
+    run_len: u32,
+    loss_threshold: f32,
+    min_probes: u16,
+    /// Failed probes in a row that start an outage (0: off), from the target's interval.
+    run_needed: u16,
+}
+
+/// `run_start_ns` when no run of failures is going on.
+const NO_RUN: u64 = u64::MAX;
+
+fn to_ns(t: SystemTime) -> u64 {
+    crate::saturating_nanos(t.duration_since(UNIX_EPOCH).unwrap_or_default())
+}
+
+fn from_ns(ns: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
 /// An outage going on.
@@ -128,21 +145,35 @@ impl OutageDetector {
     /// their intervals.
     pub fn with_run_needed(cfg: OutageConfig, first_seq: u64, run_needed: u32) -> Self {
         Self {
-            run_needed,
-            cfg,
             pending: BTreeMap::new(),
             next_seq: first_seq,
             window: VecDeque::new(),
-            window_failed: 0,
-            run_start: None,
-            run_len: 0,
+            window_ns: crate::saturating_nanos(cfg.window),
+            run_start_ns: NO_RUN,
             current: None,
+            window_failed: 0,
+            run_len: 0,
+            loss_threshold: cfg.loss_threshold as f32,
+            min_probes: cfg.min_probes.min(u32::from(u16::MAX)) as u16,
+            run_needed: run_needed.min(u32::from(u16::MAX)) as u16,
         }
     }
 
     /// A new detector with this one's settings, for probes numbered from `first_seq`.
     pub fn restarted(&self, first_seq: u64) -> Self {
-        Self::with_run_needed(self.cfg, first_seq, self.run_needed)
+        Self {
+            pending: BTreeMap::new(),
+            next_seq: first_seq,
+            window: VecDeque::new(),
+            window_ns: self.window_ns,
+            run_start_ns: NO_RUN,
+            current: None,
+            window_failed: 0,
+            run_len: 0,
+            loss_threshold: self.loss_threshold,
+            min_probes: self.min_probes,
+            run_needed: self.run_needed,
+        }
     }
 
     /// True while an outage is going on.
@@ -209,12 +240,12 @@ impl OutageDetector {
     }
 
     fn judge(&mut self, t: SystemTime, answered: bool) -> Option<Outage> {
-        let t_ns = crate::saturating_nanos(t.duration_since(UNIX_EPOCH).unwrap_or_default());
+        let t_ns = to_ns(t);
         self.window.push_back((t_ns, answered));
         if !answered {
             self.window_failed += 1;
         }
-        let window_ns = crate::saturating_nanos(self.cfg.window);
+        let window_ns = self.window_ns;
         while let Some(&(old, ok)) = self.window.front() {
             // Half-open window (t − window, t]
             if t_ns.saturating_sub(old) < window_ns {
@@ -226,25 +257,33 @@ impl OutageDetector {
             }
         }
         // Too few probes in the window: its loss is no evidence either way.
-        let window_counts = self.window.len() >= self.cfg.min_probes.max(1) as usize;
+        let window_counts = self.window.len() >= usize::from(self.min_probes.max(1));
         let window_bad = window_counts
-            && self.window_failed as f64 / self.window.len() as f64 > self.cfg.loss_threshold;
+            && f64::from(self.window_failed) / self.window.len() as f64
+                > f64::from(self.loss_threshold);
         if answered {
-            self.run_start = None;
+            self.run_start_ns = NO_RUN;
             self.run_len = 0;
         } else {
-            self.run_start.get_or_insert(t);
-            self.run_len += 1;
+            if self.run_start_ns == NO_RUN {
+                self.run_start_ns = t_ns;
+            }
+            self.run_len = self.run_len.saturating_add(1);
         }
         match &mut self.current {
             None => {
-                let by_run = self.run_needed > 0 && self.run_len >= u64::from(self.run_needed);
+                let by_run = self.run_needed > 0 && self.run_len >= u32::from(self.run_needed);
                 if !answered && (window_bad || by_run) {
+                    let start = if self.run_start_ns == NO_RUN {
+                        t
+                    } else {
+                        from_ns(self.run_start_ns)
+                    };
                     self.current = Some(Box::new(Ongoing {
                         outage: Outage {
-                            start: self.run_start.unwrap_or(t),
+                            start,
                             end: t,
-                            sent: self.run_len,
+                            sent: u64::from(self.run_len),
                             received: 0,
                             ongoing: false,
                         },
@@ -365,6 +404,12 @@ mod tests {
         assert_eq!(outs.len(), 1);
         assert!(outs[0].ongoing);
         assert_eq!(outs[0].duration(), ms(1000));
+    }
+
+    #[test]
+    fn a_detector_is_small() {
+        // One is kept per target: 10 000 targets, 1 MB.
+        assert!(std::mem::size_of::<OutageDetector>() <= 104);
     }
 
     #[test]

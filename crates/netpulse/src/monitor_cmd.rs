@@ -330,8 +330,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
 
     let resolver = {
         let events = events_tx.clone();
-        Resolver::start(move |a| events.send(Event::Resolved(a)).is_ok())
-            .context("cannot start the name resolver threads")?
+        Resolver::new(move |a| events.send(Event::Resolved(a)).is_ok())
     };
     let (delivery_tx, delivery_rx) = mpsc::channel::<Delivery>();
     let dispatcher = Dispatcher::start(

@@ -26,18 +26,30 @@ pub struct Answer {
     pub result: Result<IpAddr, String>,
 }
 
-/// Hands names to the resolver thread.
+/// Where answers go.
+type AnswerSink = Arc<dyn Fn(Answer) -> bool + Send + Sync>;
+
+/// Hands names to the resolver threads, started at the first name (a config of addresses
+/// only has none).
 pub struct Resolver {
-    tx: mpsc::Sender<(usize, String)>,
+    answer: AnswerSink,
+    tx: Option<mpsc::Sender<(usize, String)>>,
 }
 
 impl Resolver {
-    /// Starts the threads; each answer goes to `answer` (which returns false once nobody
-    /// listens, ending the thread).
-    pub fn start(answer: impl Fn(Answer) -> bool + Send + Sync + 'static) -> std::io::Result<Self> {
+    /// A resolver whose answers go to `answer` (which returns false once nobody listens,
+    /// ending its threads).
+    pub fn new(answer: impl Fn(Answer) -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            answer: Arc::new(answer),
+            tx: None,
+        }
+    }
+
+    /// The threads, started.
+    fn start(answer: &AnswerSink) -> std::io::Result<mpsc::Sender<(usize, String)>> {
         let (tx, rx) = mpsc::channel::<(usize, String)>();
         let rx = Arc::new(Mutex::new(rx));
-        let answer = Arc::new(answer);
         for _ in 0..THREADS {
             let (rx, answer) = (Arc::clone(&rx), Arc::clone(&answer));
             std::thread::Builder::new()
@@ -52,13 +64,27 @@ impl Resolver {
                     }
                 })?;
         }
-        Ok(Self { tx })
+        Ok(tx)
     }
 
     /// Asks for `host` on behalf of target `index`.
-    pub fn ask(&self, index: usize, host: &str) {
-        // The thread only ends when nobody listens to answers any more: nothing to do then.
-        let _ = self.tx.send((index, host.to_string()));
+    pub fn ask(&mut self, index: usize, host: &str) {
+        if self.tx.is_none() {
+            match Self::start(&self.answer) {
+                Ok(tx) => self.tx = Some(tx),
+                Err(e) => {
+                    (self.answer)(Answer {
+                        index,
+                        result: Err(format!("cannot start a resolver thread: {e}")),
+                    });
+                    return;
+                }
+            }
+        }
+        if let Some(tx) = &self.tx {
+            // The threads only end when nobody listens to answers any more: nothing to do then.
+            let _ = tx.send((index, host.to_string()));
+        }
     }
 }
 
@@ -83,7 +109,7 @@ mod tests {
     #[test]
     fn answers_come_back_for_names_and_failures() {
         let (tx, rx) = mpsc::channel();
-        let r = Resolver::start(move |a| tx.send(a).is_ok()).expect("resolver thread");
+        let mut r = Resolver::new(move |a| tx.send(a).is_ok());
         r.ask(7, "localhost");
         r.ask(8, "nosuch.invalid");
         let mut answers = [rx.recv().expect("an answer"), rx.recv().expect("an answer")];
