@@ -272,7 +272,13 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let sink = recorder.as_ref().map(Recorder::sink);
-    let header = session_header(&setup.config);
+    // Built only for a session folder: it walks every target.
+    let header = args
+        .session
+        .session_dir
+        .as_ref()
+        .map(|_| session_header(&setup.config))
+        .unwrap_or_default();
     let session_dir = match (&args.session.session_dir, &recorder, &db_path) {
         (Some(dir), Some(rec), Some(db)) => Some(crate::session_dir::SessionDir::start(
             dir,

@@ -51,7 +51,7 @@ impl Resolver {
         let (tx, rx) = mpsc::channel::<(usize, String)>();
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..THREADS {
-            let (rx, answer) = (Arc::clone(&rx), Arc::clone(&answer));
+            let (rx, answer) = (Arc::clone(&rx), Arc::clone(answer));
             std::thread::Builder::new()
                 .name("resolver".into())
                 .spawn(move || loop {
