@@ -163,10 +163,16 @@ pub struct FlowRecord {
     pub a_to_b: Count,
     /// b→a.
     pub b_to_a: Count,
-    /// TCP: SYN → SYN/ACK (the server's side of the handshake), ns.
+    /// TCP: SYN → SYN/ACK (the server's side of the handshake), ns; `None` when a timestamp
+    /// went backwards or the half was not seen.
     pub syn_to_synack_ns: Option<u64>,
-    /// TCP: SYN/ACK → ACK (the client's side), ns.
+    /// TCP: SYN/ACK → ACK (the client's side), ns; `None` likewise.
     pub synack_to_ack_ns: Option<u64>,
+    /// TCP: from the most recent SYN to the first packet with ACK and no SYN after it (the
+    /// handshake's ACK, or a RST/ACK refusing it), as Wireshark's `tcp.analysis.initial_rtt`;
+    /// measured directly, never the sum of the halves (a timestamp that went backwards would
+    /// make one of them nonsense).
+    pub initial_rtt_ns: Option<u64>,
     /// TCP: FIN seen / RST seen.
     pub fin: bool,
     /// RST seen.
@@ -176,7 +182,7 @@ pub struct FlowRecord {
 impl FlowRecord {
     /// SYN → ACK: the handshake round trip as Wireshark's `tcp.analysis.initial_rtt`.
     pub fn initial_rtt_ns(&self) -> Option<u64> {
-        Some(self.syn_to_synack_ns? + self.synack_to_ack_ns?)
+        self.initial_rtt_ns
     }
 }
 
@@ -185,11 +191,19 @@ struct Flow {
     rec: FlowRecord,
     /// Which side sent the SYN (true: a).
     client_is_a: Option<bool>,
+    /// The client's initial sequence number: a SYN with another one is a new connection.
+    client_isn: Option<u32>,
+    /// The server's, from its SYN/ACK.
+    server_isn: Option<u32>,
+    /// The most recent SYN (no ACK): what the initial RTT is measured from.
     syn_ns: Option<u64>,
     synack_ns: Option<u64>,
+    /// The initial RTT was taken (once per connection).
+    first_rtt_done: bool,
     fin_dirs: u8,
-    /// Per direction: (seq end, time) of the oldest unacknowledged data segment.
-    unacked: [Option<(u32, u64)>; 2],
+    /// Per direction: (seq end, time, retransmitted) of the oldest unacknowledged data segment;
+    /// a retransmitted one gives no RTT sample (Karn's rule).
+    unacked: [Option<(u32, u64, bool)>; 2],
     /// DNS queries waiting: (id, time).
     dns: Vec<(u16, u64)>,
     closed: bool,
@@ -643,6 +657,9 @@ pub struct Report {
     pub unique_exact: bool,
     /// TCP conversations.
     pub tcp_flows: u64,
+    /// SYNs sent again with the same initial sequence number before any answer: connection
+    /// retries.
+    pub syn_retransmits: u64,
     /// UDP conversations.
     pub udp_flows: u64,
     /// Malformed packets by reason.
@@ -903,6 +920,21 @@ impl Analyzer {
             b: if from_a { dd } else { s },
         };
         let map_key = MapKey::of(&key);
+        // A SYN on a 4-tuple whose connection was closed, or with another initial sequence
+        // number, is a new connection (as Wireshark starts a new stream): the old one ends.
+        if let Transport::Tcp { flags, seq, .. } = *t {
+            if flags & 0x12 == 0x02 {
+                let restart = self
+                    .flows
+                    .get(&map_key)
+                    .is_some_and(|f| f.closed || f.client_isn.is_some_and(|isn| isn != seq));
+                if restart {
+                    if let Some(r) = self.flows.remove(&map_key) {
+                        self.finish_flow(r, on_flow);
+                    }
+                }
+            }
+        }
         if self.flows.len() >= self.cfg.max_flows && !self.flows.contains_key(&map_key) {
             self.sweep_oldest(on_flow);
         }
@@ -921,12 +953,16 @@ impl Analyzer {
                     b_to_a: Count::default(),
                     syn_to_synack_ns: None,
                     synack_to_ack_ns: None,
+                    initial_rtt_ns: None,
                     fin: false,
                     rst: false,
                 },
                 client_is_a: None,
+                client_isn: None,
+                server_isn: None,
                 syn_ns: None,
                 synack_ns: None,
+                first_rtt_done: false,
                 fin_dirs: 0,
                 unacked: [None, None],
                 dns: Vec::new(),
@@ -987,38 +1023,65 @@ impl Analyzer {
                     flags & 0x01 != 0,
                     flags & 0x04 != 0,
                 );
-                if syn && !ackf && f.syn_ns.is_none() {
+                if syn && !ackf {
+                    if f.client_isn == Some(seq) && f.synack_ns.is_none() {
+                        // The same SYN again: a connection retry.
+                        self.report.syn_retransmits += 1;
+                    }
+                    // The RTT runs from the SYN the SYN/ACK answers: the latest.
                     f.syn_ns = Some(ts);
                     f.client_is_a = Some(from_a);
+                    f.client_isn = Some(seq);
                 } else if syn && ackf && f.client_is_a == Some(!from_a) && f.synack_ns.is_none() {
                     f.synack_ns = Some(ts);
-                    f.rec.syn_to_synack_ns = f.syn_ns.map(|s| ts.saturating_sub(s));
-                } else if !syn
-                    && ackf
-                    && f.client_is_a == Some(from_a)
-                    && f.synack_ns.is_some()
-                    && f.rec.synack_to_ack_ns.is_none()
-                {
-                    let half = f.synack_ns.map(|s| ts.saturating_sub(s));
-                    f.rec.synack_to_ack_ns = half;
-                    if let Some(rtt) = f.rec.initial_rtt_ns() {
-                        self.report
-                            .latency
-                            .tcp_handshake
-                            .record(Duration::from_nanos(rtt));
-                    }
-                }
-                // Data → ACK: the oldest unacknowledged segment of each direction.
-                if payload > 0 && f.unacked[dir].is_none() {
-                    f.unacked[dir] = Some((seq.wrapping_add(payload), ts));
-                }
-                if ackf {
-                    if let Some((end, sent)) = f.unacked[1 - dir] {
-                        if seq_ge(ack, end) {
+                    f.server_isn = Some(seq);
+                    f.rec.syn_to_synack_ns = f.syn_ns.and_then(|s| ts.checked_sub(s));
+                } else if !syn && ackf && !f.first_rtt_done {
+                    // As Wireshark: the first ACK that acknowledges the other side's SYN (the
+                    // client's ACK of the SYN/ACK, or the server's RST/ACK refusing the SYN).
+                    let other_isn = if f.client_is_a == Some(from_a) {
+                        f.server_isn
+                    } else {
+                        f.client_isn
+                    };
+                    let acks_syn = other_isn.is_some_and(|isn| ack == isn.wrapping_add(1));
+                    if let Some(syn_at) = f.syn_ns.filter(|_| acks_syn) {
+                        f.first_rtt_done = true;
+                        // Measured whole; a half that went backwards is unknown, not summed.
+                        let whole = ts.checked_sub(syn_at);
+                        f.rec.initial_rtt_ns = whole;
+                        if f.client_is_a == Some(from_a) {
+                            f.rec.synack_to_ack_ns = f
+                                .synack_ns
+                                .and_then(|s| ts.checked_sub(s))
+                                .filter(|h| whole.is_some_and(|w| *h <= w));
+                        }
+                        if let Some(rtt) = whole {
                             self.report
                                 .latency
-                                .tcp_data
-                                .record(Duration::from_nanos(ts.saturating_sub(sent)));
+                                .tcp_handshake
+                                .record(Duration::from_nanos(rtt));
+                        }
+                    }
+                }
+                // Data → ACK: the oldest unacknowledged segment of each direction; one sent
+                // again before its ACK gives no sample (Karn's rule: which copy was ACKed?).
+                if payload > 0 {
+                    match &mut f.unacked[dir] {
+                        None => f.unacked[dir] = Some((seq.wrapping_add(payload), ts, false)),
+                        Some((end, _, again)) if !seq_ge(seq, *end) => *again = true,
+                        Some(_) => {}
+                    }
+                }
+                if ackf {
+                    if let Some((end, sent, again)) = f.unacked[1 - dir] {
+                        if seq_ge(ack, end) {
+                            if !again {
+                                self.report
+                                    .latency
+                                    .tcp_data
+                                    .record(Duration::from_nanos(ts.saturating_sub(sent)));
+                            }
                             f.unacked[1 - dir] = None;
                         }
                     }

@@ -130,6 +130,7 @@ fn report_json(r: &Report) -> Value {
         "protocols": protocols, "unique_ips": r.unique_ips, "unique_macs": r.unique_macs,
         "unique_exact": r.unique_exact,
         "tcp_conversations": r.tcp_flows, "udp_conversations": r.udp_flows,
+        "syn_retransmits": r.syn_retransmits,
         "new_flows_per_s": (r.tcp_flows + r.udp_flows) as f64 / d.as_secs_f64().max(1e-9),
         "rtt": {"tcp_handshake": rtt_json(&r.latency.tcp_handshake), "tcp_data": rtt_json(&r.latency.tcp_data), "dns": rtt_json(&r.latency.dns)},
         "malformed": r.malformed.iter().map(|(m, n)| (m.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
@@ -187,12 +188,13 @@ fn report_text(r: &Report, out: &mut impl Write) -> io::Result<()> {
     }
     writeln!(
         out,
-        "\n  unique IPs {}{}, unique MACs {}{}, TCP conversations {}, UDP conversations {}, new flows {:.1}/s",
+        "\n  unique IPs {}{}, unique MACs {}{}, TCP conversations {} (SYNs sent again {}), UDP conversations {}, new flows {:.1}/s",
         if r.unique_exact { "" } else { "≈" },
         r.unique_ips,
         if r.unique_exact { "" } else { "≈" },
         r.unique_macs,
         r.tcp_flows,
+        r.syn_retransmits,
         r.udp_flows,
         (r.tcp_flows + r.udp_flows) as f64 / d.as_secs_f64().max(1e-9)
     )?;

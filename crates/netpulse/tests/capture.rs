@@ -764,3 +764,143 @@ fn capture_only_reports_and_empty_captures_say_what_they_hold() {
         "{text}"
     );
 }
+
+/// Handshakes as real captures have them, each against tshark on the same file: a SYN sent
+/// again (the RTT runs from the last one; counted as a retry), SYN → RST → new SYN on the same
+/// 4-tuple (two conversations), four refused SYNs with new ISNs then a connection (five), a
+/// client-side-only capture, a SYN/ACK stamped 21 years before its SYN (the RTT is ACK − SYN,
+/// never a sum with a negative half), and a retransmitted data segment (Karn: no sample).
+const HANDSHAKES: &str = r#"
+import struct, sys, os
+out = sys.argv[1]
+def ip4(src, dst, proto, payload):
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0x4000, 64, proto, 0,
+                       bytes(src), bytes(dst)) + payload
+def tcp(sport, dport, seq, ack, flags, data=b""):
+    return struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 0x50, flags, 65535, 0, 0) + data
+C, S = [10, 0, 0, 1], [10, 0, 0, 2]
+eth_cs = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
+eth_sc = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"
+SYN, SYNACK, ACK, RSTACK, PSHACK = 0x02, 0x12, 0x10, 0x14, 0x18
+pk = []  # (time_ns, frame)
+def c2s(t, sp, seq, ack, fl, data=b""): pk.append((t, eth_cs + ip4(C, S, 6, tcp(sp, 80, seq, ack, fl, data))))
+def s2c(t, sp, seq, ack, fl, data=b""): pk.append((t, eth_sc + ip4(S, C, 6, tcp(80, sp, seq, ack, fl, data))))
+T = 1700000000 * 10**9
+ms, us = 10**6, 10**3
+# A: a SYN retransmitted after 1 s, then the handshake (RTT from the last SYN: 3 us)
+c2s(T, 40001, 1000, 0, SYN); c2s(T + 1000 * ms, 40001, 1000, 0, SYN)
+s2c(T + 1000 * ms + 1 * us, 40001, 5000, 1001, SYNACK); c2s(T + 1000 * ms + 3 * us, 40001, 1001, 5001, ACK)
+# B: SYN -> RST -> new SYN (new ISN) -> handshake: two conversations, RTT 2.2 ms for the second
+c2s(T + 2000 * ms, 40002, 2000, 0, SYN); s2c(T + 2001 * ms, 40002, 0, 2001, RSTACK)
+c2s(T + 2500 * ms, 40002, 3000, 0, SYN); s2c(T + 2501 * ms, 40002, 7000, 3001, SYNACK)
+c2s(T + 2502 * ms + 200 * us, 40002, 3001, 7001, ACK)
+# C: four SYNs with new ISNs, each refused, then one that connects
+for i in range(4):
+    c2s(T + (3000 + 100 * i) * ms, 40003, 10000 + i * 1000, 0, SYN)
+    s2c(T + (3000 + 100 * i) * ms + 300 * us, 40003, 0, 10001 + i * 1000, RSTACK)
+c2s(T + 3500 * ms, 40003, 20000, 0, SYN); s2c(T + 3500 * ms + 400 * us, 40003, 9000, 20001, SYNACK)
+c2s(T + 3500 * ms + 900 * us, 40003, 20001, 9001, ACK)
+# D: client-side only: SYN, then the client's ACK (the SYN/ACK not captured): RTT 10 ms
+c2s(T + 4000 * ms, 40004, 4000, 0, SYN); c2s(T + 4010 * ms, 40004, 4001, 9001, ACK)
+# E: a SYN/ACK stamped 21 years before its SYN (a damaged file): RTT = ACK - SYN = 3 ms
+c2s(T + 5000 * ms, 40005, 5000, 0, SYN); s2c(T + 5001 * ms - 21 * 365 * 86400 * 10**9, 40005, 6000, 5001, SYNACK)
+c2s(T + 5003 * ms, 40005, 5001, 6001, ACK)
+# F: a normal connection with data and a retransmitted data segment (Karn: no sample from it)
+c2s(T + 6000 * ms, 40006, 100, 0, SYN); s2c(T + 6001 * ms, 40006, 900, 101, SYNACK); c2s(T + 6002 * ms, 40006, 101, 901, ACK)
+c2s(T + 6003 * ms, 40006, 101, 901, PSHACK, b"x" * 10); c2s(T + 6503 * ms, 40006, 101, 901, PSHACK, b"x" * 10)
+s2c(T + 6504 * ms, 40006, 901, 111, ACK)
+with open(os.path.join(out, "handshakes.pcap"), "wb") as f:
+    f.write(struct.pack("<IHHiIII", 0xa1b23c4d, 2, 4, 0, 0, 65535, 1))  # nanosecond pcap
+    for t, fr in pk:
+        f.write(struct.pack("<IIII", t // 10**9, t % 10**9, len(fr), len(fr)) + fr)
+"#;
+
+#[test]
+fn handshake_rtts_and_conversations_on_awkward_handshakes_equal_tsharks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("python3")
+        .args(["-c", HANDSHAKES])
+        .arg(dir.path())
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    let pcap = dir.path().join("handshakes.pcap");
+    let p = pcap.to_str().expect("utf-8");
+    let flows_csv = dir.path().join("flows.csv");
+    let (ours, out) = report(&pcap, &["--flows", flows_csv.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    // tshark: per stream, its 4-tuple and its initial RTT (the first value shown).
+    let fields = tshark(&[
+        "-r",
+        p,
+        "-T",
+        "fields",
+        "-e",
+        "tcp.stream",
+        "-e",
+        "tcp.srcport",
+        "-e",
+        "tcp.dstport",
+        "-e",
+        "tcp.analysis.initial_rtt",
+    ]);
+    let mut streams: std::collections::BTreeMap<u32, (u16, Option<f64>)> = Default::default();
+    for l in fields.lines() {
+        let f: Vec<&str> = l.split('\t').collect();
+        let (Some(Ok(stream)), Some(Ok(sp)), Some(Ok(dp))) = (
+            f.first().map(|v| v.parse::<u32>()),
+            f.get(1).map(|v| v.parse::<u16>()),
+            f.get(2).map(|v| v.parse::<u16>()),
+        ) else {
+            continue;
+        };
+        let e = streams
+            .entry(stream)
+            .or_insert((sp.max(dp).min(sp.min(dp).max(40000)), None));
+        e.0 = if sp >= 40000 { sp } else { dp };
+        if e.1.is_none() {
+            e.1 = f.get(3).and_then(|v| v.trim().parse::<f64>().ok());
+        }
+    }
+    // Ours: per flow in order of its first packet.
+    let csv = std::fs::read_to_string(&flows_csv).expect("flows csv");
+    let mut flows: Vec<(String, u16, Option<f64>)> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let port = f.get(1)?.rsplit(':').next()?.parse::<u16>().ok()?;
+            let rtt = f
+                .get(11)
+                .and_then(|v| v.parse::<f64>().ok())
+                .map(|ms| ms / 1000.0);
+            Some((f.get(3)?.to_string(), port, rtt))
+        })
+        .collect();
+    flows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    assert_eq!(
+        ours["tcp_conversations"].as_u64(),
+        Some(streams.len() as u64),
+        "{csv}"
+    );
+    // Stream by stream, in tshark's order per client port.
+    for port in [40001u16, 40002, 40003, 40004, 40005, 40006] {
+        let theirs: Vec<Option<f64>> = streams
+            .values()
+            .filter(|s| s.0 == port)
+            .map(|s| s.1)
+            .collect();
+        let mine: Vec<Option<f64>> = flows.iter().filter(|f| f.1 == port).map(|f| f.2).collect();
+        assert_eq!(mine.len(), theirs.len(), "port {port}: {csv}");
+        for (m, t) in mine.iter().zip(&theirs) {
+            match (m, t) {
+                (Some(m), Some(t)) => assert!((m - t).abs() < 1e-6, "port {port}: {m} vs {t}"),
+                (None, None) => {}
+                _ => panic!("port {port}: ours {mine:?}, tshark {theirs:?}"),
+            }
+        }
+    }
+    assert_eq!(ours["syn_retransmits"], 1, "the one SYN sent again");
+    // Karn: the retransmitted segment gives no data→ACK sample.
+    assert_eq!(ours["rtt"]["tcp_data"]["count"], 0, "{}", ours["rtt"]);
+}
