@@ -362,7 +362,12 @@ fn ipv4(d: &mut Decoded, at: usize, b: &[u8]) {
         return;
     }
     let ihl = usize::from(b[0] & 0x0f) * 4;
-    let total = usize::from(be16(b, 2));
+    let total = match usize::from(be16(b, 2)) {
+        // A segment handed to the NIC before segmentation (TSO/GSO, Linux captures them so):
+        // no length of its own; as Wireshark, the captured bytes are the packet.
+        0 => b.len(),
+        n => n,
+    };
     if ihl < 20 || b.len() < ihl || total < ihl {
         d.malformed = Some(Malformed::ShortIpv4);
         return;
@@ -398,8 +403,15 @@ fn ipv6(d: &mut Decoded, at: usize, b: &[u8]) {
         d.malformed = Some(Malformed::BadIpVersion);
         return;
     }
-    let payload_len = usize::from(be16(b, 4));
+    let mut payload_len = usize::from(be16(b, 4));
     let mut next = b[6];
+    // Length 0 with a payload: a jumbogram (RFC 2675) has its length in a hop-by-hop Jumbo
+    // Payload option; without one (a GSO segment) Wireshark calls the packet malformed and
+    // decodes nothing above IPv6, and so does this.
+    let no_length = payload_len == 0 && b.len() > 40;
+    if no_length {
+        payload_len = jumbo_length(b).unwrap_or(0);
+    }
     let mut a = [0u8; 16];
     a.copy_from_slice(&b[8..24]);
     let src = IpAddr::V6(Ipv6Addr::from(a));
@@ -445,22 +457,47 @@ fn ipv6(d: &mut Decoded, at: usize, b: &[u8]) {
             _ => break,
         }
     }
+    let unknown_length = no_length && payload_len == 0;
     d.network = Network::Ip {
         src,
         dst,
         proto: next,
         fragment,
-        later_fragment: later_fragment || off > b.len(),
+        later_fragment: later_fragment || off > b.len() || unknown_length,
     };
-    if later_fragment || off > b.len() {
-        if off > b.len() {
+    if later_fragment || off > b.len() || unknown_length {
+        if off > b.len() || unknown_length {
             d.malformed = Some(Malformed::ShortIpv6);
         }
         return;
     }
     let end = (40 + payload_len).min(b.len()).max(off);
-    let transport_len = (40 + payload_len).saturating_sub(off) as u32;
+    let transport_len = (40 + payload_len)
+        .saturating_sub(off)
+        .min(u32::MAX as usize) as u32;
     transport(d, at + off, &b[off..end], next, transport_len);
+}
+
+/// The Jumbo Payload option's length, if `b` (an IPv6 packet) starts with a hop-by-hop header
+/// holding one.
+fn jumbo_length(b: &[u8]) -> Option<usize> {
+    if b.get(6) != Some(&0) {
+        return None;
+    }
+    let hbh_len = (usize::from(*b.get(41)?) + 1) * 8;
+    let opts = b.get(42..40 + hbh_len)?;
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => i += 1, // Pad1
+            0xc2 if opts.get(i + 1) == Some(&4) => {
+                let v = opts.get(i + 2..i + 6)?;
+                return Some(u32::from_be_bytes([v[0], v[1], v[2], v[3]]) as usize);
+            }
+            _ => i += 2 + usize::from(*opts.get(i + 1)?),
+        }
+    }
+    None
 }
 
 fn transport(d: &mut Decoded, at: usize, b: &[u8], proto: u8, len: u32) {
@@ -579,6 +616,25 @@ mod tests {
         other[1] = 6; // IEEE 802 hardware
         let d = decode(linktype::ETHERNET, &eth(0x0806, &other));
         assert_eq!(d.network, Network::Arp(None));
+    }
+
+    #[test]
+    fn jumbo_payload_options_are_found_past_padding_and_bad_ones_are_not() {
+        let mut p = vec![0x60, 0, 0, 0, 0, 0, 0, 64];
+        p.extend([0u8; 32]);
+        // hop-by-hop: next 6, 8 bytes: Pad1, Pad1 would not fit the option, so PadN first
+        p.extend([6, 0, 1, 0, 0xc2, 4, 0, 1]);
+        assert_eq!(
+            jumbo_length(&p),
+            None,
+            "cut short: the option's value runs past"
+        );
+        let mut q = vec![0x60, 0, 0, 0, 0, 0, 0, 64];
+        q.extend([0u8; 32]);
+        q.extend([6, 0, 0xc2, 4, 0, 1, 0x11, 0x70]);
+        assert_eq!(jumbo_length(&q), Some(70_000));
+        q[6] = 6; // not hop-by-hop first
+        assert_eq!(jumbo_length(&q), None);
     }
 
     #[test]

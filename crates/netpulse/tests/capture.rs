@@ -904,3 +904,52 @@ fn handshake_rtts_and_conversations_on_awkward_handshakes_equal_tsharks() {
     // Karn: the retransmitted segment gives no data→ACK sample.
     assert_eq!(ours["rtt"]["tcp_data"]["count"], 0, "{}", ours["rtt"]);
 }
+
+/// Segments captured before segmentation: IPv4 with total length 0 (TSO: the captured bytes are
+/// the packet, as Wireshark presumes), an IPv6 jumbogram (RFC 2675: the length in a Jumbo
+/// Payload option), and IPv6 with length 0 and no such option (malformed to Wireshark: nothing
+/// above IPv6 decoded). Counted as tshark counts them.
+const BIG_SEGMENTS: &str = r#"
+import struct, sys, os
+out = sys.argv[1]
+def tcp(sp, dp, seq, ack, fl, data=b""):
+    return struct.pack("!HHIIBBHHH", sp, dp, seq, ack, 0x50, fl, 65535, 0, 0) + data
+eth = lambda et, p: b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01" + struct.pack("!H", et) + p
+def ip4(payload, total):
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0x4000, 64, 6, 0, bytes([10,0,0,1]), bytes([10,0,0,2])) + payload
+def ip6(nh, plen, payload):
+    return struct.pack("!IHBB", 0x60000000, plen, nh, 64) + bytes(15) + b"\x01" + bytes(15) + b"\x02" + payload
+seg = tcp(40000, 443, 1, 1, 0x18, b"T" * 3000)          # a TSO segment: IPv4 total length 0
+big = tcp(40001, 443, 1, 1, 0x18, b"J" * 70000)          # a jumbogram
+hbh = bytes([6, 0, 0xc2, 4]) + struct.pack("!I", 8 + len(big))
+gso6 = tcp(40002, 443, 1, 1, 0x18, b"G" * 3000)          # IPv6 GSO: payload length 0, no option
+frames = [eth(0x0800, ip4(seg, 0)), eth(0x86dd, ip6(0, 0, hbh + big)), eth(0x86dd, ip6(6, 0, gso6)),
+          eth(0x0800, ip4(tcp(40000, 443, 3001, 1, 0x10), 40))]
+with open(os.path.join(out, "big.pcap"), "wb") as f:
+    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1))
+    for i, fr in enumerate(frames):
+        f.write(struct.pack("<IIII", 1700000000 + i, 0, len(fr), len(fr)) + fr)
+"#;
+
+#[test]
+fn tso_segments_and_jumbograms_count_like_tshark() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("python3")
+        .args(["-c", BIG_SEGMENTS])
+        .arg(dir.path())
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    let pcap = dir.path().join("big.pcap");
+    let (ours, out) = report(&pcap, &[]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_protocols_equal(&ours, &pcap, &[], "big.pcap");
+    let conv = tshark(&["-r", pcap.to_str().expect("utf-8"), "-q", "-z", "conv,tcp"]);
+    let theirs = conv.lines().filter(|l| l.contains("<->")).count() as u64;
+    assert_eq!(ours["tcp_conversations"].as_u64(), Some(theirs), "{conv}");
+    assert_eq!(
+        ours["malformed"]["short IPv6 header"], 1,
+        "{}",
+        ours["malformed"]
+    );
+}
