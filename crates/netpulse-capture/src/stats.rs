@@ -565,6 +565,10 @@ impl FlowTable {
 /// A talker-table slot that does not exist (the table was full).
 const NO_SLOT: u32 = u32::MAX;
 
+fn saturating_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// The service's port of a conversation whose first packet went `sport` → `dport`: the one
 /// well-known port (below 1024) if only one is; else the one outside the ephemeral range
 /// (49152 and up, and Linux's 32768 and up) if only one is; else the first packet's
@@ -655,12 +659,20 @@ pub struct Report {
     pub unique_macs: usize,
     /// The distinct counts are exact (else estimates within ~2 %: beyond 65 536 distinct).
     pub unique_exact: bool,
-    /// TCP conversations.
+    /// TCP flows (NetFlow-style: a 4-tuple's packets until 2 s after its close or 120 s idle;
+    /// see [`AnalyzerConfig`]).
     pub tcp_flows: u64,
+    /// TCP conversations as tshark counts them (`-z conv,tcp`): a 4-tuple's connection, a new
+    /// SYN with a new initial sequence number a new one, however long it idles.
+    pub tcp_conversations: usize,
+    /// UDP conversations (4-tuples).
+    pub udp_conversations: usize,
+    /// The conversation counts are exact (else estimates within ~2 %, past 65 536).
+    pub conversations_exact: bool,
     /// SYNs sent again with the same initial sequence number before any answer: connection
     /// retries.
     pub syn_retransmits: u64,
-    /// UDP conversations.
+    /// UDP flows (as TCP's, without the close).
     pub udp_flows: u64,
     /// Malformed packets by reason.
     pub malformed: BTreeMap<Malformed, u64>,
@@ -685,6 +697,8 @@ pub struct Analyzer {
     interval_macs: Distinct,
     /// Distinct IPs of the current interval.
     interval_ips: Distinct,
+    /// Distinct conversations (TCP, UDP): a flow's key and, for TCP, its SYN's sequence number.
+    conversations: [Distinct; 2],
     interval: Interval,
     interval_no: u64,
     flows: FlowTable,
@@ -714,6 +728,7 @@ impl Analyzer {
             macs: Distinct::default(),
             interval_macs: Distinct::default(),
             interval_ips: Distinct::default(),
+            conversations: [Distinct::default(), Distinct::default()],
             interval: Interval::default(),
             interval_no: 1,
             flows: FlowTable::new(&hasher),
@@ -935,6 +950,21 @@ impl Analyzer {
                 }
             }
         }
+        // A flow idle past the timeout (or lingering past its close) ends here, whenever the
+        // sweep would have found it: the next packet starts a new flow (the same conversation).
+        let (idle, linger) = (
+            saturating_nanos(self.cfg.idle_timeout),
+            saturating_nanos(self.cfg.close_linger),
+        );
+        let over = self.flows.get(&map_key).is_some_and(|f| {
+            let age = ts.saturating_sub(f.rec.last_ns);
+            age >= idle || (f.closed && age >= linger)
+        });
+        if over {
+            if let Some(r) = self.flows.remove(&map_key) {
+                self.finish_flow(r, on_flow);
+            }
+        }
         if self.flows.len() >= self.cfg.max_flows && !self.flows.contains_key(&map_key) {
             self.sweep_oldest(on_flow);
         }
@@ -977,10 +1007,20 @@ impl Analyzer {
         if f.new {
             f.new = false;
             self.interval.new_flows += 1;
+            // A conversation is its key and, when it opens with a SYN, that SYN's sequence
+            // number: a flow that went idle and came back is the same conversation, a new SYN
+            // on the same 4-tuple a new one.
+            let isn = match *t {
+                Transport::Tcp { flags, seq, .. } if flags & 0x12 == 0x02 => Some(seq),
+                _ => None,
+            };
+            let h = self.hasher.hash_one((map_key, isn));
             if proto == 6 {
                 self.report.tcp_flows += 1;
+                self.conversations[0].insert_hash(h);
             } else {
                 self.report.udp_flows += 1;
+                self.conversations[1].insert_hash(h);
             }
         }
 
@@ -1002,7 +1042,8 @@ impl Analyzer {
             ],
             macs_counted,
         ));
-        f.rec.last_ns = ts;
+        // A timestamp that went backwards (a damaged file) does not make the flow older.
+        f.rec.last_ns = f.rec.last_ns.max(ts);
         if from_a {
             f.rec.a_to_b.add(len);
         } else {
@@ -1272,6 +1313,10 @@ impl Analyzer {
         report.unique_ips = talkers.unique.len();
         report.unique_macs = self.macs.len();
         report.unique_exact = talkers.unique.is_exact() && self.macs.is_exact();
+        report.tcp_conversations = self.conversations[0].len();
+        report.udp_conversations = self.conversations[1].len();
+        report.conversations_exact =
+            self.conversations[0].is_exact() && self.conversations[1].is_exact();
         let mut ports = talkers.port_slots;
         ports.sort_by(|a, b| b.2.cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
         ports.truncate(self.top_n);
@@ -1341,7 +1386,8 @@ mod tests {
         }
         f.extend(sport.to_be_bytes());
         f.extend(dport.to_be_bytes());
-        f.extend([0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        // seq 1 and ack 2 both ways: each side's SYN (ISN 1) acknowledged, as in a handshake.
+        f.extend([0, 0, 0, 1, 0, 0, 0, 2, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
         f
     }
 

@@ -129,7 +129,9 @@ fn report_json(r: &Report) -> Value {
         "avg_packet_bytes": if r.total.packets > 0 { r.total.bytes as f64 / r.total.packets as f64 } else { 0.0 },
         "protocols": protocols, "unique_ips": r.unique_ips, "unique_macs": r.unique_macs,
         "unique_exact": r.unique_exact,
-        "tcp_conversations": r.tcp_flows, "udp_conversations": r.udp_flows,
+        "tcp_conversations": r.tcp_conversations, "udp_conversations": r.udp_conversations,
+        "conversations_exact": r.conversations_exact,
+        "tcp_flows": r.tcp_flows, "udp_flows": r.udp_flows,
         "syn_retransmits": r.syn_retransmits,
         "new_flows_per_s": (r.tcp_flows + r.udp_flows) as f64 / d.as_secs_f64().max(1e-9),
         "rtt": {"tcp_handshake": rtt_json(&r.latency.tcp_handshake), "tcp_data": rtt_json(&r.latency.tcp_data), "dns": rtt_json(&r.latency.dns)},
@@ -188,13 +190,18 @@ fn report_text(r: &Report, out: &mut impl Write) -> io::Result<()> {
     }
     writeln!(
         out,
-        "\n  unique IPs {}{}, unique MACs {}{}, TCP conversations {} (SYNs sent again {}), UDP conversations {}, new flows {:.1}/s",
+        "\n  unique IPs {}{}, unique MACs {}{}, conversations TCP {}{} (SYNs sent again {}), UDP {}{}; \
+         flows (ended 2 s after a close or 120 s idle) TCP {}, UDP {}, new flows {:.1}/s",
         if r.unique_exact { "" } else { "≈" },
         r.unique_ips,
         if r.unique_exact { "" } else { "≈" },
         r.unique_macs,
-        r.tcp_flows,
+        if r.conversations_exact { "" } else { "≈" },
+        r.tcp_conversations,
         r.syn_retransmits,
+        if r.conversations_exact { "" } else { "≈" },
+        r.udp_conversations,
+        r.tcp_flows,
         r.udp_flows,
         (r.tcp_flows + r.udp_flows) as f64 / d.as_secs_f64().max(1e-9)
     )?;

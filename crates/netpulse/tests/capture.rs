@@ -953,3 +953,70 @@ fn tso_segments_and_jumbograms_count_like_tshark() {
         ours["malformed"]
     );
 }
+
+/// Conversations are counted as tshark counts them; flows (NetFlow-style) are reported beside
+/// them: a UDP pair and a TCP connection that each idle 200 s are one conversation each and
+/// two flows each.
+#[test]
+fn conversations_count_like_tshark_and_flows_are_reported_beside_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = r#"
+import struct, sys, os
+def ip4(proto, payload):
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0x4000, 64, proto, 0, bytes([10,0,0,1]), bytes([10,0,0,2])) + payload
+eth = lambda p: b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00" + p
+udp = eth(ip4(17, struct.pack("!HHHH", 5000, 53, 12, 0) + b"abcd"))
+tcp = lambda seq, fl: eth(ip4(6, struct.pack("!HHIIBBHHH", 40000, 443, seq, 1, 0x50, fl, 65535, 0, 0) + b"data"))
+frames = [(0, udp), (1, tcp(1, 0x18)), (200, udp), (201, tcp(5, 0x18))]
+with open(os.path.join(sys.argv[1], "idle.pcap"), "wb") as f:
+    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+    for t, fr in frames:
+        f.write(struct.pack("<IIII", 1700000000 + t, 0, len(fr), len(fr)) + fr)
+"#;
+    let status = Command::new("python3")
+        .args(["-c", script])
+        .arg(dir.path())
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    let pcap = dir.path().join("idle.pcap");
+    let (ours, out) = report(&pcap, &[]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let conv = tshark(&[
+        "-r",
+        pcap.to_str().expect("utf-8"),
+        "-q",
+        "-z",
+        "conv,tcp",
+        "-z",
+        "conv,udp",
+    ]);
+    let (mut tcp, mut udp, mut section) = (0u64, 0u64, "");
+    for l in conv.lines() {
+        if l.contains("TCP Conversations") {
+            section = "tcp";
+        } else if l.contains("UDP Conversations") {
+            section = "udp";
+        } else if l.contains("<->") {
+            if section == "tcp" {
+                tcp += 1;
+            } else {
+                udp += 1;
+            }
+        }
+    }
+    assert_eq!(
+        (
+            ours["tcp_conversations"].as_u64(),
+            ours["udp_conversations"].as_u64()
+        ),
+        (Some(tcp), Some(udp)),
+        "{conv}"
+    );
+    assert_eq!((tcp, udp), (1, 1));
+    assert_eq!(
+        (ours["tcp_flows"].as_u64(), ours["udp_flows"].as_u64()),
+        (Some(2), Some(2)),
+        "each idled past 120 s: two flows"
+    );
+}
