@@ -58,6 +58,8 @@ pub fn check_filter(filter: &str) -> Result<(), LiveError> {
 pub struct Live {
     cap: pcap::Capture<pcap::Active>,
     linktype: u16,
+    /// Timestamps come in nanoseconds (libpcap ≥ 1.5 on Linux gives them), else microseconds.
+    nanos: bool,
     /// The last read found nothing: poll before reading again.
     empty: bool,
 }
@@ -133,8 +135,12 @@ impl Live {
             // immediate mode; at worst a packet is reported 100 ms late.
             .immediate_mode(false)
             .timeout(100)
+            // Nanoseconds, as the kernel stamps them: a handshake on a LAN takes microseconds.
+            .precision(pcap::Precision::Nano)
             .open()
             .map_err(other)?;
+        // What libpcap actually gives (the setting can be refused): never read one as the other.
+        let nanos = tstamp_is_nanos(&cap);
         if let Some(f) = filter {
             cap.filter(f, true).map_err(|e| LiveError::Filter {
                 filter: f.to_string(),
@@ -148,6 +154,7 @@ impl Live {
         Ok(Live {
             cap,
             linktype,
+            nanos,
             empty: true,
         })
     }
@@ -172,8 +179,9 @@ impl Live {
             Ok(p) => {
                 self.empty = false;
                 let ts = p.header.ts;
+                let frac = ts.tv_usec as u64 * if self.nanos { 1 } else { 1000 };
                 Ok(Some(LivePacket {
-                    ts_ns: (ts.tv_sec as u64) * 1_000_000_000 + (ts.tv_usec as u64) * 1000,
+                    ts_ns: (ts.tv_sec as u64) * 1_000_000_000 + frac,
                     len: p.header.len,
                     data: p.data,
                 }))
@@ -199,6 +207,19 @@ impl Live {
             })
             .unwrap_or_default()
     }
+}
+
+extern "C" {
+    /// libpcap: `PCAP_TSTAMP_PRECISION_MICRO` (0) or `_NANO` (1) of an activated handle.
+    fn pcap_get_tstamp_precision(p: *mut std::ffi::c_void) -> std::ffi::c_int;
+}
+
+/// True when `cap` delivers nanosecond timestamps.
+#[allow(unsafe_code)]
+fn tstamp_is_nanos(cap: &pcap::Capture<pcap::Active>) -> bool {
+    // SAFETY: the handle is the activated capture `cap` owns and keeps open for the call;
+    // libpcap only reads a field of it. (The pcap crate does not wrap this getter.)
+    unsafe { pcap_get_tstamp_precision(cap.as_ptr().cast()) == 1 }
 }
 
 /// Waits up to `timeout_ms` for `raw` to become readable.

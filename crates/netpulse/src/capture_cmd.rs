@@ -295,10 +295,12 @@ fn flow_row(f: &FlowRecord) -> netpulse_store::FlowRow {
     }
 }
 
-/// One line per packet for `--log`: its capture time, its MAC addresses (seed 004's log has
-/// them), then what capture says of it.
+/// One line per packet for `--log`: its capture time to the nanosecond (live captures and
+/// nanosecond files have them), its MAC addresses (seed 004's log has them), then what capture
+/// says of it.
 fn log_line(w: &mut impl Write, p: &PacketSummary) -> io::Result<()> {
-    writeln!(w, "{} {}", time(p.ts_ns), p.line_with_macs())
+    let t = humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(p.ts_ns));
+    writeln!(w, "{t} {}", p.line_with_macs())
 }
 
 /// `\r 45 % 520 MB / 1.16 GB  4.1 M packets/s  ETA 0.4 s` on stderr.

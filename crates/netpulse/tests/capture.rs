@@ -1020,3 +1020,45 @@ with open(os.path.join(sys.argv[1], "idle.pcap"), "wb") as f:
         "each idled past 120 s: two flows"
     );
 }
+
+/// A live capture has nanosecond timestamps (libpcap asked for them, and asked what it gives):
+/// on a veth, the packet log's times have digits below the microsecond.
+#[test]
+fn live_capture_timestamps_are_nanoseconds() {
+    let Some((a, b, dev_b)) = veth_pair() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("packets.log");
+    let (cap, _, _err) = start_live(
+        &b.name,
+        &[
+            "-i",
+            &dev_b,
+            "-f",
+            "udp port 9999",
+            "-c",
+            "20",
+            "--log",
+            log.to_str().expect("utf-8"),
+        ],
+    );
+    let script = "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  for i in range(20):\n    s.sendto(b'x', ('10.251.0.99', 9999))";
+    assert!(a.exec(&["python3", "-c", script]).status.success());
+    let out = cap
+        .wait_with_output()
+        .expect("capture ends after -c packets");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = std::fs::read_to_string(&log).expect("log");
+    let fractions: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|t| t.split('.').nth(1))
+        .map(|f| f.trim_end_matches('Z'))
+        .collect();
+    assert_eq!(fractions.len(), 20, "{text}");
+    assert!(fractions.iter().all(|f| f.len() == 9), "{text}");
+    // Twenty microsecond stamps would all end in 000.
+    assert!(fractions.iter().any(|f| !f.ends_with("000")), "{text}");
+}
