@@ -73,11 +73,19 @@ pub struct Packet<'a> {
     pub offset: u64,
 }
 
+/// `ns` moved by `offset_s` seconds, within what a `u64` of ns since the epoch holds.
+fn shifted(ns: u64, offset_s: i64) -> u64 {
+    let by = i128::from(offset_s) * 1_000_000_000;
+    (i128::from(ns) + by).clamp(0, i128::from(u64::MAX)) as u64
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Iface {
     linktype: u16,
     /// Timestamp units per second.
     units: u64,
+    /// `if_tsoffset`: seconds added to every timestamp of the interface.
+    offset_s: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -369,6 +377,7 @@ impl<R: Read> CaptureReader<R> {
                     }
                     let linktype = u16_at(body, 0, big);
                     let mut units = 1_000_000u64;
+                    let mut offset_s = 0i64;
                     let mut opts = &body[8..];
                     while opts.len() >= 4 {
                         let (code, olen) = (u16_at(opts, 0, big), u16_at(opts, 2, big) as usize);
@@ -387,9 +396,19 @@ impl<R: Read> CaptureReader<R> {
                                 return Err(corrupt("timestamp resolution out of range"));
                             }
                         }
+                        // if_tsoffset: seconds to add (a capture stamped relative to its start).
+                        if code == 14 && olen == 8 {
+                            let v = u64::from(u32_at(opts, 4, big));
+                            let w = u64::from(u32_at(opts, 8, big));
+                            offset_s = (if big { (v << 32) | w } else { (w << 32) | v }) as i64;
+                        }
                         opts = &opts[(4 + olen + 3) & !3..];
                     }
-                    self.ifaces.push(Iface { linktype, units });
+                    self.ifaces.push(Iface {
+                        linktype,
+                        units,
+                        offset_s,
+                    });
                 }
                 // Enhanced packet (32-bit interface id) and the obsolete packet block (16-bit id,
                 // then a drops counter): the rest of their layout is the same.
@@ -413,6 +432,7 @@ impl<R: Read> CaptureReader<R> {
                         return Err(corrupt("packet of an undescribed interface"));
                     };
                     let ts_ns = (u128::from(ts) * 1_000_000_000 / u128::from(i.units)) as u64;
+                    let ts_ns = shifted(ts_ns, i.offset_s);
                     return Ok(Some(Packet {
                         ts_ns,
                         len,
@@ -432,7 +452,7 @@ impl<R: Read> CaptureReader<R> {
                         return Err(corrupt("packet before any interface description"));
                     };
                     return Ok(Some(Packet {
-                        ts_ns: 0,
+                        ts_ns: shifted(0, i.offset_s),
                         len,
                         linktype: i.linktype,
                         data: &self.buf[body_at + 4..body_at + 4 + caplen],

@@ -1062,3 +1062,67 @@ fn live_capture_timestamps_are_nanoseconds() {
     // Twenty microsecond stamps would all end in 000.
     assert!(fractions.iter().any(|f| !f.ends_with("000")), "{text}");
 }
+
+/// pcapng's `if_tsoffset` (seconds added to an interface's timestamps) is honoured: the times
+/// are tshark's.
+const TSOFFSET: &str = r#"
+import struct, sys, os
+def block(kind, body):
+    pad = (4 - len(body) % 4) % 4
+    body = body + b"\0" * pad
+    total = 12 + len(body)
+    return struct.pack("<II", kind, total) + body + struct.pack("<I", total)
+shb = block(0x0a0d0d0a, struct.pack("<IHHq", 0x1a2b3c4d, 1, 0, -1))
+opts = struct.pack("<HHq", 14, 8, 1700000000) + struct.pack("<HH", 0, 0)
+idb = block(1, struct.pack("<HHI", 1, 0, 0) + opts)
+frame = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x06" + bytes(28)
+def epb(ts_us):
+    return block(6, struct.pack("<IIIII", 0, ts_us >> 32, ts_us & 0xffffffff, len(frame), len(frame)) + frame)
+with open(os.path.join(sys.argv[1], "tsoffset.pcapng"), "wb") as f:
+    f.write(shb + idb + epb(1_500_000) + epb(2_250_000))
+"#;
+
+#[test]
+fn pcapng_if_tsoffset_moves_the_times_as_tshark_reads_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("python3")
+        .args(["-c", TSOFFSET])
+        .arg(dir.path())
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    let file = dir.path().join("tsoffset.pcapng");
+    let (ours, out) = report(&file, &[]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let theirs = tshark(&[
+        "-r",
+        file.to_str().expect("utf-8"),
+        "-T",
+        "fields",
+        "-e",
+        "frame.time_epoch",
+    ]);
+    let epochs: Vec<f64> = theirs
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let as_epoch = |v: &Value| {
+        let t = humantime::parse_rfc3339(v.as_str().unwrap_or_default()).expect("a time");
+        t.duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64()
+    };
+    assert_eq!(epochs.len(), 2, "{theirs}");
+    assert!(
+        (as_epoch(&ours["first"]) - epochs[0]).abs() < 1e-6,
+        "{} vs {}",
+        ours["first"],
+        epochs[0]
+    );
+    assert!(
+        (as_epoch(&ours["last"]) - epochs[1]).abs() < 1e-6,
+        "{} vs {}",
+        ours["last"],
+        epochs[1]
+    );
+}
