@@ -32,6 +32,20 @@ pub mod linktype {
     pub const IPV6: u16 = 229;
     /// Linux cooked capture v2.
     pub const LINUX_SLL2: u16 = 276;
+    /// PPP (RFC 1661), with or without the HDLC address and control bytes.
+    pub const PPP: u16 = 9;
+    /// PPP in HDLC-like framing (RFC 1662).
+    pub const PPP_HDLC: u16 = 50;
+    /// Cisco HDLC.
+    pub const C_HDLC: u16 = 104;
+    /// IEEE 802.11 (no radio header).
+    pub const IEEE802_11: u16 = 105;
+    /// IEEE 802.11 with a radiotap header.
+    pub const IEEE802_11_RADIOTAP: u16 = 127;
+    /// Solaris ipnet.
+    pub const IPNET: u16 = 226;
+    /// Linux NFLOG (netfilter log).
+    pub const NFLOG: u16 = 239;
 }
 
 /// Why a packet could not be decoded completely.
@@ -307,6 +321,64 @@ pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
         },
         linktype::IPV4 => (ETH_IPV4, 0),
         linktype::IPV6 => (ETH_IPV6, 0),
+        linktype::PPP | linktype::PPP_HDLC => {
+            // Address 0xff and control 0x03, unless compressed away; then the protocol.
+            let at = if frame.starts_with(&[0xff, 0x03]) {
+                2
+            } else {
+                0
+            };
+            if frame.len() < at + 2 {
+                d.malformed = Some(Malformed::ShortLink);
+                return d;
+            }
+            let et = match be16(frame, at) {
+                0x0021 => ETH_IPV4,
+                0x0057 => ETH_IPV6,
+                _ => 0,
+            };
+            (et, at + 2)
+        }
+        linktype::C_HDLC => {
+            if frame.len() < 4 {
+                d.malformed = Some(Malformed::ShortLink);
+                return d;
+            }
+            (be16(frame, 2), 4)
+        }
+        linktype::IPNET => {
+            if frame.len() < 24 {
+                d.malformed = Some(Malformed::ShortLink);
+                return d;
+            }
+            match frame[1] {
+                2 => (ETH_IPV4, 24),
+                26 => (ETH_IPV6, 24),
+                _ => (0, 24),
+            }
+        }
+        linktype::NFLOG => match nflog_payload(frame) {
+            Some((et, at)) => (et, at),
+            None => {
+                d.malformed = Some(Malformed::ShortLink);
+                return d;
+            }
+        },
+        linktype::IEEE802_11 | linktype::IEEE802_11_RADIOTAP => {
+            let radio = if linktype == linktype::IEEE802_11_RADIOTAP {
+                if frame.len() < 4 {
+                    d.malformed = Some(Malformed::ShortLink);
+                    return d;
+                }
+                usize::from(u16::from_le_bytes([frame[2], frame[3]]))
+            } else {
+                0
+            };
+            match wifi(&mut d, frame, radio) {
+                Some(found) => found,
+                None => return d,
+            }
+        }
         linktype::NULL | linktype::LOOP => {
             if frame.len() < 4 {
                 d.malformed = Some(Malformed::ShortLink);
@@ -476,6 +548,85 @@ fn ipv6(d: &mut Decoded, at: usize, b: &[u8]) {
         .saturating_sub(off)
         .min(u32::MAX as usize) as u32;
     transport(d, at + off, &b[off..end], next, transport_len);
+}
+
+/// An NFLOG record's packet: its EtherType (from the record's address family) and where the
+/// packet starts (the NFULA_PAYLOAD attribute's value). TLV lengths and types are in host
+/// order (little-endian on every machine that writes these captures).
+fn nflog_payload(frame: &[u8]) -> Option<(u16, usize)> {
+    let family = *frame.first()?;
+    let et = match family {
+        2 => ETH_IPV4,
+        10 => ETH_IPV6,
+        _ => 0,
+    };
+    let mut at = 4;
+    while at + 4 <= frame.len() {
+        let len = usize::from(u16::from_le_bytes([frame[at], frame[at + 1]]));
+        let kind = u16::from_le_bytes([frame[at + 2], frame[at + 3]]);
+        if len < 4 {
+            return None;
+        }
+        if kind == 9 {
+            return Some((et, at + 4));
+        }
+        at += (len + 3) & !3;
+    }
+    None
+}
+
+/// An 802.11 data frame after `radio` bytes of radiotap: its addresses into `d`, and the
+/// EtherType of its LLC/SNAP payload with where that payload starts. Management, control and
+/// protected frames carry no packet to decode: `None`, with the reason in `d` where there is one.
+fn wifi(d: &mut Decoded, frame: &[u8], radio: usize) -> Option<(u16, usize)> {
+    let f = frame.get(radio..).filter(|f| f.len() >= 24);
+    let Some(f) = f else {
+        d.malformed = Some(Malformed::ShortLink);
+        return None;
+    };
+    let fc = u16::from_le_bytes([f[0], f[1]]);
+    let (kind, subtype) = ((fc >> 2) & 3, (fc >> 4) & 0xf);
+    let (to_ds, from_ds, protected, order) = (
+        fc & 0x0100 != 0,
+        fc & 0x0200 != 0,
+        fc & 0x4000 != 0,
+        fc & 0x8000 != 0,
+    );
+    if kind != 2 || subtype & 0x4 != 0 || protected {
+        // Not data, a null-data frame, or encrypted: link only.
+        return Some((0, frame.len()));
+    }
+    let qos = subtype & 0x8 != 0;
+    let mut hdr = 24;
+    if to_ds && from_ds {
+        hdr += 6;
+    }
+    if qos {
+        hdr += 2;
+        if order {
+            hdr += 4;
+        }
+    }
+    // Destination and source by the DS bits (addresses 1..4 at 4, 10, 16, 24).
+    let addr = |i: usize| mac(f, 4 + 6 * i);
+    let (dst, src) = match (to_ds, from_ds) {
+        (false, false) => (addr(0), addr(1)),
+        (true, false) => (addr(2), addr(1)),
+        (false, true) => (addr(0), addr(2)),
+        (true, true) => (addr(2), mac(f, 24)),
+    };
+    d.dst_mac = Some(dst);
+    d.src_mac = Some(src);
+    match f.get(hdr..hdr + 8) {
+        Some([0xaa, 0xaa, 0x03, 0, 0, 0, a, b]) => {
+            Some((u16::from_be_bytes([*a, *b]), radio + hdr + 8))
+        }
+        Some(_) => Some((0, frame.len())),
+        None => {
+            d.malformed = Some(Malformed::ShortLink);
+            None
+        }
+    }
 }
 
 /// The Jumbo Payload option's length, if `b` (an IPv6 packet) starts with a hop-by-hop header

@@ -1126,3 +1126,73 @@ fn pcapng_if_tsoffset_moves_the_times_as_tshark_reads_them() {
         epochs[1]
     );
 }
+
+/// More link types, each counted as tshark counts it: PPP (with and without HDLC framing),
+/// Cisco HDLC, Solaris ipnet, Linux NFLOG, and 802.11 with and without radiotap (LLC/SNAP to IP;
+/// QoS data; a beacon with no packet).
+const LINK_TYPES: &str = r#"
+import struct, sys, os
+out = sys.argv[1]
+def pcap(name, linktype, frames):
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, linktype))
+        for i, fr in enumerate(frames):
+            f.write(struct.pack("<IIII", 1700000000 + i, 0, len(fr), len(fr)) + fr)
+def ip4(proto, payload):
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0x4000, 64, proto, 0, bytes([10,0,0,1]), bytes([10,0,0,2])) + payload
+def ip6(nh, payload):
+    return struct.pack("!IHBB", 0x60000000, len(payload), nh, 64) + bytes(15) + b"\x01" + bytes(15) + b"\x02" + payload
+tcp = struct.pack("!HHIIBBHHH", 40000, 443, 1, 1, 0x50, 0x18, 1000, 0, 0) + b"data"
+udp = struct.pack("!HHHH", 5353, 53, 12, 0) + b"abcd"
+pkts = [(0x0800, ip4(6, tcp)), (0x0800, ip4(17, udp)), (0x86dd, ip6(17, udp))]
+ppp_proto = {0x0800: 0x0021, 0x86dd: 0x0057}
+pcap("ppp.pcap", 9, [b"\xff\x03" + struct.pack("!H", ppp_proto[et]) + p for et, p in pkts])
+pcap("ppp_hdlc.pcap", 50, [b"\xff\x03" + struct.pack("!H", ppp_proto[et]) + p for et, p in pkts])
+pcap("chdlc.pcap", 104, [b"\x0f\x00" + struct.pack("!H", et) + p for et, p in pkts])
+fam = {0x0800: 2, 0x86dd: 26}
+pcap("ipnet.pcap", 226, [struct.pack("!BBHIIIII", 2, fam[et], 0, len(p), 1, 0, 0, 0) + p for et, p in pkts])
+nfam = {0x0800: 2, 0x86dd: 10}
+def nflog(et, p):
+    prefix = b"netpulse\x00"
+    tlv = lambda t, v: struct.pack("<HH", 4 + len(v), t) + v + b"\x00" * ((4 - (4 + len(v)) % 4) % 4)
+    return struct.pack("!BBH", nfam[et], 0, 0) + tlv(10, prefix) + tlv(9, p)
+pcap("nflog.pcap", 239, [nflog(et, p) for et, p in pkts])
+A, B, AP = bytes([2,0,0,0,0,1]), bytes([2,0,0,0,0,2]), bytes([2,0,0,0,0,0xaa])
+snap = lambda et: b"\xaa\xaa\x03\x00\x00\x00" + struct.pack("!H", et)
+def wifi(et, p, qos=False):
+    fc = 0x0108 if not qos else 0x0188   # data (or QoS data), ToDS
+    hdr = struct.pack("<HH", fc, 0) + AP + A + B + struct.pack("<H", 0)
+    if qos: hdr += b"\x00\x00"
+    return hdr + snap(et) + p
+beacon = struct.pack("<HH", 0x0080, 0) + b"\xff" * 6 + AP + AP + struct.pack("<H", 0) + bytes(12)
+frames = [wifi(et, p, i == 1) for i, (et, p) in enumerate(pkts)] + [beacon]
+pcap("wifi.pcap", 105, frames)
+radiotap = struct.pack("<BBHI", 0, 0, 8, 0)
+pcap("radiotap.pcap", 127, [radiotap + f for f in frames])
+"#;
+
+#[test]
+fn more_link_types_count_like_tshark() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("python3")
+        .args(["-c", LINK_TYPES])
+        .arg(dir.path())
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    for file in [
+        "ppp.pcap",
+        "ppp_hdlc.pcap",
+        "chdlc.pcap",
+        "ipnet.pcap",
+        "nflog.pcap",
+        "wifi.pcap",
+        "radiotap.pcap",
+    ] {
+        let path = dir.path().join(file);
+        let (ours, out) = report(&path, &[]);
+        assert!(out.status.success(), "{file}: {}", common::stderr(&out));
+        assert_protocols_equal(&ours, &path, &[], file);
+        assert_eq!(ours["malformed"], serde_json::json!({}), "{file}");
+    }
+}
