@@ -607,6 +607,11 @@ fn wifi(d: &mut Decoded, frame: &[u8], radio: usize) -> Option<(u16, usize)> {
             hdr += 4;
         }
     }
+    if f.len() < hdr {
+        // A four-address or QoS header cut short.
+        d.malformed = Some(Malformed::ShortLink);
+        return None;
+    }
     // Destination and source by the DS bits (addresses 1..4 at 4, 10, 16, 24).
     let addr = |i: usize| mac(f, 4 + 6 * i);
     let (dst, src) = match (to_ds, from_ds) {
@@ -786,6 +791,15 @@ mod tests {
         assert_eq!(jumbo_length(&q), Some(70_000));
         q[6] = 6; // not hop-by-hop first
         assert_eq!(jumbo_length(&q), None);
+    }
+
+    #[test]
+    fn a_cut_short_four_address_wifi_header_is_malformed_not_a_panic() {
+        // Data frame, ToDS and FromDS (four addresses: 30 bytes), cut at 24 (the fuzzer's find).
+        let mut f = vec![0x08, 0x03];
+        f.extend([0u8; 22]);
+        let d = decode(linktype::IEEE802_11, &f);
+        assert_eq!(d.malformed, Some(Malformed::ShortLink));
     }
 
     #[test]
