@@ -225,7 +225,44 @@ pub struct Decoded {
     pub transport: Transport,
     /// Why decoding stopped early, if it did.
     pub malformed: Option<Malformed>,
+    /// When the packet is a tunnel's: the tunnel, and the outermost IP layer with its
+    /// transport (`network` and `transport` then hold the innermost packet's).
+    pub outer: Option<(Tunnel, Network, Transport)>,
+    /// Tunnels opened (at most [`MAX_TUNNELS`] deep).
+    pub tunnels: u8,
 }
+
+/// A tunnel whose inner packet is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tunnel {
+    /// IPv4 or IPv6 in IPv4 or IPv6 (IP-in-IP, 6in4, 4in6, 6in6).
+    IpInIp,
+    /// GRE (RFC 2784/2890): IPv4, IPv6 or Ethernet inside.
+    Gre,
+    /// VXLAN (UDP 4789): Ethernet inside.
+    Vxlan,
+    /// Geneve (UDP 6081): Ethernet (or IP) inside.
+    Geneve,
+}
+
+impl Tunnel {
+    /// Every tunnel, in report order.
+    pub const ALL: [Tunnel; 4] = [Tunnel::IpInIp, Tunnel::Gre, Tunnel::Vxlan, Tunnel::Geneve];
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tunnel::IpInIp => "ip-in-ip",
+            Tunnel::Gre => "gre",
+            Tunnel::Vxlan => "vxlan",
+            Tunnel::Geneve => "geneve",
+        }
+    }
+}
+
+/// Tunnels inside tunnels opened at most: past this the packet is counted as what it carries
+/// at that depth (a crafted packet cannot make decoding deep).
+pub const MAX_TUNNELS: u8 = 4;
 
 impl Decoded {
     fn new() -> Self {
@@ -238,7 +275,56 @@ impl Decoded {
             network: Network::None,
             transport: Transport::None,
             malformed: None,
+            outer: None,
+            tunnels: 0,
         }
+    }
+
+    /// Enters a tunnel: the outermost layers are kept (once), the inner packet is decoded into
+    /// `network`/`transport` next. False when tunnels are already [`MAX_TUNNELS`] deep or
+    /// decapsulation is off.
+    fn open_tunnel(&mut self, tunnel: Tunnel) -> bool {
+        if self.tunnels >= MAX_TUNNELS || DECAP_OFF.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        if self.outer.is_none() {
+            self.outer = Some((tunnel, self.network, self.transport));
+        }
+        self.tunnels += 1;
+        self.transport = Transport::None;
+        true
+    }
+}
+
+/// `--decap off`: tunnels are counted as their outer layers only.
+static DECAP_OFF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns tunnel decapsulation off (or on again) for every decode in the process.
+pub fn set_decapsulation(on: bool) {
+    DECAP_OFF.store(!on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// An Ethernet frame inside a tunnel: its EtherType (past VLAN tags) to IPv4 or IPv6.
+fn inner_ethernet(d: &mut Decoded, at: usize, b: &[u8]) {
+    if b.len() < 14 {
+        d.malformed = Some(Malformed::ShortLink);
+        return;
+    }
+    let (mut et, mut off) = (be16(b, 12), 14);
+    while matches!(et, ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD) && b.len() >= off + 4 {
+        et = be16(b, off + 2);
+        off += 4;
+    }
+    inner_by_ethertype(d, at + off, &b[off..], et);
+}
+
+/// The packet of EtherType `et` at `b`.
+fn inner_by_ethertype(d: &mut Decoded, at: usize, b: &[u8], et: u16) {
+    match et {
+        ETH_IPV4 => ipv4(d, at, b),
+        ETH_IPV6 => ipv6(d, at, b),
+        0x6558 => inner_ethernet(d, at, b),
+        _ => {}
     }
 }
 
@@ -682,12 +768,54 @@ fn transport(d: &mut Decoded, at: usize, b: &[u8], proto: u8, len: u32) {
                 d.malformed = Some(Malformed::ShortUdp);
                 return;
             }
+            let dport = be16(b, 2);
             d.transport = Transport::Udp {
                 sport: be16(b, 0),
-                dport: be16(b, 2),
+                dport,
                 payload_at: (at + 8).min(u16::MAX as usize) as u16,
                 payload: be16(b, 4).saturating_sub(8),
             };
+            let p = &b[8..];
+            match dport {
+                // VXLAN: 8 bytes (flags with I set, VNI), then an Ethernet frame.
+                4789 if p.len() >= 8 && p[0] & 0x08 != 0 && d.open_tunnel(Tunnel::Vxlan) => {
+                    inner_ethernet(d, at + 16, &p[8..]);
+                }
+                // Geneve: 8 bytes plus options (length in 4-byte units), protocol type.
+                6081 if p.len() >= 8 && p[0] >> 6 == 0 => {
+                    let opts = usize::from(p[0] & 0x3f) * 4;
+                    if p.len() >= 8 + opts && d.open_tunnel(Tunnel::Geneve) {
+                        inner_by_ethertype(d, at + 16 + opts, &p[8 + opts..], be16(p, 2));
+                    }
+                }
+                _ => {}
+            }
+        }
+        // IPv4 or IPv6 inside IP.
+        4 | 41 if d.open_tunnel(Tunnel::IpInIp) => {
+            if proto == 4 {
+                ipv4(d, at, b);
+            } else {
+                ipv6(d, at, b);
+            }
+        }
+        // GRE: flags and version, protocol type, then checksum, key and sequence if flagged.
+        47 => {
+            if b.len() < 4 || b[1] & 0x07 != 0 {
+                return;
+            }
+            let flags = b[0];
+            let off = 4
+                + 4 * usize::from(flags & 0x80 != 0)
+                + 4 * usize::from(flags & 0x20 != 0)
+                + 4 * usize::from(flags & 0x10 != 0);
+            let et = be16(b, 2);
+            if b.len() >= off
+                && matches!(et, ETH_IPV4 | ETH_IPV6 | 0x6558)
+                && d.open_tunnel(Tunnel::Gre)
+            {
+                inner_by_ethertype(d, at + off, &b[off..], et);
+            }
         }
         1 | 58 => {
             if b.len() < 4 {

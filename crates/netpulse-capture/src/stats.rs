@@ -684,6 +684,8 @@ pub struct Report {
     pub top_flows: Vec<FlowRecord>,
     /// Busiest ports (protocol, port, bytes).
     pub top_ports: Vec<(u8, u16, u64)>,
+    /// Packets and bytes per tunnel decapsulated, in [`crate::decode::Tunnel::ALL`]'s order.
+    pub tunnels: [Count; 4],
 }
 
 /// Feeds on packets, produces intervals, flows and a report.
@@ -814,7 +816,13 @@ impl Analyzer {
             }
         }
         let second = &mut self.second;
+        // Once per frame each: a tunnel's IPv4 in IPv4 is one IPv4 frame, as analysers count.
+        let mut counted = 0u8;
         let mut count = |p: Protocol| {
+            if counted & (1 << p as u8) != 0 {
+                return;
+            }
+            counted |= 1 << p as u8;
             self.report.protocols[p as usize].add(len);
             self.interval.protocols[p as usize].add(len);
             if let Some((_, c)) = second.as_mut() {
@@ -844,6 +852,20 @@ impl Analyzer {
                 } else {
                     Protocol::Ipv6
                 });
+                // A tunnel's outer layers count too (its own protocol in the tunnels table).
+                let outer = d.outer;
+                if let Some((_, Network::Ip { src: osrc, .. }, otr)) = outer {
+                    count(if osrc.is_ipv4() {
+                        Protocol::Ipv4
+                    } else {
+                        Protocol::Ipv6
+                    });
+                    match otr {
+                        Transport::Udp { .. } => count(Protocol::Udp),
+                        Transport::Tcp { .. } => count(Protocol::Tcp),
+                        _ => {}
+                    }
+                }
                 if !later_fragment {
                     count(match proto {
                         6 => Protocol::Tcp,
@@ -851,6 +873,18 @@ impl Analyzer {
                         1 | 58 => Protocol::Icmp,
                         _ => Protocol::Other,
                     });
+                }
+                if let Some((tunnel, onet, otr)) = outer {
+                    self.report.tunnels[tunnel as usize].add(len);
+                    // The outer conversation (VXLAN's, Geneve's UDP) is one of its own.
+                    if let Network::Ip {
+                        src: osrc,
+                        dst: odst,
+                        ..
+                    } = onet
+                    {
+                        let _ = self.flow(ts_ns, len, osrc, odst, &otr, macs, None, on_flow);
+                    }
                 }
                 let (hosts, macs_counted) =
                     match self.flow(ts_ns, len, src, dst, &d.transport, macs, p.dns, on_flow) {

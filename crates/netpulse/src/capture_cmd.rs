@@ -133,6 +133,10 @@ fn report_json(r: &Report) -> Value {
         "conversations_exact": r.conversations_exact,
         "tcp_flows": r.tcp_flows, "udp_flows": r.udp_flows,
         "syn_retransmits": r.syn_retransmits,
+        "tunnels": netpulse_capture::decode::Tunnel::ALL.iter()
+            .filter(|t| r.tunnels[**t as usize].packets > 0)
+            .map(|t| (t.name().to_string(), json!({"packets": r.tunnels[*t as usize].packets, "bytes": r.tunnels[*t as usize].bytes})))
+            .collect::<serde_json::Map<_, _>>(),
         "new_flows_per_s": (r.tcp_flows + r.udp_flows) as f64 / d.as_secs_f64().max(1e-9),
         "rtt": {"tcp_handshake": rtt_json(&r.latency.tcp_handshake), "tcp_data": rtt_json(&r.latency.tcp_data), "dns": rtt_json(&r.latency.dns)},
         "malformed": r.malformed.iter().map(|(m, n)| (m.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
@@ -205,6 +209,21 @@ fn report_text(r: &Report, out: &mut impl Write) -> io::Result<()> {
         r.udp_flows,
         (r.tcp_flows + r.udp_flows) as f64 / d.as_secs_f64().max(1e-9)
     )?;
+    let tunnels: Vec<String> = netpulse_capture::decode::Tunnel::ALL
+        .iter()
+        .filter(|t| r.tunnels[**t as usize].packets > 0)
+        .map(|t| {
+            let c = r.tunnels[*t as usize];
+            format!("{} {} packets, {} bytes", t.name(), c.packets, c.bytes)
+        })
+        .collect();
+    if !tunnels.is_empty() {
+        writeln!(
+            out,
+            "  tunnels (their inner packets counted above too): {}",
+            tunnels.join("; ")
+        )?;
+    }
     let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
     for (name, s) in [
         ("TCP handshake RTT", &r.latency.tcp_handshake),
@@ -333,6 +352,7 @@ fn progress(done: u64, total: u64, packets: u64, elapsed: Duration) {
 }
 
 pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
+    netpulse_capture::decode::set_decapsulation(args.decap == "on");
     if let (Some(path), Some(filter)) = (&args.file, &args.filter) {
         // Never silently ignored: a file is read whole, so say how to filter it.
         anyhow::bail!(

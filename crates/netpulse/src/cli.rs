@@ -80,6 +80,10 @@ pub struct CaptureArgs {
     /// JSON Lines: one object per interval, then the report.
     #[arg(long)]
     pub json: bool,
+    /// Tunnels (IP-in-IP, GRE, VXLAN, Geneve): `on` counts their inner packets, flows and RTTs
+    /// too; `off` counts the outer headers only.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+    pub decap: String,
     /// When the capture ends, draw its charts into DIR (SVG and PNG): throughput per protocol
     /// over time, TCP handshake and DNS RTT distributions, packets per protocol.
     #[arg(long, value_name = "DIR")]

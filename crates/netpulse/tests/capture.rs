@@ -1196,3 +1196,102 @@ fn more_link_types_count_like_tshark() {
         assert_eq!(ours["malformed"], serde_json::json!({}), "{file}");
     }
 }
+
+/// Tunnels opened: VXLAN, Geneve, GRE (with a key), IP-in-IP and 6in4, each carrying a TCP
+/// handshake and a DNS query — protocols, conversations (outer and inner) and the inner
+/// handshake RTT equal to tshark's; `--decap off` counts the outer headers only.
+const TUNNELS: &str = r#"
+import struct, sys, os
+out = sys.argv[1]
+def ip4(proto, payload, a=(10,0,0,1), b=(10,0,0,2)):
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0x4000, 64, proto, 0, bytes(a), bytes(b)) + payload
+def ip6(nh, payload):
+    return struct.pack("!IHBB", 0x60000000, len(payload), nh, 64) + bytes(15) + b"\x01" + bytes(15) + b"\x02" + payload
+def tcp(sp, dp, seq, ack, fl, data=b""):
+    return struct.pack("!HHIIBBHHH", sp, dp, seq, ack, 0x50, fl, 65535, 0, 0) + data
+def udp(sp, dp, data):
+    return struct.pack("!HHHH", sp, dp, 8 + len(data), 0) + data
+eth = lambda et, p: b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01" + struct.pack("!H", et) + p
+ieth = lambda et, p: b"\x02\x00\x00\x00\x01\x02\x02\x00\x00\x00\x01\x01" + struct.pack("!H", et) + p
+IA, IB = (192,168,1,1), (192,168,1,2)
+# inner handshake 192.168.1.1:40000 -> 192.168.1.2:80
+hs = [ip4(6, tcp(40000, 80, 100, 0, 0x02), IA, IB), ip4(6, tcp(80, 40000, 900, 101, 0x12), IB, IA),
+      ip4(6, tcp(40000, 80, 101, 901, 0x10), IA, IB), ip4(17, udp(5353, 53, b"\x12\x34\x01\x00" + bytes(8)), IA, IB)]
+vx = lambda inner: eth(0x0800, ip4(17, udp(49152, 4789, b"\x08\x00\x00\x00\x00\x00\x64\x00" + ieth(0x0800, inner))))
+gn = lambda inner: eth(0x0800, ip4(17, udp(49153, 6081, struct.pack("!BBHI", 0, 0, 0x6558, 0x00006400) + ieth(0x0800, inner))))
+gre = lambda inner: eth(0x0800, ip4(47, struct.pack("!HH", 0x2000, 0x0800) + struct.pack("!I", 7) + inner))
+ipip = lambda inner: eth(0x0800, ip4(4, inner))
+sixin4 = lambda: eth(0x0800, ip4(41, ip6(17, udp(1000, 2000, b"v6in4"))))
+def pcap(name, frames):
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+        for i, fr in enumerate(frames):
+            f.write(struct.pack("<IIII", 1700000000, 1000 * i + (i % 4) * 100, len(fr), len(fr)) + fr)
+pcap("vxlan.pcap", [vx(p) for p in hs])
+pcap("geneve.pcap", [gn(p) for p in hs])
+pcap("gre.pcap", [gre(p) for p in hs])
+pcap("ipip.pcap", [ipip(p) for p in hs] + [sixin4()])
+"#;
+
+#[test]
+fn tunnels_are_opened_and_count_like_tshark() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("python3")
+        .args(["-c", TUNNELS])
+        .arg(dir.path())
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    for (file, tunnel) in [
+        ("vxlan.pcap", "vxlan"),
+        ("geneve.pcap", "geneve"),
+        ("gre.pcap", "gre"),
+        ("ipip.pcap", "ip-in-ip"),
+    ] {
+        let path = dir.path().join(file);
+        let p = path.to_str().expect("utf-8");
+        let (ours, out) = report(&path, &[]);
+        assert!(out.status.success(), "{file}: {}", common::stderr(&out));
+        assert_protocols_equal(&ours, &path, &[], file);
+        let conv = tshark(&["-r", p, "-q", "-z", "conv,tcp", "-z", "conv,udp"]);
+        let theirs = conv.lines().filter(|l| l.contains("<->")).count() as u64;
+        let mine = ours["tcp_conversations"].as_u64().unwrap_or(0)
+            + ours["udp_conversations"].as_u64().unwrap_or(0);
+        assert_eq!(mine, theirs, "{file}: {conv}");
+        let rtt = tshark(&[
+            "-r",
+            p,
+            "-Y",
+            "tcp.analysis.initial_rtt",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.analysis.initial_rtt",
+        ]);
+        let theirs_ms = rtt
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<f64>().ok())
+            .expect("an RTT")
+            * 1000.0;
+        let mine_ms = ours["rtt"]["tcp_handshake"]["median_ms"]
+            .as_f64()
+            .expect("ours");
+        assert!(
+            (mine_ms - theirs_ms).abs() < 1e-3,
+            "{file}: {mine_ms} vs {theirs_ms}"
+        );
+        assert!(
+            ours["tunnels"][tunnel]["packets"]
+                .as_u64()
+                .is_some_and(|n| n > 0),
+            "{file}: {}",
+            ours["tunnels"]
+        );
+        // Outer headers only.
+        let (outer, out) = report(&path, &["--decap", "off"]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        assert_eq!(outer["protocols"]["tcp"]["packets"], 0, "{file}");
+        assert_eq!(outer["tunnels"], serde_json::json!({}), "{file}");
+    }
+}
