@@ -243,11 +243,22 @@ pub enum Tunnel {
     Vxlan,
     /// Geneve (UDP 6081): Ethernet (or IP) inside.
     Geneve,
+    /// An MPLS label stack with IP below it.
+    Mpls,
+    /// A PPPoE session carrying IP.
+    Pppoe,
 }
 
 impl Tunnel {
     /// Every tunnel, in report order.
-    pub const ALL: [Tunnel; 4] = [Tunnel::IpInIp, Tunnel::Gre, Tunnel::Vxlan, Tunnel::Geneve];
+    pub const ALL: [Tunnel; 6] = [
+        Tunnel::IpInIp,
+        Tunnel::Gre,
+        Tunnel::Vxlan,
+        Tunnel::Geneve,
+        Tunnel::Mpls,
+        Tunnel::Pppoe,
+    ];
 
     /// Its name in reports.
     pub fn name(self) -> &'static str {
@@ -256,6 +267,8 @@ impl Tunnel {
             Tunnel::Gre => "gre",
             Tunnel::Vxlan => "vxlan",
             Tunnel::Geneve => "geneve",
+            Tunnel::Mpls => "mpls",
+            Tunnel::Pppoe => "pppoe",
         }
     }
 }
@@ -334,6 +347,9 @@ const ETH_IPV6: u16 = 0x86dd;
 const ETH_VLAN: u16 = 0x8100;
 const ETH_QINQ: u16 = 0x88a8;
 const ETH_QINQ_OLD: u16 = 0x9100;
+const ETH_MPLS: u16 = 0x8847;
+const ETH_MPLS_MULTICAST: u16 = 0x8848;
+const ETH_PPPOE_SESSION: u16 = 0x8864;
 
 fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
@@ -505,9 +521,47 @@ pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
                 d.network = Network::Arp(ArpPacket::decode(rest));
             }
         }
+        ETH_MPLS | ETH_MPLS_MULTICAST => mpls(&mut d, at, rest),
+        ETH_PPPOE_SESSION => pppoe(&mut d, at, rest),
         _ => {}
     }
     d
+}
+
+/// An MPLS label stack, then (after the bottom label) IPv4 or IPv6 told by its version nibble,
+/// as Wireshark guesses it; anything else (a pseudowire) is counted as MPLS only.
+fn mpls(d: &mut Decoded, at: usize, b: &[u8]) {
+    let mut off = 0;
+    loop {
+        let Some(label) = b.get(off..off + 4) else {
+            d.malformed = Some(Malformed::ShortLink);
+            return;
+        };
+        off += 4;
+        if label[2] & 0x01 != 0 {
+            break;
+        }
+    }
+    let inner = &b[off..];
+    match inner.first().map(|v| v >> 4) {
+        Some(4) if d.open_tunnel(Tunnel::Mpls) => ipv4(d, at + off, inner),
+        Some(6) if d.open_tunnel(Tunnel::Mpls) => ipv6(d, at + off, inner),
+        _ => {}
+    }
+}
+
+/// A PPPoE session frame: 6 bytes of PPPoE, the PPP protocol, then IPv4 or IPv6.
+fn pppoe(d: &mut Decoded, at: usize, b: &[u8]) {
+    if b.len() < 8 {
+        d.malformed = Some(Malformed::ShortLink);
+        return;
+    }
+    let inner = &b[8..];
+    match be16(b, 6) {
+        0x0021 if d.open_tunnel(Tunnel::Pppoe) => ipv4(d, at + 8, inner),
+        0x0057 if d.open_tunnel(Tunnel::Pppoe) => ipv6(d, at + 8, inner),
+        _ => {}
+    }
 }
 
 fn ipv4(d: &mut Decoded, at: usize, b: &[u8]) {

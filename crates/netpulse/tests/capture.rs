@@ -1197,7 +1197,8 @@ fn more_link_types_count_like_tshark() {
     }
 }
 
-/// Tunnels opened: VXLAN, Geneve, GRE (with a key), IP-in-IP and 6in4, each carrying a TCP
+/// Tunnels opened: VXLAN, Geneve, GRE (with a key), IP-in-IP and 6in4, MPLS (two labels) and
+/// PPPoE, each carrying a TCP
 /// handshake and a DNS query — protocols, conversations (outer and inner) and the inner
 /// handshake RTT equal to tshark's; `--decap off` counts the outer headers only.
 const TUNNELS: &str = r#"
@@ -1231,6 +1232,10 @@ pcap("vxlan.pcap", [vx(p) for p in hs])
 pcap("geneve.pcap", [gn(p) for p in hs])
 pcap("gre.pcap", [gre(p) for p in hs])
 pcap("ipip.pcap", [ipip(p) for p in hs] + [sixin4()])
+mpls = lambda inner: eth(0x8847, struct.pack("!I", (16 << 12) | (0 << 9) | (0 << 8) | 64) + struct.pack("!I", (17 << 12) | (1 << 8) | 64) + inner)
+pppoe = lambda inner: eth(0x8864, struct.pack("!BBHH", 0x11, 0, 0x0001, len(inner) + 2) + struct.pack("!H", 0x0021) + inner)
+pcap("mpls.pcap", [mpls(p) for p in hs])
+pcap("pppoe.pcap", [pppoe(p) for p in hs])
 "#;
 
 #[test]
@@ -1247,6 +1252,8 @@ fn tunnels_are_opened_and_count_like_tshark() {
         ("geneve.pcap", "geneve"),
         ("gre.pcap", "gre"),
         ("ipip.pcap", "ip-in-ip"),
+        ("mpls.pcap", "mpls"),
+        ("pppoe.pcap", "pppoe"),
     ] {
         let path = dir.path().join(file);
         let p = path.to_str().expect("utf-8");
