@@ -324,9 +324,9 @@ fn inner_ethernet(d: &mut Decoded, at: usize, b: &[u8]) {
         return;
     }
     let (mut et, mut off) = (be16(b, 12), 14);
-    while matches!(et, ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD) && b.len() >= off + 4 {
-        et = be16(b, off + 2);
-        off += 4;
+    while let Some(tag) = tag_length(et).filter(|t| b.len() >= off + t) {
+        et = be16(b, off + tag - 2);
+        off += tag;
     }
     inner_by_ethertype(d, at + off, &b[off..], et);
 }
@@ -348,6 +348,19 @@ const ETH_VLAN: u16 = 0x8100;
 const ETH_QINQ: u16 = 0x88a8;
 const ETH_QINQ_OLD: u16 = 0x9100;
 const ETH_MPLS: u16 = 0x8847;
+const ETH_ETAG: u16 = 0x893f;
+const ETH_VNTAG: u16 = 0x8926;
+
+/// Bytes of a tag that sits between the MACs (or the previous tag) and the next EtherType,
+/// counting that EtherType; `None`: not a tag.
+fn tag_length(et: u16) -> Option<usize> {
+    match et {
+        ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => Some(4),
+        ETH_VNTAG => Some(6),
+        ETH_ETAG => Some(8),
+        _ => None,
+    }
+}
 const ETH_MPLS_MULTICAST: u16 = 0x8848;
 const ETH_PPPOE_SESSION: u16 = 0x8864;
 
@@ -377,15 +390,18 @@ pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
             d.src_mac = Some(mac(frame, 6));
             let mut et = be16(frame, 12);
             let mut at = 14;
-            while matches!(et, ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD) {
-                if frame.len() < at + 4 {
+            // VLAN tags; E-Tag (802.1BR, 6 bytes) and VN-Tag (4 bytes) are skipped the same way.
+            while let Some(tag) = tag_length(et) {
+                if frame.len() < at + tag {
                     d.ethertype = et;
                     d.malformed = Some(Malformed::ShortLink);
                     return d;
                 }
-                d.vlans = d.vlans.saturating_add(1);
-                et = be16(frame, at + 2);
-                at += 4;
+                if matches!(et, ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD) {
+                    d.vlans = d.vlans.saturating_add(1);
+                }
+                et = be16(frame, at + tag - 2);
+                at += tag;
             }
             (et, at)
         }
@@ -864,7 +880,18 @@ fn transport(d: &mut Decoded, at: usize, b: &[u8], proto: u8, len: u32) {
                 + 4 * usize::from(flags & 0x20 != 0)
                 + 4 * usize::from(flags & 0x10 != 0);
             let et = be16(b, 2);
-            if b.len() >= off
+            // ERSPAN type II (8 bytes) and type III (12, plus 8 with its O flag) mirror
+            // Ethernet frames.
+            let erspan = match et {
+                0x88be => Some(8),
+                0x22eb => b.get(off + 11).map(|f| if f & 0x01 != 0 { 20 } else { 12 }),
+                _ => None,
+            };
+            if let Some(hdr) = erspan {
+                if b.len() >= off + hdr && d.open_tunnel(Tunnel::Gre) {
+                    inner_ethernet(d, at + off + hdr, &b[off + hdr..]);
+                }
+            } else if b.len() >= off
                 && matches!(et, ETH_IPV4 | ETH_IPV6 | 0x6558)
                 && d.open_tunnel(Tunnel::Gre)
             {

@@ -1197,8 +1197,8 @@ fn more_link_types_count_like_tshark() {
     }
 }
 
-/// Tunnels opened: VXLAN, Geneve, GRE (with a key), IP-in-IP and 6in4, MPLS (two labels) and
-/// PPPoE, each carrying a TCP
+/// Tunnels opened: VXLAN, Geneve, GRE (with a key), ERSPAN II, IP-in-IP and 6in4, MPLS (two
+/// labels) and PPPoE, each carrying a TCP
 /// handshake and a DNS query — protocols, conversations (outer and inner) and the inner
 /// handshake RTT equal to tshark's; `--decap off` counts the outer headers only.
 const TUNNELS: &str = r#"
@@ -1236,6 +1236,12 @@ mpls = lambda inner: eth(0x8847, struct.pack("!I", (16 << 12) | (0 << 9) | (0 <<
 pppoe = lambda inner: eth(0x8864, struct.pack("!BBHH", 0x11, 0, 0x0001, len(inner) + 2) + struct.pack("!H", 0x0021) + inner)
 pcap("mpls.pcap", [mpls(p) for p in hs])
 pcap("pppoe.pcap", [pppoe(p) for p in hs])
+etag = lambda et, p: b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01" + struct.pack("!H", 0x893f) + bytes(6) + struct.pack("!H", et) + p
+vntag = lambda et, p: b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01" + struct.pack("!H", 0x8926) + bytes(4) + struct.pack("!H", et) + p
+pcap("etag.pcap", [etag(0x0800, p) for p in hs])
+pcap("vntag.pcap", [vntag(0x0800, p) for p in hs])
+erspan2 = lambda inner: eth(0x0800, ip4(47, struct.pack("!HH", 0x1000, 0x88be) + struct.pack("!I", 1) + struct.pack("!HHI", 0x1000 | 0, 0x0001, 0) + ieth(0x0800, inner)))
+pcap("erspan.pcap", [erspan2(p) for p in hs])
 "#;
 
 #[test]
@@ -1254,6 +1260,7 @@ fn tunnels_are_opened_and_count_like_tshark() {
         ("ipip.pcap", "ip-in-ip"),
         ("mpls.pcap", "mpls"),
         ("pppoe.pcap", "pppoe"),
+        ("erspan.pcap", "gre"),
     ] {
         let path = dir.path().join(file);
         let p = path.to_str().expect("utf-8");
@@ -1300,5 +1307,12 @@ fn tunnels_are_opened_and_count_like_tshark() {
         assert!(out.status.success(), "{}", common::stderr(&out));
         assert_eq!(outer["protocols"]["tcp"]["packets"], 0, "{file}");
         assert_eq!(outer["tunnels"], serde_json::json!({}), "{file}");
+    }
+    // Tags between the MACs and the EtherType: skipped with their right length.
+    for file in ["etag.pcap", "vntag.pcap"] {
+        let path = dir.path().join(file);
+        let (ours, out) = report(&path, &[]);
+        assert!(out.status.success(), "{file}: {}", common::stderr(&out));
+        assert_protocols_equal(&ours, &path, &[], file);
     }
 }
