@@ -247,17 +247,20 @@ pub enum Tunnel {
     Mpls,
     /// A PPPoE session carrying IP.
     Pppoe,
+    /// Teredo: IPv6 in UDP 3544.
+    Teredo,
 }
 
 impl Tunnel {
     /// Every tunnel, in report order.
-    pub const ALL: [Tunnel; 6] = [
+    pub const ALL: [Tunnel; 7] = [
         Tunnel::IpInIp,
         Tunnel::Gre,
         Tunnel::Vxlan,
         Tunnel::Geneve,
         Tunnel::Mpls,
         Tunnel::Pppoe,
+        Tunnel::Teredo,
     ];
 
     /// Its name in reports.
@@ -269,6 +272,7 @@ impl Tunnel {
             Tunnel::Geneve => "geneve",
             Tunnel::Mpls => "mpls",
             Tunnel::Pppoe => "pppoe",
+            Tunnel::Teredo => "teredo",
         }
     }
 }
@@ -542,6 +546,23 @@ pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
         _ => {}
     }
     d
+}
+
+/// Where the IPv6 packet of a Teredo datagram starts, past its optional authentication
+/// (0x0001: id and auth lengths, nonce, confirmation) and origin indication (0x0000, 8 bytes)
+/// headers; `None` when no IPv6 header follows.
+fn teredo_ipv6(p: &[u8]) -> Option<usize> {
+    let mut off = 0;
+    if p.get(..2) == Some(&[0, 1]) {
+        let id = usize::from(*p.get(2)?);
+        let auth = usize::from(*p.get(3)?);
+        off += 4 + id + auth + 8 + 1;
+    }
+    if p.get(off..off + 2) == Some(&[0, 0]) {
+        off += 8;
+    }
+    let v = p.get(off..off + 40)?;
+    (v[0] >> 4 == 6).then_some(off)
 }
 
 /// An MPLS label stack, then (after the bottom label) IPv4 or IPv6 told by its version nibble,
@@ -850,6 +871,15 @@ fn transport(d: &mut Decoded, at: usize, b: &[u8], proto: u8, len: u32) {
                 // VXLAN: 8 bytes (flags with I set, VNI), then an Ethernet frame.
                 4789 if p.len() >= 8 && p[0] & 0x08 != 0 && d.open_tunnel(Tunnel::Vxlan) => {
                     inner_ethernet(d, at + 16, &p[8..]);
+                }
+                // Teredo (RFC 4380, UDP 3544 either way): IPv6 after an optional origin
+                // indication (8 bytes, 0x0000) or authentication header (0x0001, variable).
+                _ if (dport == 3544 || be16(b, 0) == 3544) && teredo_ipv6(p).is_some() => {
+                    if let Some(off) = teredo_ipv6(p) {
+                        if d.open_tunnel(Tunnel::Teredo) {
+                            ipv6(d, at + 8 + off, &p[off..]);
+                        }
+                    }
                 }
                 // Geneve: 8 bytes plus options (length in 4-byte units), protocol type.
                 6081 if p.len() >= 8 && p[0] >> 6 == 0 => {

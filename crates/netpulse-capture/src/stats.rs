@@ -685,7 +685,7 @@ pub struct Report {
     /// Busiest ports (protocol, port, bytes).
     pub top_ports: Vec<(u8, u16, u64)>,
     /// Packets and bytes per tunnel decapsulated, in [`crate::decode::Tunnel::ALL`]'s order.
-    pub tunnels: [Count; 6],
+    pub tunnels: [Count; 7],
 }
 
 /// Feeds on packets, produces intervals, flows and a report.

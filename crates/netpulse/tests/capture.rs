@@ -1242,6 +1242,10 @@ pcap("etag.pcap", [etag(0x0800, p) for p in hs])
 pcap("vntag.pcap", [vntag(0x0800, p) for p in hs])
 erspan2 = lambda inner: eth(0x0800, ip4(47, struct.pack("!HH", 0x1000, 0x88be) + struct.pack("!I", 1) + struct.pack("!HHI", 0x1000 | 0, 0x0001, 0) + ieth(0x0800, inner)))
 pcap("erspan.pcap", [erspan2(p) for p in hs])
+inner6 = ip6(17, udp(1000, 2000, b"teredo!"))
+teredo = [eth(0x0800, ip4(17, udp(3544, 50000, inner6))),
+          eth(0x0800, ip4(17, udp(50000, 3544, b"\x00\x00" + bytes(6) + inner6)))]
+pcap("teredo.pcap", teredo)
 "#;
 
 #[test]
@@ -1308,6 +1312,19 @@ fn tunnels_are_opened_and_count_like_tshark() {
         assert_eq!(outer["protocols"]["tcp"]["packets"], 0, "{file}");
         assert_eq!(outer["tunnels"], serde_json::json!({}), "{file}");
     }
+    // Teredo (IPv6 in UDP 3544, with and without an origin indication): no handshake inside.
+    let path = dir.path().join("teredo.pcap");
+    let (ours, out) = report(&path, &[]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_protocols_equal(&ours, &path, &[], "teredo.pcap");
+    let conv = tshark(&["-r", path.to_str().expect("utf-8"), "-q", "-z", "conv,udp"]);
+    let theirs = conv.lines().filter(|l| l.contains("<->")).count() as u64;
+    assert_eq!(ours["udp_conversations"].as_u64(), Some(theirs), "{conv}");
+    assert_eq!(
+        ours["tunnels"]["teredo"]["packets"], 2,
+        "{}",
+        ours["tunnels"]
+    );
     // Tags between the MACs and the EtherType: skipped with their right length.
     for file in ["etag.pcap", "vntag.pcap"] {
         let path = dir.path().join(file);
