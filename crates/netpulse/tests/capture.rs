@@ -33,6 +33,44 @@ fn tshark(args: &[&str]) -> String {
     common::stdout(&out)
 }
 
+/// tshark's conversations in `file` (`-z conv,tcp -z conv,udp`): (TCP, UDP).
+fn tshark_conversations(file: &Path) -> (u64, u64) {
+    let conv = tshark(&[
+        "-r",
+        file.to_str().expect("utf-8"),
+        "-q",
+        "-z",
+        "conv,tcp",
+        "-z",
+        "conv,udp",
+    ]);
+    let (mut tcp, mut udp, mut section) = (0u64, 0u64, "");
+    for l in conv.lines() {
+        if l.contains("TCP Conversations") {
+            section = "tcp";
+        } else if l.contains("UDP Conversations") {
+            section = "udp";
+        } else if l.contains("<->") {
+            match section {
+                "tcp" => tcp += 1,
+                "udp" => udp += 1,
+                _ => {}
+            }
+        }
+    }
+    (tcp, udp)
+}
+
+/// Runs the Python `script` that writes this test's captures into `dir`.
+fn write_captures(script: &str, dir: &Path) {
+    let status = Command::new("python3")
+        .args(["-c", script])
+        .arg(dir)
+        .status()
+        .expect("python3");
+    assert!(status.success(), "the capture-writing script failed");
+}
+
 /// Asserts netpulse's per-protocol packets and bytes equal tshark's `-z io,stat` on `file`.
 fn assert_protocols_equal(ours: &Value, file: &Path, tshark_opts: &[&str], what: &str) {
     let mut args = vec!["-r", file.to_str().expect("utf-8")];
@@ -96,21 +134,7 @@ fn protocol_counts_conversations_and_handshake_rtts_equal_tsharks() {
     let p = pcap.to_str().expect("utf-8");
     assert_protocols_equal(&ours, &pcap, &[], "lab.pcap");
 
-    let conv = tshark(&["-r", p, "-q", "-z", "conv,tcp", "-z", "conv,udp"]);
-    let (mut tcp, mut udp, mut section) = (0u64, 0u64, "");
-    for l in conv.lines() {
-        if l.contains("TCP Conversations") {
-            section = "tcp";
-        } else if l.contains("UDP Conversations") {
-            section = "udp";
-        } else if l.contains("<->") {
-            match section {
-                "tcp" => tcp += 1,
-                "udp" => udp += 1,
-                _ => {}
-            }
-        }
-    }
+    let (tcp, udp) = tshark_conversations(&pcap);
     assert_eq!(ours["tcp_conversations"].as_u64(), Some(tcp));
     assert_eq!(ours["udp_conversations"].as_u64(), Some(udp));
 
@@ -280,12 +304,7 @@ pcap("null.pcap", 0, [struct.pack("<I", 2) + ip4(6, tcp(0x02)), struct.pack("<I"
 #[test]
 fn edge_case_captures_count_like_tshark() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let status = Command::new("python3")
-        .args(["-c", EDGE_CASES])
-        .arg(dir.path())
-        .status()
-        .expect("python3");
-    assert!(status.success());
+    write_captures(EDGE_CASES, dir.path());
     for file in ["ethernet.pcap", "sll.pcap", "raw.pcap", "null.pcap"] {
         let path = dir.path().join(file);
         let (ours, out) = report(&path, &[]);
@@ -541,9 +560,8 @@ fn ctrl_c_ends_an_idle_live_capture_with_its_report() {
 
 /// A pcap of ARP requests and a reply, written here.
 fn arp_pcap(dir: &Path) -> PathBuf {
-    let path = dir.join("arp.pcap");
     let script = r#"
-import struct, sys
+import struct, sys, os
 def mac(s): return bytes(int(x, 16) for x in s.split(':'))
 def ip(s): return bytes(int(x) for x in s.split('.'))
 def arp(op, smac, sip, tmac, tip, dst, htype=1):
@@ -554,18 +572,13 @@ frames = [
     arp(2, '02:00:00:00:00:02', '10.0.0.2', '02:00:00:00:00:01', '10.0.0.1', '02:00:00:00:00:01'),
     arp(1, '02:00:00:00:00:03', '10.0.0.3', '00:00:00:00:00:00', '10.0.0.9', 'ff:ff:ff:ff:ff:ff'),
 ]
-with open(sys.argv[1], 'wb') as f:
+with open(os.path.join(sys.argv[1], 'arp.pcap'), 'wb') as f:
     f.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
     for i, fr in enumerate(frames):
         f.write(struct.pack('<IIII', 1700000000, i, len(fr), len(fr)) + fr)
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(&path)
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    path
+    write_captures(script, dir);
+    dir.join("arp.pcap")
 }
 
 /// Seed 004's packet log: every line carries the MAC addresses, and ARP lines their
@@ -818,12 +831,7 @@ with open(os.path.join(out, "handshakes.pcap"), "wb") as f:
 #[test]
 fn handshake_rtts_and_conversations_on_awkward_handshakes_equal_tsharks() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let status = Command::new("python3")
-        .args(["-c", HANDSHAKES])
-        .arg(dir.path())
-        .status()
-        .expect("python3");
-    assert!(status.success());
+    write_captures(HANDSHAKES, dir.path());
     let pcap = dir.path().join("handshakes.pcap");
     let p = pcap.to_str().expect("utf-8");
     let flows_csv = dir.path().join("flows.csv");
@@ -934,19 +942,13 @@ with open(os.path.join(out, "big.pcap"), "wb") as f:
 #[test]
 fn tso_segments_and_jumbograms_count_like_tshark() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let status = Command::new("python3")
-        .args(["-c", BIG_SEGMENTS])
-        .arg(dir.path())
-        .status()
-        .expect("python3");
-    assert!(status.success());
+    write_captures(BIG_SEGMENTS, dir.path());
     let pcap = dir.path().join("big.pcap");
     let (ours, out) = report(&pcap, &[]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert_protocols_equal(&ours, &pcap, &[], "big.pcap");
-    let conv = tshark(&["-r", pcap.to_str().expect("utf-8"), "-q", "-z", "conv,tcp"]);
-    let theirs = conv.lines().filter(|l| l.contains("<->")).count() as u64;
-    assert_eq!(ours["tcp_conversations"].as_u64(), Some(theirs), "{conv}");
+    let (theirs, _) = tshark_conversations(&pcap);
+    assert_eq!(ours["tcp_conversations"].as_u64(), Some(theirs));
     assert_eq!(
         ours["malformed"]["short IPv6 header"], 1,
         "{}",
@@ -973,45 +975,17 @@ with open(os.path.join(sys.argv[1], "idle.pcap"), "wb") as f:
     for t, fr in frames:
         f.write(struct.pack("<IIII", 1700000000 + t, 0, len(fr), len(fr)) + fr)
 "#;
-    let status = Command::new("python3")
-        .args(["-c", script])
-        .arg(dir.path())
-        .status()
-        .expect("python3");
-    assert!(status.success());
+    write_captures(script, dir.path());
     let pcap = dir.path().join("idle.pcap");
     let (ours, out) = report(&pcap, &[]);
     assert!(out.status.success(), "{}", common::stderr(&out));
-    let conv = tshark(&[
-        "-r",
-        pcap.to_str().expect("utf-8"),
-        "-q",
-        "-z",
-        "conv,tcp",
-        "-z",
-        "conv,udp",
-    ]);
-    let (mut tcp, mut udp, mut section) = (0u64, 0u64, "");
-    for l in conv.lines() {
-        if l.contains("TCP Conversations") {
-            section = "tcp";
-        } else if l.contains("UDP Conversations") {
-            section = "udp";
-        } else if l.contains("<->") {
-            if section == "tcp" {
-                tcp += 1;
-            } else {
-                udp += 1;
-            }
-        }
-    }
+    let (tcp, udp) = tshark_conversations(&pcap);
     assert_eq!(
         (
             ours["tcp_conversations"].as_u64(),
             ours["udp_conversations"].as_u64()
         ),
-        (Some(tcp), Some(udp)),
-        "{conv}"
+        (Some(tcp), Some(udp))
     );
     assert_eq!((tcp, udp), (1, 1));
     assert_eq!(
@@ -1085,12 +1059,7 @@ with open(os.path.join(sys.argv[1], "tsoffset.pcapng"), "wb") as f:
 #[test]
 fn pcapng_if_tsoffset_moves_the_times_as_tshark_reads_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let status = Command::new("python3")
-        .args(["-c", TSOFFSET])
-        .arg(dir.path())
-        .status()
-        .expect("python3");
-    assert!(status.success());
+    write_captures(TSOFFSET, dir.path());
     let file = dir.path().join("tsoffset.pcapng");
     let (ours, out) = report(&file, &[]);
     assert!(out.status.success(), "{}", common::stderr(&out));
@@ -1174,12 +1143,7 @@ pcap("radiotap.pcap", 127, [radiotap + f for f in frames])
 #[test]
 fn more_link_types_count_like_tshark() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let status = Command::new("python3")
-        .args(["-c", LINK_TYPES])
-        .arg(dir.path())
-        .status()
-        .expect("python3");
-    assert!(status.success());
+    write_captures(LINK_TYPES, dir.path());
     for file in [
         "ppp.pcap",
         "ppp_hdlc.pcap",
@@ -1251,12 +1215,7 @@ pcap("teredo.pcap", teredo)
 #[test]
 fn tunnels_are_opened_and_count_like_tshark() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let status = Command::new("python3")
-        .args(["-c", TUNNELS])
-        .arg(dir.path())
-        .status()
-        .expect("python3");
-    assert!(status.success());
+    write_captures(TUNNELS, dir.path());
     for (file, tunnel) in [
         ("vxlan.pcap", "vxlan"),
         ("geneve.pcap", "geneve"),
@@ -1271,11 +1230,10 @@ fn tunnels_are_opened_and_count_like_tshark() {
         let (ours, out) = report(&path, &[]);
         assert!(out.status.success(), "{file}: {}", common::stderr(&out));
         assert_protocols_equal(&ours, &path, &[], file);
-        let conv = tshark(&["-r", p, "-q", "-z", "conv,tcp", "-z", "conv,udp"]);
-        let theirs = conv.lines().filter(|l| l.contains("<->")).count() as u64;
+        let (tcp, udp) = tshark_conversations(&path);
         let mine = ours["tcp_conversations"].as_u64().unwrap_or(0)
             + ours["udp_conversations"].as_u64().unwrap_or(0);
-        assert_eq!(mine, theirs, "{file}: {conv}");
+        assert_eq!(mine, tcp + udp, "{file}");
         let rtt = tshark(&[
             "-r",
             p,
@@ -1317,9 +1275,8 @@ fn tunnels_are_opened_and_count_like_tshark() {
     let (ours, out) = report(&path, &[]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert_protocols_equal(&ours, &path, &[], "teredo.pcap");
-    let conv = tshark(&["-r", path.to_str().expect("utf-8"), "-q", "-z", "conv,udp"]);
-    let theirs = conv.lines().filter(|l| l.contains("<->")).count() as u64;
-    assert_eq!(ours["udp_conversations"].as_u64(), Some(theirs), "{conv}");
+    let (_, theirs) = tshark_conversations(&path);
+    assert_eq!(ours["udp_conversations"].as_u64(), Some(theirs));
     assert_eq!(
         ours["tunnels"]["teredo"]["packets"], 2,
         "{}",

@@ -64,10 +64,24 @@ fn start_monitor(
     Lines<BufReader<ChildStdout>>,
     Lines<BufReader<ChildStderr>>,
 ) {
+    start_monitor_with(ns, config, &[])
+}
+
+/// [`start_monitor`] with more arguments after the config.
+fn start_monitor_with(
+    ns: &str,
+    config: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+) -> (
+    Reaped,
+    Lines<BufReader<ChildStdout>>,
+    Lines<BufReader<ChildStderr>>,
+) {
     let child = Command::new("ip")
         .args(["netns", "exec", ns, common::bin()])
         .args(["monitor", "--config"])
         .arg(config)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -694,25 +708,17 @@ fn the_monitor_keeps_a_session_folder() {
         dir.path().join("h.db").display()
     );
     std::fs::write(&config, text).expect("config");
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            common::bin(),
-            "monitor",
-            "--config",
-        ])
-        .arg(&config)
-        .arg("--session-dir")
-        .arg(&folder)
-        .args(["--session-every", "200ms", "--connection-log"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start monitor");
-    let mut monitor = Reaped(child);
-    let mut lines = BufReader::new(monitor.0.stdout.take().expect("stdout")).lines();
+    let (mut monitor, mut lines, _err) = start_monitor_with(
+        &ns.name,
+        &config,
+        &[
+            "--session-dir".as_ref(),
+            folder.as_os_str(),
+            "--session-every".as_ref(),
+            "200ms".as_ref(),
+            "--connection-log".as_ref(),
+        ],
+    );
     until(&mut lines, "closed port");
     until(&mut lines, "closed port");
     kill(&mut monitor.0, "-INT");

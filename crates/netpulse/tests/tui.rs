@@ -21,6 +21,27 @@ impl Drop for Session {
 }
 
 impl Session {
+    /// Runs `cmd` in a new detached tmux session `name` of `cols` × `rows`.
+    fn start(name: String, cols: u16, rows: u16, cmd: &str) -> Session {
+        let (cols, rows) = (cols.to_string(), rows.to_string());
+        let started = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                &cols,
+                "-y",
+                &rows,
+                cmd,
+            ])
+            .status()
+            .expect("tmux");
+        assert!(started.success());
+        Session(name)
+    }
+
     fn keys(&self, keys: &[&str]) {
         let ok = Command::new("tmux")
             .args(["send-keys", "-t", &self.0])
@@ -81,22 +102,7 @@ fn the_terminal_ui_under_tmux_against_the_lab() {
         common::bin(),
         config.display()
     );
-    let started = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &name,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            &cmd,
-        ])
-        .status()
-        .expect("tmux");
-    assert!(started.success());
-    let s = Session(name);
+    let s = Session::start(name, 100, 30, &cmd);
 
     // The main screen: the target with ~10 ms RTT, the lab interface, no alerts, key hints.
     let screen = s.until(Duration::from_secs(20), "the target with replies", |x| {
@@ -209,22 +215,7 @@ fn ifaces_watch_fits_an_80_column_terminal_and_redraws_in_place() {
         ns.name,
         common::bin()
     );
-    let started = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &name,
-            "-x",
-            "80",
-            "-y",
-            "24",
-            &cmd,
-        ])
-        .status()
-        .expect("tmux");
-    assert!(started.success());
-    let s = Session(name);
+    let s = Session::start(name, 80, 24, &cmd);
     let first = s.until(Duration::from_secs(20), "the table", |x| {
         x.contains("veth-long-na02")
     });
