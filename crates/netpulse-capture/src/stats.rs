@@ -565,10 +565,6 @@ impl FlowTable {
 /// A talker-table slot that does not exist (the table was full).
 const NO_SLOT: u32 = u32::MAX;
 
-fn saturating_nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 /// The service's port of a conversation whose first packet went `sport` → `dport`: the one
 /// well-known port (below 1024) if only one is; else the one outside the ephemeral range
 /// (49152 and up, and Linux's 32768 and up) if only one is; else the first packet's
@@ -969,32 +965,25 @@ impl Analyzer {
             b: if from_a { dd } else { s },
         };
         let map_key = MapKey::of(&key);
-        // A SYN on a 4-tuple whose connection was closed, or with another initial sequence
-        // number, is a new connection (as Wireshark starts a new stream): the old one ends.
-        if let Transport::Tcp { flags, seq, .. } = *t {
-            if flags & 0x12 == 0x02 {
-                let restart = self
-                    .flows
-                    .get(&map_key)
-                    .is_some_and(|f| f.closed || f.client_isn.is_some_and(|isn| isn != seq));
-                if restart {
-                    if let Some(r) = self.flows.remove(&map_key) {
-                        self.finish_flow(r, on_flow);
-                    }
-                }
-            }
-        }
-        // A flow idle past the timeout (or lingering past its close) ends here, whenever the
-        // sweep would have found it: the next packet starts a new flow (the same conversation).
+        // The flow under this key ends here, and this packet starts a new one, when it is a SYN
+        // on a closed connection or with another initial sequence number (a new connection, as
+        // Wireshark starts a new stream), or when the flow idled past the timeout or lingered
+        // past its close (the same conversation; whenever the sweep would have found it).
+        let syn_isn = match *t {
+            Transport::Tcp { flags, seq, .. } if flags & 0x12 == 0x02 => Some(seq),
+            _ => None,
+        };
         let (idle, linger) = (
-            saturating_nanos(self.cfg.idle_timeout),
-            saturating_nanos(self.cfg.close_linger),
+            netpulse_core::saturating_nanos(self.cfg.idle_timeout),
+            netpulse_core::saturating_nanos(self.cfg.close_linger),
         );
-        let over = self.flows.get(&map_key).is_some_and(|f| {
+        let ends = self.flows.get(&map_key).is_some_and(|f| {
             let age = ts.saturating_sub(f.rec.last_ns);
-            age >= idle || (f.closed && age >= linger)
+            let new_connection =
+                syn_isn.is_some_and(|seq| f.closed || f.client_isn.is_some_and(|isn| isn != seq));
+            new_connection || age >= idle || (f.closed && age >= linger)
         });
-        if over {
+        if ends {
             if let Some(r) = self.flows.remove(&map_key) {
                 self.finish_flow(r, on_flow);
             }
@@ -1044,11 +1033,7 @@ impl Analyzer {
             // A conversation is its key and, when it opens with a SYN, that SYN's sequence
             // number: a flow that went idle and came back is the same conversation, a new SYN
             // on the same 4-tuple a new one.
-            let isn = match *t {
-                Transport::Tcp { flags, seq, .. } if flags & 0x12 == 0x02 => Some(seq),
-                _ => None,
-            };
-            let h = self.hasher.hash_one((map_key, isn));
+            let h = self.hasher.hash_one((map_key, syn_isn));
             if proto == 6 {
                 self.report.tcp_flows += 1;
                 self.conversations[0].insert_hash(h);

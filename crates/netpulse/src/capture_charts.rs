@@ -4,9 +4,9 @@
 //! whatever the capture's length: past [`MAX_POINTS`] buckets, neighbours merge and the bucket
 //! doubles (1 s, 2 s, 4 s …).
 
+use crate::report_charts::{both, rtt_bars};
 use netpulse_capture::stats::Count;
 use netpulse_capture::{Protocol, Report};
-use netpulse_core::stats::RttStats;
 use std::path::Path;
 
 /// Most time buckets kept for the throughput chart.
@@ -92,27 +92,6 @@ impl Throughput {
     }
 }
 
-/// Draws one chart as SVG and PNG; returns 2.
-fn both(
-    dir: &Path,
-    name: &str,
-    draw: impl Fn(&Path) -> Result<(), netpulse_chart::ChartError>,
-) -> anyhow::Result<usize> {
-    for ext in ["svg", "png"] {
-        draw(&dir.join(format!("{name}.{ext}")))?;
-    }
-    Ok(2)
-}
-
-fn histogram(rtt: &RttStats) -> Vec<(String, f64)> {
-    rtt.parts()
-        .hist
-        .linear_bins(30)
-        .into_iter()
-        .map(|(lo, _, n)| (format!("{:.2}", lo / 1e6), n as f64))
-        .collect()
-}
-
 /// Writes the charts into `dir`; returns how many files.
 pub fn write(dir: &Path, report: &Report, throughput: &Throughput) -> anyhow::Result<usize> {
     use anyhow::Context;
@@ -178,7 +157,7 @@ pub fn write(dir: &Path, report: &Report, throughput: &Throughput) -> anyhow::Re
             continue;
         }
         let title = format!("capture: {what} ({} measured)", rtt.count());
-        let bins = histogram(rtt);
+        let bins = rtt_bars(rtt);
         written += both(dir, name, |p| {
             netpulse_chart::bars(
                 p,

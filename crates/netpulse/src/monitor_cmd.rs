@@ -7,7 +7,7 @@
 
 use crate::config::{Config, NotifierKind, TargetSection};
 use crate::console::say;
-use crate::resolver::{backoff, Answer, Resolver};
+use crate::resolver::{Answer, Resolver};
 use anyhow::Context;
 use netpulse_alert::{
     Alert, ConsoleNotifier, Delivery, Dispatcher, EmailNotifier, EmailSecurity, ExecNotifier,
@@ -869,7 +869,8 @@ impl Monitor {
             }
             (Err(e), addr) => {
                 st.failures += 1;
-                st.next_ask = now + backoff(st.failures);
+                // The notifiers' schedule: 1 s, 2 s, 4 s … at most a minute.
+                st.next_ask = now + netpulse_alert::Backoff::default().after(st.failures);
                 match addr {
                     Some(addr) => {
                         if st.failures == 1 {

@@ -51,7 +51,7 @@ fn resolution_for(span_s: i64) -> Resolution {
 }
 
 /// Draws one chart as both SVG and PNG; returns 2.
-fn both(
+pub(crate) fn both(
     dir: &Path,
     name: &str,
     draw: impl Fn(&Path) -> Result<(), netpulse_chart::ChartError>,
@@ -61,6 +61,33 @@ fn both(
         draw(&path)?;
     }
     Ok(2)
+}
+
+/// The histogram bars of `rtt`: 30 bins at most (fewer when the sketch is coarser), each
+/// labelled with its start in ms.
+pub(crate) fn rtt_bars(rtt: &netpulse_core::stats::RttStats) -> Vec<(String, f64)> {
+    rtt.parts()
+        .hist
+        .linear_bins(30)
+        .into_iter()
+        .map(|(lo, _, n)| (format!("{:.2}", lo / 1e6), n as f64))
+        .collect()
+}
+
+/// The capture seconds of the report's scope. A capture's seconds are capture time (a file
+/// may be years old): a session takes all of its own, a time range those captured in it.
+pub(crate) fn capture_seconds_in(
+    store: &Store,
+    sc: &Scope,
+) -> anyhow::Result<Vec<netpulse_store::CaptureRow>> {
+    Ok(match &sc.session {
+        Some(s) => store.capture_seconds(i64::MIN, i64::MAX, Some(s.id))?,
+        None => store.capture_seconds(
+            sc.from_ms.div_euclid(1000),
+            sc.to_ms.div_euclid(1000) + 1,
+            None,
+        )?,
+    })
 }
 
 /// Writes every chart the range has data for; returns how many files.
@@ -137,14 +164,7 @@ pub fn write(dir: &Path, store: &Store, sc: &Scope, report: &Report) -> anyhow::
             )
         })?;
         if let Some((_, stats)) = report.per_target.iter().find(|(t, _)| t == *target) {
-            let bins: Vec<(String, f64)> = stats
-                .rtt
-                .parts()
-                .hist
-                .linear_bins(30)
-                .into_iter()
-                .map(|(lo, _, n)| (format!("{:.2}", lo / 1e6), n as f64))
-                .collect();
+            let bins = rtt_bars(&stats.rtt);
             let title = format!(
                 "{target}: latency histogram ({} replies)",
                 stats.rtt.count()
@@ -198,16 +218,7 @@ pub fn write(dir: &Path, store: &Store, sc: &Scope, report: &Report) -> anyhow::
     }
 
     // Capture: throughput per protocol over time (per minute when long) and protocol usage.
-    // A capture's seconds are capture time (a file may be years old): a session takes all of
-    // its own, a time range those captured in it.
-    let capture = match &sc.session {
-        Some(s) => store.capture_seconds(i64::MIN, i64::MAX, Some(s.id))?,
-        None => store.capture_seconds(
-            sc.from_ms.div_euclid(1000),
-            sc.to_ms.div_euclid(1000) + 1,
-            None,
-        )?,
-    };
+    let capture = capture_seconds_in(store, sc)?;
     if let (Some(first), Some(last)) = (capture.first(), capture.last()) {
         let bucket = if last.ts - first.ts > 2 * 3600 { 60 } else { 1 };
         let mut by: BTreeMap<&str, BTreeMap<i64, u64>> = BTreeMap::new();

@@ -204,7 +204,7 @@ fn stats_json(s: &ProbeStats) -> Value {
     })
 }
 
-pub(crate) fn outage_json(o: &OutageRecord) -> Value {
+fn outage_json(o: &OutageRecord) -> Value {
     json!({
         "target": o.target, "from": time_ms(o.start_ms), "to": time_ms(o.end_ms),
         "duration_ms": o.duration_ms(), "sent": o.sent, "received": o.received,
@@ -302,7 +302,7 @@ pub(crate) fn gather(store: &Store, sc: &Scope) -> anyhow::Result<Report> {
     })
 }
 
-pub(crate) fn summary_text(r: &Report) -> String {
+fn summary_text(r: &Report) -> String {
     let t = &r.total;
     let lost = t.sent - t.received.min(t.sent);
     let mut out = format!("netpulse report: {}\n", r.scope_text);
@@ -394,7 +394,7 @@ pub(crate) fn summary_text(r: &Report) -> String {
     out
 }
 
-pub(crate) fn outages_text(outages: &[OutageRecord]) -> String {
+fn outages_text(outages: &[OutageRecord]) -> String {
     if outages.is_empty() {
         return "  none\n".into();
     }
@@ -501,7 +501,7 @@ fn series_json(rows: &[RollupRecord]) -> Value {
     )
 }
 
-pub(crate) fn report_json(r: &Report, series: Option<(Resolution, &[RollupRecord])>) -> Value {
+fn report_json(r: &Report, series: Option<(Resolution, &[RollupRecord])>) -> Value {
     let mut v = json!({
         "type": "report",
         "scope": r.scope_json,
@@ -564,7 +564,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(dir) = &args.out {
-        write_folder(dir, &store, &sc, &report)?;
+        write_folder(dir, &store, &sc, &report, "")?;
         eprintln!("netpulse: wrote the report to {}", dir.display());
         return Ok(ExitCode::SUCCESS);
     }
@@ -591,14 +591,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
                         "\nNo probes here, but interface traffic: see `netpulse report --ifaces{session_arg}`."
                     )?;
                 }
-                let capture = match &sc.session {
-                    Some(s) => store.capture_seconds(i64::MIN, i64::MAX, Some(s.id))?,
-                    None => store.capture_seconds(
-                        sc.from_ms.div_euclid(1000),
-                        sc.to_ms.div_euclid(1000) + 1,
-                        None,
-                    )?,
-                };
+                let capture = crate::report_charts::capture_seconds_in(&store, &sc)?;
                 if !capture.is_empty() {
                     let mut by: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
                     for c in &capture {
@@ -664,24 +657,10 @@ pub(crate) fn write_folder(
     store: &Store,
     sc: &Scope,
     report: &Report,
+    header: &str,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let summary = report_json(report, None);
-    write_atomically(&dir.join("summary.txt"), |w| {
-        Ok(w.write_all(summary_text(report).as_bytes())?)
-    })?;
-    write_atomically(&dir.join("summary.json"), |w| {
-        Ok(serde_json::to_writer_pretty(w, &summary)?)
-    })?;
-    write_atomically(&dir.join("outages.txt"), |w| {
-        Ok(w.write_all(outages_text(&report.outages).as_bytes())?)
-    })?;
-    write_atomically(&dir.join("outages.json"), |w| {
-        Ok(serde_json::to_writer_pretty(
-            w,
-            &report.outages.iter().map(outage_json).collect::<Vec<_>>(),
-        )?)
-    })?;
+    write_summaries(dir, report, header)?;
     for (res, stem) in [
         (Resolution::Second, "per_second"),
         (Resolution::Minute, "per_minute"),
@@ -696,9 +675,31 @@ pub(crate) fn write_folder(
     Ok(())
 }
 
+/// A folder's summary (`header` first: a session folder's configuration, or nothing),
+/// summary.json and the outage log, each replaced atomically.
+pub(crate) fn write_summaries(dir: &Path, report: &Report, header: &str) -> anyhow::Result<()> {
+    let summary = format!("{header}{}", summary_text(report));
+    write_atomically(&dir.join("summary.txt"), |w| {
+        Ok(w.write_all(summary.as_bytes())?)
+    })?;
+    let json = report_json(report, None);
+    write_atomically(&dir.join("summary.json"), |w| {
+        Ok(serde_json::to_writer_pretty(w, &json)?)
+    })?;
+    write_atomically(&dir.join("outages.txt"), |w| {
+        Ok(w.write_all(outages_text(&report.outages).as_bytes())?)
+    })?;
+    write_atomically(&dir.join("outages.json"), |w| {
+        Ok(serde_json::to_writer_pretty(
+            w,
+            &report.outages.iter().map(outage_json).collect::<Vec<_>>(),
+        )?)
+    })
+}
+
 /// Writes `path` through a scratch file beside it, renamed over it once complete: a reader (a
 /// `tail`, a spreadsheet refreshing a live session folder) never sees half a file.
-pub(crate) fn write_atomically(
+fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {

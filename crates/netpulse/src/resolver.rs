@@ -6,16 +6,9 @@
 use netpulse_probe::{resolve, Family};
 use std::net::IpAddr;
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
 
 /// Lookups at once: one slow name server does not hold up every other name.
 pub const THREADS: usize = 4;
-
-/// First wait before asking again for a name that did not resolve; doubles up to
-/// [`RETRY_MAX`].
-pub const RETRY_FIRST: Duration = Duration::from_secs(1);
-/// Longest wait between two tries of a name that does not resolve.
-pub const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// What became of one request.
 #[derive(Debug)]
@@ -88,23 +81,9 @@ impl Resolver {
     }
 }
 
-/// The wait after `failures` failed tries in a row: 1 s, 2 s, 4 s … up to a minute.
-pub fn backoff(failures: u32) -> Duration {
-    RETRY_FIRST
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-        .min(RETRY_MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_a_minute() {
-        let waits: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(backoff(u32::MAX), RETRY_MAX);
-    }
 
     #[test]
     fn answers_come_back_for_names_and_failures() {

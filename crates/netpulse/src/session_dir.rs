@@ -7,7 +7,7 @@
 //! full, exactly as `report --out` writes it (with the JSON twins of the series). Every file
 //! is replaced atomically. `--connection-log` adds `connections.log`, one line per probe.
 
-use crate::report_cmd::{gather, summary_text, write_atomically, write_csv_rows, Scope};
+use crate::report_cmd::{gather, write_csv_rows, Scope};
 use anyhow::Context;
 use netpulse_core::record::ProbeResult;
 use netpulse_core::rollup::Resolution;
@@ -113,26 +113,7 @@ impl Writer {
             appended.push((i, rows));
             self.written_until[i] = Some(closed_before);
         }
-        let summary = format!("{}{}", self.header, summary_text(&report));
-        write_atomically(&self.dir.join("summary.txt"), |w| {
-            Ok(w.write_all(summary.as_bytes())?)
-        })?;
-        let json = crate::report_cmd::report_json(&report, None);
-        write_atomically(&self.dir.join("summary.json"), |w| {
-            Ok(serde_json::to_writer_pretty(w, &json)?)
-        })?;
-        let outages = crate::report_cmd::outages_text(&report.outages);
-        write_atomically(&self.dir.join("outages.txt"), |w| {
-            Ok(w.write_all(outages.as_bytes())?)
-        })?;
-        let outages_json: Vec<_> = report
-            .outages
-            .iter()
-            .map(crate::report_cmd::outage_json)
-            .collect();
-        write_atomically(&self.dir.join("outages.json"), |w| {
-            Ok(serde_json::to_writer_pretty(w, &outages_json)?)
-        })?;
+        crate::report_cmd::write_summaries(&self.dir, &report, &self.header)?;
         for (i, rows) in appended {
             let path = self.dir.join(format!("{}.csv", SERIES[i].1));
             let new = !path.exists();
@@ -150,8 +131,6 @@ impl Writer {
     /// The run ended (the recording finished): the whole folder as `report --out` writes it.
     fn finish(&mut self) -> anyhow::Result<()> {
         let session = self.session;
-        let header = self.header.clone();
-        let dir = self.dir.clone();
         // A fresh connection sees the session's end and its last rows.
         self.store = None;
         self.open()?;
@@ -160,12 +139,7 @@ impl Writer {
         };
         let sc = Self::scope(store, session)?;
         let report = gather(store, &sc)?;
-        crate::report_cmd::write_folder(&dir, store, &sc, &report)?;
-        let summary = format!("{header}{}", summary_text(&report));
-        write_atomically(&dir.join("summary.txt"), |w| {
-            Ok(w.write_all(summary.as_bytes())?)
-        })?;
-        Ok(())
+        crate::report_cmd::write_folder(&self.dir, store, &sc, &report, &self.header)
     }
 }
 
