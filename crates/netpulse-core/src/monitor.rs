@@ -28,7 +28,9 @@ use std::time::{Duration, SystemTime};
 pub struct RuleSpec {
     /// The rule.
     pub rule: Rule,
-    /// How far back its value looks.
+    /// How far back its value looks: probes answered or lost in the second going on and in
+    /// this many whole seconds before it (so even a 1 s window judged early in a second holds
+    /// a second's probes).
     pub window: Duration,
 }
 
@@ -195,11 +197,11 @@ impl TargetModel {
         self.counted_from = ring.and_then(SecondRing::first_sec).unwrap_or(sec);
         for (w, &len) in self.windows.iter_mut().zip(lens) {
             *w = WindowSums {
-                evicted_through: sec - len,
+                evicted_through: sec - len - 1,
                 hist_cursor: self.samples_base,
                 ..WindowSums::default()
             };
-            for s in (sec - len + 1..=sec).filter_map(|at| ring.and_then(|r| r.get(at))) {
+            for s in (sec - len..=sec).filter_map(|at| ring.and_then(|r| r.get(at))) {
                 w.add(s);
             }
         }
@@ -226,8 +228,10 @@ impl TargetModel {
         };
         let mut lost = false;
         'windows: for ((w, &len), &keep_hist) in self.windows.iter_mut().zip(lens).zip(hist) {
-            // Window `len` holds seconds in (sec - len, sec].
-            while w.evicted_through < sec - len {
+            // Window `len` holds seconds in (sec - len - 1, sec]: the second going on and the
+            // `len` whole ones before it. Without those, a 1 s window judged early in a second
+            // would hold almost nothing (and a rule on it would never fire).
+            while w.evicted_through < sec - len - 1 {
                 let at = w.evicted_through + 1;
                 let second = match (ring, first, newest) {
                     // Never counted, or nothing recorded since the ring's newest second.

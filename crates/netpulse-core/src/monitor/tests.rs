@@ -153,7 +153,8 @@ fn jitter_rule_stays_quiet_on_steady_replies() {
 fn each_rule_is_judged_on_its_own_window() {
     // 10 ms for 60 s, then 50 ms. The 2 s rule (hold 3 s) sees 50 ms two seconds after the
     // step and fires 3 s later; the 60 s rule's average crosses 30 ms only once more than half
-    // of its window is at 50 ms: 10·(60−k) + 50·k > 30·60 ⇔ k > 30.
+    // of its window (the second going on and 60 whole ones) is at 50 ms:
+    // 10·(61−k) + 50·k > 30·61 ⇔ k > 30.5.
     let mut m = model_with(vec![
         spec("fast", Metric::LatencyAvg, 30.0, 3, 2),
         spec("slow", Metric::LatencyAvg, 30.0, 0, 60),
@@ -168,8 +169,8 @@ fn each_rule_is_judged_on_its_own_window() {
             .find(|(_, r, k)| r == rule && *k == AlertKind::Fired)
             .map(|(s, ..)| *s)
     };
-    // Fast: window (s−2, s] holds second s−1 and s; at the step second it is (10+50)/2 = 30
-    // (not above), from step+1 it is 50: pending at step+1, fires at step+4.
+    // Fast: window (s−3, s] holds seconds s−2, s−1 and s; at the step second it is
+    // (10+10+50)/3 = 23, at step+1 (10+50+50)/3 = 37: pending at step+1, fires at step+4.
     assert_eq!(fired("fast"), Some(step + 4), "{alerts:?}");
     // Slow: k = s − step + 1 seconds at 50 ms in its window; k = 31 at s = step + 30.
     assert_eq!(fired("slow"), Some(step + 30), "{alerts:?}");
@@ -178,14 +179,44 @@ fn each_rule_is_judged_on_its_own_window() {
 }
 
 #[test]
+fn a_one_second_window_judged_early_in_each_second_still_sees_the_last_second() {
+    // Ten replies a second at 10 ms, from +100 ms to +820 ms; the monitor's tick falls
+    // at +5 ms, before any of them. The window is the second going on and the whole one
+    // before it, so the rule fires: judged on the second going on alone it would never see a
+    // value (what CI once hit, depending on the phase of the tick within the second).
+    let mut m = model_with(vec![spec("slow", Metric::LatencyAvg, 1.0, 0, 1)]);
+    let mut out = Vec::new();
+    let mut fired = Vec::new();
+    let mut seq = 0;
+    for s in 1000u64..1005 {
+        let tick = Duration::from_millis(s * 1000 + 5);
+        m.tick(tick, UNIX_EPOCH + tick, &mut out);
+        fired.extend(out.drain(..).filter_map(|o| match o {
+            Output::Alert(e) if e.kind == AlertKind::Fired => Some(s),
+            _ => None,
+        }));
+        for k in 0..10 {
+            seq += 1;
+            let at = s * 1000 + 100 + k * 80;
+            m.result(
+                &reply(0, seq, at - 10, 10.0),
+                UNIX_EPOCH + Duration::from_millis(at),
+                &mut out,
+            );
+        }
+    }
+    assert_eq!(fired, [1001], "{out:?}");
+}
+
+#[test]
 fn loss_and_p95_windows_slide() {
     let mut m = model_with(vec![
         spec("loss", Metric::Loss, 0.5, 0, 4),
         spec("p95", Metric::LatencyP95, 100.0, 0, 4),
     ]);
-    // Window (s−4, s]: lost 1002..=1005 → 3 of 4 lost at 1004 (fires), 1 of 4 at 1008
+    // Window (s−5, s]: lost 1002..=1005 → 3 of 5 lost at 1004 (fires), 2 of 5 at 1008
     // (below 0.5 − 10 %: resolves). The 300 ms reply at 1008 is the p95 of its window until
-    // it leaves at 1012.
+    // it leaves at 1013.
     let alerts = drive(&mut m, 1000, 14, |s| match s {
         1002..=1005 => None,
         1008 => Some(300.0),
@@ -201,7 +232,7 @@ fn loss_and_p95_windows_slide() {
             (1004, "loss", AlertKind::Fired),
             (1008, "loss", AlertKind::Resolved),
             (1008, "p95", AlertKind::Fired),
-            (1012, "p95", AlertKind::Resolved),
+            (1013, "p95", AlertKind::Resolved),
         ],
         "{alerts:?}"
     );
@@ -342,7 +373,7 @@ fn brute(
 ) -> (u64, u64, Option<f64>, Option<u64>) {
     let inside: Vec<_> = results
         .iter()
-        .filter(|(s, _)| *s > now - window && *s <= now)
+        .filter(|(s, _)| *s > now - window - 1 && *s <= now)
         .collect();
     let sent = inside.len() as u64;
     let rtts: Vec<f64> = inside.iter().filter_map(|(_, r)| *r).collect();
@@ -443,8 +474,8 @@ fn a_new_window_at_reload_starts_from_the_seconds_already_kept() {
     let t = m.target(0).expect("target");
     let wi = m.lens.iter().position(|&l| l == 10).expect("10 s window");
     assert_eq!(
-        t.windows[wi].sent, 9,
-        "seconds 1011-1020, the last one without a probe yet"
+        t.windows[wi].sent, 10,
+        "seconds 1010-1020, the last one without a probe yet"
     );
     let fired: Vec<_> = out
         .iter()
@@ -465,7 +496,7 @@ fn windows_follow_the_ring_through_a_stall_longer_than_it() {
     let _ = drive(&mut m, 1100, 10, |_| Some(7.0));
     let t = m.target(0).expect("target");
     let wi = m.lens.iter().position(|&l| l == 5).expect("5 s window");
-    assert_eq!(t.windows[wi].sent, 5);
+    assert_eq!(t.windows[wi].sent, 6, "seconds 1104-1109");
     assert_eq!(t.value(Metric::LatencyAvg, wi), Some(7.0));
 }
 
