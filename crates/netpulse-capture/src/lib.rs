@@ -6,11 +6,13 @@ pub mod hashing;
 pub mod live;
 pub mod pipeline;
 pub mod reader;
+pub mod shard;
 pub mod source;
 pub mod stats;
 
 pub use decode::{decode, Decoded, Malformed, Network, Transport};
 pub use pipeline::Decoder;
 pub use reader::{open, CaptureReader, Packet, ReadError};
+pub use shard::ShardedAnalyzer;
 pub use source::{PacketSource, SourceError};
 pub use stats::{Analyzer, PacketSummary, Protocol, Report};

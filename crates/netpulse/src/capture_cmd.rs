@@ -351,6 +351,46 @@ fn progress(done: u64, total: u64, packets: u64, elapsed: Duration) {
     );
 }
 
+/// One analyzer, or several sharing a file's flows (`--threads`): the same counts either way.
+enum Counting {
+    One(Box<Analyzer>),
+    Sharded(Box<netpulse_capture::ShardedAnalyzer>),
+}
+
+type Seconds = Vec<(i64, [netpulse_capture::stats::Count; 8])>;
+
+impl Counting {
+    fn summary(
+        &mut self,
+        p: &PacketSummary,
+        on_interval: &mut dyn FnMut(&Interval),
+        on_flow: &mut dyn FnMut(&FlowRecord),
+    ) {
+        match self {
+            Counting::One(a) => a.summary(p, on_interval, on_flow),
+            Counting::Sharded(a) => a.summary(p, on_interval, on_flow),
+        }
+    }
+
+    fn take_seconds(&mut self) -> Seconds {
+        match self {
+            Counting::One(a) => a.take_seconds(),
+            Counting::Sharded(a) => a.take_seconds(),
+        }
+    }
+
+    fn finish_with_seconds(
+        self,
+        on_interval: &mut dyn FnMut(&Interval),
+        on_flow: &mut dyn FnMut(&FlowRecord),
+    ) -> anyhow::Result<(netpulse_capture::Report, Seconds)> {
+        Ok(match self {
+            Counting::One(a) => a.finish_with_seconds(on_interval, on_flow),
+            Counting::Sharded(a) => a.finish_with_seconds(on_interval, on_flow)?,
+        })
+    }
+}
+
 pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     netpulse_capture::decode::set_decapsulation(args.decap == "on");
     if let (Some(path), Some(filter)) = (&args.file, &args.filter) {
@@ -360,6 +400,9 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
              matches: tcpdump -r {} -w - '{filter}' | netpulse capture -r -",
             path.display()
         );
+    }
+    if args.interface.is_some() && args.threads.is_some_and(|n| n > 1) {
+        anyhow::bail!("--threads applies to a file (-r); live capture is analysed on one thread");
     }
     let interval = parse_duration(&args.interval).context("bad --interval")?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -451,7 +494,25 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         keyed_hash: source.is_live(),
         ..AnalyzerConfig::default()
     };
-    let mut analyzer = Analyzer::new(cfg, args.top);
+    let threads = match (args.file.is_none(), args.threads) {
+        (true, _) => 1,
+        (false, Some(n)) => usize::from(n),
+        // The reader and the dispatcher have a core each; shards take the others. Below four
+        // cores one analyzer is faster: four threads on two cores cost 25 % more time
+        // (docs/benchmarks.md).
+        (false, None) => match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+            n if n >= 4 => (n - 2).min(netpulse_capture::shard::MAX_SHARDS),
+            _ => 1,
+        },
+    };
+    let mut analyzer = if threads > 1 {
+        Counting::Sharded(Box::new(
+            netpulse_capture::ShardedAnalyzer::new(cfg, args.top, threads)
+                .context("cannot start the analysis threads")?,
+        ))
+    } else {
+        Counting::One(Box::new(Analyzer::new(cfg, args.top)))
+    };
     let mut throughput = args
         .charts
         .as_ref()
@@ -560,7 +621,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     if file_size.is_some() {
         eprint!("\r\x1b[K");
     }
-    let (report, seconds) = analyzer.finish_with_seconds(&mut on_interval, &mut on_flow);
+    let (report, seconds) = analyzer.finish_with_seconds(&mut on_interval, &mut on_flow)?;
     for (sec, counts) in seconds {
         if let Some(s) = &sink {
             s.capture_second(capture_second(sec, &counts));

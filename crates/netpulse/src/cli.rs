@@ -91,6 +91,11 @@ pub struct CaptureArgs {
     /// Write every flow (when it ends) to this CSV file.
     #[arg(long, value_name = "FILE.csv")]
     pub flows: Option<std::path::PathBuf>,
+    /// Analysis threads for a file, its flows split among them by hash (default: with four
+    /// cores or more, one per core besides the reader's and the dispatcher's, at most 16;
+    /// else 1, one analyzer). Live capture uses one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub threads: Option<u16>,
     /// Record per-second protocol counts and finished flows to a database (default:
     /// $XDG_DATA_HOME/netpulse/netpulse.db); write `--record=FILE` for another file.
     #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "", value_parser = record_path)]

@@ -1290,3 +1290,68 @@ fn tunnels_are_opened_and_count_like_tshark() {
         assert_protocols_equal(&ours, &path, &[], file);
     }
 }
+
+/// `--threads N` splits a file's flows among N analyzers: every interval, the report and the
+/// flows are the same as one analyzer's, byte for byte (estimates included: one hasher), on the
+/// lab capture, on tunnels (whose outer and inner flows fall in different shards) and on the
+/// awkward cases (reused 4-tuples, retransmitted SYNs, timestamps going backwards).
+#[test]
+fn a_file_split_across_threads_gives_the_same_intervals_report_and_flows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_captures(TUNNELS, dir.path());
+    write_captures(EDGE_CASES, dir.path());
+    write_captures(HANDSHAKES, dir.path());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "{files:?}");
+    files.push(gen_pcap(dir.path(), 60_000));
+    let run = |file: &Path, threads: &str| {
+        let flows = dir.path().join(format!("flows-{threads}.csv"));
+        let out = common::netpulse(&[
+            "capture",
+            "-r",
+            file.to_str().expect("utf-8"),
+            "--json",
+            "--interval",
+            "1s",
+            "--threads",
+            threads,
+            "--flows",
+            flows.to_str().expect("utf-8"),
+        ]);
+        let mut rows: Vec<String> = std::fs::read_to_string(&flows)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        rows.sort();
+        (out.status.code(), common::stdout(&out), rows)
+    };
+    let mut tunnels_split = 0;
+    for file in &files {
+        let one = run(file, "1");
+        assert!(!one.1.is_empty(), "{}: no output", file.display());
+        for threads in ["2", "3", "4"] {
+            let many = run(file, threads);
+            assert_eq!(one.0, many.0, "{} × {threads}: exit", file.display());
+            assert_eq!(one.1, many.1, "{} × {threads}: output", file.display());
+            assert_eq!(one.2, many.2, "{} × {threads}: flows", file.display());
+        }
+        if one.1.contains("\"vxlan\"") || one.1.contains("\"geneve\"") {
+            tunnels_split += 1;
+        }
+    }
+    assert!(tunnels_split >= 2, "the UDP tunnels were among the files");
+    // Live capture is one analyzer: asking for more is refused, not ignored.
+    let out = common::netpulse(&["capture", "-i", "lo", "--threads", "2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).starts_with("netpulse: --threads applies to a file"),
+        "{}",
+        common::stderr(&out)
+    );
+}
