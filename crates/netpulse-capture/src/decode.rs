@@ -46,6 +46,8 @@ pub mod linktype {
     pub const IPNET: u16 = 226;
     /// Linux NFLOG (netfilter log).
     pub const NFLOG: u16 = 239;
+    /// Apple's pktap: a metadata header, then a packet of another link type.
+    pub const PKTAP: u16 = 258;
 }
 
 /// Why a packet could not be decoded completely.
@@ -328,7 +330,10 @@ fn inner_ethernet(d: &mut Decoded, at: usize, b: &[u8]) {
         return;
     }
     let (mut et, mut off) = (be16(b, 12), 14);
-    while let Some(tag) = tag_length(et).filter(|t| b.len() >= off + t) {
+    while let Some(tag) = tag_length(et)
+        .or_else(|| macsec_tag(et, b.get(off..)))
+        .filter(|t| b.len() >= off + t)
+    {
         et = be16(b, off + tag - 2);
         off += tag;
     }
@@ -341,6 +346,7 @@ fn inner_by_ethertype(d: &mut Decoded, at: usize, b: &[u8], et: u16) {
         ETH_IPV4 => ipv4(d, at, b),
         ETH_IPV6 => ipv6(d, at, b),
         0x6558 => inner_ethernet(d, at, b),
+        ETH_NSH => nsh(d, at, b),
         _ => {}
     }
 }
@@ -354,6 +360,52 @@ const ETH_QINQ_OLD: u16 = 0x9100;
 const ETH_MPLS: u16 = 0x8847;
 const ETH_ETAG: u16 = 0x893f;
 const ETH_VNTAG: u16 = 0x8926;
+
+const ETH_MACSEC: u16 = 0x88e5;
+const ETH_NSH: u16 = 0x894f;
+
+/// The SecTAG of a MACsec frame (802.1AE) that is neither encrypted nor changed, with the
+/// EtherType after it: its payload is the frame's own (as tshark reads it). An encrypted one is
+/// not a tag: the frame counts as MACsec ("other").
+fn macsec_tag(et: u16, b: Option<&[u8]>) -> Option<usize> {
+    let tci = *b?.first()?;
+    // E (encrypted) or C (changed text) set: the payload cannot be read.
+    // TCI/AN, short length and packet number (6 bytes), the SCI when SC is set (8), then the
+    // EtherType.
+    (et == ETH_MACSEC && tci & 0x0c == 0).then_some(if tci & 0x20 != 0 { 16 } else { 8 })
+}
+
+/// pktap's header: the link type of the packet after it and where it starts.
+fn pktap(frame: &[u8]) -> Option<(u16, usize)> {
+    let le32 = |at: usize| {
+        frame
+            .get(at..at + 4)
+            .map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+    };
+    let len = usize::try_from(le32(0)?).ok()?;
+    let dlt = u16::try_from(le32(8)?).ok()?;
+    (len >= 12 && len <= frame.len() && dlt != linktype::PKTAP).then_some((dlt, len))
+}
+
+/// A Network Service Header (RFC 8300): past its length, IPv4, IPv6 or Ethernet.
+fn nsh(d: &mut Decoded, at: usize, b: &[u8]) {
+    if b.len() < 8 {
+        d.malformed = Some(Malformed::ShortLink);
+        return;
+    }
+    let len = usize::from(b[1] & 0x3f) * 4;
+    if len < 8 || b.len() < len {
+        d.malformed = Some(Malformed::ShortLink);
+        return;
+    }
+    let inner = &b[len..];
+    match b[3] {
+        1 => ipv4(d, at + len, inner),
+        2 => ipv6(d, at + len, inner),
+        3 => inner_ethernet(d, at + len, inner),
+        _ => {}
+    }
+}
 
 /// Bytes of a tag that sits between the MACs (or the previous tag) and the next EtherType,
 /// counting that EtherType; `None`: not a tag.
@@ -383,20 +435,33 @@ fn mac(b: &[u8], at: usize) -> [u8; 6] {
 /// Decodes one frame of `linktype`.
 pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
     let mut d = Decoded::new();
-    let (ethertype, at) = match linktype {
-        linktype::ETHERNET => {
-            d.ethernet = true;
-            if frame.len() < 14 {
+    // pktap (macOS): a header of its own length, then a packet of the link type it names.
+    let (linktype, base) = match linktype {
+        linktype::PKTAP => match pktap(frame) {
+            Some(found) => found,
+            None => {
                 d.malformed = Some(Malformed::ShortLink);
                 return d;
             }
-            d.dst_mac = Some(mac(frame, 0));
-            d.src_mac = Some(mac(frame, 6));
-            let mut et = be16(frame, 12);
+        },
+        other => (other, 0),
+    };
+    let link = &frame[base..];
+    let (ethertype, at) = match linktype {
+        linktype::ETHERNET => {
+            d.ethernet = true;
+            if link.len() < 14 {
+                d.malformed = Some(Malformed::ShortLink);
+                return d;
+            }
+            d.dst_mac = Some(mac(link, 0));
+            d.src_mac = Some(mac(link, 6));
+            let mut et = be16(link, 12);
             let mut at = 14;
-            // VLAN tags; E-Tag (802.1BR, 6 bytes) and VN-Tag (4 bytes) are skipped the same way.
-            while let Some(tag) = tag_length(et) {
-                if frame.len() < at + tag {
+            // VLAN tags; E-Tag (802.1BR, 6 bytes), VN-Tag (4 bytes) and the SecTAG of a MACsec
+            // frame that is not encrypted are skipped the same way.
+            while let Some(tag) = tag_length(et).or_else(|| macsec_tag(et, link.get(at..))) {
+                if link.len() < at + tag {
                     d.ethertype = et;
                     d.malformed = Some(Malformed::ShortLink);
                     return d;
@@ -404,32 +469,32 @@ pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
                 if matches!(et, ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD) {
                     d.vlans = d.vlans.saturating_add(1);
                 }
-                et = be16(frame, at + tag - 2);
+                et = be16(link, at + tag - 2);
                 at += tag;
             }
             (et, at)
         }
         linktype::LINUX_SLL => {
-            if frame.len() < 16 {
+            if link.len() < 16 {
                 d.malformed = Some(Malformed::ShortLink);
                 return d;
             }
-            if be16(frame, 2) == 1 && be16(frame, 4) == 6 {
-                d.src_mac = Some(mac(frame, 6));
+            if be16(link, 2) == 1 && be16(link, 4) == 6 {
+                d.src_mac = Some(mac(link, 6));
             }
-            (be16(frame, 14), 16)
+            (be16(link, 14), 16)
         }
         linktype::LINUX_SLL2 => {
-            if frame.len() < 20 {
+            if link.len() < 20 {
                 d.malformed = Some(Malformed::ShortLink);
                 return d;
             }
-            if be16(frame, 8) == 1 && frame[11] == 6 {
-                d.src_mac = Some(mac(frame, 12));
+            if be16(link, 8) == 1 && link[11] == 6 {
+                d.src_mac = Some(mac(link, 12));
             }
-            (be16(frame, 0), 20)
+            (be16(link, 0), 20)
         }
-        linktype::RAW | linktype::RAW_OLD | linktype::RAW_OLD2 => match frame.first() {
+        linktype::RAW | linktype::RAW_OLD | linktype::RAW_OLD2 => match link.first() {
             Some(v) if v >> 4 == 4 => (ETH_IPV4, 0),
             Some(v) if v >> 4 == 6 => (ETH_IPV6, 0),
             Some(_) => {
@@ -445,16 +510,16 @@ pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
         linktype::IPV6 => (ETH_IPV6, 0),
         linktype::PPP | linktype::PPP_HDLC => {
             // Address 0xff and control 0x03, unless compressed away; then the protocol.
-            let at = if frame.starts_with(&[0xff, 0x03]) {
+            let at = if link.starts_with(&[0xff, 0x03]) {
                 2
             } else {
                 0
             };
-            if frame.len() < at + 2 {
+            if link.len() < at + 2 {
                 d.malformed = Some(Malformed::ShortLink);
                 return d;
             }
-            let et = match be16(frame, at) {
+            let et = match be16(link, at) {
                 0x0021 => ETH_IPV4,
                 0x0057 => ETH_IPV6,
                 _ => 0,
@@ -462,24 +527,24 @@ pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
             (et, at + 2)
         }
         linktype::C_HDLC => {
-            if frame.len() < 4 {
+            if link.len() < 4 {
                 d.malformed = Some(Malformed::ShortLink);
                 return d;
             }
-            (be16(frame, 2), 4)
+            (be16(link, 2), 4)
         }
         linktype::IPNET => {
-            if frame.len() < 24 {
+            if link.len() < 24 {
                 d.malformed = Some(Malformed::ShortLink);
                 return d;
             }
-            match frame[1] {
+            match link[1] {
                 2 => (ETH_IPV4, 24),
                 26 => (ETH_IPV6, 24),
                 _ => (0, 24),
             }
         }
-        linktype::NFLOG => match nflog_payload(frame) {
+        linktype::NFLOG => match nflog_payload(link) {
             Some((et, at)) => (et, at),
             None => {
                 d.malformed = Some(Malformed::ShortLink);
@@ -488,33 +553,33 @@ pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
         },
         linktype::IEEE802_11 | linktype::IEEE802_11_RADIOTAP => {
             let radio = if linktype == linktype::IEEE802_11_RADIOTAP {
-                if frame.len() < 4 {
+                if link.len() < 4 {
                     d.malformed = Some(Malformed::ShortLink);
                     return d;
                 }
-                usize::from(u16::from_le_bytes([frame[2], frame[3]]))
+                usize::from(u16::from_le_bytes([link[2], link[3]]))
             } else {
                 0
             };
-            match wifi(&mut d, frame, radio) {
+            match wifi(&mut d, link, radio) {
                 Some(found) => found,
                 None => return d,
             }
         }
         linktype::NULL | linktype::LOOP => {
-            if frame.len() < 4 {
+            if link.len() < 4 {
                 d.malformed = Some(Malformed::ShortLink);
                 return d;
             }
             let af = if linktype == linktype::LOOP {
-                be32(frame, 0)
+                be32(link, 0)
             } else {
                 // Host order of the capturing machine: either way round, the value is small.
-                let le = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
+                let le = u32::from_le_bytes([link[0], link[1], link[2], link[3]]);
                 if le < 256 {
                     le
                 } else {
-                    be32(frame, 0)
+                    be32(link, 0)
                 }
             };
             match af {
@@ -529,6 +594,7 @@ pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
             return d;
         }
     };
+    let at = at + base;
     d.ethertype = ethertype;
     let rest = &frame[at.min(frame.len())..];
     match ethertype {
@@ -543,6 +609,7 @@ pub fn decode(linktype: u16, frame: &[u8]) -> Decoded {
         }
         ETH_MPLS | ETH_MPLS_MULTICAST => mpls(&mut d, at, rest),
         ETH_PPPOE_SESSION => pppoe(&mut d, at, rest),
+        ETH_NSH => nsh(&mut d, at, rest),
         _ => {}
     }
     d

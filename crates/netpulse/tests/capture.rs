@@ -1355,3 +1355,100 @@ fn a_file_split_across_threads_gives_the_same_intervals_report_and_flows() {
         common::stderr(&out)
     );
 }
+
+/// MACsec, NSH, pktap and MPLS pseudowires: what tshark opens netpulse opens (an integrity-only
+/// MACsec frame's payload, NSH's inner packet or Ethernet frame, pktap's packet), what it does
+/// not (an encrypted MACsec payload, a pseudowire's Ethernet) is counted as it counts it.
+const LAYER_TWO: &str = r#"
+import struct, sys, os
+out = sys.argv[1]
+def ip4(proto, payload, a=(10,0,0,1), b=(10,0,0,2)):
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0x4000, 64, proto, 0, bytes(a), bytes(b)) + payload
+def tcp(sp, dp, seq, ack, fl, data=b""):
+    return struct.pack("!HHIIBBHHH", sp, dp, seq, ack, 0x50, fl, 65535, 0, 0) + data
+def udp(sp, dp, data):
+    return struct.pack("!HHHH", sp, dp, 8 + len(data), 0) + data
+eth = lambda et, p: b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01" + struct.pack("!H", et) + p
+ieth = lambda et, p: b"\x02\x00\x00\x00\x01\x02\x02\x00\x00\x00\x01\x01" + struct.pack("!H", et) + p
+IA, IB = (192,168,1,1), (192,168,1,2)
+hs = [ip4(6, tcp(40000, 80, 100, 0, 0x02), IA, IB), ip4(6, tcp(80, 40000, 900, 101, 0x12), IB, IA),
+      ip4(6, tcp(40000, 80, 101, 901, 0x10), IA, IB), ip4(17, udp(5353, 53, b"\x12\x34\x01\x00" + bytes(8)), IA, IB)]
+def pcap(name, frames, lt=1):
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, lt))
+        for i, fr in enumerate(frames):
+            f.write(struct.pack("<IIII", 1700000000, 1000 * i + (i % 4) * 100, len(fr), len(fr)) + fr)
+# MACsec: integrity only (TCI: V=0 ES=0 SC=1 SCB=0 E=0 C=0, AN=0), SL = 0, PN, SCI, then the ethertype + payload, ICV 16
+macsec = lambda inner: eth(0x88e5, struct.pack("!BBI", 0x20, 0, 1) + bytes(8) + struct.pack("!H", 0x0800) + inner + bytes(16))
+macsec_enc = lambda inner: eth(0x88e5, struct.pack("!BBI", 0x2c, 0, 1) + bytes(8) + bytes(len(inner) + 2) + bytes(16))
+pcap("macsec.pcap", [macsec(p) for p in hs])
+pcap("macsec_enc.pcap", [macsec_enc(p) for p in hs])
+# NSH MD type 1: ver 0, O 0, TTL 63, length 6 words; MD 1, next proto 1 (IPv4); SPI 10, SI 255; 16 bytes context
+nsh = lambda np, inner: eth(0x894f, struct.pack("!HBB", (63 << 6) | 6, 0x01, np) + struct.pack("!I", (10 << 8) | 255) + bytes(16) + inner)
+pcap("nsh.pcap", [nsh(1, p) for p in hs] + [nsh(3, ieth(0x0800, hs[0]))])
+# pktap: header length 108, type 1, dlt 1, ifname, ...
+def pktap(fr):
+    hdr = struct.pack("<III", 108, 1, 1) + b"en0".ljust(24, b"\0") + bytes(108 - 36)
+    return hdr + fr
+pcap("pktap.pcap", [pktap(eth(0x0800, p)) for p in hs], lt=258)
+# MPLS pseudowire: label, bottom of stack, control word 0, then Ethernet
+pw = lambda inner: eth(0x8847, struct.pack("!I", (16 << 12) | (1 << 8) | 64) + bytes(4) + ieth(0x0800, inner))
+pw_nocw = lambda inner: eth(0x8847, struct.pack("!I", (16 << 12) | (1 << 8) | 64) + ieth(0x0800, inner))
+pcap("pw.pcap", [pw(p) for p in hs])
+pcap("pw_nocw.pcap", [pw_nocw(p) for p in hs])
+"#;
+
+#[test]
+fn macsec_nsh_pktap_and_pseudowires_count_like_tshark() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_captures(LAYER_TWO, dir.path());
+    for file in [
+        "macsec.pcap",
+        "macsec_enc.pcap",
+        "nsh.pcap",
+        "pktap.pcap",
+        "pw.pcap",
+        "pw_nocw.pcap",
+    ] {
+        let path = dir.path().join(file);
+        let p = path.to_str().expect("utf-8");
+        let (ours, out) = report(&path, &[]);
+        assert!(out.status.success(), "{file}: {}", common::stderr(&out));
+        assert_eq!(ours["malformed"], serde_json::json!({}), "{file}");
+        assert_protocols_equal(&ours, &path, &[], file);
+        let (tcp, udp) = tshark_conversations(&path);
+        assert_eq!(
+            (
+                ours["tcp_conversations"].as_u64(),
+                ours["udp_conversations"].as_u64()
+            ),
+            (Some(tcp), Some(udp)),
+            "{file}"
+        );
+        let rtt = tshark(&[
+            "-r",
+            p,
+            "-Y",
+            "tcp.analysis.initial_rtt",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.analysis.initial_rtt",
+        ]);
+        let theirs_ms = rtt
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<f64>().ok())
+            .map(|s| s * 1000.0);
+        let mine_ms = ours["rtt"]["tcp_handshake"]["median_ms"].as_f64();
+        match (mine_ms, theirs_ms) {
+            (Some(a), Some(b)) => assert!((a - b).abs() < 1e-3, "{file}: {a} vs {b}"),
+            (a, b) => assert_eq!(a.is_some(), b.is_some(), "{file}: {a:?} vs {b:?}"),
+        }
+    }
+    // The opened ones carry the handshake.
+    for file in ["macsec.pcap", "nsh.pcap", "pktap.pcap"] {
+        let (ours, _) = report(&dir.path().join(file), &[]);
+        assert_eq!(ours["tcp_conversations"], 1, "{file}");
+    }
+}
