@@ -124,6 +124,9 @@ pub enum Detail {
         /// Bytes of UDP payload received.
         bytes: u32,
     },
+    /// An HTTP(S) request: its phases and what came back (also when it failed: the phases
+    /// that ran, and why).
+    Http(HttpDetail),
     /// DNS answer: response code and number of answer records.
     Dns {
         /// RCODE (0 = NOERROR, 3 = NXDOMAIN, ...).
@@ -131,6 +134,135 @@ pub enum Detail {
         /// Records in the answer section.
         answers: u16,
     },
+}
+
+/// The phases of an HTTP(S) probe, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HttpPhase {
+    /// Resolving the name (each probe: what a client does).
+    Dns,
+    /// TCP connect.
+    Connect,
+    /// TLS handshake.
+    Tls,
+    /// Request written → first byte of the response (the server's time).
+    FirstByte,
+    /// The body, first byte to last.
+    Body,
+}
+
+impl HttpPhase {
+    /// Every phase, in order.
+    pub const ALL: [HttpPhase; 5] = [
+        HttpPhase::Dns,
+        HttpPhase::Connect,
+        HttpPhase::Tls,
+        HttpPhase::FirstByte,
+        HttpPhase::Body,
+    ];
+
+    /// The name used in output, JSON and metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpPhase::Dns => "dns",
+            HttpPhase::Connect => "connect",
+            HttpPhase::Tls => "tls",
+            HttpPhase::FirstByte => "first_byte",
+            HttpPhase::Body => "body",
+        }
+    }
+}
+
+/// Why a TLS handshake failed, as far as it can be named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The certificate's validity ended.
+    Expired,
+    /// The certificate's validity has not begun.
+    NotYetValid,
+    /// The certificate is not for this name.
+    WrongName,
+    /// The chain does not lead to a trusted CA.
+    UnknownCa,
+    /// Anything else (protocol, alert, revoked, ...).
+    Other,
+}
+
+/// Why an HTTP(S) probe failed. Every failure counts as loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpFailure {
+    /// The name did not resolve.
+    Dns,
+    /// The server refused the connection.
+    Refused,
+    /// The connection failed otherwise (unreachable, reset).
+    Connect,
+    /// The TLS handshake failed.
+    Tls(TlsFailure),
+    /// No answer in time; the phase that was running.
+    Timeout(HttpPhase),
+    /// The status was not one expected.
+    Status,
+    /// The body did not hold what was expected.
+    Body,
+    /// The response was not HTTP, or the connection broke mid-way.
+    Protocol,
+    /// More redirects than allowed.
+    Redirects,
+}
+
+impl HttpFailure {
+    /// A short name for JSON and logs (`status_mismatch`, `tls_expired`, `timeout_tls`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpFailure::Dns => "dns_failure",
+            HttpFailure::Refused => "connect_refused",
+            HttpFailure::Connect => "connect_failed",
+            HttpFailure::Tls(TlsFailure::Expired) => "tls_expired",
+            HttpFailure::Tls(TlsFailure::NotYetValid) => "tls_not_yet_valid",
+            HttpFailure::Tls(TlsFailure::WrongName) => "tls_wrong_name",
+            HttpFailure::Tls(TlsFailure::UnknownCa) => "tls_unknown_ca",
+            HttpFailure::Tls(TlsFailure::Other) => "tls_error",
+            HttpFailure::Timeout(HttpPhase::Dns) => "timeout_dns",
+            HttpFailure::Timeout(HttpPhase::Connect) => "timeout_connect",
+            HttpFailure::Timeout(HttpPhase::Tls) => "timeout_tls",
+            HttpFailure::Timeout(HttpPhase::FirstByte) => "timeout_first_byte",
+            HttpFailure::Timeout(HttpPhase::Body) => "timeout_body",
+            HttpFailure::Status => "status_mismatch",
+            HttpFailure::Body => "body_mismatch",
+            HttpFailure::Protocol => "protocol_error",
+            HttpFailure::Redirects => "too_many_redirects",
+        }
+    }
+}
+
+/// What an HTTP(S) probe measured: each phase on the monotonic clock (`None`: it did not run)
+/// and what came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HttpDetail {
+    /// Phase durations, indexed as [`HttpPhase::ALL`] (summed over redirect hops).
+    pub phases: [Option<Duration>; 5],
+    /// Status code of the last response (0: none).
+    pub status: u16,
+    /// HTTP version of the last response: 10, 11 or 20 (0: none).
+    pub version: u8,
+    /// TLS version: 12 or 13 (0: no TLS).
+    pub tls_version: u8,
+    /// The earliest `notAfter` of the server's certificate chain (Unix seconds).
+    pub cert_expiry: Option<i64>,
+    /// Body bytes received (up to the read cap).
+    pub bytes: u64,
+    /// Redirects followed.
+    pub redirects: u8,
+    /// Why it failed, if it did.
+    pub failure: Option<HttpFailure>,
+}
+
+impl HttpDetail {
+    /// The duration of `phase`, if it ran.
+    pub fn phase(&self, phase: HttpPhase) -> Option<Duration> {
+        self.phases[phase as usize]
+    }
 }
 
 /// Name of a DNS RCODE as dig prints it.

@@ -1,5 +1,5 @@
 //! What is probed, as the user writes it: `HOST`, `HOST:PORT`, `tcp://HOST:PORT`, `udp://HOST:PORT`,
-//! `dns://SERVER[:PORT]/NAME[?type=A]`. Parsing is pure; resolving names is the probe crate's job.
+//! `dns://SERVER[:PORT]/NAME[?type=A]`, `http://HOST[:PORT][/PATH]`, `https://…`. Parsing is pure; resolving names is the probe crate's job.
 
 use std::fmt;
 
@@ -27,6 +27,15 @@ pub enum TargetKind {
         /// The record type queried, upper case (`A`, `AAAA`, `MX`, ...).
         qtype: String,
     },
+    /// An HTTP(S) request, every phase timed (DNS, connect, TLS, first byte, body).
+    Http {
+        /// `https://`.
+        tls: bool,
+        /// Server port (80 or 443 unless given).
+        port: u16,
+        /// Path and query, from the first `/` (`/` when none is written).
+        path: String,
+    },
 }
 
 impl TargetKind {
@@ -37,6 +46,8 @@ impl TargetKind {
             TargetKind::Tcp { .. } => "tcp",
             TargetKind::Udp { .. } => "udp",
             TargetKind::Dns { .. } => "dns",
+            TargetKind::Http { tls: false, .. } => "http",
+            TargetKind::Http { tls: true, .. } => "https",
         }
     }
 
@@ -44,11 +55,147 @@ impl TargetKind {
     pub fn port(&self) -> Option<u16> {
         match self {
             TargetKind::Icmp => None,
-            TargetKind::Tcp { port } | TargetKind::Udp { port } | TargetKind::Dns { port, .. } => {
-                Some(*port)
-            }
+            TargetKind::Tcp { port }
+            | TargetKind::Udp { port }
+            | TargetKind::Dns { port, .. }
+            | TargetKind::Http { port, .. } => Some(*port),
         }
     }
+}
+
+/// How an HTTP(S) target is asked and judged (per target, from the config or `probe`'s flags).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HttpOptions {
+    /// `GET` or `HEAD`.
+    pub method: HttpMethod,
+    /// Status ranges that count as success (inclusive); empty: 200–399.
+    pub expect_status: Vec<(u16, u16)>,
+    /// The body must contain this text.
+    pub body_contains: Option<String>,
+    /// The body must match this regular expression.
+    pub body_regex: Option<String>,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// Host header and TLS server name instead of the URL's host.
+    pub host: Option<String>,
+    /// Redirects followed (0: a redirect is the answer, judged by its status).
+    pub follow_redirects: u8,
+    /// Skip certificate verification (the chain is still read for its expiry).
+    pub insecure: bool,
+    /// Trust the CAs in this PEM file (besides the built-in roots).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// HTTP version wanted.
+    pub version: HttpVersionWanted,
+    /// Keep the connection between probes (connect and TLS then measured once).
+    pub keep_alive: bool,
+    /// Most body bytes read (the rest is not waited for).
+    pub body_cap: u64,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            method: HttpMethod::Get,
+            expect_status: Vec::new(),
+            body_contains: None,
+            body_regex: None,
+            headers: Vec::new(),
+            host: None,
+            follow_redirects: 0,
+            insecure: false,
+            ca_file: None,
+            version: HttpVersionWanted::Auto,
+            keep_alive: false,
+            body_cap: 1 << 20,
+        }
+    }
+}
+
+impl HttpOptions {
+    /// Whether `status` counts as success.
+    pub fn status_ok(&self, status: u16) -> bool {
+        if self.expect_status.is_empty() {
+            (200..=399).contains(&status)
+        } else {
+            self.expect_status
+                .iter()
+                .any(|&(lo, hi)| (lo..=hi).contains(&status))
+        }
+    }
+
+    /// The expected statuses as written back (`200-399`, `200,301-302`).
+    pub fn expect_status_text(&self) -> String {
+        if self.expect_status.is_empty() {
+            return "200-399".into();
+        }
+        self.expect_status
+            .iter()
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// What an HTTP(S) target's probes need besides its kind: the host as written (resolved on
+/// each probe) and the options.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HttpRequest {
+    /// Host name or address literal (without brackets).
+    pub host: String,
+    /// How it is asked and judged.
+    pub options: HttpOptions,
+}
+
+/// Parses expected statuses: `200`, `200-299`, `200,301-302`.
+pub fn parse_status_list(text: &str) -> Result<Vec<(u16, u16)>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let code = |v: &str| {
+            v.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|c| (100..=599).contains(c))
+                .ok_or_else(|| format!("\"{part}\" is not an HTTP status or range (100-599)"))
+        };
+        let (lo, hi) = (code(lo)?, code(hi)?);
+        if lo > hi {
+            return Err(format!("\"{part}\": the range runs backwards"));
+        }
+        out.push((lo, hi));
+    }
+    if out.is_empty() {
+        return Err("no status given".into());
+    }
+    Ok(out)
+}
+
+/// The request method of an HTTP probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HttpMethod {
+    /// GET: the body is read (up to the cap) and timed.
+    #[default]
+    Get,
+    /// HEAD: headers only.
+    Head,
+}
+
+/// Which HTTP version a probe speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HttpVersionWanted {
+    /// HTTPS: HTTP/2 or HTTP/1.1 as ALPN settles it; plain HTTP: HTTP/1.1.
+    #[default]
+    Auto,
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 only (plain HTTP: with prior knowledge).
+    Http2,
 }
 
 /// A parsed, not yet resolved, target.
@@ -80,6 +227,15 @@ impl fmt::Display for TargetSpec {
                 };
                 write!(f, "dns://{host}{port}/{name}?type={qtype}")
             }
+            TargetKind::Http { tls, port, path } => {
+                let (scheme, default) = if *tls { ("https", 443) } else { ("http", 80) };
+                let port = if *port == default {
+                    String::new()
+                } else {
+                    format!(":{port}")
+                };
+                write!(f, "{scheme}://{host}{port}{path}")
+            }
         }
     }
 }
@@ -91,7 +247,7 @@ pub enum TargetParseError {
     #[error("empty target")]
     Empty,
     /// Unknown `scheme://`.
-    #[error("unknown scheme \"{scheme}\" in \"{text}\" (expected tcp://, udp://, dns:// or a bare host)")]
+    #[error("unknown scheme \"{scheme}\" in \"{text}\" (expected tcp://, udp://, dns://, http://, https:// or a bare host)")]
     UnknownScheme {
         /// The scheme as written.
         scheme: String,
@@ -176,6 +332,7 @@ pub fn parse_target(text: &str) -> Result<TargetSpec, TargetParseError> {
                 Ok(TargetSpec { kind, host })
             }
             "dns" => parse_dns(rest, t),
+            "http" | "https" => parse_http(rest, t, scheme.eq_ignore_ascii_case("https")),
             other => Err(TargetParseError::UnknownScheme {
                 scheme: other.to_string(),
                 text: t.to_string(),
@@ -195,6 +352,35 @@ pub fn parse_target(text: &str) -> Result<TargetSpec, TargetParseError> {
         None => TargetKind::Icmp,
     };
     Ok(TargetSpec { kind, host })
+}
+
+fn parse_http(rest: &str, text: &str, tls: bool) -> Result<TargetSpec, TargetParseError> {
+    // The authority ends at the path, the query or the fragment, whichever comes first.
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.contains('@') {
+        // Credentials in a URL would be logged and shown everywhere the label is.
+        return Err(TargetParseError::BadHost(text.to_string()));
+    }
+    let (host, port) = split_host_port(authority, text)?;
+    // The fragment never leaves the client.
+    let tail = tail.split('#').next().unwrap_or_default();
+    if tail.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(TargetParseError::BadHost(text.to_string()));
+    }
+    let path = match tail {
+        "" => "/".to_string(),
+        t if t.starts_with('?') => format!("/{t}"),
+        t => t.to_string(),
+    };
+    Ok(TargetSpec {
+        kind: TargetKind::Http {
+            tls,
+            port: port.unwrap_or(if tls { 443 } else { 80 }),
+            path,
+        },
+        host,
+    })
 }
 
 fn parse_dns(rest: &str, text: &str) -> Result<TargetSpec, TargetParseError> {
@@ -347,6 +533,37 @@ mod tests {
 
     fn kind(t: &str) -> TargetKind {
         parse_target(t).map(|s| s.kind).expect("valid target")
+    }
+
+    #[test]
+    fn http_urls_parse_and_print_canonically() {
+        let http = |t: &str| parse_target(t).expect("valid");
+        let s = http("https://example.org");
+        assert_eq!(
+            s.kind,
+            TargetKind::Http {
+                tls: true,
+                port: 443,
+                path: "/".into()
+            }
+        );
+        assert_eq!(s.to_string(), "https://example.org/");
+        let s = http("HTTP://[::1]:8080/health?full=1#frag");
+        assert_eq!(s.host, "::1");
+        assert_eq!(s.to_string(), "http://[::1]:8080/health?full=1");
+        assert_eq!(http("http://h?x=1").to_string(), "http://h/?x=1");
+        assert_eq!(http("https://h:443/a").to_string(), "https://h/a");
+        assert_eq!(s.kind.name(), "http");
+        assert_eq!(http("https://h/").kind.name(), "https");
+        for bad in [
+            "http://",
+            "https://user:pw@h/",
+            "http://h:0/",
+            "http://h/a b",
+            "http://80/",
+        ] {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

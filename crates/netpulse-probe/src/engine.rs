@@ -24,6 +24,7 @@
 
 use crate::dns;
 use crate::error::ProbeError;
+use crate::http::{self, HttpTarget, HttpWorker};
 use crate::sys;
 use crate::wire::{self, IcmpMessage, ProbeTag, TAG_LEN};
 use netpulse_core::clock::Clock;
@@ -68,6 +69,8 @@ pub struct ProbePlan {
     /// Payload bytes of its ICMP and UDP probes (`None`: the engine's
     /// [`EngineConfig::payload_size`]).
     pub payload_size: Option<usize>,
+    /// An HTTP(S) target's host and options (required for [`TargetKind::Http`]).
+    pub http: Option<Arc<netpulse_core::target::HttpRequest>>,
 }
 
 /// How ICMP echo is sent.
@@ -130,6 +133,8 @@ struct Shared {
     icmp4: Mutex<Option<Arc<IcmpSocket>>>,
     icmp6: Mutex<Option<Arc<IcmpSocket>>>,
     icmp_mode: IcmpMode,
+    /// HTTP results the worker thread handed back, for the engine to take at its wake-up.
+    http_done: Mutex<Vec<http::Done>>,
 }
 
 impl Shared {
@@ -227,6 +232,44 @@ pub struct TargetReport {
     pub elapsed: Duration,
     /// Answers that arrived after their probe had timed out, or twice.
     pub late_or_duplicate_replies: u64,
+    /// An HTTP(S) target's phases and results (`None` for other kinds).
+    pub http: Option<Box<HttpReport>>,
+}
+
+/// What a run measured of an HTTP(S) target beyond its totals.
+#[derive(Debug, Clone, Default)]
+pub struct HttpReport {
+    /// Each phase's times, indexed as [`netpulse_core::record::HttpPhase::ALL`].
+    pub phases: [netpulse_core::stats::RttStats; 5],
+    /// Responses by status code.
+    pub statuses: std::collections::BTreeMap<u16, u64>,
+    /// Failures by name ([`netpulse_core::record::HttpFailure::name`]).
+    pub failures: std::collections::BTreeMap<&'static str, u64>,
+    /// The earliest certificate expiry seen (Unix seconds).
+    pub cert_expiry: Option<i64>,
+    /// The last response's HTTP and TLS versions (11, 20; 12, 13).
+    pub versions: (u8, u8),
+}
+
+impl HttpReport {
+    /// Counts one probe's detail.
+    pub fn record(&mut self, d: &netpulse_core::record::HttpDetail) {
+        for (stats, took) in self.phases.iter_mut().zip(d.phases) {
+            if let Some(t) = took {
+                stats.record(t);
+            }
+        }
+        if d.status != 0 {
+            *self.statuses.entry(d.status).or_default() += 1;
+            self.versions = (d.version, d.tls_version);
+        }
+        if let Some(f) = d.failure {
+            *self.failures.entry(f.name()).or_default() += 1;
+        }
+        if let Some(e) = d.cert_expiry {
+            self.cert_expiry = Some(self.cert_expiry.map_or(e, |c| c.min(e)));
+        }
+    }
 }
 
 /// What a whole run measured.
@@ -274,6 +317,8 @@ struct Prepared {
     dns_query: Vec<u8>,
     /// Sequence number of its first probe.
     first_seq: u64,
+    /// An HTTP target's compiled request.
+    http: Option<Arc<HttpTarget>>,
 }
 
 struct TargetState {
@@ -482,6 +527,10 @@ pub struct Engine {
     batch_since: Option<Instant>,
     clock: EngineClock,
     io: Box<dyn Datagrams>,
+    /// HTTP targets' requests by slot (only HTTP targets pay for them).
+    http_targets: HashMap<u32, Arc<HttpTarget>>,
+    /// The HTTP probes' thread, started by the first HTTP target.
+    http: Option<HttpWorker>,
 }
 
 /// How the engine moves datagrams: through the kernel's sockets, or (tests) a fake that keeps
@@ -543,6 +592,9 @@ impl EngineClock {
         }
     }
 }
+
+/// How long after an HTTP probe's timeout the engine stops waiting for its worker's answer.
+const HTTP_BACKSTOP: Duration = Duration::from_secs(1);
 
 /// A batch this large is handed over at once.
 const MAX_BATCH: usize = 4096;
@@ -708,6 +760,7 @@ fn prepare(shared: &Shared, id: usize, plan: ProbePlan) -> Result<Prepared, Prob
     let sa = SocketAddr::new(plan.addr, port);
     let mut conn = None;
     let mut dns_query = Vec::new();
+    let mut http_target = None;
     match &plan.kind {
         TargetKind::Icmp => {
             shared.icmp(plan.addr.is_ipv6())?;
@@ -722,14 +775,29 @@ fn prepare(shared: &Shared, id: usize, plan: ProbePlan) -> Result<Prepared, Prob
             conn = Some(open_udp(sa)?);
         }
         TargetKind::Tcp { .. } => {}
+        TargetKind::Http { tls, port, path } => {
+            let request = plan.http.as_deref().ok_or_else(|| ProbeError::BadTarget {
+                target: plan.label.clone(),
+                message: "an HTTP target without its host and options".into(),
+            })?;
+            http_target = Some(Arc::new(HttpTarget::new(
+                &plan.label,
+                *tls,
+                &request.host,
+                *port,
+                path,
+                &request.options,
+            )?));
+        }
     }
     Ok(Prepared {
         id,
         dest: sa,
-        plan,
+        plan: ProbePlan { http: None, ..plan },
         conn,
         dns_query,
         first_seq: 1,
+        http: http_target,
     })
 }
 
@@ -788,6 +856,7 @@ impl Engine {
             icmp4: Mutex::new(None),
             icmp6: Mutex::new(None),
             icmp_mode: config.icmp_mode,
+            http_done: Mutex::new(Vec::new()),
         });
         let mut engine = Self {
             targets: Vec::with_capacity(plans.len()),
@@ -808,6 +877,8 @@ impl Engine {
             batch_since: None,
             clock: EngineClock::real(),
             io: Box::new(Kernel),
+            http_targets: HashMap::new(),
+            http: None,
         };
         for (id, plan) in plans {
             let p = prepare(&engine.shared, id, plan)?;
@@ -897,11 +968,38 @@ impl Engine {
                 )
                 .map_err(setup_err("watch UDP socket"))?;
         }
+        if p.http.is_some() && self.http.is_none() {
+            let shared = Arc::downgrade(&self.shared);
+            let deliver = Arc::new(move |done: http::Done| {
+                if let Some(shared) = shared.upgrade() {
+                    shared
+                        .http_done
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(done);
+                    shared.wake();
+                }
+            });
+            self.http = Some(
+                HttpWorker::spawn(deliver).map_err(|source| ProbeError::Setup {
+                    op: "start the HTTP probes' thread",
+                    source,
+                })?,
+            );
+        }
         if p.plan.kind == TargetKind::Icmp {
             self.icmp_by_addr
                 .entry(p.plan.addr)
                 .and_modify(|s| s.push(slot))
                 .or_insert(AddrSlots::One(slot));
+        }
+        match &p.http {
+            Some(h) => {
+                self.http_targets.insert(slot, Arc::clone(h));
+            }
+            None => {
+                self.http_targets.remove(&slot);
+            }
         }
         self.by_id.insert(p.id, slot);
         let sending = p.plan.count != Some(0);
@@ -959,6 +1057,8 @@ impl Engine {
         t.conn = None;
         t.slots = Vec::new();
         t.dns_query = Vec::new();
+        self.http_targets.remove(&slot);
+        let t = &mut self.targets[slot as usize];
         let (id, addr, icmp) = (t.id, t.plan.addr, t.plan.kind == TargetKind::Icmp);
         if self.by_id.get(&id) == Some(&slot) {
             self.by_id.remove(&id);
@@ -1180,6 +1280,7 @@ impl Engine {
                         let _ = self.shared.wake.read();
                         // A stop is noticed by the loop right after this wake-up.
                         self.apply_commands(stopping || self.shared.stop.load(Ordering::Relaxed));
+                        self.take_http_results(woke);
                     }
                     EV_ICMP4 | EV_ICMP6 => self.read_icmp(kind == EV_ICMP6, errors, woke, bufs),
                     EV_CONN => self.read_conn(slot as usize, errors, woke, bufs),
@@ -1192,6 +1293,22 @@ impl Engine {
             }
         }
         bufs.events = events;
+    }
+
+    /// Resolves the HTTP probes the worker finished.
+    fn take_http_results(&mut self, woke: Instant) {
+        let done = std::mem::take(
+            &mut *self
+                .shared
+                .http_done
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for d in done {
+            if let Some(slot) = self.slot_of_tag(d.tag_id) {
+                self.resolve(slot, d.seq, d.outcome, d.rtt, d.detail, woke);
+            }
+        }
     }
 
     /// Sends target `ti`'s next probe (nominally due at `at`) and schedules the one after.
@@ -1286,6 +1403,24 @@ impl Engine {
                 }
                 Err(e) => immediate = Some((Outcome::Error(format!("socket: {e}")), None)),
             },
+            TargetKind::Http { .. } => {
+                let job = self.http_targets.get(&ti).map(|target| http::Job {
+                    tag_id: t.tag_id,
+                    seq,
+                    target: Arc::clone(target),
+                    timeout: t.plan.timeout,
+                });
+                let handed = match (job, &self.http) {
+                    (Some(job), Some(worker)) => worker.submit(job),
+                    _ => false,
+                };
+                if !handed {
+                    immediate = Some((
+                        Outcome::Error("the HTTP probes' thread is gone".into()),
+                        None,
+                    ));
+                }
+            }
         }
         let idx = t.slot_index(seq);
         if let Some(sock) = &tcp_sock {
@@ -1307,8 +1442,18 @@ impl Engine {
         if let Some(r) = &mut t.report {
             r.first_send.get_or_insert(sent_mono);
         }
-        self.heap
-            .push(Reverse((sent_mono + t.plan.timeout, t.tag_id, seq)));
+        // An HTTP probe times itself out (naming the phase); the engine's own timeout is a
+        // backstop a little later.
+        let backstop = if matches!(t.plan.kind, TargetKind::Http { .. }) {
+            HTTP_BACKSTOP
+        } else {
+            Duration::ZERO
+        };
+        self.heap.push(Reverse((
+            sent_mono + t.plan.timeout + backstop,
+            t.tag_id,
+            seq,
+        )));
         if t.plan.count.is_some_and(|c| seq >= c) {
             t.sending = false;
         } else {
@@ -1365,6 +1510,9 @@ impl Engine {
         };
         if let Some(report) = &mut t.report {
             report.stats.record(&result);
+            if let Detail::Http(d) = &result.detail {
+                report.http.get_or_insert_default().record(d);
+            }
         }
         let done = t.removed && t.in_flight == 0;
         if self.batch.is_empty() {
@@ -1786,6 +1934,7 @@ mod tests {
             timeout: Duration::from_secs(timeout_s),
             count: None,
             payload_size: Some(payload),
+            http: None,
         };
         let cap = ring_slots(plan.interval, plan.timeout);
         e.targets.push(TargetState {
@@ -1981,6 +2130,7 @@ mod tests {
             timeout: Duration::from_millis(1000),
             count: None,
             payload_size: Some(32),
+            http: None,
         };
         let prepared = prepare(&e.shared, 0, plan).expect("prepare");
         let at = e.clock.now();

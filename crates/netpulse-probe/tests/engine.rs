@@ -20,6 +20,7 @@ fn plan(kind: TargetKind, addr: &str) -> ProbePlan {
         timeout: Duration::from_millis(500),
         count: None,
         payload_size: None,
+        http: None,
     }
 }
 

@@ -12,16 +12,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Probe targets with ICMP echo, TCP connect, UDP or DNS (ping, fping and tcping in one).
+    /// Probe targets with ICMP echo, TCP connect, UDP, DNS or HTTP(S) (ping, fping, tcping and
+    /// curl -w in one).
     #[command(after_help = "TARGETS:\n  \
         HOST                      ICMP echo (ping)\n  \
         HOST:PORT, tcp://HOST:PORT TCP connect time (a refused port is a reply: host reachable, port closed)\n  \
         udp://HOST:PORT           UDP datagram; a reply or an ICMP port-unreachable both measure RTT\n  \
-        dns://SERVER[:PORT]/NAME[?type=A]   DNS query time and response code\n\n\
+        dns://SERVER[:PORT]/NAME[?type=A]   DNS query time and response code\n  \
+        http://HOST[:PORT]/PATH, https://…  every phase timed: DNS (resolved each probe), connect,\n  \
+        \x20                         TLS, first byte, body; status, body and certificate checked\n\n\
         -p 22 80 443 HOST (ports space- or comma-separated) pings HOST and connects to each port;\n\
         the summary shows each host's ping and ports together.\n\n\
         EXIT STATUS:\n  0 every target answered, 1 some did not, 2 bad arguments or no target resolvable.")]
-    Probe(ProbeArgs),
+    Probe(Box<ProbeArgs>),
     /// Report what a recording saw: summary, outages, per-target tables, time series.
     #[command(
         after_help = "TIMES are UTC: 2026-11-23T10:00:00Z, \"2026-11-23 10:00\", or unix seconds.\n\
@@ -307,6 +310,91 @@ pub enum IcmpSocketArg {
     Raw,
 }
 
+/// How HTTP(S) targets are asked and judged (`probe`; the config has the same per target).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "HTTP(S) targets")]
+pub struct HttpArgs {
+    /// Request method.
+    #[arg(long, value_name = "GET|HEAD", default_value = "GET", value_parser = ["GET", "HEAD", "get", "head"])]
+    pub method: String,
+    /// Statuses that count as success: 200, 200-299, 200,301-302 (default 200-399).
+    #[arg(long, value_name = "LIST")]
+    pub expect_status: Option<String>,
+    /// The body must contain this text (read up to --body-cap).
+    #[arg(long, value_name = "TEXT")]
+    pub body_contains: Option<String>,
+    /// The body must match this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub body_regex: Option<String>,
+    /// Most body bytes read.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub body_cap: u64,
+    /// An extra request header, "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Host header and TLS server name instead of the URL's host.
+    #[arg(long, value_name = "NAME")]
+    pub http_host: Option<String>,
+    /// Follow up to N redirects, each hop timed (default: a redirect is the answer).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub follow_redirects: u8,
+    /// Do not verify certificates (their expiry is still read).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Also trust the CA certificates in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// HTTP/1.1 only.
+    #[arg(long, conflicts_with = "http2")]
+    pub http1: bool,
+    /// HTTP/2 only (plain http://: with prior knowledge).
+    #[arg(long)]
+    pub http2: bool,
+    /// Keep the connection between probes (connect and TLS are then measured once).
+    #[arg(long)]
+    pub keep_alive: bool,
+}
+
+impl HttpArgs {
+    /// The options these flags ask for.
+    pub fn options(&self) -> Result<netpulse_core::target::HttpOptions, String> {
+        use netpulse_core::target::{HttpMethod, HttpOptions, HttpVersionWanted};
+        let mut headers = Vec::new();
+        for h in &self.headers {
+            let (name, value) = h
+                .split_once(':')
+                .ok_or_else(|| format!("bad header \"{h}\": write \"Name: value\""))?;
+            headers.push((name.trim().to_string(), value.trim().to_string()));
+        }
+        Ok(HttpOptions {
+            method: if self.method.eq_ignore_ascii_case("HEAD") {
+                HttpMethod::Head
+            } else {
+                HttpMethod::Get
+            },
+            expect_status: match &self.expect_status {
+                Some(t) => netpulse_core::target::parse_status_list(t)
+                    .map_err(|e| format!("bad --expect-status: {e}"))?,
+                None => Vec::new(),
+            },
+            body_contains: self.body_contains.clone(),
+            body_regex: self.body_regex.clone(),
+            headers,
+            host: self.http_host.clone(),
+            follow_redirects: self.follow_redirects,
+            insecure: self.insecure,
+            ca_file: self.ca_file.clone(),
+            version: match (self.http1, self.http2) {
+                (true, _) => HttpVersionWanted::Http1,
+                (_, true) => HttpVersionWanted::Http2,
+                _ => HttpVersionWanted::Auto,
+            },
+            keep_alive: self.keep_alive,
+            body_cap: self.body_cap,
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
     /// Targets: HOST, HOST:PORT, tcp://, udp://, dns:// (see below).
@@ -345,6 +433,8 @@ pub struct ProbeArgs {
     pub verbose: bool,
     #[command(flatten)]
     pub session: SessionDirArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Use IPv4 only.
     #[arg(short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,

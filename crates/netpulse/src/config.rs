@@ -139,6 +139,108 @@ pub struct TargetSection {
     /// ICMP/UDP payload bytes.
     #[serde(default = "default_size")]
     pub size: usize,
+    /// HTTP(S): `GET` (default) or `HEAD`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// HTTP(S): statuses that count as success, `"200-399"` (default), `"200,301-302"`.
+    #[serde(default)]
+    pub expect_status: Option<Spanned<String>>,
+    /// HTTP(S): the body must contain this text.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// HTTP(S): the body must match this regular expression.
+    #[serde(default)]
+    pub body_regex: Option<Spanned<String>>,
+    /// HTTP(S): most body bytes read (default 1 MiB).
+    #[serde(default)]
+    pub body_cap: Option<u64>,
+    /// HTTP(S): extra request headers.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// HTTP(S): Host header and TLS server name instead of the URL's host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// HTTP(S): redirects followed, each hop timed (default 0: a redirect is the answer).
+    #[serde(default)]
+    pub follow_redirects: Option<u8>,
+    /// HTTP(S): skip certificate verification (the expiry is still read).
+    #[serde(default)]
+    pub insecure: Option<bool>,
+    /// HTTP(S): also trust the CA certificates in this PEM file.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// HTTP(S): `"auto"` (ALPN: HTTP/2 or 1.1), `"1.1"` or `"2"`.
+    #[serde(default)]
+    pub http_version: Option<String>,
+    /// HTTP(S): keep the connection between probes.
+    #[serde(default)]
+    pub keep_alive: Option<bool>,
+}
+
+impl TargetSection {
+    /// True when any HTTP option is set (only HTTP targets may have them).
+    fn has_http_options(&self) -> bool {
+        self.method.is_some()
+            || self.expect_status.is_some()
+            || self.body_contains.is_some()
+            || self.body_regex.is_some()
+            || self.body_cap.is_some()
+            || !self.headers.is_empty()
+            || self.host.is_some()
+            || self.follow_redirects.is_some()
+            || self.insecure.is_some()
+            || self.ca_file.is_some()
+            || self.http_version.is_some()
+            || self.keep_alive.is_some()
+    }
+
+    /// The HTTP options this section asks for.
+    pub fn http_options(&self) -> Result<netpulse_core::target::HttpOptions, String> {
+        use netpulse_core::target::{HttpMethod, HttpOptions, HttpVersionWanted};
+        let d = HttpOptions::default();
+        Ok(HttpOptions {
+            method: match self
+                .method
+                .as_deref()
+                .map(str::to_ascii_uppercase)
+                .as_deref()
+            {
+                None | Some("GET") => HttpMethod::Get,
+                Some("HEAD") => HttpMethod::Head,
+                Some(other) => {
+                    return Err(format!("key \"method\": \"{other}\" is not GET or HEAD"))
+                }
+            },
+            expect_status: match &self.expect_status {
+                Some(t) => netpulse_core::target::parse_status_list(t.get_ref())
+                    .map_err(|e| format!("key \"expect_status\": {e}"))?,
+                None => Vec::new(),
+            },
+            body_contains: self.body_contains.clone(),
+            body_regex: self.body_regex.as_ref().map(|r| r.get_ref().clone()),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            host: self.host.clone(),
+            follow_redirects: self.follow_redirects.unwrap_or(0),
+            insecure: self.insecure.unwrap_or(false),
+            ca_file: self.ca_file.clone(),
+            version: match self.http_version.as_deref() {
+                None | Some("auto") => HttpVersionWanted::Auto,
+                Some("1.1") => HttpVersionWanted::Http1,
+                Some("2") => HttpVersionWanted::Http2,
+                Some(other) => {
+                    return Err(format!(
+                        "key \"http_version\": \"{other}\" is not auto, 1.1 or 2"
+                    ))
+                }
+            },
+            keep_alive: self.keep_alive.unwrap_or(false),
+            body_cap: self.body_cap.unwrap_or(d.body_cap),
+        })
+    }
 }
 
 fn default_interval() -> Spanned<ConfigDuration> {
@@ -689,7 +791,7 @@ impl Config {
         };
         let mut labels = Vec::new();
         for t in &self.targets {
-            parse_target(t.target.get_ref()).map_err(|e| {
+            let spec = parse_target(t.target.get_ref()).map_err(|e| {
                 err(
                     t.target.span(),
                     format!(
@@ -698,6 +800,48 @@ impl Config {
                     ),
                 )
             })?;
+            let is_http = matches!(spec.kind, netpulse_core::target::TargetKind::Http { .. });
+            if t.has_http_options() && !is_http {
+                return Err(err(
+                    t.target.span(),
+                    format!(
+                        "[[target]] \"{}\": HTTP options (method, expect_status, body_*, headers, \
+                         host, follow_redirects, insecure, ca_file, http_version, keep_alive) are \
+                         for http:// and https:// targets only",
+                        t.target.get_ref()
+                    ),
+                ));
+            }
+            if is_http {
+                let span = t
+                    .expect_status
+                    .as_ref()
+                    .map(Spanned::span)
+                    .or_else(|| t.body_regex.as_ref().map(Spanned::span))
+                    .unwrap_or_else(|| t.target.span());
+                let options = t
+                    .http_options()
+                    .map_err(|e| err(span.clone(), format!("in [[target]]: {e}")))?;
+                if let Some(re) = &options.body_regex {
+                    regex::Regex::new(re).map_err(|e| {
+                        err(
+                            span.clone(),
+                            format!("key \"body_regex\" in [[target]]: {e}"),
+                        )
+                    })?;
+                }
+                if let Some(path) = &options.ca_file {
+                    if !path.is_file() {
+                        return Err(err(
+                            t.target.span(),
+                            format!(
+                                "key \"ca_file\" in [[target]]: {} is not a readable file",
+                                path.display()
+                            ),
+                        ));
+                    }
+                }
+            }
             let interval = t.interval.get_ref().get();
             if interval < Duration::from_millis(1) {
                 return Err(err(
@@ -1020,6 +1164,18 @@ impl Config {
                     interval: default_interval(),
                     timeout: default_interval(),
                     size: default_size(),
+                    method: None,
+                    expect_status: None,
+                    body_contains: None,
+                    body_regex: None,
+                    body_cap: None,
+                    headers: Default::default(),
+                    host: None,
+                    follow_redirects: None,
+                    insecure: None,
+                    ca_file: None,
+                    http_version: None,
+                    keep_alive: None,
                 })
                 .collect(),
             rules: vec![

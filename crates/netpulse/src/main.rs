@@ -74,7 +74,7 @@ fn error_text(err: &anyhow::Error) -> String {
 
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        cli::Command::Probe(args) => probe_cmd::run(args),
+        cli::Command::Probe(args) => probe_cmd::run(*args),
         cli::Command::Report(args) => report_cmd::run(args),
         cli::Command::Sessions(args) => report_cmd::sessions(args),
         cli::Command::Ifaces(args) => ifaces_cmd::run(args),

@@ -79,6 +79,8 @@ struct TargetKey {
     interval: Duration,
     timeout: Duration,
     size: usize,
+    /// An HTTP(S) target's host and options: a change restarts it.
+    http: Option<Arc<netpulse_core::target::HttpRequest>>,
 }
 
 /// How a target starts: probing now, or once its name resolves.
@@ -97,6 +99,7 @@ fn probe_plan(key: &TargetKey, kind: netpulse_core::target::TargetKind, addr: Ip
         timeout: key.timeout,
         count: None,
         payload_size: Some(key.size),
+        http: key.http.clone(),
     }
 }
 
@@ -1262,6 +1265,18 @@ fn target_key(config: &Config, t: &TargetSection) -> TargetKey {
         timeout: t.timeout.get_ref().get(),
         label: Arc::from(config.label_of(t)),
         size: t.size,
+        // Validated when the config was read: a bad option never gets here.
+        http: match parse_target(t.target.get_ref()) {
+            Ok(spec) if matches!(spec.kind, netpulse_core::target::TargetKind::Http { .. }) => {
+                t.http_options().ok().map(|options| {
+                    Arc::new(netpulse_core::target::HttpRequest {
+                        host: spec.host,
+                        options,
+                    })
+                })
+            }
+            _ => None,
+        },
     }
 }
 

@@ -64,7 +64,70 @@ pub fn header(plan: &ProbePlan, payload: usize, icmp_socket: Option<&str>) -> St
             plan.label,
             endpoint(plan)
         ),
+        TargetKind::Http { tls, path, .. } => {
+            let o = plan.http.as_deref().map(|h| &h.options);
+            let method = match o.map(|o| o.method) {
+                Some(netpulse_core::target::HttpMethod::Head) => "HEAD",
+                _ => "GET",
+            };
+            format!(
+                "{} {} ({}): {method} {path}, expecting {}; the name is resolved on each probe.",
+                if *tls { "HTTPS" } else { "HTTP" },
+                plan.label,
+                endpoint(plan),
+                o.map_or_else(|| "200-399".into(), |o| o.expect_status_text())
+            )
+        }
     }
+}
+
+/// An HTTP probe's phases, `dns=0.1 connect=40.2 tls=40.4 first_byte=40.3 body=0.1` (ms).
+fn phases_text(d: &netpulse_core::record::HttpDetail) -> String {
+    netpulse_core::record::HttpPhase::ALL
+        .iter()
+        .filter_map(|&p| d.phase(p).map(|t| format!("{}={}", p.name(), fmt_ms(t))))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `HTTP/1.1`, `HTTP/2`.
+fn http_version_text(v: u8) -> &'static str {
+    match v {
+        10 => "HTTP/1.0",
+        11 => "HTTP/1.1",
+        20 => "HTTP/2",
+        _ => "HTTP/?",
+    }
+}
+
+/// The JSON of an HTTP probe's detail.
+fn http_json(d: &netpulse_core::record::HttpDetail) -> Value {
+    let phases: serde_json::Map<String, Value> = netpulse_core::record::HttpPhase::ALL
+        .iter()
+        .filter_map(|&p| {
+            d.phase(p)
+                .map(|t| (p.name().to_string(), json!(ms_value(t))))
+        })
+        .collect();
+    let expiry = d.cert_expiry.map(|e| {
+        let now = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |n| n.as_secs() as i64);
+        json!({
+            "not_after": rfc3339_micros(std::time::UNIX_EPOCH + Duration::from_secs(e.max(0) as u64)),
+            "days": ((e - now) as f64 / 86_400.0 * 100.0).round() / 100.0,
+        })
+    });
+    json!({
+        "phases_ms": phases,
+        "status": (d.status != 0).then_some(d.status),
+        "http_version": (d.version != 0).then(|| http_version_text(d.version)),
+        "tls_version": match d.tls_version { 12 => Some("TLSv1.2"), 13 => Some("TLSv1.3"), _ => None },
+        "certificate": expiry,
+        "bytes": d.bytes,
+        "redirects": d.redirects,
+        "failure": d.failure.map(|f| f.name()),
+    })
 }
 
 /// One live line for a resolved probe.
@@ -74,6 +137,37 @@ pub fn probe_line(plan: &ProbePlan, r: &ProbeResult) -> String {
         .map(|d| format!(" time={} ms", fmt_ms(d)))
         .unwrap_or_default();
     let seq = r.seq;
+    if let (TargetKind::Http { .. }, Detail::Http(d)) = (&plan.kind, &r.detail) {
+        let mut what = match (&r.outcome, d.failure) {
+            (Outcome::Ok, _) => format!(
+                "{} {}{}",
+                d.status,
+                http_version_text(d.version),
+                match d.tls_version {
+                    12 => " TLSv1.2",
+                    13 => " TLSv1.3",
+                    _ => "",
+                }
+            ),
+            (Outcome::Error(m), Some(f)) => format!("{}: {m}", f.name()),
+            (_, Some(f)) => f.name().to_string(),
+            (o, None) => outcome_text(o),
+        };
+        if d.redirects > 0 {
+            what += &format!(" redirects={}", d.redirects);
+        }
+        let phases = phases_text(d);
+        let phases = if phases.is_empty() {
+            String::new()
+        } else {
+            format!(" {phases}")
+        };
+        return format!(
+            "{} {} seq={seq} {what}{phases}{time}",
+            plan.kind.name(),
+            endpoint(plan)
+        );
+    }
     match (&plan.kind, &r.outcome) {
         (TargetKind::Icmp, Outcome::Ok) => {
             let (bytes, ttl) = match r.detail {
@@ -186,6 +280,9 @@ pub fn probe_json(plan: &ProbePlan, r: &ProbeResult) -> Value {
     if let Detail::Icmp { ttl: Some(ttl), .. } = r.detail {
         v["ttl"] = json!(ttl);
     }
+    if let Detail::Http(d) = &r.detail {
+        v["http"] = http_json(d);
+    }
     v
 }
 
@@ -193,16 +290,22 @@ pub fn probe_json(plan: &ProbePlan, r: &ProbeResult) -> Value {
 pub fn summary_text(plan: &ProbePlan, rep: &TargetReport) -> String {
     let s = &rep.stats;
     let mut out = format!("--- {} probe statistics ---\n", plan.label);
-    let mut line = format!("{} packets transmitted, {} received", s.sent, s.received);
+    let http = matches!(plan.kind, TargetKind::Http { .. });
+    let mut line = if http {
+        format!("{} requests, {} succeeded", s.sent, s.received)
+    } else {
+        format!("{} packets transmitted, {} received", s.sent, s.received)
+    };
     if s.refused > 0 {
         line += &format!(" ({} refused: port closed)", s.refused);
     }
-    if s.icmp_errors + s.local_errors > 0 {
+    if s.icmp_errors + s.local_errors > 0 && !http {
         line += &format!(", +{} errors", s.icmp_errors + s.local_errors);
     }
     line += &format!(
-        ", {}% packet loss, time {}ms\n",
+        ", {}% {}, time {}ms\n",
         fmt_percent(s.loss()),
+        if http { "failed" } else { "packet loss" },
         rep.elapsed.as_millis()
     );
     out += &line;
@@ -226,6 +329,9 @@ pub fn summary_text(plan: &ProbePlan, rep: &TargetReport) -> String {
             ms3(r.p99)
         );
     }
+    if let Some(h) = &rep.http {
+        out += &http_summary_text(h);
+    }
     if rep.late_sends > 0 {
         out += &format!(
             "late sends: {} of {} left more than {} ms after their time (max {} ms): netpulse's \
@@ -234,6 +340,65 @@ pub fn summary_text(plan: &ProbePlan, rep: &TargetReport) -> String {
             s.sent,
             fmt_ms(late_threshold(plan.interval)),
             fmt_ms(rep.max_lateness)
+        );
+    }
+    out
+}
+
+/// An HTTP target's closing lines: each phase's min/avg/median/p95/max, statuses, failures and
+/// the certificate's expiry.
+fn http_summary_text(h: &netpulse_probe::HttpReport) -> String {
+    let mut out = String::new();
+    for (phase, s) in netpulse_core::record::HttpPhase::ALL.iter().zip(&h.phases) {
+        let (Some(min), Some(avg), Some(max)) = (s.min(), s.mean(), s.max()) else {
+            continue;
+        };
+        let q = |v: f64| s.quantile(v).map_or_else(|| "-".into(), ms3);
+        out += &format!(
+            "{:<10} min/avg/median/p95/max = {}/{}/{}/{}/{} ms\n",
+            phase.name(),
+            ms3(min),
+            ms3(avg),
+            q(0.5),
+            q(0.95),
+            ms3(max)
+        );
+    }
+    if !h.statuses.is_empty() {
+        let list: Vec<String> = h
+            .statuses
+            .iter()
+            .map(|(c, n)| format!("{c} × {n}"))
+            .collect();
+        out += &format!(
+            "statuses: {} ({}{})\n",
+            list.join(", "),
+            http_version_text(h.versions.0),
+            match h.versions.1 {
+                12 => ", TLSv1.2",
+                13 => ", TLSv1.3",
+                _ => "",
+            }
+        );
+    }
+    if !h.failures.is_empty() {
+        let list: Vec<String> = h
+            .failures
+            .iter()
+            .map(|(f, n)| format!("{f} × {n}"))
+            .collect();
+        out += &format!("failures: {}\n", list.join(", "));
+    }
+    if let Some(e) = h.cert_expiry {
+        let now = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |n| n.as_secs() as i64);
+        out += &format!(
+            "certificate: expires {} ({:.1} days)\n",
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + Duration::from_secs(e.max(0) as u64)
+            ),
+            (e - now) as f64 / 86_400.0
         );
     }
     out
@@ -604,6 +769,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             count: Some(200),
             payload_size: None,
+            http: None,
         }
     }
 

@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use netpulse_core::outage::OutageConfig;
 use netpulse_core::parse_duration;
 use netpulse_core::record::ProbeResult;
+use netpulse_core::target::HttpRequest;
 use netpulse_core::target::{parse_port_list, parse_target, TargetKind, TargetSpec};
 use netpulse_core::window::WindowStats;
 use netpulse_probe::{resolve, Engine, EngineConfig, Family, IcmpMode, ProbeError, ProbePlan};
@@ -130,6 +131,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         _ => Family::Any,
     };
     let specs = parse_targets(&args)?;
+    let http_options = args.http.options().map_err(|e| anyhow::anyhow!(e))?;
 
     let mut out = Output {
         out: BufWriter::new(io::stdout()),
@@ -177,6 +179,13 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
                     timeout,
                     count: args.count,
                     payload_size: None,
+                    http: match spec.kind {
+                        TargetKind::Http { .. } => Some(Arc::new(HttpRequest {
+                            host: spec.host.clone(),
+                            options: http_options.clone(),
+                        })),
+                        _ => None,
+                    },
                 })
             }
             Err(e) => {
