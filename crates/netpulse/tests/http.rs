@@ -1,0 +1,393 @@
+//! HTTP(S) probes against servers these tests start on loopback, with a CA and certificates
+//! the tests make (rcgen): every phase present and in order, status and body checks both ways,
+//! redirects followed and timed, TLS failures named, timeouts in the phase that hung.
+
+mod common;
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The body `/ok` answers with.
+const BODY: &str = "hello from the netpulse test server";
+
+/// A CA and what it signed, written as PEM files.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "netpulse test CA");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("CA");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("ca.pem"), cert.pem()).expect("write CA");
+        Pki {
+            dir,
+            ca: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A leaf for `names` (and 127.0.0.1) valid from `from_days` to `to_days` from now, signed
+    /// by this CA (or by a CA nobody trusts).
+    fn leaf(
+        &self,
+        names: &[&str],
+        from_days: i64,
+        to_days: i64,
+        trusted: bool,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now + time::Duration::days(from_days);
+        params.not_after = now + time::Duration::days(to_days);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = if trusted {
+            params.signed_by(&key, &self.ca).expect("leaf")
+        } else {
+            params.self_signed(&key).expect("self-signed")
+        };
+        (cert.der().to_vec(), key.serialize_der())
+    }
+}
+
+/// An HTTPS (or plain HTTP) server on a loopback port: `/ok` (200, [`BODY`]), `/teapot` (418),
+/// `/redirect` (302 to `/ok`), `/loop` (302 to itself), `/hang` (never answers).
+struct Server {
+    addr: SocketAddr,
+}
+
+fn serve(tls: Option<(Vec<u8>, Vec<u8>)>) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let config = tls.map(|(cert, key)| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![cert.into()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+                )
+                .expect("server config"),
+        )
+    });
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+                match config {
+                    Some(c) => {
+                        let Ok(tls) = rustls::ServerConnection::new(c) else {
+                            return;
+                        };
+                        answer(rustls::StreamOwned::new(tls, conn));
+                    }
+                    None => answer(conn),
+                }
+            });
+        }
+    });
+    Server { addr }
+}
+
+/// Answers requests by their path, keeping the connection while the client asks for it.
+fn answer(mut s: impl Read + Write) {
+    let mut buf = [0u8; 1024];
+    let mut req = Vec::new();
+    loop {
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => req.extend_from_slice(&buf[..n]),
+            }
+        }
+        let end = req
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(req.len(), |i| i + 4);
+        let text = String::from_utf8_lossy(&req[..end]).to_ascii_lowercase();
+        req.drain(..end);
+        let close = text.contains("connection: close");
+        let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let reply = |status: &str, extra: &str, body: &str| {
+            format!(
+                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: {}\r\n\r\n{body}",
+                body.len(),
+                if close { "close" } else { "keep-alive" }
+            )
+        };
+        let response = match path.as_str() {
+            "/ok" => reply("200 OK", "", BODY),
+            "/teapot" => reply("418 I'm a teapot", "", "short and stout"),
+            "/redirect" => reply("302 Found", "Location: /ok\r\n", ""),
+            "/loop" => reply("302 Found", "Location: /loop\r\n", ""),
+            "/hang" => {
+                std::thread::sleep(Duration::from_secs(20));
+                return;
+            }
+            _ => reply("404 Not Found", "", "no"),
+        };
+        if s.write_all(response.as_bytes()).is_err() || s.flush().is_err() || close {
+            return;
+        }
+    }
+}
+
+/// `netpulse probe --json -c COUNT … URL`: every probe's object, then the summary.
+fn probe(count: u32, url: &str, extra: &[&str]) -> (Vec<Value>, Value) {
+    let count = count.to_string();
+    let mut args = vec!["probe", "--json", "-c", &count, "-i", "0.2"];
+    if !extra.contains(&"-W") {
+        args.extend(["-W", "2s"]);
+    }
+    args.extend(extra);
+    args.push(url);
+    let out = common::netpulse(&args);
+    let lines = common::json_lines(&out);
+    let probes: Vec<Value> = lines
+        .iter()
+        .filter(|v| v["type"] == "probe")
+        .cloned()
+        .collect();
+    let summary = lines
+        .iter()
+        .find(|v| v["type"] == "summary")
+        .cloned()
+        .unwrap_or_else(|| panic!("no summary: {}", common::stderr(&out)));
+    assert_eq!(probes.len().to_string(), count, "{}", common::stderr(&out));
+    (probes, summary)
+}
+
+fn phase(p: &Value, name: &str) -> Option<f64> {
+    p["http"]["phases_ms"][name].as_f64()
+}
+
+fn ca_arg(pki: &Pki) -> String {
+    pki.ca_file().display().to_string()
+}
+
+#[test]
+fn https_phases_are_timed_in_order_and_checks_judge_status_body_and_redirects() {
+    let pki = Pki::new();
+    let server = serve(Some(pki.leaf(&["localhost"], -1, 5, true)));
+    let port = server.addr.port();
+    let ca = ca_arg(&pki);
+    // By name: every phase, DNS included, each one's time inside the total.
+    let (probes, summary) = probe(
+        3,
+        &format!("https://localhost:{port}/ok"),
+        &["--ca-file", &ca, "--body-contains", "netpulse test"],
+    );
+    for p in &probes {
+        assert_eq!(p["outcome"], "ok", "{p}");
+        assert_eq!(p["http"]["status"], 200, "{p}");
+        assert_eq!(p["http"]["tls_version"], "TLSv1.3", "{p}");
+        assert_eq!(p["http"]["bytes"], BODY.len(), "{p}");
+        let phases: Vec<f64> = ["dns", "connect", "tls", "first_byte", "body"]
+            .iter()
+            .map(|n| phase(p, n).unwrap_or_else(|| panic!("no {n} phase: {p}")))
+            .collect();
+        let total = p["rtt_ms"].as_f64().expect("total");
+        assert!(phases.iter().all(|&t| t >= 0.0), "{p}");
+        assert!(phases.iter().sum::<f64>() <= total + 0.01, "{p}");
+        // The certificate runs out in five days.
+        let days = p["http"]["certificate"]["days"].as_f64().expect("expiry");
+        assert!((4.9..=5.0).contains(&days), "{p}");
+    }
+    assert_eq!(summary["received"], 3, "{summary}");
+    // An address literal is not resolved: no DNS phase.
+    let (probes, _) = probe(
+        1,
+        &format!("https://127.0.0.1:{port}/ok"),
+        &["--ca-file", &ca],
+    );
+    assert_eq!(probes[0]["outcome"], "ok", "{}", probes[0]);
+    assert!(phase(&probes[0], "dns").is_none(), "{}", probes[0]);
+    // Checks that fail are data: loss, with the reason named.
+    for (path, extra, failure) in [
+        ("/teapot", vec![], "status_mismatch"),
+        ("/ok", vec!["--body-contains", "goodbye"], "body_mismatch"),
+        ("/ok", vec!["--body-regex", "^bye"], "body_mismatch"),
+        ("/ok", vec!["--expect-status", "201-204"], "status_mismatch"),
+        (
+            "/loop",
+            vec!["--follow-redirects", "3"],
+            "too_many_redirects",
+        ),
+    ] {
+        let mut args = vec!["--ca-file", ca.as_str()];
+        args.extend(extra);
+        let (probes, summary) = probe(1, &format!("https://localhost:{port}{path}"), &args);
+        assert_eq!(probes[0]["outcome"], "error", "{path}: {}", probes[0]);
+        assert_eq!(
+            probes[0]["http"]["failure"], failure,
+            "{path}: {}",
+            probes[0]
+        );
+        assert_eq!(summary["received"], 0, "{path}: {summary}");
+    }
+    // …and pass when they should.
+    let (probes, _) = probe(
+        1,
+        &format!("https://localhost:{port}/teapot"),
+        &[
+            "--ca-file",
+            &ca,
+            "--expect-status",
+            "418",
+            "--body-regex",
+            "stout$",
+        ],
+    );
+    assert_eq!(probes[0]["outcome"], "ok", "{}", probes[0]);
+    // A redirect is the answer by default (302 is a success), followed on request: timed
+    // through both hops.
+    let url = format!("https://localhost:{port}/redirect");
+    let (probes, _) = probe(1, &url, &["--ca-file", &ca]);
+    assert_eq!(probes[0]["http"]["status"], 302, "{}", probes[0]);
+    let (probes, _) = probe(1, &url, &["--ca-file", &ca, "--follow-redirects", "2"]);
+    let p = &probes[0];
+    assert_eq!(
+        (p["outcome"].as_str(), p["http"]["status"].as_u64()),
+        (Some("ok"), Some(200)),
+        "{p}"
+    );
+    assert_eq!(p["http"]["redirects"], 1, "{p}");
+    assert_eq!(p["http"]["bytes"], BODY.len(), "{p}");
+    // Two connections (Connection: close): two connects' worth in the connect phase.
+    assert!(
+        phase(p, "connect").is_some() && phase(p, "tls").is_some(),
+        "{p}"
+    );
+}
+
+#[test]
+fn tls_failures_are_named_and_timeouts_say_which_phase() {
+    let pki = Pki::new();
+    let ca = ca_arg(&pki);
+    let wrong_name = serve(Some(pki.leaf(&["other.example"], -1, 30, true)));
+    let unknown_ca = serve(Some(pki.leaf(&["localhost"], -1, 30, false)));
+    let expired = serve(Some(pki.leaf(&["localhost"], -30, -1, true)));
+    for (server, failure) in [
+        (&wrong_name, "tls_wrong_name"),
+        (&unknown_ca, "tls_unknown_ca"),
+        (&expired, "tls_expired"),
+    ] {
+        let url = format!("https://localhost:{}/ok", server.addr.port());
+        let (probes, _) = probe(1, &url, &["--ca-file", &ca]);
+        assert_eq!(
+            probes[0]["http"]["failure"], failure,
+            "{url}: {}",
+            probes[0]
+        );
+        assert_eq!(probes[0]["outcome"], "error", "{}", probes[0]);
+        // --insecure by name: the same server answers, and its expiry is still read.
+        let (probes, _) = probe(1, &url, &["--insecure"]);
+        assert_eq!(
+            probes[0]["outcome"], "ok",
+            "{url} --insecure: {}",
+            probes[0]
+        );
+        assert!(
+            probes[0]["http"]["certificate"]["days"].is_number(),
+            "{}",
+            probes[0]
+        );
+    }
+    // Accepts, never answers: the first byte never comes.
+    let ok = serve(Some(pki.leaf(&["localhost"], -1, 30, true)));
+    let (probes, _) = probe(
+        1,
+        &format!("https://localhost:{}/hang", ok.addr.port()),
+        &["--ca-file", &ca, "-W", "500ms"],
+    );
+    assert_eq!(probes[0]["outcome"], "timeout", "{}", probes[0]);
+    assert_eq!(
+        probes[0]["http"]["failure"], "timeout_first_byte",
+        "{}",
+        probes[0]
+    );
+    assert!(phase(&probes[0], "tls").is_some(), "{}", probes[0]);
+    // A TCP server that never speaks TLS: the handshake times out.
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let held = std::thread::spawn(move || {
+        let kept: Vec<TcpStream> = silent.incoming().take(1).flatten().collect();
+        std::thread::sleep(Duration::from_secs(3));
+        drop(kept);
+    });
+    let (probes, _) = probe(
+        1,
+        &format!("https://127.0.0.1:{port}/"),
+        &["--ca-file", &ca, "-W", "500ms"],
+    );
+    assert_eq!(probes[0]["http"]["failure"], "timeout_tls", "{}", probes[0]);
+    let _ = held.join();
+    // Nothing listening: refused, which is loss for HTTP (unlike a TCP probe's "port closed").
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let (probes, summary) = probe(1, &format!("http://127.0.0.1:{port}/"), &[]);
+    assert_eq!(
+        probes[0]["http"]["failure"], "connect_refused",
+        "{}",
+        probes[0]
+    );
+    assert_eq!(summary["received"], 0, "{summary}");
+}
+
+#[test]
+fn plain_http_and_keep_alive_measure_connect_once() {
+    let server = serve(None);
+    let url = format!("http://127.0.0.1:{}/ok", server.addr.port());
+    // A new connection per probe by default: each one connects.
+    let (probes, _) = probe(3, &url, &[]);
+    for p in &probes {
+        assert_eq!(p["outcome"], "ok", "{p}");
+        assert!(
+            phase(p, "connect").is_some() && phase(p, "tls").is_none(),
+            "{p}"
+        );
+        assert_eq!(p["http"]["http_version"], "HTTP/1.1", "{p}");
+    }
+    // Keep-alive: the first probe connects, the next ones reuse its connection.
+    let (probes, _) = probe(3, &url, &["--keep-alive"]);
+    let connects: Vec<bool> = probes
+        .iter()
+        .map(|p| phase(p, "connect").is_some())
+        .collect();
+    assert_eq!(connects, [true, false, false], "{probes:?}");
+    assert!(probes.iter().all(|p| p["outcome"] == "ok"), "{probes:?}");
+    // HTTPS with keep-alive: connect and TLS once.
+    let pki = Pki::new();
+    let tls = serve(Some(pki.leaf(&["localhost"], -1, 30, true)));
+    let (probes, _) = probe(
+        3,
+        &format!("https://localhost:{}/ok", tls.addr.port()),
+        &["--ca-file", &ca_arg(&pki), "--keep-alive"],
+    );
+    let tls_phases: Vec<bool> = probes.iter().map(|p| phase(p, "tls").is_some()).collect();
+    assert_eq!(tls_phases, [true, false, false], "{probes:?}");
+}
