@@ -26,11 +26,15 @@ pub enum Metric {
     TxRate,
     /// Errors (both directions) per second over the window.
     ErrorsRate,
+    /// An HTTP(S) target's last status code.
+    HttpStatus,
+    /// Days until the earliest expiry in an HTTPS target's certificate chain (last seen).
+    CertExpiryDays,
 }
 
 impl Metric {
     /// Every metric, in documentation order.
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 10] = [
         Metric::LatencyAvg,
         Metric::LatencyP95,
         Metric::Loss,
@@ -39,6 +43,8 @@ impl Metric {
         Metric::RxRate,
         Metric::TxRate,
         Metric::ErrorsRate,
+        Metric::HttpStatus,
+        Metric::CertExpiryDays,
     ];
 
     /// The name used in configs and notices.
@@ -52,6 +58,8 @@ impl Metric {
             Metric::RxRate => "rx_rate",
             Metric::TxRate => "tx_rate",
             Metric::ErrorsRate => "errors_rate",
+            Metric::HttpStatus => "http_status",
+            Metric::CertExpiryDays => "cert_expiry_days",
         }
     }
 
@@ -70,9 +78,10 @@ impl Metric {
         match self {
             Metric::LatencyAvg | Metric::LatencyP95 | Metric::Jitter => "ms",
             Metric::Loss => "",
-            Metric::Outage => "",
+            Metric::Outage | Metric::HttpStatus => "",
             Metric::RxRate | Metric::TxRate => "B/s",
             Metric::ErrorsRate => "/s",
+            Metric::CertExpiryDays => " days",
         }
     }
 }

@@ -150,6 +150,16 @@ pub struct TargetModel {
     /// interval's 16: one is kept per target).
     outage_run: u8,
     lateness: Lateness,
+    /// An HTTP(S) target's last status and certificate expiry (other kinds: none, 8 bytes).
+    http: Option<Box<HttpLast>>,
+}
+
+/// What the rules read of an HTTP(S) target's last answer.
+#[derive(Debug, Clone, Copy, Default)]
+struct HttpLast {
+    status: u16,
+    /// The earliest notAfter of the chain last seen (Unix seconds).
+    cert_expiry: Option<i64>,
 }
 
 impl TargetModel {
@@ -167,6 +177,7 @@ impl TargetModel {
             outage: None,
             outage_run,
             lateness: Lateness::default(),
+            http: None,
         }
     }
 
@@ -301,6 +312,15 @@ impl TargetModel {
         if let Some(rtt) = rtt {
             self.jitter.record(rtt);
         }
+        if let crate::record::Detail::Http(d) = &r.detail {
+            let last = self.http.get_or_insert_default();
+            if d.status != 0 {
+                last.status = d.status;
+            }
+            if d.cert_expiry.is_some() {
+                last.cert_expiry = d.cert_expiry;
+            }
+        }
         // Only what the ring counted goes into the windows (a full second counts nothing
         // more), so what a window takes back is exactly what it added.
         if let Some(ring) = ring {
@@ -328,8 +348,18 @@ impl TargetModel {
     }
 
     /// The value of `metric` over window number `w`.
-    fn value(&self, metric: Metric, w: usize) -> Option<f64> {
+    fn value(&self, metric: Metric, w: usize, now_sec: i64) -> Option<f64> {
         let ms = |ns: f64| ns / 1e6;
+        match (metric, self.http.as_deref()) {
+            (Metric::HttpStatus, Some(h)) => {
+                return (h.status != 0).then_some(f64::from(h.status));
+            }
+            (Metric::CertExpiryDays, Some(h)) => {
+                return h.cert_expiry.map(|e| (e - now_sec) as f64 / 86_400.0);
+            }
+            (Metric::HttpStatus | Metric::CertExpiryDays, None) => return None,
+            _ => {}
+        }
         if metric == Metric::Outage {
             return self
                 .outage
@@ -742,7 +772,7 @@ impl MonitorModel {
             } else {
                 let wi = self.rule_lens[i];
                 for t in self.targets.values() {
-                    let v = t.value(metric, wi);
+                    let v = t.value(metric, wi, sec);
                     self.rules
                         .observe_rule(i, &t.label, v, now, wall, &mut alerts);
                 }
@@ -761,7 +791,10 @@ impl MonitorModel {
             .lens
             .binary_search(&STATUS_WINDOW_SECS)
             .unwrap_or_default();
-        (t.value(Metric::LatencyAvg, wi), t.value(Metric::Loss, wi))
+        (
+            t.value(Metric::LatencyAvg, wi, 0),
+            t.value(Metric::Loss, wi, 0),
+        )
     }
 
     /// Receive and send rates (bytes/s) of interface `name` over the status window.

@@ -3,7 +3,7 @@
 //! encodes them.
 
 use netpulse_core::iface::IfaceCounters;
-use netpulse_core::record::ProbeResult;
+use netpulse_core::record::{Detail, HttpPhase, ProbeResult};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
@@ -84,6 +84,30 @@ struct TargetSeries {
     rtt_sum_ns: AtomicU64,
     /// Replies per bucket (not cumulative), the last one `+Inf`.
     rtt_buckets: [AtomicU64; RTT_BOUNDS + 1],
+    /// An HTTP(S) target's phases, statuses and certificate (other kinds: never made).
+    http: std::sync::OnceLock<Box<HttpSeries>>,
+}
+
+/// An HTTP(S) target's own series.
+#[derive(Debug, Default)]
+struct HttpSeries {
+    /// Per phase ([`HttpPhase::ALL`]'s order): the sum and the buckets, as `rtt_buckets`.
+    phase_sum_ns: [AtomicU64; 5],
+    phase_buckets: [[AtomicU64; RTT_BOUNDS + 1]; 5],
+    /// Responses by status code (at most the 500 codes there are).
+    statuses: Mutex<BTreeMap<u16, u64>>,
+    /// The earliest notAfter of the chain last seen (Unix seconds; 0: none yet).
+    cert_expiry: std::sync::atomic::AtomicI64,
+}
+
+/// The bucket of a duration in [`rtt_bounds`].
+fn bucket_of(d: std::time::Duration) -> usize {
+    let secs = d.as_secs_f64();
+    // The last bound is +Inf, so a bucket is always found.
+    rtt_bounds()
+        .iter()
+        .position(|&b| secs <= b)
+        .unwrap_or(RTT_BOUNDS)
 }
 
 /// Every target's series in one table, encoded at scrape time. ~0.4 KB a target: six
@@ -183,6 +207,69 @@ impl Collector for TargetTable {
             e.encode_family(&l)?
                 .encode_gauge(&i64::from(s.in_outage.load(Relaxed)))?;
         }
+        let http: Vec<(&TargetKey, &HttpSeries)> = rows
+            .iter()
+            .filter_map(|(k, s)| s.http.get().map(|h| (k, &**h)))
+            .collect();
+        if http.is_empty() {
+            return Ok(());
+        }
+        let mut e = encoder.encode_descriptor(
+            "http_phase",
+            "Time of each phase of HTTP(S) probes: dns, connect, tls, first_byte, body",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (key, h) in &http {
+            for (i, phase) in HttpPhase::ALL.iter().enumerate() {
+                buckets.clear();
+                buckets.extend(
+                    rtt_bounds()
+                        .iter()
+                        .zip(&h.phase_buckets[i])
+                        .map(|(&b, n)| (b, n.load(Relaxed))),
+                );
+                let count: u64 = buckets.iter().map(|(_, n)| n).sum();
+                if count == 0 {
+                    continue;
+                }
+                let sum = h.phase_sum_ns[i].load(Relaxed) as f64 / 1e9;
+                let l = [
+                    ("target", &*key.0),
+                    ("kind", key.1),
+                    ("phase", phase.name()),
+                ];
+                e.encode_family(&l)?
+                    .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+            }
+        }
+        let mut e = encoder.encode_descriptor(
+            "http_responses",
+            "HTTP(S) responses by status code",
+            None,
+            MetricType::Counter,
+        )?;
+        for (key, h) in &http {
+            let statuses = h.statuses.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            for (code, n) in statuses {
+                let code = code.to_string();
+                let l = [("target", &*key.0), ("kind", key.1), ("status", &code)];
+                e.encode_family(&l)?
+                    .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+            }
+        }
+        let mut e = encoder.encode_descriptor(
+            "tls_cert_expiry_timestamp",
+            "When the earliest certificate of an HTTPS target's chain expires (Unix time)",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        for (key, h) in &http {
+            let at = h.cert_expiry.load(Relaxed);
+            if at != 0 {
+                e.encode_family(&labels(key))?.encode_gauge(&at)?;
+            }
+        }
         Ok(())
     }
 }
@@ -203,16 +290,29 @@ impl TargetMetrics {
         if r.late {
             s.late_sends.fetch_add(1, Relaxed);
         }
+        if let Detail::Http(d) = &r.detail {
+            let h = s.http.get_or_init(Box::default);
+            for (i, took) in d.phases.iter().enumerate() {
+                if let Some(t) = took {
+                    h.phase_buckets[i][bucket_of(*t)].fetch_add(1, Relaxed);
+                    h.phase_sum_ns[i].fetch_add(netpulse_core::saturating_nanos(*t), Relaxed);
+                }
+            }
+            if d.status != 0 {
+                *h.statuses
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(d.status)
+                    .or_default() += 1;
+            }
+            if let Some(e) = d.cert_expiry {
+                h.cert_expiry.store(e, Relaxed);
+            }
+        }
         if r.outcome.is_reply() {
             s.received.fetch_add(1, Relaxed);
             if let Some(rtt) = r.rtt {
-                let secs = rtt.as_secs_f64();
-                // The last bound is +Inf, so a bucket is always found.
-                let bucket = rtt_bounds()
-                    .iter()
-                    .position(|&b| secs <= b)
-                    .unwrap_or(RTT_BOUNDS);
-                s.rtt_buckets[bucket].fetch_add(1, Relaxed);
+                s.rtt_buckets[bucket_of(rtt)].fetch_add(1, Relaxed);
                 s.rtt_sum_ns
                     .fetch_add(netpulse_core::saturating_nanos(rtt), Relaxed);
             }

@@ -391,3 +391,87 @@ fn plain_http_and_keep_alive_measure_connect_once() {
     let tls_phases: Vec<bool> = probes.iter().map(|p| phase(p, "tls").is_some()).collect();
     assert_eq!(tls_phases, [true, false, false], "{probes:?}");
 }
+
+/// A free loopback port (bound, then released for the monitor to take).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The monitor with an HTTPS target whose certificate runs out in five days: the
+/// `cert_expiry_days < 14` rule fires, a status rule does not, and `/metrics` has the phase
+/// histograms, the status counts and the expiry.
+#[test]
+fn the_monitor_alerts_on_a_certificate_about_to_expire_and_exports_phases() {
+    let pki = Pki::new();
+    let server = serve(Some(pki.leaf(&["localhost"], -1, 5, true)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let web = free_port();
+    let config = dir.path().join("http.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[monitor]\nstatus_every = \"1h\"\n[ifaces]\nenabled = false\n[record]\nenabled = false\n\
+             [listen]\nweb = \"127.0.0.1:{web}\"\n\
+             [[target]]\ntarget = \"https://localhost:{port}/ok\"\nlabel = \"site\"\ninterval = \"200ms\"\n\
+             ca_file = \"{ca}\"\nbody_contains = \"netpulse\"\n\
+             [[rule]]\nname = \"cert soon\"\nmetric = \"cert_expiry_days\"\nop = \"<\"\nthreshold = 14\nwindow = \"1s\"\nfor = \"0s\"\n\
+             [[rule]]\nname = \"server errors\"\nmetric = \"http_status\"\nop = \">=\"\nthreshold = 500\nwindow = \"1s\"\nfor = \"0s\"\n\
+             [[notifier]]\ntype = \"console\"\n",
+            port = server.addr.port(),
+            ca = pki.ca_file().display()
+        ),
+    )
+    .expect("config");
+    let check = common::netpulse(&["config", "check", config.to_str().expect("utf-8")]);
+    assert!(check.status.success(), "{}", common::stderr(&check));
+    let mut monitor = std::process::Command::new(common::bin())
+        .args(["monitor", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("monitor");
+    let stdout = monitor.stdout.take().expect("stdout");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let mut seen = Vec::new();
+    let fired = loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                let hit = l.contains("ALERT") && l.contains("cert soon");
+                seen.push(l.clone());
+                if hit {
+                    break l;
+                }
+            }
+            _ => {
+                let _ = monitor.kill();
+                panic!("no alert: {seen:?}");
+            }
+        }
+    };
+    assert!(fired.contains("site"), "{fired}");
+    // About five days, with its unit.
+    assert!(fired.contains(" days"), "{fired}");
+    let (status, _, metrics) =
+        common::http_get(SocketAddr::from(([127, 0, 0, 1], web)), "/metrics", None);
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &monitor.id().to_string()])
+        .status();
+    let _ = monitor.wait();
+    assert_eq!(status, 200);
+    for want in [
+        "netpulse_http_phase_seconds_count{target=\"site\",kind=\"https\",phase=\"tls\"}",
+        "netpulse_http_phase_seconds_count{target=\"site\",kind=\"https\",phase=\"first_byte\"}",
+        "netpulse_http_responses_total{target=\"site\",kind=\"https\",status=\"200\"}",
+        "netpulse_tls_cert_expiry_timestamp_seconds{target=\"site\",kind=\"https\"}",
+    ] {
+        assert!(metrics.contains(want), "{want} not in:\n{metrics}");
+    }
+    assert!(
+        !seen.iter().any(|l| l.contains("server errors")),
+        "{seen:?}"
+    );
+}

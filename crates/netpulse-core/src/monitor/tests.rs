@@ -415,7 +415,7 @@ proptest! {
                 let w = &t.windows[wi];
                 prop_assert_eq!(w.sent, sent, "window {} at {}", len, sec);
                 prop_assert_eq!(w.rtts, rtts);
-                let got = t.value(Metric::LatencyAvg, wi);
+                let got = t.value(Metric::LatencyAvg, wi, 0);
                 match (got, avg) {
                     (Some(a), Some(b)) => prop_assert!((a - b).abs() < 1e-6 * b.max(1.0)),
                     (a, b) => prop_assert_eq!(a.is_some(), b.is_some()),
@@ -497,7 +497,7 @@ fn windows_follow_the_ring_through_a_stall_longer_than_it() {
     let t = m.target(0).expect("target");
     let wi = m.lens.iter().position(|&l| l == 5).expect("5 s window");
     assert_eq!(t.windows[wi].sent, 6, "seconds 1104-1109");
-    assert_eq!(t.value(Metric::LatencyAvg, wi), Some(7.0));
+    assert_eq!(t.value(Metric::LatencyAvg, wi, 0), Some(7.0));
 }
 
 #[test]
