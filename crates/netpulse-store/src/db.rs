@@ -626,19 +626,22 @@ impl Store {
                 .execute(&sql, params![before, limit as i64])
                 .map_err(self.sql_err("prune old rows"))?;
         }
-        // Capture seconds go with the per-second retention, capture flows with the per-minute one.
-        let extra = match res {
-            Resolution::Second => Some(
-                "DELETE FROM capture_1s WHERE (session_id, ts, protocol) IN \
-                 (SELECT session_id, ts, protocol FROM capture_1s WHERE ts < ?1 LIMIT ?2)",
-            ),
-            Resolution::Minute => Some(
+        // Capture seconds go with the per-second retention; capture flows and HTTP phases
+        // and results with the per-minute one.
+        let extra: &[&str] = match res {
+            Resolution::Second => &["DELETE FROM capture_1s WHERE (session_id, ts, protocol) IN \
+                 (SELECT session_id, ts, protocol FROM capture_1s WHERE ts < ?1 LIMIT ?2)"],
+            Resolution::Minute => &[
                 "DELETE FROM capture_flows WHERE id IN \
                  (SELECT id FROM capture_flows WHERE first_ms < ?1 * 1000 LIMIT ?2)",
-            ),
-            Resolution::Hour => None,
+                "DELETE FROM http_phase_1m WHERE (target_id, ts, session_id, phase) IN \
+                 (SELECT target_id, ts, session_id, phase FROM http_phase_1m WHERE ts < ?1 LIMIT ?2)",
+                "DELETE FROM http_result_1m WHERE (target_id, ts, session_id, result) IN \
+                 (SELECT target_id, ts, session_id, result FROM http_result_1m WHERE ts < ?1 LIMIT ?2)",
+            ],
+            Resolution::Hour => &[],
         };
-        if let Some(sql) = extra {
+        for sql in extra {
             removed += self
                 .conn
                 .execute(sql, params![before, limit as i64])

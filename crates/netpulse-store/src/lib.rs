@@ -5,6 +5,7 @@
 mod alerts;
 mod capture;
 mod db;
+mod http;
 mod recorder;
 mod recover;
 mod schema;
@@ -16,6 +17,7 @@ pub use db::{
     default_db_path, GapRecord, OutageRecord, RollupRecord, SessionInfo, SessionRow, Store,
     StoreError, TargetRow,
 };
+pub use http::{HttpMinute, PHASE_NAMES as HTTP_PHASE_NAMES};
 pub use recorder::{
     CaptureSecond, DeliveryRecord, FlowRow, RecordSink, RecordTarget, Recorder, RecorderConfig,
     RecorderReport, Recording, Retention, RetentionParseError,

@@ -502,6 +502,8 @@ pub struct Recording {
     pending_deliveries: Vec<DeliveryRecord>,
     pending_seconds: Vec<CaptureSecond>,
     pending_flows: Vec<FlowRow>,
+    /// HTTP(S) targets' open minutes, by (series, minute start): a few per HTTP target.
+    http_minutes: std::collections::BTreeMap<(usize, i64), crate::http::HttpMinute>,
     /// Removed targets to retire once their last answers are in: (index, when).
     retiring: Vec<(usize, SystemTime)>,
     /// Final rows of retired targets, for the next commit.
@@ -586,6 +588,7 @@ impl Recording {
             pending_deliveries: Vec::new(),
             pending_seconds: Vec::new(),
             pending_flows: Vec::new(),
+            http_minutes: std::collections::BTreeMap::new(),
             retiring: Vec::new(),
             retired_rows: Vec::new(),
             alert_rows: std::collections::VecDeque::new(),
@@ -727,6 +730,12 @@ impl Recording {
             return;
         };
         rollup.record(r);
+        if let netpulse_core::record::Detail::Http(d) = &r.detail {
+            self.http_minutes
+                .entry((slot, crate::http::minute_of(r)))
+                .or_default()
+                .record(r, d);
+        }
         if let Some(d) = self.detectors.get_mut(r.target) {
             for o in d.record(r.seq, r.sent_at, r.outcome.is_reply()) {
                 self.pending_outages.push((r.target, o));
@@ -911,6 +920,7 @@ impl Recording {
             && self.pending_deliveries.is_empty()
             && self.pending_seconds.is_empty()
             && self.pending_flows.is_empty()
+            && self.http_minutes.is_empty()
             && self.stopped.is_none()
         {
             return;
@@ -1066,6 +1076,16 @@ impl Recording {
             }
             Ok(())
         });
+        let http_minutes = &self.http_minutes;
+        attempt(&mut failed, &|tx| {
+            for (&(series, minute), m) in http_minutes.iter().filter(|(_, m)| m.dirty) {
+                if let Some(&Some(id)) = target_ids.get(series) {
+                    crate::http::write_minute(tx, session_id, id, minute, m)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        });
         let (seconds, flows) = (&self.pending_seconds, &self.pending_flows);
         attempt(&mut failed, &|tx| {
             for c in seconds {
@@ -1107,6 +1127,20 @@ impl Recording {
                 self.pending_deliveries.clear();
                 self.pending_seconds.clear();
                 self.pending_flows.clear();
+                // Written: clean; a minute over for longer than any probe's timeout (two
+                // minutes) gets nothing more and is let go (an unregistered target's wait).
+                let ids = &self.target_ids;
+                let over = now
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64)
+                    - 180;
+                self.http_minutes.retain(|&(series, minute), m| {
+                    let registered = ids.get(series).is_some_and(Option::is_some);
+                    if registered {
+                        m.dirty = false;
+                    }
+                    !(registered && minute < over) && !(finish && registered)
+                });
                 for r in new_alert_rows {
                     if self.alert_rows.len() >= 4096 {
                         self.alert_rows.pop_front();

@@ -2,7 +2,7 @@
 //! upgrades it in one transaction, a newer one is refused. Append new migrations, never edit one.
 
 /// Migrations in order; migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -235,4 +235,36 @@ const V7: &str = "CREATE TABLE recording_gaps (
     lost_to_ms INTEGER
 );
 CREATE INDEX recording_gaps_start ON recording_gaps (start_ms);
+";
+
+/// Version 8: HTTP(S) targets' phases per minute (each phase's times, the total's, and the
+/// sketch so minutes merge exactly into any range), their results (status codes and failure
+/// names) and the certificate expiry they saw.
+const V8: &str = "CREATE TABLE http_phase_1m (
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    target_id INTEGER NOT NULL REFERENCES targets(id),
+    ts INTEGER NOT NULL,
+    phase TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    sum_ns INTEGER NOT NULL,
+    sum_sq_ns2 REAL NOT NULL,
+    min_ms REAL,
+    avg_ms REAL,
+    p50_ms REAL,
+    p95_ms REAL,
+    max_ms REAL,
+    hist BLOB NOT NULL,
+    PRIMARY KEY (target_id, ts, session_id, phase)
+) WITHOUT ROWID;
+CREATE INDEX http_phase_1m_ts ON http_phase_1m (ts);
+CREATE TABLE http_result_1m (
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    target_id INTEGER NOT NULL REFERENCES targets(id),
+    ts INTEGER NOT NULL,
+    result TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    cert_not_after INTEGER,
+    PRIMARY KEY (target_id, ts, session_id, result)
+) WITHOUT ROWID;
+CREATE INDEX http_result_1m_ts ON http_result_1m (ts);
 ";

@@ -236,6 +236,8 @@ pub(crate) struct Report {
     pub(crate) outages: Vec<OutageRecord>,
     /// Times the recording could not write (disk full): what is missing, or was written late.
     gaps: Vec<netpulse_store::GapRecord>,
+    /// HTTP(S) targets' phases and results, by label.
+    pub(crate) http: std::collections::BTreeMap<String, netpulse_store::HttpMinute>,
 }
 
 pub(crate) fn gather(store: &Store, sc: &Scope) -> anyhow::Result<Report> {
@@ -260,6 +262,12 @@ pub(crate) fn gather(store: &Store, sc: &Scope) -> anyhow::Result<Report> {
         sc.target.as_deref(),
     )?;
     let gaps = store.gaps(sc.from_ms, sc.to_ms, sc.session.as_ref().map(|s| s.id))?;
+    let http = store.http_minutes(
+        sc.from_ms,
+        sc.to_ms,
+        sc.session.as_ref().map(|s| s.id),
+        sc.target.as_deref(),
+    )?;
     let duration = sc.to_ms - sc.from_ms;
     let (scope_text, scope_json) = match &sc.session {
         Some(s) => (
@@ -299,7 +307,83 @@ pub(crate) fn gather(store: &Store, sc: &Scope) -> anyhow::Result<Report> {
         totals_resolution,
         outages,
         gaps,
+        http,
     })
+}
+
+/// The HTTP(S) targets' section: where each one's time goes (each phase's median, p95 and
+/// mean) and what came back.
+fn http_text(r: &Report) -> String {
+    if r.http.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nHTTP(S) phases (ms: median / p95 / avg):\n");
+    let w = r.http.keys().map(|t| t.len()).max().unwrap_or(6).max(6);
+    out += &format!(
+        "  {:<w$}  {:>20} {:>20} {:>20} {:>20} {:>20} {:>20}\n",
+        "TARGET", "DNS", "CONNECT", "TLS", "FIRST BYTE", "BODY", "TOTAL"
+    );
+    let cell =
+        |s: &netpulse_core::stats::RttStats| match (s.quantile(0.5), s.quantile(0.95), s.mean()) {
+            (Some(a), Some(b), Some(c)) => format!(
+                "{} / {} / {}",
+                opt_ms(Some(a)),
+                opt_ms(Some(b)),
+                opt_ms(Some(c))
+            ),
+            _ => "-".into(),
+        };
+    for (target, m) in &r.http {
+        out += &format!("  {target:<w$}");
+        for p in &m.phases {
+            out += &format!(" {:>20}", cell(p));
+        }
+        out += "\n";
+    }
+    out += "  results:\n";
+    for (target, m) in &r.http {
+        let results: Vec<String> = m
+            .results
+            .iter()
+            .map(|(k, n)| format!("{k} × {n}"))
+            .collect();
+        let cert = m
+            .cert_not_after
+            .map(|e| format!("; certificate expires {}", time_ms(e.saturating_mul(1000))))
+            .unwrap_or_default();
+        out += &format!("  {target:<w$}  {}{cert}\n", results.join(", "));
+    }
+    out
+}
+
+/// The JSON of the HTTP(S) targets' phases and results.
+fn http_json(r: &Report) -> Value {
+    let per: serde_json::Map<String, Value> = r
+        .http
+        .iter()
+        .map(|(target, m)| {
+            let phases: serde_json::Map<String, Value> = netpulse_store::HTTP_PHASE_NAMES
+                .iter()
+                .zip(&m.phases)
+                .filter(|(_, s)| s.count() > 0)
+                .map(|(name, s)| {
+                    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+                    (
+                        name.to_string(),
+                        json!({"count": s.count(), "min_ms": ms(s.min()), "avg_ms": ms(s.mean()),
+                               "median_ms": ms(s.quantile(0.5)), "p95_ms": ms(s.quantile(0.95)),
+                               "max_ms": ms(s.max())}),
+                    )
+                })
+                .collect();
+            (
+                target.clone(),
+                json!({"phases": phases, "results": m.results,
+                       "cert_not_after": m.cert_not_after.map(|e| time_ms(e.saturating_mul(1000)))}),
+            )
+        })
+        .collect();
+    Value::Object(per)
 }
 
 fn summary_text(r: &Report) -> String {
@@ -391,6 +475,7 @@ fn summary_text(r: &Report) -> String {
             outages
         );
     }
+    out += &http_text(r);
     out
 }
 
@@ -521,6 +606,9 @@ fn report_json(r: &Report, series: Option<(Resolution, &[RollupRecord])>) -> Val
         }).collect::<Vec<_>>(),
         "totals_resolution": r.totals_resolution.name(),
     });
+    if !r.http.is_empty() {
+        v["http"] = http_json(r);
+    }
     if let Some((res, rows)) = series {
         v["series"] = json!({"resolution": res.name(), "rows": series_json(rows)});
     }

@@ -688,3 +688,50 @@ fn lab_phases_equal_curls_against_nginx_with_http2_and_keep_alive() {
     let tls: Vec<bool> = probes.iter().map(|p| phase(p, "tls").is_some()).collect();
     assert_eq!(tls, [true, false, false], "{probes:?}");
 }
+
+/// A recorded HTTPS run: each phase per minute in the database, and `report` shows where the
+/// time went and what came back.
+#[test]
+fn recorded_phases_and_results_reach_the_report() {
+    let _serial = serial();
+    let pki = Pki::new();
+    let server = serve(Some(pki.leaf(&["localhost"], -1, 30, true)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("h.db");
+    let record = format!("--record={}", db.display());
+    let ca = ca_arg(&pki);
+    let ok = format!("https://localhost:{}/ok", server.addr.port());
+    let teapot = format!("https://localhost:{}/teapot", server.addr.port());
+    let out = common::netpulse(&[
+        "probe",
+        "-q",
+        "-c",
+        "3",
+        "-i",
+        "0.2",
+        "--ca-file",
+        &ca,
+        &record,
+        &ok,
+        &teapot,
+    ]);
+    assert!(db.exists(), "{}", common::stderr(&out));
+    let report = common::json_report(&db);
+    let http = &report["http"];
+    let site = &http[ok.as_str()];
+    for phase in ["dns", "connect", "tls", "first_byte", "body", "total"] {
+        assert_eq!(site["phases"][phase]["count"], 3, "{phase}: {http}");
+    }
+    assert_eq!(site["results"]["200"], 3, "{http}");
+    assert!(site["cert_not_after"].is_string(), "{http}");
+    let bad = &http[teapot.as_str()];
+    assert_eq!(bad["results"]["status_mismatch"], 3, "{http}");
+    assert!(
+        bad["phases"]["total"].is_null(),
+        "failed probes have no total: {http}"
+    );
+    let text = common::netpulse(&["report", "--db", db.to_str().expect("utf-8")]);
+    let text = common::stdout(&text);
+    assert!(text.contains("HTTP(S) phases"), "{text}");
+    assert!(text.contains("status_mismatch × 3"), "{text}");
+}
