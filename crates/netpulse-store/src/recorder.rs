@@ -1139,7 +1139,7 @@ impl Recording {
                     if registered {
                         m.dirty = false;
                     }
-                    !(registered && minute < over) && !(finish && registered)
+                    !registered || (minute >= over && !finish)
                 });
                 for r in new_alert_rows {
                     if self.alert_rows.len() >= 4096 {
