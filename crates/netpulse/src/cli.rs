@@ -315,7 +315,7 @@ pub enum IcmpSocketArg {
 #[command(next_help_heading = "HTTP(S) targets")]
 pub struct HttpArgs {
     /// Request method.
-    #[arg(long, value_name = "GET|HEAD", default_value = "GET", value_parser = ["GET", "HEAD", "get", "head"])]
+    #[arg(long, value_name = "GET|HEAD", default_value = "GET", value_parser = ["GET", "HEAD"], ignore_case = true)]
     pub method: String,
     /// Statuses that count as success: 200, 200-299, 200,301-302 (default 200-399).
     #[arg(long, value_name = "LIST")]

@@ -301,7 +301,8 @@ impl Default for RecordSection {
 pub struct RuleSection {
     /// Unique name.
     pub name: Spanned<String>,
-    /// latency_avg, latency_p95, loss, jitter, outage, rx_rate, tx_rate, errors_rate.
+    /// latency_avg, latency_p95, loss, jitter, outage, rx_rate, tx_rate, errors_rate,
+    /// http_status, cert_expiry_days.
     pub metric: Spanned<Typed<Metric>>,
     /// `>`, `>=`, `<`, `<=`.
     #[serde(default = "default_op")]
