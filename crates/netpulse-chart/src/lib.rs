@@ -553,6 +553,85 @@ pub fn bars(
     ))
 }
 
+/// Stacked bars: one bar per `(label, values)`, its values stacked bottom-up in the order of
+/// `series` (their names, shown in the legend) — where a request's time goes, say.
+pub fn stacked_bars(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[&str],
+    bars: &[(String, Vec<f64>)],
+) -> Result<(), ChartError> {
+    render!(path, |root| {
+        let e = |e: &dyn std::fmt::Display| e.to_string();
+        root.fill(&WHITE).map_err(|x| e(&x))?;
+        if bars.is_empty() {
+            no_data!(root, title, e);
+        }
+        let ymax = bars
+            .iter()
+            .map(|b| b.1.iter().sum::<f64>())
+            .fold(0.0f64, f64::max)
+            .max(1e-9)
+            * 1.15;
+        let n = bars.len() as i32;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(80)
+            .build_cartesian_2d((0..n).into_segmented(), 0.0..ymax)
+            .map_err(|x| e(&x))?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(bars.len().min(12))
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => bars
+                    .get(usize::try_from(*i).unwrap_or(usize::MAX))
+                    .map(|b| b.0.clone())
+                    .unwrap_or_default(),
+                SegmentValue::Last => String::new(),
+            })
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .draw()
+            .map_err(|x| e(&x))?;
+        for (k, name) in series.iter().enumerate() {
+            let colour = Palette99::pick(k).to_rgba();
+            chart
+                .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                    let i = i as i32;
+                    let below: f64 = b.1.iter().take(k).sum();
+                    let value = b.1.get(k).copied().unwrap_or(0.0);
+                    let mut r = Rectangle::new(
+                        [
+                            (SegmentValue::Exact(i), below),
+                            (SegmentValue::Exact(i + 1), below + value),
+                        ],
+                        colour.filled(),
+                    );
+                    r.set_margin(0, 0, 6, 6);
+                    r
+                }))
+                .map_err(|x| e(&x))?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|x| e(&x))?;
+        Ok(())
+    })
+}
+
 /// Bits per second with an SI prefix, spelled as the CLI and the TUI spell it.
 pub fn fmt_bits(v: f64) -> String {
     netpulse_core::units::Units {

@@ -133,14 +133,39 @@ impl crate::Store {
         session: Option<i64>,
         target: Option<&str>,
     ) -> Result<BTreeMap<String, HttpMinute>, crate::StoreError> {
+        let mut out: BTreeMap<String, HttpMinute> = BTreeMap::new();
+        for ((label, _), m) in self.http_series(from_ms, to_ms, session, target, i64::MAX)? {
+            out.entry(label).or_default().merge(&m);
+        }
+        Ok(out)
+    }
+
+    /// [`Store::http_minutes`] per bucket of `bucket_s` seconds (a multiple of 60; buckets
+    /// start at multiples of it), keyed by label and bucket start.
+    pub fn http_series(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        session: Option<i64>,
+        target: Option<&str>,
+        bucket_s: i64,
+    ) -> Result<BTreeMap<(String, i64), HttpMinute>, crate::StoreError> {
         let from = from_ms.div_euclid(60_000) * 60;
         let to = to_ms.div_euclid(1000) + 1;
-        let mut out: BTreeMap<String, HttpMinute> = BTreeMap::new();
+        let bucket = |ts: i64| {
+            if bucket_s == i64::MAX {
+                0
+            } else {
+                ts - ts.rem_euclid(bucket_s.max(60))
+            }
+        };
+        let mut out: BTreeMap<(String, i64), HttpMinute> = BTreeMap::new();
         let err = self.sql_err("read HTTP phases");
         let mut st = self
             .conn
             .prepare(
-                "SELECT t.label, h.phase, h.count, h.sum_ns, h.sum_sq_ns2, h.min_ms, h.max_ms, h.hist
+                "SELECT t.label, h.phase, h.count, h.sum_ns, h.sum_sq_ns2, h.min_ms, h.max_ms, h.hist,
+                        h.ts
                  FROM http_phase_1m h JOIN targets t ON t.id = h.target_id
                  WHERE h.ts >= ?1 AND h.ts < ?2 AND (?3 IS NULL OR h.session_id = ?3)
                        AND (?4 IS NULL OR t.label = ?4)",
@@ -157,13 +182,14 @@ impl crate::Store {
                     r.get::<_, Option<f64>>(5)?,
                     r.get::<_, Option<f64>>(6)?,
                     r.get::<_, Vec<u8>>(7)?,
+                    r.get::<_, i64>(8)?,
                 ))
             })
             .map_err(&err)?;
         let from_ms_f =
             |v: Option<f64>| Duration::from_secs_f64(v.unwrap_or(0.0).max(0.0) / 1000.0);
         for row in rows {
-            let (label, phase, count, sum, sum_sq, min, max, hist) = row.map_err(&err)?;
+            let (label, phase, count, sum, sum_sq, min, max, hist, ts) = row.map_err(&err)?;
             let Some(i) = PHASE_NAMES.iter().position(|p| *p == phase) else {
                 continue;
             };
@@ -177,12 +203,12 @@ impl crate::Store {
                 max: from_ms_f(max),
                 hist,
             });
-            out.entry(label).or_default().phases[i].merge(&stats);
+            out.entry((label, bucket(ts))).or_default().phases[i].merge(&stats);
         }
         let mut st = self
             .conn
             .prepare(
-                "SELECT t.label, h.result, h.count, h.cert_not_after
+                "SELECT t.label, h.result, h.count, h.cert_not_after, h.ts
                  FROM http_result_1m h JOIN targets t ON t.id = h.target_id
                  WHERE h.ts >= ?1 AND h.ts < ?2 AND (?3 IS NULL OR h.session_id = ?3)
                        AND (?4 IS NULL OR t.label = ?4)",
@@ -195,12 +221,13 @@ impl crate::Store {
                     r.get::<_, String>(1)?,
                     r.get::<_, i64>(2)?,
                     r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, i64>(4)?,
                 ))
             })
             .map_err(&err)?;
         for row in rows {
-            let (label, result, count, cert) = row.map_err(&err)?;
-            let m = out.entry(label).or_default();
+            let (label, result, count, cert, ts) = row.map_err(&err)?;
+            let m = out.entry((label, bucket(ts))).or_default();
             *m.results.entry(result).or_default() += count.max(0) as u64;
             if let Some(e) = cert {
                 m.cert_not_after = Some(m.cert_not_after.map_or(e, |c| c.min(e)));

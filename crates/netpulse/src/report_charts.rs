@@ -37,6 +37,12 @@ fn slug(label: &str) -> String {
 }
 
 /// The finest resolution that keeps a chart under a few thousand points.
+/// `HH:MM` (UTC) of a Unix time.
+fn hhmm(t: i64) -> String {
+    let day = t.rem_euclid(86_400);
+    format!("{:02}:{:02}", day / 3600, day % 3600 / 60)
+}
+
 /// Smoke buckets across a chart's range.
 const SMOKE_BUCKETS: i64 = 120;
 
@@ -177,6 +183,42 @@ pub fn write(dir: &Path, store: &Store, sc: &Scope, report: &Report) -> anyhow::
                     "replies",
                     &bins,
                     fmt_count,
+                )
+            })?;
+        }
+    }
+
+    // HTTP(S) targets: where the time goes, each phase's median stacked, per bucket of the
+    // range (about 40 bars, whole minutes).
+    if !report.http.is_empty() {
+        let bucket = (span_s / 40).max(60) / 60 * 60;
+        let series = store.http_series(
+            sc.from_ms,
+            sc.to_ms,
+            sc.session.as_ref().map(|s| s.id),
+            sc.target.as_deref(),
+            bucket,
+        )?;
+        for target in report.http.keys() {
+            let bars: Vec<(String, Vec<f64>)> = series
+                .range((target.clone(), i64::MIN)..=(target.clone(), i64::MAX))
+                .map(|((_, t), m)| {
+                    let medians = m.phases[..5]
+                        .iter()
+                        .map(|p| p.quantile(0.5).map_or(0.0, |d| d.as_secs_f64() * 1e3))
+                        .collect();
+                    (hhmm(*t), medians)
+                })
+                .collect();
+            let title = format!("{target}: where the time goes (median per phase)");
+            written += both(dir, &format!("http-phases-{}", slug(target)), |p| {
+                netpulse_chart::stacked_bars(
+                    p,
+                    &title,
+                    "time (UTC)",
+                    "ms",
+                    &["dns", "connect", "tls", "first byte", "body"],
+                    &bars,
                 )
             })?;
         }

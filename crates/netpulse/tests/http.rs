@@ -651,10 +651,11 @@ fn lab_phases_equal_curls_against_nginx_with_http2_and_keep_alive() {
     assert!((ours[0] - theirs[0]).abs() <= 2.0, "connect: {said}");
     assert!((ours[2] - theirs[2]).abs() <= 2.0, "first byte: {said}");
     // TLS: the round trip plus the client's own handshake work, which is rustls's here and
-    // OpenSSL's in curl — ~1 ms against ~3 ms of CPU on loopback on this machine. So netpulse's
-    // may read up to curl's handshake work less than curl's, never more than 2 ms above it.
+    // OpenSSL's in curl (~1 ms against ~3 ms of CPU on loopback on this machine, more under
+    // load). So netpulse's is at least the round trip its connect measured, and never more than
+    // 2 ms above curl's.
     assert!(
-        ours[1] <= theirs[1] + 2.0 && ours[1] >= theirs[1] - 4.0,
+        ours[1] <= theirs[1] + 2.0 && ours[1] >= ours[0] - 0.5,
         "tls: {said}"
     );
     // HTTP/1.1 when asked; keep-alive connects (and shakes hands) once.
@@ -734,4 +735,24 @@ fn recorded_phases_and_results_reach_the_report() {
     let text = common::stdout(&text);
     assert!(text.contains("HTTP(S) phases"), "{text}");
     assert!(text.contains("status_mismatch × 3"), "{text}");
+    // The charts: each HTTP(S) target's phases stacked.
+    let charts = dir.path().join("charts");
+    let out = common::netpulse(&[
+        "report",
+        "--db",
+        db.to_str().expect("utf-8"),
+        "--charts",
+        charts.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let stacked: Vec<String> = std::fs::read_dir(&charts)
+        .expect("charts")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+        .filter(|n| n.starts_with("http-phases-") && n.ends_with(".svg"))
+        .collect();
+    assert_eq!(stacked.len(), 2, "{stacked:?}");
+    let svg = std::fs::read_to_string(charts.join(&stacked[0])).expect("svg");
+    for legend in ["dns", "connect", "tls", "first byte", "body"] {
+        assert!(svg.contains(legend), "{legend} not in the legend");
+    }
 }
