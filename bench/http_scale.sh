@@ -52,20 +52,30 @@ NGINX_PID=$!
 until [ -f "$TMP/nginx.pid" ]; do sleep 0.1; done
 
 WEB=$(free_port)
-{
+config() { # $1: HTTPS targets
   printf '[monitor]\nstatus_every = "1h"\n[ifaces]\nenabled = false\n[record]\nenabled = false\n'
   printf '[listen]\nweb = "127.0.0.1:%s"\n' "$WEB"
-  for ((i = 0; i < N; i++)); do
+  for ((i = 0; i < $1; i++)); do
     printf '[[target]]\ntarget = "https://127.0.0.1:%s/t%d"\ninterval = "10s"\ntimeout = "5s"\ninsecure = true\n' "$HTTPS" "$i"
   done
   for ((i = 1; i <= 10; i++)); do
     printf '[[target]]\ntarget = "127.0.2.%d"\ninterval = "100ms"\n' "$i"
   done
-} > "$TMP/monitor.toml"
+}
+config "$N" > "$TMP/monitor.toml"
+config 0 > "$TMP/icmp-only.toml"
 metric() { # sum of a metric's series whose labels match $2
   curl -s "http://127.0.0.1:$WEB/metrics" | awk -v m="$1" -v k="$2" \
     '$1 ~ "^"m"\\{" && $1 ~ k {s += $2} END {printf "%d", s}'
 }
+# The ICMP targets alone first: their late sends without HTTP beside them.
+"$BIN" monitor --config "$TMP/icmp-only.toml" > /dev/null 2> "$TMP/icmp.err" &
+MON_PID=$!
+sleep "$WARM"
+b0=$(metric netpulse_probe_late_sends_total 'kind="icmp"'); bs0=$(metric netpulse_probes_sent_total 'kind="icmp"')
+sleep "$SECS"
+b1=$(metric netpulse_probe_late_sends_total 'kind="icmp"'); bs1=$(metric netpulse_probes_sent_total 'kind="icmp"')
+kill -INT "$MON_PID"; wait "$MON_PID" 2>/dev/null || true; MON_PID=""
 "$BIN" monitor --config "$TMP/monitor.toml" > /dev/null 2> "$TMP/monitor.err" &
 MON_PID=$!
 sleep "$WARM"
@@ -84,9 +94,9 @@ kill -INT "$MON_PID"; wait "$MON_PID" 2>/dev/null || true; MON_PID=""
 sent=$((s1 - s0)); ok=$((r1 - r0)); expected=$((N * SECS / 10))
 cpu=$(echo "scale=2; ($c1 - $c0) * 100 / $TICK / $SECS" | bc)
 echo "http_scale: $N HTTPS targets every 10 s + 10 ICMP every 100 ms, ${SECS}s after ${WARM}s, $(nproc) CPUs"
-echo "| tool | CPU % of one core | peak RSS | requests / expected | failed | late sends (HTTPS, ICMP) | mean TLS |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
-echo "| netpulse monitor | $cpu | $(echo "scale=1; $rss / 1024" | bc) MiB | $sent / $expected | $((sent - ok)) | $((lh1 - lh0)) of $sent, $((li1 - li0)) of $((si1 - si0)) | ${tls} ms |"
+echo "| tool | CPU % of one core | CPU s per 1000 requests | peak RSS | requests / expected | failed | late sends (HTTPS, ICMP) | mean TLS |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| netpulse monitor | $cpu | $(echo "scale=2; ($c1 - $c0) / $TICK * 1000 / $sent" | bc) | $(echo "scale=1; $rss / 1024" | bc) MiB | $sent / $expected | $((sent - ok)) | $((lh1 - lh0)) of $sent, $((li1 - li0)) of $((si1 - si0)) (ICMP alone, same span: $((b1 - b0)) of $((bs1 - bs0))) | ${tls} ms |"
 
 # The reference: curl doing the same requests per second (N / 10), one process each, for the
 # same span (at most 60 s of them), measured by its CPU use.
@@ -105,4 +115,4 @@ wall=$(echo "$end - $start" | bc)
 ccpu=$(echo "scale=2; ($u + $s) * 100 / $wall" | bc)
 cfail=$(awk '$1 == 0' "$TMP/curl.out" | wc -l)
 ctls=$(awk '{s += $1} END {printf "%.2f", s / NR * 1000}' "$TMP/curl.out")
-echo "| curl (one per request, $per_sec/s) | $ccpu (over ${wall%.*} s for $total requests) | - | $(wc -l < "$TMP/curl.out") / $total | $cfail | - | ${ctls} ms (connect+TLS) |"
+echo "| curl (one per request, $per_sec at a time) | $ccpu (over ${wall%.*} s) | $(echo "scale=2; ($u + $s) * 1000 / $total" | bc) | - | $(wc -l < "$TMP/curl.out") / $total | $cfail | - | ${ctls} ms (connect+TLS, $per_sec processes at once) |"

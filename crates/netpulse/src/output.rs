@@ -5,6 +5,7 @@ use netpulse_core::target::TargetKind;
 use netpulse_core::window::WindowReport;
 use netpulse_probe::{late_threshold, ProbePlan, TargetReport};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 /// Milliseconds as ping shows them: 3 decimals below 1 ms, 2 below 100 ms, then 1.
@@ -500,7 +501,7 @@ pub fn summary_json(plan: &ProbePlan, rep: &TargetReport) -> Value {
             "p99": ms_value(r.p99),
         })
     });
-    json!({
+    let mut v = json!({
         "type": "summary",
         "target": plan.label,
         "kind": plan.kind.name(),
@@ -515,7 +516,30 @@ pub fn summary_json(plan: &ProbePlan, rep: &TargetReport) -> Value {
         "late_sends": rep.late_sends,
         "max_lateness_ms": ms_value(rep.max_lateness),
         "time_ms": rep.elapsed.as_millis() as u64,
-    })
+    });
+    if let Some(h) = &rep.http {
+        let phases: serde_json::Map<String, Value> = netpulse_core::record::HttpPhase::ALL
+            .iter()
+            .zip(&h.phases)
+            .filter(|(_, st)| st.count() > 0)
+            .map(|(p, st)| {
+                let q = |v: f64| st.quantile(v).map(ms_value);
+                (
+                    p.name().to_string(),
+                    json!({"count": st.count(), "min": st.min().map(ms_value),
+                           "avg": st.mean().map(ms_value), "median": q(0.5), "p95": q(0.95),
+                           "max": st.max().map(ms_value)}),
+                )
+            })
+            .collect();
+        v["http"] = json!({
+            "phases_ms": phases,
+            "statuses": h.statuses.iter().map(|(c, n)| (c.to_string(), *n)).collect::<BTreeMap<_, _>>(),
+            "failures": h.failures,
+            "cert_not_after": h.cert_expiry.map(|e| rfc3339_micros(std::time::UNIX_EPOCH + Duration::from_secs(e.max(0) as u64))),
+        });
+    }
+    v
 }
 
 /// The periodic table (`--report-every`).

@@ -254,6 +254,14 @@ fn https_phases_are_timed_in_order_and_checks_judge_status_body_and_redirects() 
         assert!((4.9..=5.0).contains(&days), "{p}");
     }
     assert_eq!(summary["received"], 3, "{summary}");
+    // The summary's per-phase figures.
+    for phase in ["dns", "connect", "tls", "first_byte", "body"] {
+        assert_eq!(
+            summary["http"]["phases_ms"][phase]["count"], 3,
+            "{phase}: {summary}"
+        );
+    }
+    assert_eq!(summary["http"]["statuses"]["200"], 3, "{summary}");
     // An address literal is not resolved: no DNS phase.
     let (probes, _) = probe(
         1,
