@@ -804,7 +804,15 @@ impl Monitor {
     ) -> anyhow::Result<(&'static str, Starting)> {
         let spec = parse_target(&key.target)?;
         let kind = spec.kind.name();
-        match spec.host.parse::<IpAddr>() {
+        // An HTTP(S) target resolves its name on every probe (a DNS phase): it starts now.
+        let http = matches!(spec.kind, netpulse_core::target::TargetKind::Http { .. });
+        let literal = spec.host.parse::<IpAddr>().ok();
+        let address = match literal {
+            Some(addr) => Ok(addr),
+            None if http => Ok(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+            None => Err(()),
+        };
+        match address {
             Ok(addr) => {
                 let plan = probe_plan(key, spec.kind, addr);
                 Ok((kind, Starting::Now(self.engine.prepare(index, plan)?)))

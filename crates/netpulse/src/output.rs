@@ -32,6 +32,10 @@ fn ms_value(d: Duration) -> f64 {
 }
 
 fn endpoint(plan: &ProbePlan) -> String {
+    // An HTTP(S) target by name has no address of its own: each probe resolves it.
+    if let (true, Some(h), Some(p)) = (plan.addr.is_unspecified(), &plan.http, plan.kind.port()) {
+        return format!("{}:{p}", h.host);
+    }
     match plan.kind.port() {
         Some(p) if plan.addr.is_ipv6() => format!("[{}]:{p}", plan.addr),
         Some(p) => format!("{}:{p}", plan.addr),
@@ -271,7 +275,7 @@ pub fn probe_json(plan: &ProbePlan, r: &ProbeResult) -> Value {
         "type": "probe",
         "target": plan.label,
         "kind": plan.kind.name(),
-        "address": plan.addr.to_string(),
+        "address": (!plan.addr.is_unspecified()).then(|| plan.addr.to_string()),
         "seq": r.seq,
         "sent_at": rfc3339_micros(r.sent_at),
         "outcome": r.outcome.name(),

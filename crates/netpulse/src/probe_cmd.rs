@@ -162,7 +162,15 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let mut unprobed = 0usize;
     for spec in &specs {
         let asked = Instant::now();
-        match resolve(&spec.host, family) {
+        // An HTTP(S) target resolves its name on every probe (its DNS phase), not here.
+        let resolved = match (&spec.kind, spec.host.parse::<std::net::IpAddr>()) {
+            (TargetKind::Http { .. }, Ok(addr)) => Ok(addr),
+            (TargetKind::Http { .. }, Err(_)) => {
+                Ok(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+            }
+            _ => resolve(&spec.host, family),
+        };
+        match resolved {
             Ok(addr) => {
                 if args.verbose && spec.host.parse::<std::net::IpAddr>().is_err() {
                     eprintln!(

@@ -764,3 +764,44 @@ fn recorded_phases_and_results_reach_the_report() {
         assert!(svg.contains(legend), "{legend} not in the legend");
     }
 }
+
+/// A name that does not resolve is probed anyway (HTTP resolves on every probe): each probe
+/// fails in its DNS phase, as loss, named `dns_failure`. In a namespace whose resolv.conf names
+/// no server, so the lookup fails at once and never leaves the machine.
+#[test]
+fn a_name_that_does_not_resolve_fails_each_probe_in_its_dns_phase() {
+    let _serial = serial();
+    let Some(ns) = common::Netns::new() else {
+        return;
+    };
+    let etc = format!("/etc/netns/{}", ns.name);
+    std::fs::create_dir_all(&etc).expect("etc dir");
+    std::fs::write(format!("{etc}/resolv.conf"), "# nothing\n").expect("resolv.conf");
+    let out = common::netpulse_in(
+        &ns.name,
+        &[
+            "probe",
+            "--json",
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "https://nosuch.netpulse.invalid/",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&etc);
+    let probes: Vec<Value> = common::json_lines(&out)
+        .into_iter()
+        .filter(|v| v["type"] == "probe")
+        .collect();
+    assert_eq!(probes.len(), 2, "{}", common::stderr(&out));
+    for p in &probes {
+        assert_eq!(p["outcome"], "error", "{p}");
+        assert_eq!(p["http"]["failure"], "dns_failure", "{p}");
+        assert!(
+            phase(p, "dns").is_some() && phase(p, "connect").is_none(),
+            "{p}"
+        );
+    }
+    assert_eq!(out.status.code(), Some(1), "not every target answered");
+}
