@@ -362,6 +362,11 @@ fn tls_failures_are_named_and_timeouts_say_which_phase() {
             probes[0]
         );
     }
+    // The Host/SNI override: the certificate for other.example verifies when that is the name
+    // asked for, at the same address.
+    let url = format!("https://127.0.0.1:{}/ok", wrong_name.addr.port());
+    let (probes, _) = probe(1, &url, &["--ca-file", &ca, "--http-host", "other.example"]);
+    assert_eq!(probes[0]["outcome"], "ok", "{}", probes[0]);
     // Accepts, never answers: the first byte never comes.
     let ok = serve(Some(pki.leaf(&["localhost"], -1, 30, true)));
     let (probes, _) = probe(
