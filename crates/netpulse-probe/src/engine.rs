@@ -280,10 +280,10 @@ pub struct RunReport {
     pub targets: Vec<TargetReport>,
 }
 
-struct IcmpSocket {
-    sock: Socket,
-    v6: bool,
-    raw: bool,
+pub(crate) struct IcmpSocket {
+    pub(crate) sock: Socket,
+    pub(crate) v6: bool,
+    pub(crate) raw: bool,
 }
 
 #[derive(Default)]
@@ -468,15 +468,15 @@ impl AddrSlots {
 }
 
 /// Buffers reused for every receive, so the hot path does not allocate.
-struct RxBufs {
-    data: Vec<u8>,
+pub(crate) struct RxBufs {
+    pub(crate) data: Vec<u8>,
     cmsg: Vec<u8>,
     tx: Vec<u8>,
     events: Vec<EpollEvent>,
 }
 
 impl RxBufs {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         RxBufs {
             data: vec![0u8; 65536],
             cmsg: nix::cmsg_space!(
@@ -492,13 +492,13 @@ impl RxBufs {
 }
 
 /// What a received datagram said, taken out of the receive buffers.
-struct Received {
-    len: usize,
-    kernel_time: Option<Duration>,
-    ttl: Option<u8>,
-    from: Option<IpAddr>,
+pub(crate) struct Received {
+    pub(crate) len: usize,
+    pub(crate) kernel_time: Option<Duration>,
+    pub(crate) ttl: Option<u8>,
+    pub(crate) from: Option<IpAddr>,
     /// An error-queue entry that an ICMP(v6) message caused.
-    icmp_error: Option<IcmpError>,
+    pub(crate) icmp_error: Option<IcmpError>,
 }
 
 /// The probe engine. Build it with [`Engine::new`], take an [`EngineHandle`], then [`Engine::run`].
@@ -619,7 +619,7 @@ fn is_permission(e: &io::Error) -> bool {
     )
 }
 
-fn open_icmp(v6: bool, mode: IcmpMode) -> Result<IcmpSocket, ProbeError> {
+pub(crate) fn open_icmp(v6: bool, mode: IcmpMode) -> Result<IcmpSocket, ProbeError> {
     let (domain, proto, family) = if v6 {
         (Domain::IPV6, Protocol::ICMPV6, "IPv6")
     } else {
@@ -1780,7 +1780,7 @@ fn wall_now() -> Duration {
 }
 
 /// Reads one datagram (or one error-queue entry) without blocking; `None` when there is none.
-fn receive(fd: i32, bufs: &mut RxBufs, errqueue: bool) -> Option<Received> {
+pub(crate) fn receive(fd: i32, bufs: &mut RxBufs, errqueue: bool) -> Option<Received> {
     let mut flags = MsgFlags::MSG_DONTWAIT;
     if errqueue {
         flags |= MsgFlags::MSG_ERRQUEUE;

@@ -7,6 +7,7 @@ pub mod error;
 mod http;
 pub mod resolve;
 mod sys;
+pub mod trace;
 pub mod wire;
 
 pub use engine::{

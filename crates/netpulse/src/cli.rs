@@ -46,6 +46,17 @@ pub enum Command {
     Capture(CaptureArgs),
     /// The main job: probe, watch interfaces, record and alert, from one config (SIGHUP reloads).
     Monitor(MonitorArgs),
+    /// Path diagnostics (mtr): every hop's loss, latency and jitter, round after round;
+    /// unprivileged with UDP.
+    #[command(
+        after_help = "Probes: UDP (default; needs no privilege: routers' errors are read from \
+        the socket's error queue) or --icmp (a ping socket, else raw: root or CAP_NET_RAW).\n\
+        Paris-traceroute: every probe of a flow keeps its ports (and for ICMP its identifier and \
+        checksum), so load balancers send it one way; --flows N takes N flows in turn.\n\
+        Rate: one round a second and one probe per hop by default: routers answer about one \
+        time-exceeded a second (Linux: icmp_ratelimit), and probing faster fakes loss."
+    )]
+    Trace(TraceArgs),
     /// Work with monitor config files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -308,6 +319,52 @@ pub enum IcmpSocketArg {
     Dgram,
     /// Raw socket only (needs CAP_NET_RAW).
     Raw,
+}
+
+/// `netpulse trace`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Host name or address to trace to.
+    pub target: String,
+    /// Rounds to run (default: until Ctrl-C; 10 with --report).
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+    /// Print the table once at the end (as mtr -r) instead of a live view.
+    #[arg(short = 'r', long)]
+    pub report: bool,
+    /// JSON Lines: one object per hop per round, then the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Addresses only, no reverse names.
+    #[arg(short = 'n', long)]
+    pub numeric: bool,
+    /// ICMP echo instead of UDP.
+    #[arg(long, conflicts_with = "port")]
+    pub icmp: bool,
+    /// UDP destination port of the first flow (traceroute's).
+    #[arg(short = 'p', long, default_value_t = 33434)]
+    pub port: u16,
+    /// Time between rounds (at least 10ms).
+    #[arg(short = 'i', long, default_value = "1s", value_name = "INTERVAL")]
+    pub interval: String,
+    /// How long a probe waits for its answer.
+    #[arg(short = 'W', long, default_value = "2s", value_name = "TIMEOUT")]
+    pub timeout: String,
+    /// First hop probed.
+    #[arg(short = 'f', long, default_value_t = 1)]
+    pub first_hop: u8,
+    /// Last hop probed (at most 63).
+    #[arg(short = 'm', long, default_value_t = 30)]
+    pub max_hops: u8,
+    /// Flows traced in turn (Paris-traceroute), to see the paths a load balancer spreads over.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub flows: u8,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
 }
 
 /// How HTTP(S) targets are asked and judged (`probe`; the config has the same per target).

@@ -19,6 +19,7 @@ mod resolver;
 mod session_dir;
 mod session_file;
 mod signals;
+mod trace_cmd;
 mod tui_cmd;
 mod worker;
 
@@ -79,6 +80,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Sessions(args) => report_cmd::sessions(args),
         cli::Command::Ifaces(args) => ifaces_cmd::run(args),
         cli::Command::Monitor(args) => monitor_cmd::run(args),
+        cli::Command::Trace(args) => trace_cmd::run(&args),
         cli::Command::Capture(args) => capture_cmd::run(args),
         cli::Command::Config(cli::ConfigCommand::Check { file }) => {
             let config = config::Config::load(&file)?;

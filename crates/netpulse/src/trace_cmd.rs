@@ -1,0 +1,353 @@
+//! `netpulse trace TARGET`: mtr's per-hop table (loss, sent, last/avg/best/worst/stdev, jitter)
+//! from the probe crate's tracer, live, as a report (`-r`), or as JSON Lines; a hop whose
+//! address changes is a path change, shown and counted.
+
+use crate::cli::TraceArgs;
+use anyhow::{bail, Context};
+use netpulse_core::duration::parse_duration;
+use netpulse_core::stats::{Jitter, RttStats};
+use netpulse_probe::trace::{trace, HopReply, TraceConfig, TraceProto};
+use netpulse_probe::{resolve, Family};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Distinct addresses remembered per hop (a load balancer's few; a flood of forged answers
+/// must not grow the table).
+const ADDRESSES_PER_HOP: usize = 16;
+
+/// One hop's figures.
+#[derive(Debug, Default)]
+pub struct HopStats {
+    sent: u64,
+    received: u64,
+    last: Option<Duration>,
+    rtt: RttStats,
+    jitter: Jitter,
+    /// Addresses that answered, with their counts.
+    addresses: BTreeMap<IpAddr, u64>,
+    /// The address of the last answer (to see a change).
+    current: Option<IpAddr>,
+    /// Times the answering address changed.
+    changes: u64,
+    /// An unreachable answer's mark (`!H`, `!N`, `!X`, `!P`).
+    mark: Option<&'static str>,
+    reached: bool,
+}
+
+/// Every hop's figures, by TTL.
+#[derive(Debug, Default)]
+pub struct Path {
+    hops: BTreeMap<u8, HopStats>,
+    /// The lowest hop the destination answered at.
+    end: Option<u8>,
+    /// Path changes seen (a hop's address changed), with the round and hop.
+    changes: Vec<(u64, u8, Option<IpAddr>, IpAddr)>,
+}
+
+fn mark_of(v6: bool, icmp_type: u8, code: u8) -> &'static str {
+    match (v6, icmp_type, code) {
+        (false, 3, 0) | (true, 1, 0) => "!N",
+        (false, 3, 1) | (true, 1, 3) => "!H",
+        (false, 3, 2) => "!P",
+        (false, 3, 9 | 10 | 13) | (true, 1, 1) => "!X",
+        _ => "!?",
+    }
+}
+
+impl Path {
+    /// Counts one probe's outcome.
+    pub fn record(&mut self, r: &HopReply) {
+        if r.reached {
+            self.end = Some(self.end.map_or(r.ttl, |e| e.min(r.ttl)));
+        }
+        let h = self.hops.entry(r.ttl).or_default();
+        h.sent += 1;
+        let Some(from) = r.from else {
+            return;
+        };
+        h.received += 1;
+        if let Some(rtt) = r.rtt {
+            h.last = Some(rtt);
+            h.rtt.record(rtt);
+            h.jitter.record(rtt);
+        }
+        if let Some((t, c)) = r.unreachable {
+            h.mark = Some(mark_of(from.is_ipv6(), t, c));
+        }
+        h.reached |= r.reached;
+        if h.addresses.len() < ADDRESSES_PER_HOP || h.addresses.contains_key(&from) {
+            *h.addresses.entry(from).or_default() += 1;
+        }
+        if h.current.is_some_and(|c| c != from) {
+            h.changes += 1;
+            if self.changes.len() < 1000 {
+                self.changes.push((r.round, r.ttl, h.current, from));
+            }
+        }
+        h.current = Some(from);
+    }
+
+    /// The hops shown: up to the destination's (or the last that answered).
+    fn shown(&self) -> impl Iterator<Item = (&u8, &HopStats)> {
+        let last = self
+            .end
+            .or_else(|| {
+                self.hops
+                    .iter()
+                    .filter(|(_, h)| h.received > 0)
+                    .map(|(t, _)| *t)
+                    .max()
+            })
+            .unwrap_or(0);
+        self.hops.iter().filter(move |(t, _)| **t <= last)
+    }
+}
+
+/// Reverse names, looked up off the trace's thread (a slow resolver never delays a probe).
+#[derive(Clone, Default)]
+struct Names(Arc<Mutex<BTreeMap<IpAddr, Option<String>>>>);
+
+impl Names {
+    fn name(&self, ip: IpAddr) -> Option<String> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = map.get(&ip) {
+            return known.clone();
+        }
+        if map.len() >= 1024 {
+            return None;
+        }
+        map.insert(ip, None);
+        let names = self.clone();
+        std::thread::spawn(move || {
+            if let Ok(name) = dns_lookup::lookup_addr(&ip) {
+                if name != ip.to_string() {
+                    let mut map = names.0.lock().unwrap_or_else(|e| e.into_inner());
+                    map.insert(ip, Some(netpulse_core::text::printable(&name).into_owned()));
+                }
+            }
+        });
+        None
+    }
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or_else(|| "-".into(), |d| format!("{:.1}", d.as_secs_f64() * 1e3))
+}
+
+/// mtr's table.
+fn table(path: &Path, names: Option<&Names>, header: &str) -> String {
+    let mut out = format!(
+        "{header}\n{:<4} {:<40} {:>6} {:>5} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
+        "HOP", "HOST", "LOSS%", "SNT", "LAST", "AVG", "BEST", "WRST", "STDEV", "JTTR"
+    );
+    for (ttl, h) in path.shown() {
+        let host = match h.current {
+            None => "???".to_string(),
+            Some(ip) => match names.and_then(|n| n.name(ip)) {
+                Some(name) => format!("{name} ({ip})"),
+                None => ip.to_string(),
+            },
+        };
+        let host = match h.mark {
+            Some(m) => format!("{host} {m}"),
+            None => host,
+        };
+        let others = h.addresses.len().saturating_sub(1);
+        let host = if others > 0 {
+            format!("{host} +{others}")
+        } else {
+            host
+        };
+        let loss = if h.sent == 0 {
+            0.0
+        } else {
+            100.0 * (h.sent - h.received.min(h.sent)) as f64 / h.sent as f64
+        };
+        let stdev = h.rtt.summary().map(|s| s.mdev);
+        out += &format!(
+            "{:>3}. {:<40} {:>5.1}% {:>5} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
+            ttl,
+            host,
+            loss,
+            h.sent,
+            ms(h.last),
+            ms(h.rtt.mean()),
+            ms(h.rtt.min()),
+            ms(h.rtt.max()),
+            ms(stdev),
+            ms(h.jitter.rfc3550()),
+        );
+    }
+    if !path.changes.is_empty() {
+        out += &format!("path changes: {}\n", path.changes.len());
+        for (round, ttl, from, to) in path.changes.iter().rev().take(5).rev() {
+            out += &format!(
+                "  round {round}, hop {ttl}: {} → {to}\n",
+                from.map_or_else(|| "???".to_string(), |f| f.to_string())
+            );
+        }
+    }
+    out
+}
+
+fn summary_json(path: &Path, target: &str, addr: IpAddr) -> serde_json::Value {
+    let ms = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
+    let hops: Vec<serde_json::Value> = path
+        .shown()
+        .map(|(ttl, h)| {
+            json!({
+                "hop": ttl,
+                "address": h.current.map(|a| a.to_string()),
+                "addresses": h.addresses.iter().map(|(a, n)| json!({"address": a.to_string(), "replies": n})).collect::<Vec<_>>(),
+                "sent": h.sent,
+                "received": h.received,
+                "loss": if h.sent == 0 { 0.0 } else { (h.sent - h.received.min(h.sent)) as f64 / h.sent as f64 },
+                "last_ms": ms(h.last),
+                "avg_ms": ms(h.rtt.mean()),
+                "best_ms": ms(h.rtt.min()),
+                "worst_ms": ms(h.rtt.max()),
+                "stdev_ms": ms(h.rtt.summary().map(|s| s.mdev)),
+                "jitter_ms": ms(h.jitter.rfc3550()),
+                "path_changes": h.changes,
+                "mark": h.mark,
+                "reached": h.reached,
+            })
+        })
+        .collect();
+    json!({
+        "type": "trace",
+        "target": target,
+        "address": addr.to_string(),
+        "reached": path.end.is_some(),
+        "hops": hops,
+        "path_changes": path.changes.iter().map(|(round, ttl, from, to)| json!({
+            "round": round, "hop": ttl, "from": from.map(|f| f.to_string()), "to": to.to_string(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs `netpulse trace`.
+pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
+    let family = match (args.ipv4, args.ipv6) {
+        (true, _) => Family::V4,
+        (_, true) => Family::V6,
+        _ => Family::Any,
+    };
+    let addr = resolve(&args.target, family)?;
+    let interval = parse_duration(&args.interval).context("bad --interval")?;
+    let timeout = parse_duration(&args.timeout).context("bad --timeout")?;
+    if interval < Duration::from_millis(10) {
+        bail!("bad --interval {}: at least 10ms", args.interval);
+    }
+    if timeout.is_zero() || timeout > Duration::from_secs(60) {
+        bail!("bad --timeout {}: from above 0 to 60s", args.timeout);
+    }
+    if args.max_hops == 0
+        || args.max_hops > 63
+        || args.first_hop == 0
+        || args.first_hop > args.max_hops
+    {
+        bail!("hops: --first-hop from 1 to --max-hops, --max-hops at most 63");
+    }
+    let rounds = args.count.or(args.report.then_some(10));
+    let cfg = TraceConfig {
+        target: addr,
+        proto: if args.icmp {
+            TraceProto::Icmp
+        } else {
+            TraceProto::Udp { port: args.port }
+        },
+        first_ttl: args.first_hop,
+        max_ttl: args.max_hops,
+        interval,
+        timeout,
+        rounds,
+        flows: args.flows,
+        ..TraceConfig::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    crate::signals::install(move || flag.store(true, Ordering::Relaxed), None)?;
+    let names = (!args.numeric).then(Names::default);
+    let live = !args.report && !args.json && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let header = format!(
+        "netpulse trace to {} ({addr}), {} probes{}",
+        args.target,
+        if args.icmp { "ICMP" } else { "UDP" },
+        if args.flows > 1 {
+            format!(", {} flows in turn", args.flows)
+        } else {
+            String::new()
+        }
+    );
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if !args.json && !live {
+        writeln!(out, "{header}")?;
+        out.flush()?;
+    }
+    let mut path = Path::default();
+    let mut last_round = 0u64;
+    let mut write_error: Option<std::io::Error> = None;
+    let traced = trace(&cfg, &stop, &mut |r: &HopReply| {
+        path.record(r);
+        let result = if args.json {
+            let line = json!({
+                "type": "hop",
+                "round": r.round,
+                "flow": r.flow,
+                "hop": r.ttl,
+                "address": r.from.map(|a| a.to_string()),
+                "rtt_ms": r.rtt.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
+                "reached": r.reached,
+            });
+            writeln!(out, "{line}")
+        } else if live && r.round > last_round {
+            // A new round began: redraw the table in place.
+            last_round = r.round;
+            write!(
+                out,
+                "\x1b[H\x1b[2J{}",
+                table(
+                    &path,
+                    names.as_ref(),
+                    &format!("{header} — round {}", r.round)
+                )
+            )
+            .and_then(|_| out.flush())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            write_error.get_or_insert(e);
+        }
+    });
+    if let Some(e) = write_error {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(ExitCode::SUCCESS);
+        }
+        return Err(e.into());
+    }
+    traced.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.json {
+        writeln!(out, "{}", summary_json(&path, &args.target, addr))?;
+    } else {
+        if names.is_some() {
+            // Names asked for during the run have had their chance; one short wait for the rest.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        write!(out, "{}", table(&path, names.as_ref(), ""))?;
+    }
+    out.flush()?;
+    Ok(if path.end.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,316 @@
+//! `netpulse trace` on a chain of routers the test builds: client — R1 — R2 —[delay line:
+//! 5 ms and 10 % loss each way]— R3 — server, and an R4 beside R3 for a route change; IPv4 and
+//! IPv6. Ground truth: four hops with the routers' addresses in order, the loss and the delay
+//! from the third hop on, a silent router as `???`, a route change as a path change — and mtr
+//! on the same chain finds the same hops.
+
+mod common;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+/// One-way delay and loss of the line between R2 and R3.
+const DELAY_MS: f64 = 5.0;
+const LOSS: f64 = 0.1;
+
+/// The chain's namespaces (`{prefix}C`, `R1`…`R4`, `W`, `S`), removed on drop.
+struct Chain {
+    prefix: String,
+    net: u8,
+    wire: Option<std::process::Child>,
+}
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.wire.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        for n in ["C", "R1", "R2", "R3", "R4", "W", "S"] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &format!("{}{n}", self.prefix)])
+                .status();
+        }
+    }
+}
+
+const SETUP: &str = r#"
+set -e
+P=$1; N=$2
+for n in C R1 R2 R3 R4 W S; do ip netns add $P$n; ip -n $P$n link set lo up; done
+link() { ip link add $3 netns $P$1 type veth peer name $4 netns $P$2; }
+link C R1 c0 r1a; link R1 R2 r1b r2a; link R2 W r2b wa; link W R3 wb r3a; link R3 S r3b s0
+link R2 R4 r2c r4a; link R4 S r4b s1
+addr() { ip -n $P$1 addr add 10.$N.$3.$4/24 dev $2; ip -n $P$1 addr add fd00:$N:$3::$4/64 dev $2 nodad; ip -n $P$1 link set $2 up; }
+addr C c0 1 1; addr R1 r1a 1 2
+addr R1 r1b 2 1; addr R2 r2a 2 2
+addr R2 r2b 3 1; addr R3 r3a 3 2
+addr R3 r3b 4 1; addr S s0 4 2
+addr R2 r2c 5 1; addr R4 r4a 5 2
+addr R4 r4b 6 1; addr S s1 6 2
+ip -n ${P}W link set wa up; ip -n ${P}W link set wb up
+for x in "R2 r2b" "W wa" "W wb" "R3 r3a"; do set -- $x; ip netns exec $P$1 ethtool -K $2 tso off gso off gro off tx off rx off >/dev/null 2>&1 || true; done
+for n in R1 R2 R3 R4; do
+  ip netns exec $P$n sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+done
+# Answer every probe: no ICMP rate limit on the routers and the server (the test probes fast).
+for n in R1 R2 R3 R4 S; do
+  ip netns exec $P$n sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
+done
+route() { ip -n $P$1 route add 10.$N.$2.0/24 via 10.$N.$3; ip -n $P$1 -6 route add fd00:$N:$2::/64 via fd00:$N:$(echo $3 | sed "s/\./::/"); }
+ip -n ${P}C route add default via 10.$N.1.2; ip -n ${P}C -6 route add default via fd00:$N:1::2
+ip -n ${P}R1 route add default via 10.$N.2.2; ip -n ${P}R1 -6 route add default via fd00:$N:2::2
+for s in 4 6; do route R2 $s 3.2; done; route R2 1 2.1
+for s in 1 2 5; do route R3 $s 3.1; done
+for s in 1 2 3 4; do route R4 $s 5.1; done
+ip -n ${P}S route add default via 10.$N.4.1; ip -n ${P}S -6 route add default via fd00:$N:4::1
+"#;
+
+impl Chain {
+    fn up() -> Option<Chain> {
+        drop(common::Netns::new()?);
+        let prefix = common::unique('t');
+        let net = 100 + (std::process::id() % 150) as u8;
+        let mut chain = Chain {
+            prefix,
+            net,
+            wire: None,
+        };
+        let out = Command::new("bash")
+            .args(["-c", SETUP, "chain"])
+            .arg(&chain.prefix)
+            .arg(chain.net.to_string())
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "chain setup: {}",
+            common::stderr(&out)
+        );
+        let wire = Command::new("ip")
+            .args(["netns", "exec", &format!("{}W", chain.prefix), "python3"])
+            .arg(common::lab_dir().join("wire.py"))
+            .args(["wa", "wb", "--delay-ms", &DELAY_MS.to_string()])
+            .args([
+                "--jitter-ms",
+                "0",
+                "--loss",
+                &LOSS.to_string(),
+                "--seed",
+                "7",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wire.py");
+        chain.wire = Some(wire);
+        // Ready when the server answers through the delay line (the wire starting, ARP and
+        // neighbour discovery through it), both families; a lost ping (10 %) is tried again.
+        for server in [chain.v4(4, 2), chain.v6(4, 2)] {
+            let answered = (0..30).any(|_| {
+                Command::new("ip")
+                    .args([
+                        "netns",
+                        "exec",
+                        &chain.ns("C"),
+                        "ping",
+                        "-c",
+                        "1",
+                        "-W",
+                        "1",
+                    ])
+                    .arg(&server)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            });
+            assert!(answered, "the chain does not reach {server}");
+        }
+        Some(chain)
+    }
+
+    fn ns(&self, n: &str) -> String {
+        format!("{}{n}", self.prefix)
+    }
+
+    fn v4(&self, subnet: u8, host: u8) -> String {
+        format!("10.{}.{subnet}.{host}", self.net)
+    }
+
+    fn v6(&self, subnet: u8, host: u8) -> String {
+        format!("fd00:{}:{subnet}::{host}", self.net)
+    }
+
+    fn in_ns(&self, n: &str, cmd: &[&str]) -> std::process::Output {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(n)])
+            .args(cmd)
+            .output()
+            .expect("ip netns exec");
+        assert!(out.status.success(), "{cmd:?}: {}", common::stderr(&out));
+        out
+    }
+}
+
+/// `netpulse trace --json` from the client: the final summary.
+fn trace(chain: &Chain, args: &[&str]) -> Value {
+    let mut all = vec!["trace", "--json", "-n"];
+    all.extend(args);
+    let out = common::netpulse_in(&chain.ns("C"), &all);
+    common::json_lines(&out)
+        .into_iter()
+        .find(|v| v["type"] == "trace")
+        .unwrap_or_else(|| panic!("no summary: {}", common::stderr(&out)))
+}
+
+fn addresses(summary: &Value) -> Vec<String> {
+    summary["hops"]
+        .as_array()
+        .expect("hops")
+        .iter()
+        .map(|h| h["address"].as_str().unwrap_or("???").to_string())
+        .collect()
+}
+
+#[test]
+fn a_chain_of_routers_is_traced_hop_by_hop_like_mtr() {
+    let Some(chain) = Chain::up() else {
+        return;
+    };
+    let server = chain.v4(4, 2);
+    let hops_v4 = vec![
+        chain.v4(1, 2),
+        chain.v4(2, 2),
+        chain.v4(3, 2),
+        server.clone(),
+    ];
+    // UDP, unprivileged by design; ICMP; IPv6: the same four hops, in order.
+    let s = trace(&chain, &["-c", "20", "-i", "20ms", "-W", "1s", &server]);
+    assert_eq!(addresses(&s), hops_v4, "{s}");
+    assert_eq!(s["reached"], true, "{s}");
+    let s = trace(
+        &chain,
+        &["--icmp", "-c", "20", "-i", "20ms", "-W", "1s", &server],
+    );
+    assert_eq!(addresses(&s), hops_v4, "ICMP: {s}");
+    let server6 = chain.v6(4, 2);
+    let s = trace(&chain, &["-c", "20", "-i", "20ms", "-W", "1s", &server6]);
+    let hops_v6 = vec![
+        chain.v6(1, 2),
+        chain.v6(2, 2),
+        chain.v6(3, 2),
+        server6.clone(),
+    ];
+    assert_eq!(addresses(&s), hops_v6, "IPv6: {s}");
+
+    // Loss and delay from the third hop on (the line between R2 and R3): 10 % each way is
+    // 1 − 0.9² = 19 % a round trip, within 3 σ over 300 rounds; none before it.
+    let rounds = 300.0;
+    let s = trace(&chain, &["-c", "300", "-i", "10ms", "-W", "1s", &server]);
+    let hops = s["hops"].as_array().expect("hops");
+    assert_eq!(hops.len(), 4, "{s}");
+    let expected = 1.0 - (1.0 - LOSS) * (1.0 - LOSS);
+    let sigma = (expected * (1.0 - expected) / rounds).sqrt();
+    for (i, h) in hops.iter().enumerate() {
+        let loss = h["loss"].as_f64().expect("loss");
+        let avg = h["avg_ms"].as_f64().expect("avg");
+        if i < 2 {
+            assert!(loss < 0.02, "hop {}: loss {loss}: {s}", i + 1);
+            assert!(avg < DELAY_MS, "hop {}: {avg} ms: {s}", i + 1);
+        } else {
+            assert!(
+                (loss - expected).abs() <= 3.0 * sigma,
+                "hop {}: loss {loss}, expected {expected:.3} ± {:.3}: {s}",
+                i + 1,
+                3.0 * sigma
+            );
+            assert!(avg >= 2.0 * DELAY_MS, "hop {}: {avg} ms: {s}", i + 1);
+        }
+    }
+
+    // mtr (Debian's mtr-tiny) on the same chain finds the same hops.
+    let mtr = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &chain.ns("C"),
+            "mtr",
+            "-r",
+            "-n",
+            "-c",
+            "20",
+            "-i",
+            "0.1",
+        ])
+        .arg(&server)
+        .output();
+    match mtr {
+        Ok(out) if out.status.success() => {
+            let theirs: Vec<String> = common::stdout(&out)
+                .lines()
+                .filter(|l| l.contains("|--"))
+                .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+                .collect();
+            assert_eq!(theirs, hops_v4, "mtr: {}", common::stdout(&out));
+        }
+        _ => common::skip("mtr not runnable (`.ci/run` installs mtr-tiny)"),
+    }
+
+    // A router that sends no time-exceeded (R2's own ICMP, `iif lo`, dropped by a policy
+    // rule; what it forwards passes) shows as ??? and the hops after it are still traced.
+    chain.in_ns(
+        "R2",
+        &[
+            "ip", "rule", "add", "iif", "lo", "ipproto", "icmp", "prohibit",
+        ],
+    );
+    let s = trace(&chain, &["-c", "10", "-i", "20ms", "-W", "500ms", &server]);
+    let mut silent = hops_v4.clone();
+    silent[1] = "???".into();
+    assert_eq!(addresses(&s), silent, "{s}");
+    chain.in_ns(
+        "R2",
+        &[
+            "ip", "rule", "del", "iif", "lo", "ipproto", "icmp", "prohibit",
+        ],
+    );
+
+    // A route changed mid-run (R2 sends the server's traffic through R4 from round 40 on) is a
+    // path change at hop 3.
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &chain.ns("C"), common::bin()])
+        .args([
+            "trace", "--json", "-n", "-c", "80", "-i", "20ms", "-W", "500ms", &server,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("trace");
+    let out = child.stdout.take().expect("stdout");
+    let mut changed = false;
+    let mut summary = Value::Null;
+    for line in BufReader::new(out).lines() {
+        let v: Value = serde_json::from_str(&line.expect("line")).expect("json");
+        if !changed && v["round"].as_u64().is_some_and(|r| r >= 40) {
+            let via = chain.v4(5, 2);
+            let dst = format!("10.{}.4.0/24", chain.net);
+            chain.in_ns("R2", &["ip", "route", "replace", &dst, "via", &via]);
+            changed = true;
+        }
+        if v["type"] == "trace" {
+            summary = v;
+        }
+    }
+    let _ = child.wait();
+    assert!(changed, "the trace never reached round 40");
+    let changes = summary["path_changes"].as_array().expect("changes");
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["hop"] == 3 && c["from"] == chain.v4(3, 2) && c["to"] == chain.v4(5, 2)),
+        "{summary}"
+    );
+    assert_eq!(summary["hops"][2]["address"], chain.v4(5, 2), "{summary}");
+}
