@@ -27,6 +27,18 @@ pub struct Alert {
     pub event: AlertEvent,
     /// The machine netpulse runs on.
     pub host: String,
+    /// The path to the subject, traced when the alert fired: set on the follow-up notice
+    /// that carries it (status `trace`), sent once the trace is done.
+    pub trace: Option<Arc<PathTrace>>,
+}
+
+/// A path traced for an alert: the table people read and the JSON webhooks receive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathTrace {
+    /// mtr's table.
+    pub text: String,
+    /// `{target, address, reached, hops: [...], path_changes}`.
+    pub json: Value,
 }
 
 impl Alert {
@@ -34,9 +46,9 @@ impl Alert {
     pub fn to_json(&self) -> Value {
         let e = &self.event;
         let time = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
-        json!({
+        let mut v = json!({
             "version": 1,
-            "status": e.kind.name(),
+            "status": if self.trace.is_some() { "trace" } else { e.kind.name() },
             "rule": e.rule,
             "subject": e.subject,
             "metric": e.metric.name(),
@@ -48,7 +60,22 @@ impl Alert {
             "since": time(e.since),
             "host": self.host,
             "summary": e.to_string(),
-        })
+        });
+        if let Some(t) = &self.trace {
+            v["trace"] = t.json.clone();
+        }
+        v
+    }
+
+    /// What the notice says in words: the event, or for a trace the path under it.
+    pub fn text(&self) -> String {
+        match &self.trace {
+            Some(t) => format!(
+                "TRACE {} {}: the path when it fired\n{}",
+                self.event.rule, self.event.subject, t.text
+            ),
+            None => self.event.to_string(),
+        }
     }
 }
 

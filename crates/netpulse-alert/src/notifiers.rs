@@ -47,7 +47,7 @@ impl Notifier for ConsoleNotifier {
     fn deliver(&mut self, alert: &Alert) -> Result<String, String> {
         let e = &alert.event;
         let time = humantime::format_rfc3339_seconds(e.at);
-        let line = format!("{time} {e}");
+        let line = format!("{time} {}", alert.text());
         if let Some(to) = &self.to {
             to(&line);
             return Ok("shown in the terminal UI".to_string());
@@ -236,7 +236,11 @@ impl Notifier for EmailNotifier {
             .subject(format!(
                 "[netpulse {}] {} {}: {}",
                 alert.host,
-                e.kind.name(),
+                if alert.trace.is_some() {
+                    "trace"
+                } else {
+                    e.kind.name()
+                },
                 e.subject,
                 e.rule
             ))
@@ -245,7 +249,8 @@ impl Notifier for EmailNotifier {
             msg = msg.to(to.clone());
         }
         let body = format!(
-            "{e}\n\n{}\n",
+            "{}\n\n{}\n",
+            alert.text(),
             serde_json::to_string_pretty(&alert.to_json()).unwrap_or_default()
         );
         let msg = msg
@@ -303,7 +308,10 @@ impl Notifier for ExecNotifier {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in [
-            ("STATUS", e.kind.name().to_string()),
+            (
+                "STATUS",
+                json["status"].as_str().unwrap_or_default().to_string(),
+            ),
             ("RULE", e.rule.clone()),
             ("SUBJECT", e.subject.clone()),
             ("METRIC", e.metric.name().to_string()),
@@ -317,7 +325,7 @@ impl Notifier for ExecNotifier {
                 json["since"].as_str().unwrap_or_default().to_string(),
             ),
             ("HOST", alert.host.clone()),
-            ("SUMMARY", e.to_string()),
+            ("SUMMARY", alert.text()),
         ] {
             cmd.env(format!("NETPULSE_ALERT_{k}"), v);
         }

@@ -68,6 +68,8 @@ pub struct AlertRecord {
     pub at_ms: i64,
     /// (notifier, attempt, ok, detail) in order.
     pub deliveries: Vec<(String, u32, bool, String)>,
+    /// The path traced when it fired (`netpulse trace --json`'s summary), if one was.
+    pub trace: Option<String>,
 }
 
 impl Store {
@@ -93,6 +95,7 @@ impl Store {
                         value: r.get(5)?,
                         at_ms: r.get(6)?,
                         deliveries: Vec::new(),
+                        trace: None,
                     },
                 ))
             })
@@ -119,6 +122,20 @@ impl Store {
                 })
                 .map_err(&err)?
                 .collect::<Result<_, _>>()
+                .map_err(&err)?;
+            a.trace = self
+                .conn
+                .prepare_cached(
+                    "SELECT trace FROM alert_traces WHERE alert_id = ?1 ORDER BY id DESC LIMIT 1",
+                )
+                .and_then(|mut t| {
+                    t.query_row([id], |r| r.get::<_, String>(0))
+                        .map(Some)
+                        .or_else(|e| match e {
+                            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                            e => Err(e),
+                        })
+                })
                 .map_err(&err)?;
             out.push(a);
         }

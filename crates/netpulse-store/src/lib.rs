@@ -19,8 +19,8 @@ pub use db::{
 };
 pub use http::{HttpMinute, PHASE_NAMES as HTTP_PHASE_NAMES};
 pub use recorder::{
-    CaptureSecond, DeliveryRecord, FlowRow, RecordSink, RecordTarget, Recorder, RecorderConfig,
-    RecorderReport, Recording, Retention, RetentionParseError,
+    AlertTraceRecord, CaptureSecond, DeliveryRecord, FlowRow, RecordSink, RecordTarget, Recorder,
+    RecorderConfig, RecorderReport, Recording, Retention, RetentionParseError,
 };
 pub use recover::Recovered;
 #[doc(hidden)]

@@ -205,6 +205,19 @@ pub struct RecorderReport {
     pub interruptions: u64,
 }
 
+/// The path traced when an alert fired, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertTraceRecord {
+    /// The id the alert was recorded under (see [`RecordSink::alert`]).
+    pub alert: u64,
+    /// When the trace ended (Unix ms).
+    pub at_ms: i64,
+    /// The alert's subject (the target traced).
+    pub subject: String,
+    /// `netpulse trace --json`'s summary.
+    pub trace: String,
+}
+
 /// One delivery attempt of an alert, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
@@ -271,6 +284,7 @@ enum Msg {
     Alert(u64, AlertEvent),
     Outage(usize, Outage),
     Delivery(DeliveryRecord),
+    AlertTrace(AlertTraceRecord),
     Traffic(SystemTime, Vec<IfaceRate>),
     Finish(SystemTime),
 }
@@ -353,6 +367,11 @@ impl RecordSink {
     }
 
     /// Records one delivery attempt; waits for room.
+    pub fn alert_trace(&self, t: AlertTraceRecord) {
+        let _ = self.tx.send(Msg::AlertTrace(t));
+    }
+
+    /// One delivery attempt of alert `d.alert`.
     pub fn delivery(&self, d: DeliveryRecord) {
         let _ = self.tx.send(Msg::Delivery(d));
     }
@@ -499,6 +518,8 @@ pub struct Recording {
     traffic_rows: Vec<TrafficRow>,
     iface_ids: HashMap<Arc<str>, i64>,
     pending_alerts: Vec<(u64, AlertEvent)>,
+    /// Paths traced for alerts, waiting for their alert's row.
+    pending_traces: Vec<AlertTraceRecord>,
     pending_deliveries: Vec<DeliveryRecord>,
     pending_seconds: Vec<CaptureSecond>,
     pending_flows: Vec<FlowRow>,
@@ -585,6 +606,7 @@ impl Recording {
             traffic_rows: Vec::new(),
             iface_ids: HashMap::new(),
             pending_alerts: Vec::new(),
+            pending_traces: Vec::new(),
             pending_deliveries: Vec::new(),
             pending_seconds: Vec::new(),
             pending_flows: Vec::new(),
@@ -679,6 +701,12 @@ impl Recording {
             Msg::Alert(id, e) => self.pending_alerts.push((id, e)),
             Msg::Outage(i, o) => self.pending_outages.push((i, o)),
             Msg::Delivery(d) => self.pending_deliveries.push(d),
+            Msg::AlertTrace(t) => {
+                // Bounded: a trace is taken at most once per target per few minutes.
+                if self.pending_traces.len() < 1024 {
+                    self.pending_traces.push(t);
+                }
+            }
             Msg::CaptureSecond(c) => self.pending_seconds.push(c),
             Msg::Flow(f) => self.pending_flows.push(f),
             Msg::Finish(at) => return Some(at),
@@ -917,6 +945,7 @@ impl Recording {
             && self.pending_outages.is_empty()
             && self.traffic_rows.is_empty()
             && self.pending_alerts.is_empty()
+            && self.pending_traces.is_empty()
             && self.pending_deliveries.is_empty()
             && self.pending_seconds.is_empty()
             && self.pending_flows.is_empty()
@@ -1076,6 +1105,28 @@ impl Recording {
             }
             Ok(())
         });
+        let traces = &self.pending_traces;
+        attempt(&mut failed, &|tx| {
+            for t in traces {
+                let row = made_alert_rows
+                    .borrow()
+                    .iter()
+                    .chain(alert_rows.iter())
+                    .find(|(id, _)| *id == t.alert)
+                    .map(|(_, row)| *row);
+                if let Some(row) = row {
+                    tx.prepare_cached(
+                        "INSERT INTO alert_traces (alert_id, at_ms, subject, trace)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .and_then(|mut st| {
+                        st.execute(rusqlite::params![row, t.at_ms, t.subject, t.trace])
+                    })
+                    .map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        });
         let http_minutes = &self.http_minutes;
         attempt(&mut failed, &|tx| {
             for (&(series, minute), m) in http_minutes.iter().filter(|(_, m)| m.dirty) {
@@ -1124,6 +1175,7 @@ impl Recording {
                 self.report.outages.extend(written);
                 self.pending_outages = waiting;
                 self.pending_alerts.clear();
+                self.pending_traces.clear();
                 self.pending_deliveries.clear();
                 self.pending_seconds.clear();
                 self.pending_flows.clear();

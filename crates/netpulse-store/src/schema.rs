@@ -2,7 +2,7 @@
 //! upgrades it in one transaction, a newer one is refused. Append new migrations, never edit one.
 
 /// Migrations in order; migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -267,4 +267,16 @@ CREATE TABLE http_result_1m (
     PRIMARY KEY (target_id, ts, session_id, result)
 ) WITHOUT ROWID;
 CREATE INDEX http_result_1m_ts ON http_result_1m (ts);
+";
+
+/// Version 9: the path traced when an alert fired (`trace` is the JSON of `netpulse trace
+/// --json`'s summary).
+const V9: &str = "CREATE TABLE alert_traces (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL REFERENCES alerts(id),
+    at_ms INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    trace TEXT NOT NULL
+);
+CREATE INDEX alert_traces_alert ON alert_traces (alert_id);
 ";

@@ -261,6 +261,9 @@ pub struct ReportArgs {
     /// without a range, everything recorded.
     #[arg(long)]
     pub ifaces: bool,
+    /// The alerts in the range, with their deliveries and the path traced when each fired.
+    #[arg(long, conflicts_with = "ifaces")]
+    pub alerts: bool,
     /// With --ifaces: one row per hour, day or month (UTC).
     #[arg(long, value_enum, default_value_t = Period::Day, requires = "ifaces")]
     pub per: Period,

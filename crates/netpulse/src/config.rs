@@ -35,6 +35,34 @@ pub struct Config {
     pub capture: CaptureSection,
     /// When a target counts as down.
     pub outage: OutageSection,
+    /// The path traced when an alert fires.
+    pub trace: TraceSection,
+}
+
+/// `[trace]`: when a rule on a target's latency, loss, jitter or outage fires, its path is
+/// traced (UDP, unprivileged) and the trace is sent after the alert and stored with it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TraceSection {
+    /// Trace on alerts at all.
+    pub on_alert: bool,
+    /// Rounds of a trace.
+    pub rounds: u32,
+    /// Time between rounds.
+    pub interval: Spanned<ConfigDuration>,
+    /// At most one trace per target this often.
+    pub every: Spanned<ConfigDuration>,
+}
+
+impl Default for TraceSection {
+    fn default() -> Self {
+        Self {
+            on_alert: true,
+            rounds: 10,
+            interval: unspanned_duration("1s"),
+            every: unspanned_duration("10m"),
+        }
+    }
 }
 
 /// `[outage]`: the outage detector (see `netpulse_core::outage`).

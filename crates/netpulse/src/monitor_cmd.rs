@@ -220,6 +220,42 @@ struct Monitor {
     conn_log: Option<crate::session_dir::ConnectionLog>,
     /// The terminal UI runs (console notifiers say their lines into it).
     tui: bool,
+    /// Paths traced for alerts, as they finish.
+    traces: AlertTraces,
+}
+
+/// Traces taken when alerts fire: on threads of their own (never on the monitor's loop),
+/// at most [`AlertTraces::AT_ONCE`] at a time and one per target per `[trace] every`.
+struct AlertTraces {
+    done_tx: mpsc::Sender<TraceDone>,
+    done: mpsc::Receiver<TraceDone>,
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    /// When each target was last traced (targets only: bounded by them).
+    last: HashMap<Arc<str>, Instant>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A trace that finished, for the alert it was taken for.
+struct TraceDone {
+    id: u64,
+    event: netpulse_core::alert::AlertEvent,
+    to: Vec<String>,
+    result: anyhow::Result<(String, serde_json::Value)>,
+}
+
+impl AlertTraces {
+    const AT_ONCE: usize = 2;
+
+    fn new() -> Self {
+        let (done_tx, done) = mpsc::channel();
+        AlertTraces {
+            done_tx,
+            done,
+            running: Arc::default(),
+            last: HashMap::new(),
+            stop: Arc::default(),
+        }
+    }
 }
 
 pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
@@ -347,6 +383,7 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
         delivery_tx.clone(),
     );
     let mut monitor = Monitor {
+        traces: AlertTraces::new(),
         model: MonitorModel::new(setup.rules.clone(), setup.config.outage.detector()),
         setup,
         engine: handle,
@@ -508,6 +545,8 @@ pub fn run(args: crate::cli::MonitorArgs) -> anyhow::Result<ExitCode> {
     }
     // What `probe` says when it ends, for every target (seed 002's closing statistics).
     let summary = crate::output::monitor_summary(&monitor.shared.live(), started.elapsed());
+    // Traces still running end at their next round.
+    monitor.traces.stop.store(true, Ordering::Relaxed);
     let Monitor {
         dispatcher, sink, ..
     } = monitor;
@@ -689,14 +728,47 @@ impl Monitor {
                 .get(&e.rule)
                 .cloned()
                 .unwrap_or_default();
+            self.trace_on_alert(self.alert_id, &e, &to);
             self.dispatcher.send(
                 Alert {
                     id: self.alert_id,
                     event: e,
                     host: self.host.clone(),
+                    trace: None,
                 },
                 &to,
             );
+        }
+        // Traces that finished: sent after their alert, and stored with it.
+        while let Ok(done) = self.traces.done.try_recv() {
+            match done.result {
+                Ok((text, json)) => {
+                    if let Some(s) = &self.sink {
+                        s.alert_trace(netpulse_store::AlertTraceRecord {
+                            alert: done.id,
+                            at_ms: wall
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_millis() as i64),
+                            subject: done.event.subject.clone(),
+                            trace: json.to_string(),
+                        });
+                    }
+                    self.dispatcher.send(
+                        Alert {
+                            id: done.id,
+                            event: done.event,
+                            host: self.host.clone(),
+                            trace: Some(Arc::new(netpulse_alert::PathTrace { text, json })),
+                        },
+                        &done.to,
+                    );
+                }
+                Err(e) => say!(
+                    "netpulse monitor: no trace for alert \"{}\" on {}: {e:#}",
+                    done.event.rule,
+                    done.event.subject
+                ),
+            }
         }
         let drops = monitor_dropped + record_dropped;
         if drops > self.reported_drops {
@@ -704,6 +776,83 @@ impl Monitor {
                 "netpulse monitor: fell behind: results dropped so far: {monitor_dropped} by the monitor, {record_dropped} by the recording"
             );
             self.reported_drops = drops;
+        }
+    }
+
+    /// Traces the target of a rule on its latency, loss, jitter or outage that just fired
+    /// (see [`AlertTraces`]).
+    fn trace_on_alert(&mut self, id: u64, e: &netpulse_core::alert::AlertEvent, to: &[String]) {
+        use netpulse_core::alert::Metric;
+        let cfg = &self.setup.config.trace;
+        let about_path = matches!(
+            e.metric,
+            Metric::LatencyAvg
+                | Metric::LatencyP95
+                | Metric::Loss
+                | Metric::Jitter
+                | Metric::Outage
+        );
+        if !cfg.on_alert || e.kind != AlertKind::Fired || e.gone || !about_path {
+            return;
+        }
+        let Some(target) = self
+            .running
+            .iter()
+            .find(|t| *t.key.label == *e.subject)
+            .map(|t| Arc::clone(&t.key.target))
+        else {
+            return;
+        };
+        let Ok(spec) = parse_target(&target) else {
+            return;
+        };
+        let now = Instant::now();
+        let every = cfg.every.get_ref().get();
+        let label: Arc<str> = Arc::from(e.subject.as_str());
+        if self
+            .traces
+            .last
+            .get(&label)
+            .is_some_and(|t| now.duration_since(*t) < every)
+        {
+            return;
+        }
+        if self.traces.running.load(Ordering::Relaxed) >= AlertTraces::AT_ONCE {
+            say!(
+                "netpulse monitor: no trace for alert \"{}\" on {}: {} traces already running",
+                e.rule,
+                e.subject,
+                AlertTraces::AT_ONCE
+            );
+            return;
+        }
+        // Forget targets traced long ago: the map stays the size of the recent alerts.
+        self.traces
+            .last
+            .retain(|_, t| now.duration_since(*t) < every);
+        self.traces.last.insert(label, now);
+        self.traces.running.fetch_add(1, Ordering::Relaxed);
+        let (rounds, interval) = (cfg.rounds, cfg.interval.get_ref().get());
+        let (tx, running, stop) = (
+            self.traces.done_tx.clone(),
+            Arc::clone(&self.traces.running),
+            Arc::clone(&self.traces.stop),
+        );
+        let (event, to) = (e.clone(), to.to_vec());
+        let spawned = std::thread::Builder::new()
+            .name("alert-trace".into())
+            .spawn(move || {
+                let result = crate::trace_cmd::trace_for_alert(&spec.host, rounds, interval, &stop);
+                running.fetch_sub(1, Ordering::Relaxed);
+                let _ = tx.send(TraceDone {
+                    id,
+                    event,
+                    to,
+                    result,
+                });
+            });
+        if spawned.is_err() {
+            self.traces.running.fetch_sub(1, Ordering::Relaxed);
         }
     }
 

@@ -639,6 +639,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         return crate::report_ifaces::run(&args, &store, from_ms, to_ms);
     }
     let sc = scope(&args, &store)?;
+    if args.alerts {
+        return alerts_report(&args, &store, &sc);
+    }
     let report = gather(&store, &sc)?;
     if let Some(dir) = &args.charts {
         let written = crate::report_charts::write(dir, &store, &sc, &report)?;
@@ -734,6 +737,84 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         ReportFormat::Csv => {
             let rows = series(&store, &sc, resolution.unwrap_or(Resolution::Minute))?;
             write_csv(&mut out, &rows)?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `report --alerts`: each alert in scope (of the session, if one is), its deliveries and the
+/// path traced when it fired.
+fn alerts_report(args: &ReportArgs, store: &Store, sc: &Scope) -> anyhow::Result<ExitCode> {
+    let alerts: Vec<netpulse_store::AlertRecord> = store
+        .alerts(sc.from_ms, sc.to_ms + 1)?
+        .into_iter()
+        .filter(|a| sc.session.as_ref().is_none_or(|s| s.id == a.session_id))
+        .filter(|a| sc.target.as_ref().is_none_or(|t| *t == a.subject))
+        .collect();
+    let mut out = io::BufWriter::new(io::stdout());
+    if matches!(args.format, ReportFormat::Json) {
+        let v: Vec<Value> = alerts
+            .iter()
+            .map(|a| {
+                json!({
+                    "at": time_ms(a.at_ms), "session": a.session_id, "rule": a.rule,
+                    "subject": a.subject, "status": a.status, "value": a.value,
+                    "deliveries": a.deliveries.iter().map(|(n, attempt, ok, detail)| json!({
+                        "notifier": n, "attempt": attempt, "ok": ok, "detail": detail,
+                    })).collect::<Vec<_>>(),
+                    "trace": a.trace.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()),
+                })
+            })
+            .collect();
+        serde_json::to_writer(&mut out, &json!({"type": "alerts", "alerts": v}))?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "netpulse alerts: {} in {} → {}",
+        alerts.len(),
+        time_ms(sc.from_ms),
+        time_ms(sc.to_ms)
+    )?;
+    for a in &alerts {
+        writeln!(
+            out,
+            "\n{} {} {} on {} (value {})",
+            time_ms(a.at_ms),
+            a.status,
+            a.rule,
+            a.subject,
+            a.value
+        )?;
+        for (n, attempt, ok, detail) in &a.deliveries {
+            writeln!(
+                out,
+                "  sent to {n} (attempt {attempt}): {} {detail}",
+                if *ok { "ok" } else { "failed" }
+            )?;
+        }
+        let Some(trace) = a
+            .trace
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        else {
+            continue;
+        };
+        writeln!(out, "  path when it fired:")?;
+        for h in trace["hops"].as_array().into_iter().flatten() {
+            writeln!(
+                out,
+                "  {:>3}. {:<40} {:>5.1}% loss  avg {} ms",
+                h["hop"],
+                h["address"].as_str().unwrap_or("???"),
+                h["loss"].as_f64().unwrap_or(0.0) * 100.0,
+                h["avg_ms"]
+                    .as_f64()
+                    .map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+            )?;
         }
     }
     out.flush()?;

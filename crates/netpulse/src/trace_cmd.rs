@@ -351,3 +351,25 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
         ExitCode::from(1)
     })
 }
+
+/// Traces the path to `host` for an alert: `rounds` UDP rounds `interval` apart, addresses
+/// only (a reverse lookup must not hold the trace up); the table and the JSON summary.
+pub(crate) fn trace_for_alert(
+    host: &str,
+    rounds: u32,
+    interval: Duration,
+    stop: &AtomicBool,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    let addr = resolve(host, Family::Any)?;
+    let cfg = TraceConfig {
+        target: addr,
+        rounds: Some(u64::from(rounds.max(1))),
+        interval,
+        timeout: (interval * 2).clamp(Duration::from_millis(200), Duration::from_secs(2)),
+        ..TraceConfig::default()
+    };
+    let mut path = Path::default();
+    trace(&cfg, stop, &mut |r: &HopReply| path.record(r)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let header = format!("trace to {host} ({addr}), {} rounds", rounds.max(1));
+    Ok((table(&path, None, &header), summary_json(&path, host, addr)))
+}

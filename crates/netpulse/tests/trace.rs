@@ -314,3 +314,119 @@ fn a_chain_of_routers_is_traced_hop_by_hop_like_mtr() {
     );
     assert_eq!(summary["hops"][2]["address"], chain.v4(5, 2), "{summary}");
 }
+
+/// A webhook receiver in the client's namespace: one line per POST, the body's status, and for
+/// a trace its hops' addresses.
+const WEBHOOK: &str = r#"
+import http.server, json
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        v = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        hops = [h["address"] or "???" for h in v.get("trace", {}).get("hops", [])]
+        print("POST", v["status"], v["rule"], v["subject"], ",".join(hops), flush=True)
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 8080), H)
+print("ready", flush=True)
+s.serve_forever()
+"#;
+
+/// An alert fired in the chain (10 ms round trips through the delay line against a 5 ms rule)
+/// has the path traced: the webhook gets the alert, then a `trace` notice with the four hops,
+/// and `report --alerts` shows the stored trace.
+#[test]
+fn an_alert_in_the_chain_carries_the_path_traced_when_it_fired() {
+    let Some(chain) = Chain::up() else {
+        return;
+    };
+    let mut hook = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &chain.ns("C"),
+            "python3",
+            "-u",
+            "-c",
+            WEBHOOK,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("webhook");
+    let mut hook_lines = BufReader::new(hook.stdout.take().expect("stdout")).lines();
+    let _hook = common::Reaped(hook);
+    assert_eq!(
+        hook_lines.next().and_then(Result::ok).as_deref(),
+        Some("ready")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let config = dir.path().join("m.toml");
+    let server = chain.v4(4, 2);
+    std::fs::write(
+        &config,
+        format!(
+            "[monitor]\nstatus_every = \"1h\"\n[ifaces]\nenabled = false\n[record]\nenabled = true\ndb = \"{}\"\n\
+             [trace]\nrounds = 5\ninterval = \"50ms\"\n\
+             [[target]]\ntarget = \"{server}\"\nlabel = \"server\"\ninterval = \"100ms\"\n\
+             [[rule]]\nname = \"slow\"\nmetric = \"latency_avg\"\nthreshold = 5\nwindow = \"1s\"\nfor = \"0s\"\n\
+             [[notifier]]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:8080/\"\n",
+            db.display()
+        ),
+    )
+    .expect("config");
+    let monitor = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &chain.ns("C"),
+            common::bin(),
+            "monitor",
+            "--config",
+        ])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("monitor");
+    let mut monitor = common::Reaped(monitor);
+    let fired = hook_lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(fired.starts_with("POST firing slow server"), "{fired}");
+    let traced = hook_lines.next().and_then(Result::ok).unwrap_or_default();
+    let hops = [
+        chain.v4(1, 2),
+        chain.v4(2, 2),
+        chain.v4(3, 2),
+        server.clone(),
+    ]
+    .join(",");
+    assert_eq!(traced, format!("POST trace slow server {hops}"));
+    let _ = Command::new("kill")
+        .args(["-INT", &monitor.0.id().to_string()])
+        .status();
+    let _ = monitor.0.wait();
+    let out = common::netpulse(&[
+        "report",
+        "--db",
+        db.to_str().expect("utf-8"),
+        "--alerts",
+        "--format",
+        "json",
+    ]);
+    let report: Value = serde_json::from_str(common::stdout(&out).trim()).expect("json");
+    let alerts = report["alerts"].as_array().expect("alerts");
+    let with_trace: Vec<&Value> = alerts.iter().filter(|a| a["trace"].is_object()).collect();
+    assert_eq!(with_trace.len(), 1, "{report}");
+    let stored: Vec<&str> = with_trace[0]["trace"]["hops"]
+        .as_array()
+        .expect("hops")
+        .iter()
+        .map(|h| h["address"].as_str().unwrap_or("???"))
+        .collect();
+    assert_eq!(stored.join(","), hops, "{report}");
+    let text = common::netpulse(&["report", "--db", db.to_str().expect("utf-8"), "--alerts"]);
+    assert!(
+        common::stdout(&text).contains("path when it fired"),
+        "{}",
+        common::stdout(&text)
+    );
+}
