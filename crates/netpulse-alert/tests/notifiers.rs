@@ -32,6 +32,7 @@ fn alert() -> Alert {
             gone: false,
         },
         host: "testhost".into(),
+        trace: None,
     }
 }
 
