@@ -99,6 +99,21 @@ pub struct HopReply {
     pub unreachable: Option<(u8, u8)>,
 }
 
+impl HopReply {
+    /// No answer (in time) to the probe of `round`, `flow` and `ttl`.
+    fn silent(round: u32, flow: u8, ttl: u8) -> HopReply {
+        HopReply {
+            round: u64::from(round),
+            flow,
+            ttl,
+            from: None,
+            rtt: None,
+            reached: false,
+            unreachable: None,
+        }
+    }
+}
+
 /// Magic at the start of a trace probe's payload.
 const MAGIC: [u8; 4] = *b"nPtr";
 /// Tag bytes: magic, nonce, round, flow, TTL, and a word that keeps ICMP checksums constant.
@@ -311,15 +326,7 @@ pub fn trace(
                         );
                     }
                     // A local refusal (no route): this hop has no answer this round.
-                    Err(_) => on_reply(&HopReply {
-                        round: u64::from(round),
-                        flow,
-                        ttl,
-                        from: None,
-                        rtt: None,
-                        reached: false,
-                        unreachable: None,
-                    }),
+                    Err(_) => on_reply(&HopReply::silent(round, flow, ttl)),
                 }
             }
         }
@@ -335,15 +342,7 @@ pub fn trace(
         for (flow, r, ttl) in sorted {
             pending.remove(&(flow, r, ttl));
             if ttl <= last_ttl {
-                on_reply(&HopReply {
-                    round: u64::from(r),
-                    flow,
-                    ttl,
-                    from: None,
-                    rtt: None,
-                    reached: false,
-                    unreachable: None,
-                });
+                on_reply(&HopReply::silent(r, flow, ttl));
             }
         }
         if !sending && pending.is_empty() {

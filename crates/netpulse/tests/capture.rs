@@ -61,6 +61,24 @@ fn tshark_conversations(file: &Path) -> (u64, u64) {
     (tcp, udp)
 }
 
+/// tshark's first `tcp.analysis.initial_rtt` in `file`, in ms.
+fn tshark_initial_rtt_ms(file: &Path) -> Option<f64> {
+    let rtt = tshark(&[
+        "-r",
+        file.to_str().expect("utf-8"),
+        "-Y",
+        "tcp.analysis.initial_rtt",
+        "-T",
+        "fields",
+        "-e",
+        "tcp.analysis.initial_rtt",
+    ]);
+    rtt.lines()
+        .next()
+        .and_then(|l| l.trim().parse::<f64>().ok())
+        .map(|s| s * 1000.0)
+}
+
 /// Runs the Python `script` that writes this test's captures into `dir`.
 fn write_captures(script: &str, dir: &Path) {
     let status = Command::new("python3")
@@ -1226,7 +1244,6 @@ fn tunnels_are_opened_and_count_like_tshark() {
         ("erspan.pcap", "gre"),
     ] {
         let path = dir.path().join(file);
-        let p = path.to_str().expect("utf-8");
         let (ours, out) = report(&path, &[]);
         assert!(out.status.success(), "{file}: {}", common::stderr(&out));
         assert_protocols_equal(&ours, &path, &[], file);
@@ -1234,22 +1251,7 @@ fn tunnels_are_opened_and_count_like_tshark() {
         let mine = ours["tcp_conversations"].as_u64().unwrap_or(0)
             + ours["udp_conversations"].as_u64().unwrap_or(0);
         assert_eq!(mine, tcp + udp, "{file}");
-        let rtt = tshark(&[
-            "-r",
-            p,
-            "-Y",
-            "tcp.analysis.initial_rtt",
-            "-T",
-            "fields",
-            "-e",
-            "tcp.analysis.initial_rtt",
-        ]);
-        let theirs_ms = rtt
-            .lines()
-            .next()
-            .and_then(|l| l.trim().parse::<f64>().ok())
-            .expect("an RTT")
-            * 1000.0;
+        let theirs_ms = tshark_initial_rtt_ms(&path).expect("an RTT");
         let mine_ms = ours["rtt"]["tcp_handshake"]["median_ms"]
             .as_f64()
             .expect("ours");
@@ -1411,7 +1413,6 @@ fn macsec_nsh_pktap_and_pseudowires_count_like_tshark() {
         "pw_nocw.pcap",
     ] {
         let path = dir.path().join(file);
-        let p = path.to_str().expect("utf-8");
         let (ours, out) = report(&path, &[]);
         assert!(out.status.success(), "{file}: {}", common::stderr(&out));
         assert_eq!(ours["malformed"], serde_json::json!({}), "{file}");
@@ -1425,21 +1426,7 @@ fn macsec_nsh_pktap_and_pseudowires_count_like_tshark() {
             (Some(tcp), Some(udp)),
             "{file}"
         );
-        let rtt = tshark(&[
-            "-r",
-            p,
-            "-Y",
-            "tcp.analysis.initial_rtt",
-            "-T",
-            "fields",
-            "-e",
-            "tcp.analysis.initial_rtt",
-        ]);
-        let theirs_ms = rtt
-            .lines()
-            .next()
-            .and_then(|l| l.trim().parse::<f64>().ok())
-            .map(|s| s * 1000.0);
+        let theirs_ms = tshark_initial_rtt_ms(&path);
         let mine_ms = ours["rtt"]["tcp_handshake"]["median_ms"].as_f64();
         match (mine_ms, theirs_ms) {
             (Some(a), Some(b)) => assert!((a - b).abs() < 1e-3, "{file}: {a} vs {b}"),
