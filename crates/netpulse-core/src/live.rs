@@ -224,6 +224,9 @@ pub struct AlertLine {
     pub since_ms: i64,
     /// The full sentence.
     pub text: String,
+    /// A `trace` line's path: the hop table (views show it under the line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// Messages the live view keeps.
@@ -578,12 +581,30 @@ impl LiveView {
             at_ms: ms(e.at),
             since_ms: ms(e.since),
             text: e.to_string(),
+            path: None,
         };
         self.firing
             .retain(|a| !(a.rule == line.rule && a.subject == line.subject));
         if e.kind != AlertKind::Resolved {
             self.firing.push(line.clone());
         }
+        push_ring(&mut self.alerts, line, ALERTS_KEPT);
+        self.version += 1;
+    }
+
+    /// The path traced when alert `rule` fired for `subject`: a `trace` line in the recent
+    /// alerts (never firing), `hops` its one-line summary, `table` the hop table.
+    pub fn alert_trace(&mut self, e: &AlertEvent, at: SystemTime, hops: &str, table: String) {
+        let line = AlertLine {
+            rule: e.rule.clone(),
+            subject: e.subject.clone(),
+            kind: "trace".into(),
+            severity: e.severity.name().to_string(),
+            at_ms: ms(at),
+            since_ms: ms(e.since),
+            text: format!("TRACE {} {}: {hops}", e.rule, e.subject),
+            path: Some(table),
+        };
         push_ring(&mut self.alerts, line, ALERTS_KEPT);
         self.version += 1;
     }

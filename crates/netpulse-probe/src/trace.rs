@@ -39,6 +39,13 @@ pub enum TraceProto {
     },
     /// ICMP echo requests.
     Icmp,
+    /// TCP SYNs (a connect per probe) to `port`: unprivileged too (the SYN's time-exceeded
+    /// reaches the socket's error queue); the source port differs per probe, so not
+    /// Paris-stable.
+    Tcp {
+        /// Destination port.
+        port: u16,
+    },
 }
 
 /// What to trace and how.
@@ -245,8 +252,14 @@ pub fn trace(
                     ident: (nonce as u16).wrapping_add(u16::from(f)),
                 }
             }
+            // A socket per probe, made as it leaves.
+            TraceProto::Tcp { .. } => break,
         });
     }
+    // TCP probes in flight: their sockets by probe.
+    let mut tcp: HashMap<(u8, u32, u8), Socket> = HashMap::new();
+    // Answers known at once (a TCP connect that finished as it started).
+    let mut immediate: Vec<Answer> = Vec::new();
     let mut bufs = RxBufs::new();
     let mut tx = Vec::new();
     let mut pending: HashMap<(u8, u32, u8), Pending> = HashMap::new();
@@ -285,18 +298,46 @@ pub fn trace(
                     break;
                 }
                 let flow = ((round - 1) % u32::from(flows)) as u8;
-                let fs = &socks[usize::from(flow)];
                 let ttl = next_ttl;
                 next_ttl += 1;
                 let t = tag(nonce, round, flow, ttl);
                 let sent_mono = Instant::now();
                 let sent_wall = wall();
+                if let TraceProto::Tcp { port } = cfg.proto {
+                    let key = (flow, round, ttl);
+                    match start_tcp(SocketAddr::new(cfg.target, port), ttl) {
+                        Ok((sock, done)) => {
+                            pending.insert(
+                                key,
+                                Pending {
+                                    sent_mono,
+                                    sent_wall,
+                                },
+                            );
+                            match done {
+                                None => {
+                                    tcp.insert(key, sock);
+                                }
+                                Some(_) => immediate.push(Answer {
+                                    key,
+                                    from: Some(cfg.target),
+                                    kernel_time: None,
+                                    reached: true,
+                                    unreachable: None,
+                                }),
+                            }
+                        }
+                        Err(_) => on_reply(&HopReply::silent(round, flow, ttl)),
+                    }
+                    continue;
+                }
+                let fs = &socks[usize::from(flow)];
                 // An ICMP error also leaves a pending socket error (with IP_RECVERR too), which
                 // the next send would return instead of sending: clear it first (the error
                 // queue has the details).
                 let _ = fs.sock.take_error();
                 let sent = set_ttl(&fs.sock, v6, ttl).and_then(|_| match cfg.proto {
-                    TraceProto::Udp { .. } => fs.sock.send(&t),
+                    TraceProto::Udp { .. } | TraceProto::Tcp { .. } => fs.sock.send(&t),
                     TraceProto::Icmp => {
                         wire::build_echo_request(
                             &mut tx,
@@ -341,6 +382,7 @@ pub fn trace(
         sorted.sort_unstable_by_key(|&(f, r, t)| (r, t, f));
         for (flow, r, ttl) in sorted {
             pending.remove(&(flow, r, ttl));
+            tcp.remove(&(flow, r, ttl));
             if ttl <= last_ttl {
                 on_reply(&HopReply::silent(r, flow, ttl));
             }
@@ -368,13 +410,73 @@ pub fn trace(
         let wait = wake
             .saturating_duration_since(Instant::now())
             .min(Duration::from_millis(100));
+        let tcp_keys: Vec<(u8, u32, u8)> = tcp.keys().copied().collect();
         let mut fds: Vec<PollFd> = socks
             .iter()
             .map(|s| PollFd::new(s.sock.as_fd(), PollFlags::POLLIN))
+            .chain(
+                tcp_keys
+                    .iter()
+                    .filter_map(|k| tcp.get(k))
+                    .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLOUT)),
+            )
             .collect();
         let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        let ms = if immediate.is_empty() { ms } else { 0 };
         let _ = nix::poll::poll(&mut fds, PollTimeout::from(ms));
+        let ready_tcp: Vec<(u8, u32, u8)> = fds[socks.len()..]
+            .iter()
+            .zip(&tcp_keys)
+            .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(_, k)| *k)
+            .collect();
+        drop(fds);
         let woke = Instant::now();
+        for a in std::mem::take(&mut immediate) {
+            settle(&mut pending, &a, woke, &mut last_ttl, on_reply);
+        }
+        for key in ready_tcp {
+            let Some(sock) = tcp.remove(&key) else {
+                continue;
+            };
+            let mut answer = None;
+            // A router's time-exceeded (or an unreachable) for the SYN, from the error queue.
+            while let Some(rx) = receive(sock.as_raw_fd(), &mut bufs, true) {
+                if let Some(err) = rx.icmp_error {
+                    let dest_unreachable = if v6 {
+                        err.icmp_type == 1
+                    } else {
+                        err.icmp_type == 3
+                    };
+                    answer = Some(Answer {
+                        key,
+                        from: err.from,
+                        kernel_time: rx.kernel_time,
+                        reached: false,
+                        unreachable: dest_unreachable.then_some((err.icmp_type, err.code)),
+                    });
+                }
+            }
+            // Else the destination: connected (SYN/ACK) or refused (RST), both an answer.
+            let answer = answer.or_else(|| {
+                match sock.take_error() {
+                    Ok(None) => Some(true),
+                    Ok(Some(e)) => Some(e.kind() == std::io::ErrorKind::ConnectionRefused),
+                    Err(_) => None,
+                }
+                .filter(|reached| *reached)
+                .map(|_| Answer {
+                    key,
+                    from: Some(cfg.target),
+                    kernel_time: None,
+                    reached: true,
+                    unreachable: None,
+                })
+            });
+            if let Some(a) = answer {
+                settle(&mut pending, &a, woke, &mut last_ttl, on_reply);
+            }
+        }
         for (i, fs) in socks.iter().enumerate() {
             let fd = fs.sock.as_raw_fd();
             // The error queue: routers' time-exceeded and the destination's unreachable.
@@ -478,6 +580,34 @@ pub fn trace(
                 settle(&mut pending, &answer, woke, &mut last_ttl, on_reply);
             }
         }
+    }
+}
+
+/// A non-blocking connect with `ttl` and the error queue on: the socket and, when the connect
+/// finished at once (loopback), its result.
+fn start_tcp(
+    target: SocketAddr,
+    ttl: u8,
+) -> std::io::Result<(Socket, Option<std::io::Result<()>>)> {
+    let sock = Socket::new(
+        Domain::for_address(target),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    sock.set_nonblocking(true)?;
+    set_ttl(&sock, target.is_ipv6(), ttl)?;
+    let recverr = if target.is_ipv6() {
+        setsockopt(&sock, sockopt::Ipv6RecvErr, &true)
+    } else {
+        setsockopt(&sock, sockopt::Ipv4RecvErr, &true)
+    };
+    recverr.map_err(std::io::Error::from)?;
+    let _ = setsockopt(&sock, sockopt::ReceiveTimestampns, &true);
+    match sock.connect(&SockAddr::from(target)) {
+        Ok(()) => Ok((sock, Some(Ok(())))),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((sock, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok((sock, Some(Err(e)))),
+        Err(e) => Err(e),
     }
 }
 

@@ -572,8 +572,10 @@ fn draw_alerts(f: &mut Frame, live: &LiveView, area: Rect) {
         .map(|a| Line::from(format!("FIRING {}", a.text)).red().bold())
         .collect();
     // A firing alert is listed once, on top; its own "firing" events below would repeat it.
+    // (The path traced when it fired is not a repeat: it stays listed.)
     let still_firing = |a: &&netpulse_core::live::AlertLine| {
         a.kind != "resolved"
+            && a.kind != "trace"
             && live
                 .firing
                 .iter()
@@ -586,12 +588,13 @@ fn draw_alerts(f: &mut Frame, live: &LiveView, area: Rect) {
         .filter(|a| !still_firing(a))
         .take(area.height as usize)
     {
-        let style = if a.kind == "resolved" {
-            Style::new().green()
-        } else {
-            Style::new().yellow()
+        let line = match a.kind.as_str() {
+            "resolved" => Line::styled(format!("{} {}", a.kind, a.text), Style::new().green()),
+            // The path traced when it fired, hop by hop on one line.
+            "trace" => Line::styled(a.text.clone(), Style::new().cyan()),
+            _ => Line::styled(format!("{} {}", a.kind, a.text), Style::new().yellow()),
         };
-        lines.push(Line::styled(format!("{} {}", a.kind, a.text), style));
+        lines.push(line);
     }
     if lines.is_empty() {
         lines.push(Line::from("no alerts").dim());

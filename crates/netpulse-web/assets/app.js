@@ -289,7 +289,10 @@ function renderLists() {
   if (!recent.length) ab.append(emptyRow(3, "no alerts"));
   for (const a of recent) {
     const tr = el("tr");
-    tr.append(el("td", {}, fmtTime(a.at_ms)), el("td", a.kind === "resolved" ? {} : { class: "bad" }, a.kind), el("td", {}, a.text));
+    const text = el("td", {}, a.text);
+    // A trace taken when the alert fired: its hop table under the line.
+    if (a.path) text.append(el("pre", { class: "trace" }, a.path));
+    tr.append(el("td", {}, fmtTime(a.at_ms)), el("td", a.kind === "resolved" || a.kind === "trace" ? {} : { class: "bad" }, a.kind), text);
     ab.append(tr);
   }
 }

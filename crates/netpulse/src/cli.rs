@@ -342,8 +342,11 @@ pub struct TraceArgs {
     #[arg(short = 'n', long)]
     pub numeric: bool,
     /// ICMP echo instead of UDP.
-    #[arg(long, conflicts_with = "port")]
+    #[arg(long, conflicts_with_all = ["port", "tcp"])]
     pub icmp: bool,
+    /// TCP SYNs to this port instead of UDP (unprivileged; a new source port per probe).
+    #[arg(long, value_name = "PORT", conflicts_with = "port")]
+    pub tcp: Option<u16>,
     /// UDP destination port of the first flow (traceroute's).
     #[arg(short = 'p', long, default_value_t = 33434)]
     pub port: u16,

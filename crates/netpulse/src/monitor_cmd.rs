@@ -743,6 +743,16 @@ impl Monitor {
         while let Ok(done) = self.traces.done.try_recv() {
             match done.result {
                 Ok((text, json)) => {
+                    let hops: Vec<&str> = json["hops"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|h| h["address"].as_str().unwrap_or("???"))
+                        .collect();
+                    let hops = format!("{} ({} hops)", hops.join(" → "), hops.len());
+                    self.shared
+                        .live()
+                        .alert_trace(&done.event, wall, &hops, text.clone());
                     if let Some(s) = &self.sink {
                         s.alert_trace(netpulse_store::AlertTraceRecord {
                             alert: done.id,

@@ -258,10 +258,10 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
     let rounds = args.count.or(args.report.then_some(10));
     let cfg = TraceConfig {
         target: addr,
-        proto: if args.icmp {
-            TraceProto::Icmp
-        } else {
-            TraceProto::Udp { port: args.port }
+        proto: match (args.icmp, args.tcp) {
+            (true, _) => TraceProto::Icmp,
+            (_, Some(port)) => TraceProto::Tcp { port },
+            _ => TraceProto::Udp { port: args.port },
         },
         first_ttl: args.first_hop,
         max_ttl: args.max_hops,
@@ -279,7 +279,11 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
     let header = format!(
         "netpulse trace to {} ({addr}), {} probes{}",
         args.target,
-        if args.icmp { "ICMP" } else { "UDP" },
+        match (args.icmp, args.tcp) {
+            (true, _) => "ICMP".to_string(),
+            (_, Some(port)) => format!("TCP SYN (port {port})"),
+            _ => "UDP".to_string(),
+        },
         if args.flows > 1 {
             format!(", {} flows in turn", args.flows)
         } else {

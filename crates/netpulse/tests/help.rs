@@ -22,7 +22,7 @@ fn help(args: &[&str]) -> String {
 #[test]
 fn help_of_every_command() {
     for cmd in [
-        "", "probe", "report", "sessions", "ifaces", "capture", "monitor", "config",
+        "", "probe", "report", "sessions", "ifaces", "capture", "monitor", "config", "trace",
     ] {
         let args: Vec<&str> = [cmd].into_iter().filter(|c| !c.is_empty()).collect();
         let name = if cmd.is_empty() { "netpulse" } else { cmd };

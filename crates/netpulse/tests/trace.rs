@@ -195,6 +195,12 @@ fn a_chain_of_routers_is_traced_hop_by_hop_like_mtr() {
         &["--icmp", "-c", "20", "-i", "20ms", "-W", "1s", &server],
     );
     assert_eq!(addresses(&s), hops_v4, "ICMP: {s}");
+    // TCP SYNs: the server's RST (no listener on the port) is the destination's answer.
+    let s = trace(
+        &chain,
+        &["--tcp", "80", "-c", "20", "-i", "20ms", "-W", "1s", &server],
+    );
+    assert_eq!(addresses(&s), hops_v4, "TCP: {s}");
     let server6 = chain.v6(4, 2);
     let s = trace(&chain, &["-c", "20", "-i", "20ms", "-W", "1s", &server6]);
     let hops_v6 = vec![
@@ -369,6 +375,7 @@ fn an_alert_in_the_chain_carries_the_path_traced_when_it_fired() {
              [trace]\nrounds = 5\ninterval = \"50ms\"\n\
              [[target]]\ntarget = \"{server}\"\nlabel = \"server\"\ninterval = \"100ms\"\n\
              [[rule]]\nname = \"slow\"\nmetric = \"latency_avg\"\nthreshold = 5\nwindow = \"1s\"\nfor = \"0s\"\n\
+             [listen]\nweb = \"127.0.0.1:9750\"\n\
              [[notifier]]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:8080/\"\n",
             db.display()
         ),
@@ -400,6 +407,37 @@ fn an_alert_in_the_chain_carries_the_path_traced_when_it_fired() {
     ]
     .join(",");
     assert_eq!(traced, format!("POST trace slow server {hops}"));
+    // The dashboard's recent alerts (and the TUI's alert list) have it too: a `trace` line
+    // with the hop table. The webhook was told after the live view, so it is there now.
+    let api = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &chain.ns("C"),
+            "curl",
+            "-s",
+            "http://127.0.0.1:9750/api/alerts",
+        ])
+        .output()
+        .expect("curl");
+    let api: Value = serde_json::from_str(&common::stdout(&api)).expect("api json");
+    let line = api["recent"]
+        .as_array()
+        .expect("recent")
+        .iter()
+        .find(|a| a["kind"] == "trace")
+        .unwrap_or_else(|| panic!("no trace line: {api}"))
+        .clone();
+    assert!(
+        line["text"]
+            .as_str()
+            .is_some_and(|t| t.contains(&chain.v4(3, 2))),
+        "{line}"
+    );
+    assert!(
+        line["path"].as_str().is_some_and(|t| t.contains(&server)),
+        "{line}"
+    );
     let _ = Command::new("kill")
         .args(["-INT", &monitor.0.id().to_string()])
         .status();
