@@ -31,8 +31,11 @@ pub struct HopStats {
     jitter: Jitter,
     /// Addresses that answered, with their counts.
     addresses: BTreeMap<IpAddr, u64>,
-    /// The address of the last answer (to see a change).
+    /// The address of the last answer.
     current: Option<IpAddr>,
+    /// Each flow's last address at this hop: a change within a flow is a path change; flows
+    /// going different ways (ECMP) are not.
+    per_flow: BTreeMap<u8, IpAddr>,
     /// Times the answering address changed.
     changes: u64,
     /// An unreachable answer's mark (`!H`, `!N`, `!X`, `!P`).
@@ -84,10 +87,11 @@ impl Path {
         if h.addresses.len() < ADDRESSES_PER_HOP || h.addresses.contains_key(&from) {
             *h.addresses.entry(from).or_default() += 1;
         }
-        if h.current.is_some_and(|c| c != from) {
+        let before = h.per_flow.insert(r.flow, from);
+        if before.is_some_and(|c| c != from) {
             h.changes += 1;
             if self.changes.len() < 1000 {
-                self.changes.push((r.round, r.ttl, h.current, from));
+                self.changes.push((r.round, r.ttl, before, from));
             }
         }
         h.current = Some(from);
@@ -226,10 +230,31 @@ fn summary_json(path: &Path, target: &str, addr: IpAddr) -> serde_json::Value {
         "address": addr.to_string(),
         "reached": path.end.is_some(),
         "hops": hops,
+        "flows": flows_json(path),
         "path_changes": path.changes.iter().map(|(round, ttl, from, to)| json!({
             "round": round, "hop": ttl, "from": from.map(|f| f.to_string()), "to": to.to_string(),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Each flow's path (its last address at every hop): with `--flows N`, the paths a load
+/// balancer spreads flows over.
+fn flows_json(path: &Path) -> Vec<serde_json::Value> {
+    let flows: std::collections::BTreeSet<u8> = path
+        .hops
+        .values()
+        .flat_map(|h| h.per_flow.keys().copied())
+        .collect();
+    flows
+        .into_iter()
+        .map(|f| {
+            let hops: Vec<Option<String>> = path
+                .shown()
+                .map(|(_, h)| h.per_flow.get(&f).map(|a| a.to_string()))
+                .collect();
+            json!({"flow": f, "hops": hops})
+        })
+        .collect()
 }
 
 /// Runs `netpulse trace`.
