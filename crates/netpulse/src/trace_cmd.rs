@@ -257,6 +257,130 @@ fn flows_json(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The live view, in the terminal UI's style: the trace on a thread of its own, the table
+/// redrawn four times a second; `q` (or Ctrl-C) ends it and prints the table once more.
+fn live_view(
+    cfg: &TraceConfig,
+    stop: &Arc<AtomicBool>,
+    names: Option<&Names>,
+    header: &str,
+) -> anyhow::Result<ExitCode> {
+    use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+    use ratatui::layout::Constraint;
+    use ratatui::style::{Style, Stylize};
+    use ratatui::widgets::{Block, Paragraph, Row, Table};
+    let shared = Arc::new(Mutex::new((Path::default(), 0u64)));
+    let (cfg2, stop2, shared2) = (cfg.clone(), Arc::clone(stop), Arc::clone(&shared));
+    let tracer = std::thread::Builder::new()
+        .name("trace".into())
+        .spawn(move || {
+            trace(&cfg2, &stop2, &mut |r: &HopReply| {
+                let mut s = shared2.lock().unwrap_or_else(|e| e.into_inner());
+                s.0.record(r);
+                s.1 = s.1.max(r.round);
+            })
+        })
+        .context("cannot start the trace thread")?;
+    let mut terminal = ratatui::init();
+    let mut failed = None;
+    while !tracer.is_finished() {
+        let (rows, round, changes) = {
+            let s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            let rows: Vec<Vec<String>> = table(&s.0, names, "")
+                .lines()
+                .skip(2)
+                .take_while(|l| !l.starts_with("path changes"))
+                .map(|l| split_row(l))
+                .collect();
+            (rows, s.1, s.0.changes.len())
+        };
+        let drawn = terminal.draw(|f| {
+            let area = f.area();
+            let [top, bottom] =
+                ratatui::layout::Layout::vertical([Constraint::Min(3), Constraint::Length(1)])
+                    .areas(area);
+            let widths = [
+                Constraint::Length(4),
+                Constraint::Min(20),
+                Constraint::Length(7),
+                Constraint::Length(6),
+                Constraint::Length(8),
+                Constraint::Length(8),
+                Constraint::Length(8),
+                Constraint::Length(8),
+                Constraint::Length(8),
+                Constraint::Length(8),
+            ];
+            let head = Row::new([
+                "hop", "host", "loss%", "snt", "last", "avg", "best", "wrst", "stdev", "jttr",
+            ])
+            .style(Style::new().bold());
+            let body = rows.iter().map(|r| {
+                let lossy = r.get(2).is_some_and(|l| l.trim_end_matches('%') != "0.0");
+                let row = Row::new(r.clone());
+                if lossy {
+                    row.style(Style::new().yellow())
+                } else {
+                    row
+                }
+            });
+            let title = format!(" {header} — round {round}, path changes {changes} ");
+            f.render_widget(
+                Table::new(body, widths)
+                    .header(head)
+                    .block(Block::bordered().title(title)),
+                top,
+            );
+            f.render_widget(Paragraph::new(" q quit").dim(), bottom);
+        });
+        if let Err(e) = drawn {
+            failed = Some(e);
+            break;
+        }
+        if let Ok(true) = event::poll(Duration::from_millis(250)) {
+            if let Ok(Event::Key(k)) = event::read() {
+                let ctrl_c =
+                    k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
+                if k.kind == KeyEventKind::Press && (k.code == KeyCode::Char('q') || ctrl_c) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    ratatui::restore();
+    stop.store(true, Ordering::Relaxed);
+    let traced = tracer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the trace thread failed"))?;
+    if let Some(e) = failed {
+        return Err(anyhow::Error::new(e).context("terminal UI"));
+    }
+    traced.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let s = shared.lock().unwrap_or_else(|e| e.into_inner());
+    print!("{}", table(&s.0, names, header));
+    Ok(if s.0.end.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A table line's cells: the hop, the host (which may hold spaces: a name, a mark), then the
+/// eight figures.
+fn split_row(line: &str) -> Vec<String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if words.len() < 10 {
+        return words.iter().map(|w| w.to_string()).collect();
+    }
+    let n = words.len();
+    let mut row = vec![
+        words[0].trim_end_matches('.').to_string(),
+        words[1..n - 8].join(" "),
+    ];
+    row.extend(words[n - 8..].iter().map(|w| w.to_string()));
+    row
+}
+
 /// Runs `netpulse trace`.
 pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
     let family = match (args.ipv4, args.ipv6) {
@@ -320,6 +444,10 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
     if !args.json && !live {
         writeln!(out, "{header}")?;
         out.flush()?;
+    }
+    if live {
+        drop(out);
+        return live_view(&cfg, &stop, names.as_ref(), &header);
     }
     let mut path = Path::default();
     let mut last_round = 0u64;

@@ -235,3 +235,33 @@ fn ifaces_watch_fits_an_80_column_terminal_and_redraws_in_place() {
     assert_eq!(later.matches("veth-long-na00").count(), 1, "{later}");
     assert!(later.lines().all(|l| l.chars().count() <= 80), "{later}");
 }
+
+/// `netpulse trace` on a terminal: the live view in the terminal UI's style (a bordered table
+/// with the round), and `q` ends it with the table printed once more.
+#[test]
+fn trace_live_view_draws_its_table_and_q_ends_it() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        skip("tmux not installed (`.ci/run` installs it)");
+        return;
+    }
+    let cmd = format!(
+        "{} trace -n -i 100ms 127.0.0.1; echo EXITED $?; sleep 60",
+        common::bin()
+    );
+    let s = Session::start(common::unique('r'), 110, 20, &cmd);
+    let screen = s.until(Duration::from_secs(15), "the live table", |x| {
+        x.contains("round")
+            && x.lines()
+                .any(|l| l.contains("127.0.0.1") && l.contains('%'))
+    });
+    assert!(screen.contains("loss%"), "{screen}");
+    s.keys(&["q"]);
+    let end = s.until(Duration::from_secs(10), "the exit", |x| {
+        x.contains("EXITED")
+    });
+    assert!(end.contains("EXITED 0"), "{end}");
+    assert!(
+        end.contains("HOP  HOST"),
+        "the table printed at the end: {end}"
+    );
+}
