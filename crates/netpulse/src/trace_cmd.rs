@@ -290,7 +290,7 @@ fn live_view(
                 .lines()
                 .skip(2)
                 .take_while(|l| !l.starts_with("path changes"))
-                .map(|l| split_row(l))
+                .map(split_row)
                 .collect();
             (rows, s.1, s.0.changes.len())
         };
