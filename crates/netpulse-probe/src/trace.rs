@@ -39,6 +39,12 @@ pub enum TraceProto {
     },
     /// ICMP echo requests.
     Icmp,
+    /// DNS-shaped UDP: a query for the root's NS records to `port` (53), which middleboxes
+    /// that only pass DNS let through and a DNS server at the end answers; unprivileged.
+    Dns {
+        /// Destination port.
+        port: u16,
+    },
     /// TCP SYNs (a connect per probe) to `port`: unprivileged too (the SYN's time-exceeded
     /// reaches the socket's error queue); the source port differs per probe, so not
     /// Paris-stable.
@@ -239,6 +245,11 @@ pub fn trace(
     let mut socks = Vec::with_capacity(usize::from(flows));
     for f in 0..flows {
         socks.push(match cfg.proto {
+            TraceProto::Dns { port } => FlowSock {
+                sock: open_udp(SocketAddr::new(cfg.target, port))?,
+                raw: false,
+                ident: 0,
+            },
             TraceProto::Udp { port } => FlowSock {
                 sock: open_udp(SocketAddr::new(cfg.target, port.wrapping_add(u16::from(f))))?,
                 raw: false,
@@ -262,6 +273,11 @@ pub fn trace(
     let mut immediate: Vec<Answer> = Vec::new();
     let mut bufs = RxBufs::new();
     let mut tx = Vec::new();
+    let mut dns_query =
+        crate::dns::encode_query(".", "NS").map_err(|message| ProbeError::BadTarget {
+            target: cfg.target.to_string(),
+            message,
+        })?;
     let mut pending: HashMap<(u8, u32, u8), Pending> = HashMap::new();
     // The lowest TTL the destination answered at: no point probing beyond it.
     let mut last_ttl = max_ttl;
@@ -337,6 +353,11 @@ pub fn trace(
                 // queue has the details).
                 let _ = fs.sock.take_error();
                 let sent = set_ttl(&fs.sock, v6, ttl).and_then(|_| match cfg.proto {
+                    TraceProto::Dns { .. } => {
+                        // The query's id names the probe: the round's low bits and the TTL.
+                        crate::dns::set_id(&mut dns_query, icmp_seq(round, ttl));
+                        fs.sock.send(&dns_query)
+                    }
                     TraceProto::Udp { .. } | TraceProto::Tcp { .. } => fs.sock.send(&t),
                     TraceProto::Icmp => {
                         wire::build_echo_request(
@@ -489,7 +510,14 @@ pub fn trace(
                 } else {
                     data
                 };
-                let Some((r, flow, ttl)) = read_tag(quoted, nonce) else {
+                let key = match cfg.proto {
+                    // A DNS query quoted: its id names the probe, the socket its flow.
+                    TraceProto::Dns { .. } => quoted
+                        .get(..2)
+                        .and_then(|b| by_seq(&pending, i, u16::from_be_bytes([b[0], b[1]]))),
+                    _ => read_tag(quoted, nonce).map(|(r, flow, ttl)| (flow, r, ttl)),
+                };
+                let Some((flow, r, ttl)) = key else {
                     continue;
                 };
                 let dest_unreachable = if v6 {
@@ -509,9 +537,26 @@ pub fn trace(
                 settle(&mut pending, &answer, woke, &mut last_ttl, on_reply);
             }
             if !matches!(cfg.proto, TraceProto::Icmp) {
-                // A UDP reply (a service on the port): the destination answered too.
+                // A reply: the DNS server's answer names its probe by id (another UDP service's
+                // reply cannot be told apart: it is read and let go).
                 while let Some(rx) = receive(fd, &mut bufs, false) {
-                    let _ = rx;
+                    let data = &bufs.data[..rx.len];
+                    let key = match cfg.proto {
+                        TraceProto::Dns { .. } => {
+                            crate::dns::parse_response(data).and_then(|h| by_seq(&pending, i, h.id))
+                        }
+                        _ => None,
+                    };
+                    if let Some(key) = key {
+                        let answer = Answer {
+                            key,
+                            from: Some(cfg.target),
+                            kernel_time: rx.kernel_time,
+                            reached: true,
+                            unreachable: None,
+                        };
+                        settle(&mut pending, &answer, woke, &mut last_ttl, on_reply);
+                    }
                 }
                 continue;
             }
@@ -556,14 +601,10 @@ pub fn trace(
                         let key = match read_tag(payload, nonce) {
                             Some((r, flow, ttl)) => (flow, r, ttl),
                             None => {
-                                let ttl = (seq & 0x3f) as u8;
-                                let r10 = u32::from(seq >> 6);
-                                let Some(&(f, r, t)) = pending.keys().find(|&&(f, r, t)| {
-                                    usize::from(f) == i && t == ttl && r & 0x3ff == r10
-                                }) else {
+                                let Some(key) = by_seq(&pending, i, seq) else {
                                     continue;
                                 };
-                                (f, r, t)
+                                key
                             }
                         };
                         let time_exceeded = if v6 { icmp_type == 3 } else { icmp_type == 11 };
@@ -609,6 +650,20 @@ fn start_tcp(
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok((sock, Some(Err(e)))),
         Err(e) => Err(e),
     }
+}
+
+/// The probe of flow `flow` still pending whose 16-bit sequence (see [`icmp_seq`]) is `seq`.
+fn by_seq(
+    pending: &HashMap<(u8, u32, u8), Pending>,
+    flow: usize,
+    seq: u16,
+) -> Option<(u8, u32, u8)> {
+    let ttl = (seq & 0x3f) as u8;
+    let r10 = u32::from(seq >> 6);
+    pending
+        .keys()
+        .find(|&&(f, r, t)| usize::from(f) == flow && t == ttl && r & 0x3ff == r10)
+        .copied()
 }
 
 /// An answer to one of our probes.

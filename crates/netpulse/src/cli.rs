@@ -347,6 +347,9 @@ pub struct TraceArgs {
     /// TCP SYNs to this port instead of UDP (unprivileged; a new source port per probe).
     #[arg(long, value_name = "PORT", conflicts_with = "port")]
     pub tcp: Option<u16>,
+    /// DNS-shaped UDP: queries to port 53, for paths that pass only DNS, to a DNS server.
+    #[arg(long, conflicts_with_all = ["port", "tcp", "icmp"])]
+    pub dns: bool,
     /// UDP destination port of the first flow (traceroute's).
     #[arg(short = 'p', long, default_value_t = 33434)]
     pub port: u16,

@@ -407,9 +407,10 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
     let rounds = args.count.or(args.report.then_some(10));
     let cfg = TraceConfig {
         target: addr,
-        proto: match (args.icmp, args.tcp) {
-            (true, _) => TraceProto::Icmp,
-            (_, Some(port)) => TraceProto::Tcp { port },
+        proto: match (args.icmp, args.tcp, args.dns) {
+            (true, ..) => TraceProto::Icmp,
+            (_, Some(port), _) => TraceProto::Tcp { port },
+            (.., true) => TraceProto::Dns { port: 53 },
             _ => TraceProto::Udp { port: args.port },
         },
         first_ttl: args.first_hop,
@@ -428,9 +429,10 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
     let header = format!(
         "netpulse trace to {} ({addr}), {} probes{}",
         args.target,
-        match (args.icmp, args.tcp) {
-            (true, _) => "ICMP".to_string(),
-            (_, Some(port)) => format!("TCP SYN (port {port})"),
+        match (args.icmp, args.tcp, args.dns) {
+            (true, ..) => "ICMP".to_string(),
+            (_, Some(port), _) => format!("TCP SYN (port {port})"),
+            (.., true) => "DNS-shaped UDP (port 53)".to_string(),
             _ => "UDP".to_string(),
         },
         if args.flows > 1 {

@@ -125,6 +125,18 @@ impl Chain {
     }
 }
 
+/// A DNS server of sorts: answers every query on UDP 53 with its own id and QR set.
+const DNS_SERVER: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 53))
+print("ready", flush=True)
+while True:
+    q, peer = s.recvfrom(512)
+    if len(q) >= 12:
+        s.sendto(q[:2] + bytes([0x81, 0x80]) + q[4:], peer)
+"#;
+
 /// `netpulse trace --json` from the client: the final summary.
 fn trace(chain: &Chain, args: &[&str]) -> Value {
     let mut all = vec!["trace", "--json", "-n"];
@@ -166,6 +178,33 @@ fn a_chain_of_routers_is_traced_hop_by_hop_like_mtr() {
         &["--icmp", "-c", "20", "-i", "20ms", "-W", "1s", &server],
     );
     assert_eq!(addresses(&s), hops_v4, "ICMP: {s}");
+    // DNS-shaped UDP to a DNS server on the server (it answers with the query's id).
+    let dns = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &chain.ns("S"),
+            "python3",
+            "-u",
+            "-c",
+            DNS_SERVER,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("dns server");
+    let mut dns = common::Reaped(dns);
+    let ready = BufReader::new(dns.0.stdout.take().expect("stdout"))
+        .lines()
+        .next()
+        .and_then(Result::ok);
+    assert_eq!(ready.as_deref(), Some("ready"));
+    let s = trace(
+        &chain,
+        &["--dns", "-c", "20", "-i", "20ms", "-W", "1s", &server],
+    );
+    assert_eq!(addresses(&s), hops_v4, "DNS: {s}");
+    assert_eq!(s["reached"], true, "{s}");
+    drop(dns);
     // TCP SYNs: the server's RST (no listener on the port) is the destination's answer.
     let s = trace(
         &chain,
