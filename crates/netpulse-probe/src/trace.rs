@@ -45,9 +45,9 @@ pub enum TraceProto {
         /// Destination port.
         port: u16,
     },
-    /// TCP SYNs (a connect per probe) to `port`: unprivileged too (the SYN's time-exceeded
-    /// reaches the socket's error queue); the source port differs per probe, so not
-    /// Paris-stable.
+    /// TCP SYNs to `port`: where privileged (IPv4), crafted on a raw socket from a fixed port
+    /// per flow (Paris-stable); else a connect per probe (its time-exceeded reaches the
+    /// socket's error queue), with a new source port each, so not Paris-stable.
     Tcp {
         /// Destination port.
         port: u16,
@@ -267,7 +267,12 @@ pub fn trace(
             TraceProto::Tcp { .. } => break,
         });
     }
-    // TCP probes in flight: their sockets by probe.
+    // Paris-stable TCP where privileged (IPv4): crafted SYNs, each flow's source port fixed.
+    let raw_syn = match (cfg.proto, cfg.target) {
+        (TraceProto::Tcp { port }, IpAddr::V4(dst)) => RawSyn::open(dst, port, nonce).ok(),
+        _ => None,
+    };
+    // TCP probes in flight (without privilege): their sockets by probe.
     let mut tcp: HashMap<(u8, u32, u8), Socket> = HashMap::new();
     // Answers known at once (a TCP connect that finished as it started).
     let mut immediate: Vec<Answer> = Vec::new();
@@ -319,6 +324,21 @@ pub fn trace(
                 let t = tag(nonce, round, flow, ttl);
                 let sent_mono = Instant::now();
                 let sent_wall = wall();
+                if let Some(rs) = &raw_syn {
+                    match rs.send(flow, round, ttl) {
+                        Ok(()) => {
+                            pending.insert(
+                                (flow, round, ttl),
+                                Pending {
+                                    sent_mono,
+                                    sent_wall,
+                                },
+                            );
+                        }
+                        Err(_) => on_reply(&HopReply::silent(round, flow, ttl)),
+                    }
+                    continue;
+                }
                 if let TraceProto::Tcp { port } = cfg.proto {
                     let key = (flow, round, ttl);
                     match start_tcp(SocketAddr::new(cfg.target, port), ttl) {
@@ -436,6 +456,12 @@ pub fn trace(
             .iter()
             .map(|s| PollFd::new(s.sock.as_fd(), PollFlags::POLLIN))
             .chain(
+                raw_syn
+                    .iter()
+                    .flat_map(|r| [r.tcp.as_fd(), r.icmp.as_fd()])
+                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+            )
+            .chain(
                 tcp_keys
                     .iter()
                     .filter_map(|k| tcp.get(k))
@@ -445,7 +471,8 @@ pub fn trace(
         let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
         let ms = if immediate.is_empty() { ms } else { 0 };
         let _ = nix::poll::poll(&mut fds, PollTimeout::from(ms));
-        let ready_tcp: Vec<(u8, u32, u8)> = fds[socks.len()..]
+        let raw_fds = if raw_syn.is_some() { 2 } else { 0 };
+        let ready_tcp: Vec<(u8, u32, u8)> = fds[socks.len() + raw_fds..]
             .iter()
             .zip(&tcp_keys)
             .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
@@ -455,6 +482,19 @@ pub fn trace(
         let woke = Instant::now();
         for a in std::mem::take(&mut immediate) {
             settle(&mut pending, &a, woke, &mut last_ttl, on_reply);
+        }
+        if let Some(rs) = &raw_syn {
+            for (flow, seq, a) in rs.read(&mut bufs) {
+                if let Some(key) = by_seq(&pending, usize::from(flow), seq) {
+                    settle(
+                        &mut pending,
+                        &Answer { key, ..a },
+                        woke,
+                        &mut last_ttl,
+                        on_reply,
+                    );
+                }
+            }
         }
         for key in ready_tcp {
             let Some(sock) = tcp.remove(&key) else {
@@ -621,6 +661,154 @@ pub fn trace(
                 settle(&mut pending, &answer, woke, &mut last_ttl, on_reply);
             }
         }
+    }
+}
+
+/// Paris-stable TCP probes (privileged, IPv4): SYNs crafted on a raw TCP socket, each flow
+/// from a fixed source port, the probe named by the sequence number; routers' time-exceeded
+/// read from a raw ICMP socket (quoting our ports and sequence), the destination's SYN/ACK or
+/// RST from the raw TCP socket (acknowledging it). The kernel answers that SYN/ACK with a RST,
+/// as it has no socket for it: nothing is left open.
+struct RawSyn {
+    tcp: Socket,
+    icmp: Socket,
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    port: u16,
+    /// Flow `f` sends from `base_port + f`.
+    base_port: u16,
+    /// The sequence number's high half: this run's.
+    seq_hi: u16,
+}
+
+impl RawSyn {
+    fn open(dst: std::net::Ipv4Addr, port: u16, nonce: u32) -> std::io::Result<RawSyn> {
+        let tcp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP))?;
+        let icmp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
+        for s in [&tcp, &icmp] {
+            s.set_nonblocking(true)?;
+            let _ = setsockopt(s, sockopt::ReceiveTimestampns, &true);
+        }
+        // The source address the kernel would use for this destination.
+        let probe = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        probe.connect((dst, port))?;
+        let src = match probe.local_addr()?.ip() {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(_) => return Err(std::io::ErrorKind::InvalidInput.into()),
+        };
+        Ok(RawSyn {
+            tcp,
+            icmp,
+            src,
+            dst,
+            port,
+            base_port: 40_000 + (nonce % 8_000) as u16,
+            seq_hi: (nonce >> 16) as u16,
+        })
+    }
+
+    fn send(&self, flow: u8, round: u32, ttl: u8) -> std::io::Result<()> {
+        let seq = u32::from(self.seq_hi) << 16 | u32::from(icmp_seq(round, ttl));
+        let mut seg = [0u8; 32];
+        // Pseudo-header for the checksum, then the 20-byte header.
+        seg[..4].copy_from_slice(&self.src.octets());
+        seg[4..8].copy_from_slice(&self.dst.octets());
+        seg[9] = 6;
+        seg[11] = 20;
+        let h = &mut seg[12..];
+        h[..2].copy_from_slice(&(self.base_port + u16::from(flow)).to_be_bytes());
+        h[2..4].copy_from_slice(&self.port.to_be_bytes());
+        h[4..8].copy_from_slice(&seq.to_be_bytes());
+        h[12] = 5 << 4;
+        h[13] = 0x02;
+        h[14..16].copy_from_slice(&1024u16.to_be_bytes());
+        let c = wire::checksum(&seg);
+        seg[28..30].copy_from_slice(&c.to_be_bytes());
+        self.tcp.set_ttl_v4(u32::from(ttl))?;
+        self.tcp
+            .send_to(
+                &seg[12..],
+                &SockAddr::from(SocketAddr::new(IpAddr::V4(self.dst), 0)),
+            )
+            .map(|_| ())
+    }
+
+    /// Whose flow and sequence answered, and how (the answer's key is filled by the caller).
+    fn read(&self, bufs: &mut RxBufs) -> Vec<(u8, u16, Answer)> {
+        let mut out = Vec::new();
+        let flows = self.base_port..self.base_port.saturating_add(256);
+        let ours = |sport: u16, seq: u32| {
+            (flows.contains(&sport) && (seq >> 16) as u16 == self.seq_hi)
+                .then(|| ((sport - self.base_port) as u8, seq as u16))
+        };
+        let be16 = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
+        let be32 =
+            |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        while let Some(rx) = receive(self.icmp.as_raw_fd(), bufs, false) {
+            let Some((_, from, icmp)) = wire::strip_ipv4(&bufs.data[..rx.len]) else {
+                continue;
+            };
+            let (kind, code) = match icmp.get(..2) {
+                Some(&[t, c]) if t == 11 || t == 3 => (t, c),
+                _ => continue,
+            };
+            // The quoted IP header, then our TCP header's ports and sequence.
+            let Some((_, _, quoted_tcp)) = icmp.get(8..).and_then(wire::strip_ipv4) else {
+                continue;
+            };
+            let quoted_ip = &icmp[8..];
+            if quoted_ip.get(9) != Some(&6) || quoted_ip.get(16..20) != Some(&self.dst.octets()[..])
+            {
+                continue;
+            }
+            let Some(t) = quoted_tcp.get(..8) else {
+                continue;
+            };
+            if be16(t, 2) != self.port {
+                continue;
+            }
+            if let Some((flow, seq)) = ours(be16(t, 0), be32(t, 4)) {
+                let reached = kind == 3 && IpAddr::V4(from) == IpAddr::V4(self.dst);
+                out.push((
+                    flow,
+                    seq,
+                    Answer {
+                        key: (0, 0, 0),
+                        from: Some(IpAddr::V4(from)),
+                        kernel_time: rx.kernel_time,
+                        reached,
+                        unreachable: (kind == 3 && !reached).then_some((kind, code)),
+                    },
+                ));
+            }
+        }
+        while let Some(rx) = receive(self.tcp.as_raw_fd(), bufs, false) {
+            let Some((_, from, t)) = wire::strip_ipv4(&bufs.data[..rx.len]) else {
+                continue;
+            };
+            if from != self.dst || t.len() < 20 || be16(t, 0) != self.port {
+                continue;
+            }
+            let flags = t[13];
+            // SYN/ACK (open) or RST (closed), acknowledging our sequence + 1.
+            if flags & 0x12 != 0x12 && flags & 0x04 == 0 {
+                continue;
+            }
+            if let Some((flow, seq)) = ours(be16(t, 2), be32(t, 8).wrapping_sub(1)) {
+                out.push((
+                    flow,
+                    seq,
+                    Answer {
+                        key: (0, 0, 0),
+                        from: Some(IpAddr::V4(from)),
+                        kernel_time: rx.kernel_time,
+                        reached: true,
+                        unreachable: None,
+                    },
+                ));
+            }
+        }
+        out
     }
 }
 

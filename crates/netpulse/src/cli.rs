@@ -344,7 +344,8 @@ pub struct TraceArgs {
     /// ICMP echo instead of UDP.
     #[arg(long, conflicts_with_all = ["port", "tcp"])]
     pub icmp: bool,
-    /// TCP SYNs to this port instead of UDP (unprivileged; a new source port per probe).
+    /// TCP SYNs to this port instead of UDP (privileged: Paris-stable crafted SYNs; else a
+    /// connect per probe, a new source port each).
     #[arg(long, value_name = "PORT", conflicts_with = "port")]
     pub tcp: Option<u16>,
     /// DNS-shaped UDP: queries to port 53, for paths that pass only DNS, to a DNS server.

@@ -345,6 +345,29 @@ fn a_chain_of_routers_is_traced_hop_by_hop_like_mtr() {
         .map(|f| f["hops"][2].as_str().unwrap_or("???").to_string())
         .collect();
     assert!(ways.contains(&r3) && ways.contains(&r4), "{s}");
+    // TCP too, Paris-stable where privileged (crafted SYNs from a fixed port per flow): both
+    // ways at hop 3, no path change.
+    let s = trace(
+        &chain,
+        &[
+            "--tcp", "80", "--flows", "16", "-c", "64", "-i", "20ms", "-W", "500ms", &server,
+        ],
+    );
+    let third: Vec<&str> = s["hops"][2]["addresses"]
+        .as_array()
+        .expect("addresses")
+        .iter()
+        .filter_map(|a| a["address"].as_str())
+        .collect();
+    assert!(
+        third.contains(&r3.as_str()) && third.contains(&r4.as_str()),
+        "TCP: {s}"
+    );
+    assert_eq!(
+        s["path_changes"],
+        serde_json::json!([]),
+        "TCP Paris flows: {s}"
+    );
     chain.in_ns("R2", &["ip", "route", "replace", &dst, "via", &r3]);
 
     // A route changed mid-run (R2 sends the server's traffic through R4 from round 40 on) is a
