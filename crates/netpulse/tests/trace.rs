@@ -178,6 +178,49 @@ fn a_chain_of_routers_is_traced_hop_by_hop_like_mtr() {
         &["--icmp", "-c", "20", "-i", "20ms", "-W", "1s", &server],
     );
     assert_eq!(addresses(&s), hops_v4, "ICMP: {s}");
+    // Without any privilege (nobody, no capabilities): UDP and TCP (a connect per probe) still
+    // trace the four hops; ICMP says how to allow it (the chain's ping_group_range is closed).
+    let client = chain.ns("C");
+    let as_nobody = |args: &[&str]| {
+        let mut all = vec![
+            "netns",
+            "exec",
+            &client,
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            common::bin(),
+            "trace",
+            "--json",
+            "-n",
+        ];
+        all.extend(args);
+        Command::new("ip")
+            .args(&all)
+            .output()
+            .expect("setpriv (util-linux)")
+    };
+    for extra in [&[][..], &["--tcp", "80"][..]] {
+        let mut args = extra.to_vec();
+        args.extend(["-c", "20", "-i", "20ms", "-W", "1s", &server]);
+        let out = as_nobody(&args);
+        let s = common::json_lines(&out)
+            .into_iter()
+            .find(|v| v["type"] == "trace")
+            .unwrap_or_else(|| panic!("{extra:?} as nobody: {}", common::stderr(&out)));
+        assert_eq!(addresses(&s), hops_v4, "{extra:?} as nobody: {s}");
+    }
+    let out = as_nobody(&["--icmp", "-c", "1", &server]);
+    let said = common::stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("ping_group_range")
+            || said.contains("CAP_NET_RAW")
+            || said.contains("cap_net_raw"),
+        "{said}"
+    );
+
     // DNS-shaped UDP to a DNS server on the server (it answers with the query's id).
     let dns = Command::new("ip")
         .args([
