@@ -271,7 +271,7 @@ async fn probe(job: Job) -> Done {
         seq: job.seq,
         outcome,
         rtt,
-        detail: Detail::Http(detail),
+        detail: Detail::Http(Box::new(detail)),
     }
 }
 

@@ -253,9 +253,9 @@ fn outcome_text(o: &Outcome) -> String {
 
 /// The JSON detail of a probe: null for a plain reply, else a short text.
 fn detail_value(r: &ProbeResult) -> Value {
-    match (&r.outcome, r.detail) {
+    match (&r.outcome, &r.detail) {
         (Outcome::Ok, Detail::Dns { rcode, answers }) => {
-            json!(format!("{} answers={answers}", dns_rcode_name(rcode)))
+            json!(format!("{} answers={answers}", dns_rcode_name(*rcode)))
         }
         (Outcome::Ok, _) | (Outcome::Timeout, _) => Value::Null,
         (Outcome::Refused, _) => json!("port closed"),
