@@ -171,7 +171,7 @@ fn rasterize(svg: &str, font: &'static [u8]) -> Result<Vec<u8>, String> {
 }
 
 /// `HH:MM` (UTC); with seconds when the chart spans under an hour, with the date over two days.
-fn time_label(t: i64, span: i64) -> String {
+pub fn time_label(t: i64, span: i64) -> String {
     let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
     let mut hm = format!("{:02}:{:02}", secs / 3600, secs % 3600 / 60);
     if span < 3600 {

@@ -37,12 +37,6 @@ fn slug(label: &str) -> String {
 }
 
 /// The finest resolution that keeps a chart under a few thousand points.
-/// `HH:MM` (UTC) of a Unix time.
-fn hhmm(t: i64) -> String {
-    let day = t.rem_euclid(86_400);
-    format!("{:02}:{:02}", day / 3600, day % 3600 / 60)
-}
-
 /// Smoke buckets across a chart's range.
 const SMOKE_BUCKETS: i64 = 120;
 
@@ -207,7 +201,7 @@ pub fn write(dir: &Path, store: &Store, sc: &Scope, report: &Report) -> anyhow::
                         .iter()
                         .map(|p| p.quantile(0.5).map_or(0.0, |d| d.as_secs_f64() * 1e3))
                         .collect();
-                    (hhmm(*t), medians)
+                    (netpulse_chart::time_label(*t, span_s), medians)
                 })
                 .collect();
             let title = format!("{target}: where the time goes (median per phase)");

@@ -43,6 +43,17 @@ pub struct HopStats {
     reached: bool,
 }
 
+impl HopStats {
+    /// The fraction of probes not answered.
+    fn loss(&self) -> f64 {
+        if self.sent == 0 {
+            0.0
+        } else {
+            (self.sent - self.received.min(self.sent)) as f64 / self.sent as f64
+        }
+    }
+}
+
 /// Every hop's figures, by TTL.
 #[derive(Debug, Default)]
 pub struct Path {
@@ -144,48 +155,50 @@ fn ms(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".into(), |d| format!("{:.1}", d.as_secs_f64() * 1e3))
 }
 
+/// Each shown hop's cells, as the table and the live view print them: hop, host (name,
+/// mark, other addresses), loss %, sent, last, avg, best, worst, stdev, jitter.
+fn rows(path: &Path, names: Option<&Names>) -> Vec<[String; 10]> {
+    path.shown()
+        .map(|(ttl, h)| {
+            let mut host = match h.current {
+                None => "???".to_string(),
+                Some(ip) => match names.and_then(|n| n.name(ip)) {
+                    Some(name) => format!("{name} ({ip})"),
+                    None => ip.to_string(),
+                },
+            };
+            if let Some(m) = h.mark {
+                host = format!("{host} {m}");
+            }
+            let others = h.addresses.len().saturating_sub(1);
+            if others > 0 {
+                host = format!("{host} +{others}");
+            }
+            [
+                ttl.to_string(),
+                host,
+                format!("{:.1}%", h.loss() * 100.0),
+                h.sent.to_string(),
+                ms(h.last),
+                ms(h.rtt.mean()),
+                ms(h.rtt.min()),
+                ms(h.rtt.max()),
+                ms(h.rtt.summary().map(|s| s.mdev)),
+                ms(h.jitter.rfc3550()),
+            ]
+        })
+        .collect()
+}
+
 /// mtr's table.
 fn table(path: &Path, names: Option<&Names>, header: &str) -> String {
     let mut out = format!(
         "{header}\n{:<4} {:<40} {:>6} {:>5} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
         "HOP", "HOST", "LOSS%", "SNT", "LAST", "AVG", "BEST", "WRST", "STDEV", "JTTR"
     );
-    for (ttl, h) in path.shown() {
-        let host = match h.current {
-            None => "???".to_string(),
-            Some(ip) => match names.and_then(|n| n.name(ip)) {
-                Some(name) => format!("{name} ({ip})"),
-                None => ip.to_string(),
-            },
-        };
-        let host = match h.mark {
-            Some(m) => format!("{host} {m}"),
-            None => host,
-        };
-        let others = h.addresses.len().saturating_sub(1);
-        let host = if others > 0 {
-            format!("{host} +{others}")
-        } else {
-            host
-        };
-        let loss = if h.sent == 0 {
-            0.0
-        } else {
-            100.0 * (h.sent - h.received.min(h.sent)) as f64 / h.sent as f64
-        };
-        let stdev = h.rtt.summary().map(|s| s.mdev);
+    for [hop, host, loss, sent, last, avg, best, worst, stdev, jitter] in rows(path, names) {
         out += &format!(
-            "{:>3}. {:<40} {:>5.1}% {:>5} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
-            ttl,
-            host,
-            loss,
-            h.sent,
-            ms(h.last),
-            ms(h.rtt.mean()),
-            ms(h.rtt.min()),
-            ms(h.rtt.max()),
-            ms(stdev),
-            ms(h.jitter.rfc3550()),
+            "{hop:>3}. {host:<40} {loss:>6} {sent:>5} {last:>7} {avg:>7} {best:>7} {worst:>7} {stdev:>7} {jitter:>7}\n"
         );
     }
     if !path.changes.is_empty() {
@@ -211,7 +224,7 @@ fn summary_json(path: &Path, target: &str, addr: IpAddr) -> serde_json::Value {
                 "addresses": h.addresses.iter().map(|(a, n)| json!({"address": a.to_string(), "replies": n})).collect::<Vec<_>>(),
                 "sent": h.sent,
                 "received": h.received,
-                "loss": if h.sent == 0 { 0.0 } else { (h.sent - h.received.min(h.sent)) as f64 / h.sent as f64 },
+                "loss": h.loss(),
                 "last_ms": ms(h.last),
                 "avg_ms": ms(h.rtt.mean()),
                 "best_ms": ms(h.rtt.min()),
@@ -286,12 +299,7 @@ fn live_view(
     while !tracer.is_finished() {
         let (rows, round, changes) = {
             let s = shared.lock().unwrap_or_else(|e| e.into_inner());
-            let rows: Vec<Vec<String>> = table(&s.0, names, "")
-                .lines()
-                .skip(2)
-                .take_while(|l| !l.starts_with("path changes"))
-                .map(split_row)
-                .collect();
+            let rows = rows(&s.0, names);
             (rows, s.1, s.0.changes.len())
         };
         let drawn = terminal.draw(|f| {
@@ -316,7 +324,7 @@ fn live_view(
             ])
             .style(Style::new().bold());
             let body = rows.iter().map(|r| {
-                let lossy = r.get(2).is_some_and(|l| l.trim_end_matches('%') != "0.0");
+                let lossy = r[2] != "0.0%";
                 let row = Row::new(r.clone());
                 if lossy {
                     row.style(Style::new().yellow())
@@ -363,22 +371,6 @@ fn live_view(
     } else {
         ExitCode::from(1)
     })
-}
-
-/// A table line's cells: the hop, the host (which may hold spaces: a name, a mark), then the
-/// eight figures.
-fn split_row(line: &str) -> Vec<String> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    if words.len() < 10 {
-        return words.iter().map(|w| w.to_string()).collect();
-    }
-    let n = words.len();
-    let mut row = vec![
-        words[0].trim_end_matches('.').to_string(),
-        words[1..n - 8].join(" "),
-    ];
-    row.extend(words[n - 8..].iter().map(|w| w.to_string()));
-    row
 }
 
 /// Runs `netpulse trace`.
