@@ -324,88 +324,77 @@ pub fn trace(
                 let t = tag(nonce, round, flow, ttl);
                 let sent_mono = Instant::now();
                 let sent_wall = wall();
-                if let Some(rs) = &raw_syn {
-                    match rs.send(flow, round, ttl) {
-                        Ok(()) => {
-                            pending.insert(
-                                (flow, round, ttl),
-                                Pending {
-                                    sent_mono,
-                                    sent_wall,
-                                },
-                            );
-                        }
-                        Err(_) => on_reply(&HopReply::silent(round, flow, ttl)),
-                    }
-                    continue;
-                }
-                if let TraceProto::Tcp { port } = cfg.proto {
-                    let key = (flow, round, ttl);
-                    match start_tcp(SocketAddr::new(cfg.target, port), ttl) {
-                        Ok((sock, done)) => {
-                            pending.insert(
-                                key,
-                                Pending {
-                                    sent_mono,
-                                    sent_wall,
-                                },
-                            );
+                let key = (flow, round, ttl);
+                let sent: std::io::Result<Sent> = match (&raw_syn, cfg.proto) {
+                    (Some(rs), _) => rs.send(flow, round, ttl).map(|()| Sent::Out),
+                    (None, TraceProto::Tcp { port }) => {
+                        start_tcp(SocketAddr::new(cfg.target, port), ttl).map(|(sock, done)| {
                             match done {
-                                None => {
-                                    tcp.insert(key, sock);
-                                }
-                                Some(_) => immediate.push(Answer {
-                                    key,
-                                    from: Some(cfg.target),
-                                    kernel_time: None,
-                                    reached: true,
-                                    unreachable: None,
-                                }),
+                                None => Sent::Connecting(sock),
+                                Some(_) => Sent::Answered,
                             }
-                        }
-                        Err(_) => on_reply(&HopReply::silent(round, flow, ttl)),
+                        })
                     }
-                    continue;
-                }
-                let fs = &socks[usize::from(flow)];
-                // An ICMP error also leaves a pending socket error (with IP_RECVERR too), which
-                // the next send would return instead of sending: clear it first (the error
-                // queue has the details).
-                let _ = fs.sock.take_error();
-                let sent = set_ttl(&fs.sock, v6, ttl).and_then(|_| match cfg.proto {
-                    TraceProto::Dns { .. } => {
-                        // The query's id names the probe: the round's low bits and the TTL.
-                        crate::dns::set_id(&mut dns_query, icmp_seq(round, ttl));
-                        fs.sock.send(&dns_query)
+                    (None, _) => {
+                        let fs = &socks[usize::from(flow)];
+                        // An ICMP error also leaves a pending socket error (with IP_RECVERR
+                        // too), which the next send would return instead of sending: clear it
+                        // first (the error queue has the details).
+                        let _ = fs.sock.take_error();
+                        set_ttl(&fs.sock, v6, ttl)
+                            .and_then(|_| match cfg.proto {
+                                TraceProto::Dns { .. } => {
+                                    // The query's id names the probe: the round's low bits and
+                                    // the TTL.
+                                    crate::dns::set_id(&mut dns_query, icmp_seq(round, ttl));
+                                    fs.sock.send(&dns_query)
+                                }
+                                TraceProto::Udp { .. } | TraceProto::Tcp { .. } => fs.sock.send(&t),
+                                TraceProto::Icmp => {
+                                    wire::build_echo_request(
+                                        &mut tx,
+                                        v6,
+                                        fs.ident,
+                                        icmp_seq(round, ttl),
+                                        TAG_LEN + 2,
+                                    );
+                                    tx[8..8 + TAG_LEN].copy_from_slice(&t);
+                                    keep_checksum(&mut tx);
+                                    if !v6 && fs.raw {
+                                        let c = wire::checksum(&tx);
+                                        tx[2..4].copy_from_slice(&c.to_be_bytes());
+                                    }
+                                    fs.sock.send_to(
+                                        &tx,
+                                        &SockAddr::from(SocketAddr::new(cfg.target, 0)),
+                                    )
+                                }
+                            })
+                            .map(|_| Sent::Out)
                     }
-                    TraceProto::Udp { .. } | TraceProto::Tcp { .. } => fs.sock.send(&t),
-                    TraceProto::Icmp => {
-                        wire::build_echo_request(
-                            &mut tx,
-                            v6,
-                            fs.ident,
-                            icmp_seq(round, ttl),
-                            TAG_LEN + 2,
-                        );
-                        tx[8..8 + TAG_LEN].copy_from_slice(&t);
-                        keep_checksum(&mut tx);
-                        if !v6 && fs.raw {
-                            let c = wire::checksum(&tx);
-                            tx[2..4].copy_from_slice(&c.to_be_bytes());
-                        }
-                        fs.sock
-                            .send_to(&tx, &SockAddr::from(SocketAddr::new(cfg.target, 0)))
-                    }
-                });
+                };
                 match sent {
-                    Ok(_) => {
+                    Ok(how) => {
                         pending.insert(
-                            (flow, round, ttl),
+                            key,
                             Pending {
                                 sent_mono,
                                 sent_wall,
                             },
                         );
+                        match how {
+                            Sent::Out => {}
+                            Sent::Connecting(sock) => {
+                                tcp.insert(key, sock);
+                            }
+                            Sent::Answered => immediate.push(Answer {
+                                key,
+                                from: Some(cfg.target),
+                                kernel_time: None,
+                                reached: true,
+                                unreachable: None,
+                            }),
+                        }
                     }
                     // A local refusal (no route): this hop has no answer this round.
                     Err(_) => on_reply(&HopReply::silent(round, flow, ttl)),
@@ -852,6 +841,16 @@ fn by_seq(
         .keys()
         .find(|&&(f, r, t)| usize::from(f) == flow && t == ttl && r & 0x3ff == r10)
         .copied()
+}
+
+/// How a probe left.
+enum Sent {
+    /// On its way; its answer comes on a socket all probes share.
+    Out,
+    /// A TCP connect under way, on a socket of its own.
+    Connecting(Socket),
+    /// A TCP connect that finished as it started: the destination answered.
+    Answered,
 }
 
 /// An answer to one of our probes.

@@ -157,6 +157,22 @@ fn addresses(summary: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Paris flows over an ECMP hop: both routers answered at hop 3, and no flow changed path.
+fn both_ways_at_hop_3_without_a_path_change(s: &Value, r3: &str, r4: &str, what: &str) {
+    let third: Vec<&str> = s["hops"][2]["addresses"]
+        .as_array()
+        .expect("addresses")
+        .iter()
+        .filter_map(|a| a["address"].as_str())
+        .collect();
+    assert!(third.contains(&r3) && third.contains(&r4), "{what}: {s}");
+    assert_eq!(
+        s["path_changes"],
+        serde_json::json!([]),
+        "{what}: Paris flows are stable: {s}"
+    );
+}
+
 #[test]
 fn a_chain_of_routers_is_traced_hop_by_hop_like_mtr() {
     let Some(chain) = Chain::up() else {
@@ -365,22 +381,8 @@ fn a_chain_of_routers_is_traced_hop_by_hop_like_mtr() {
             "--flows", "16", "-c", "64", "-i", "20ms", "-W", "500ms", &server,
         ],
     );
-    let third: Vec<&str> = s["hops"][2]["addresses"]
-        .as_array()
-        .expect("addresses")
-        .iter()
-        .filter_map(|a| a["address"].as_str())
-        .collect();
     let (r3, r4) = (chain.v4(3, 2), chain.v4(5, 2));
-    assert!(
-        third.contains(&r3.as_str()) && third.contains(&r4.as_str()),
-        "{s}"
-    );
-    assert_eq!(
-        s["path_changes"],
-        serde_json::json!([]),
-        "Paris flows are stable: {s}"
-    );
+    both_ways_at_hop_3_without_a_path_change(&s, &r3, &r4, "UDP");
     let ways: std::collections::BTreeSet<String> = s["flows"]
         .as_array()
         .expect("flows")
@@ -396,21 +398,7 @@ fn a_chain_of_routers_is_traced_hop_by_hop_like_mtr() {
             "--tcp", "80", "--flows", "16", "-c", "64", "-i", "20ms", "-W", "500ms", &server,
         ],
     );
-    let third: Vec<&str> = s["hops"][2]["addresses"]
-        .as_array()
-        .expect("addresses")
-        .iter()
-        .filter_map(|a| a["address"].as_str())
-        .collect();
-    assert!(
-        third.contains(&r3.as_str()) && third.contains(&r4.as_str()),
-        "TCP: {s}"
-    );
-    assert_eq!(
-        s["path_changes"],
-        serde_json::json!([]),
-        "TCP Paris flows: {s}"
-    );
+    both_ways_at_hop_3_without_a_path_change(&s, &r3, &r4, "TCP");
     chain.in_ns("R2", &["ip", "route", "replace", &dst, "via", &r3]);
 
     // A route changed mid-run (R2 sends the server's traffic through R4 from round 40 on) is a
