@@ -1183,7 +1183,9 @@ fn more_link_types_count_like_tshark() {
 /// labels) and PPPoE, each carrying a TCP
 /// handshake and a DNS query — protocols, conversations (outer and inner) and the inner
 /// handshake RTT equal to tshark's; `--decap off` counts the outer headers only.
-const TUNNELS: &str = r#"
+/// What the handshake captures share (Python): IPv4/IPv6/TCP/UDP/Ethernet builders, a TCP
+/// handshake and a DNS query between 192.168.1.1 and .2 (`hs`), and `pcap(name, frames, lt)`.
+const HANDSHAKE_PRELUDE: &str = r#"
 import struct, sys, os
 out = sys.argv[1]
 def ip4(proto, payload, a=(10,0,0,1), b=(10,0,0,2)):
@@ -1200,16 +1202,20 @@ IA, IB = (192,168,1,1), (192,168,1,2)
 # inner handshake 192.168.1.1:40000 -> 192.168.1.2:80
 hs = [ip4(6, tcp(40000, 80, 100, 0, 0x02), IA, IB), ip4(6, tcp(80, 40000, 900, 101, 0x12), IB, IA),
       ip4(6, tcp(40000, 80, 101, 901, 0x10), IA, IB), ip4(17, udp(5353, 53, b"\x12\x34\x01\x00" + bytes(8)), IA, IB)]
+def pcap(name, frames, lt=1):
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, lt))
+        for i, fr in enumerate(frames):
+            f.write(struct.pack("<IIII", 1700000000, 1000 * i + (i % 4) * 100, len(fr), len(fr)) + fr)
+"#;
+
+/// Tunnels around the handshake (after [`HANDSHAKE_PRELUDE`]).
+const TUNNELS: &str = r#"
 vx = lambda inner: eth(0x0800, ip4(17, udp(49152, 4789, b"\x08\x00\x00\x00\x00\x00\x64\x00" + ieth(0x0800, inner))))
 gn = lambda inner: eth(0x0800, ip4(17, udp(49153, 6081, struct.pack("!BBHI", 0, 0, 0x6558, 0x00006400) + ieth(0x0800, inner))))
 gre = lambda inner: eth(0x0800, ip4(47, struct.pack("!HH", 0x2000, 0x0800) + struct.pack("!I", 7) + inner))
 ipip = lambda inner: eth(0x0800, ip4(4, inner))
 sixin4 = lambda: eth(0x0800, ip4(41, ip6(17, udp(1000, 2000, b"v6in4"))))
-def pcap(name, frames):
-    with open(os.path.join(out, name), "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
-        for i, fr in enumerate(frames):
-            f.write(struct.pack("<IIII", 1700000000, 1000 * i + (i % 4) * 100, len(fr), len(fr)) + fr)
 pcap("vxlan.pcap", [vx(p) for p in hs])
 pcap("geneve.pcap", [gn(p) for p in hs])
 pcap("gre.pcap", [gre(p) for p in hs])
@@ -1233,7 +1239,7 @@ pcap("teredo.pcap", teredo)
 #[test]
 fn tunnels_are_opened_and_count_like_tshark() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write_captures(TUNNELS, dir.path());
+    write_captures(&format!("{HANDSHAKE_PRELUDE}{TUNNELS}"), dir.path());
     for (file, tunnel) in [
         ("vxlan.pcap", "vxlan"),
         ("geneve.pcap", "geneve"),
@@ -1300,7 +1306,7 @@ fn tunnels_are_opened_and_count_like_tshark() {
 #[test]
 fn a_file_split_across_threads_gives_the_same_intervals_report_and_flows() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write_captures(TUNNELS, dir.path());
+    write_captures(&format!("{HANDSHAKE_PRELUDE}{TUNNELS}"), dir.path());
     write_captures(EDGE_CASES, dir.path());
     write_captures(HANDSHAKES, dir.path());
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
@@ -1362,24 +1368,6 @@ fn a_file_split_across_threads_gives_the_same_intervals_report_and_flows() {
 /// MACsec frame's payload, NSH's inner packet or Ethernet frame, pktap's packet), what it does
 /// not (an encrypted MACsec payload, a pseudowire's Ethernet) is counted as it counts it.
 const LAYER_TWO: &str = r#"
-import struct, sys, os
-out = sys.argv[1]
-def ip4(proto, payload, a=(10,0,0,1), b=(10,0,0,2)):
-    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0x4000, 64, proto, 0, bytes(a), bytes(b)) + payload
-def tcp(sp, dp, seq, ack, fl, data=b""):
-    return struct.pack("!HHIIBBHHH", sp, dp, seq, ack, 0x50, fl, 65535, 0, 0) + data
-def udp(sp, dp, data):
-    return struct.pack("!HHHH", sp, dp, 8 + len(data), 0) + data
-eth = lambda et, p: b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01" + struct.pack("!H", et) + p
-ieth = lambda et, p: b"\x02\x00\x00\x00\x01\x02\x02\x00\x00\x00\x01\x01" + struct.pack("!H", et) + p
-IA, IB = (192,168,1,1), (192,168,1,2)
-hs = [ip4(6, tcp(40000, 80, 100, 0, 0x02), IA, IB), ip4(6, tcp(80, 40000, 900, 101, 0x12), IB, IA),
-      ip4(6, tcp(40000, 80, 101, 901, 0x10), IA, IB), ip4(17, udp(5353, 53, b"\x12\x34\x01\x00" + bytes(8)), IA, IB)]
-def pcap(name, frames, lt=1):
-    with open(os.path.join(out, name), "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, lt))
-        for i, fr in enumerate(frames):
-            f.write(struct.pack("<IIII", 1700000000, 1000 * i + (i % 4) * 100, len(fr), len(fr)) + fr)
 # MACsec: integrity only (TCI: V=0 ES=0 SC=1 SCB=0 E=0 C=0, AN=0), SL = 0, PN, SCI, then the ethertype + payload, ICV 16
 macsec = lambda inner: eth(0x88e5, struct.pack("!BBI", 0x20, 0, 1) + bytes(8) + struct.pack("!H", 0x0800) + inner + bytes(16))
 macsec_enc = lambda inner: eth(0x88e5, struct.pack("!BBI", 0x2c, 0, 1) + bytes(8) + bytes(len(inner) + 2) + bytes(16))
@@ -1403,7 +1391,7 @@ pcap("pw_nocw.pcap", [pw_nocw(p) for p in hs])
 #[test]
 fn macsec_nsh_pktap_and_pseudowires_count_like_tshark() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write_captures(LAYER_TWO, dir.path());
+    write_captures(&format!("{HANDSHAKE_PRELUDE}{LAYER_TWO}"), dir.path());
     for file in [
         "macsec.pcap",
         "macsec_enc.pcap",
